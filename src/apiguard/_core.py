@@ -1,0 +1,410 @@
+"""Validation without I/O: configuration, parse, pick the key, verify, check the claims.
+
+:class:`ValidatorCore` is shared by :class:`~apiguard.Validator` and
+:class:`~apiguard.AsyncValidator`. It either returns the validated
+:class:`~apiguard.AccessToken` or a :class:`Pending` that says which URL must be fetched
+first; the shells fetch it (one at a time), hand the outcome to :meth:`ValidatorCore.receive`
+and :meth:`ValidatorCore.resume`. No validation logic lives in the shells.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from cachetools import LRUCache
+
+from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
+from .errors import (
+    BearerError,
+    ConfigurationError,
+    InvalidClaim,
+    TokenExpired,
+    TokenNotYetValid,
+    WrongAudience,
+    WrongIssuer,
+    WrongTokenType,
+)
+from .jwks import FetchRequest, KeySource, Response, is_safe_url
+from .jws import (
+    ASYMMETRIC_ALGORITHMS,
+    HMAC_ALGORITHMS,
+    SUPPORTED_ALGORITHMS,
+    CompactJWS,
+    UnusableKey,
+    VerificationKey,
+    decode_compact,
+    decode_json_object,
+)
+
+logger = logging.getLogger("apiguard")
+
+MAX_LEEWAY: Final = 300.0
+#: Claims that make a token an ID token (or a code/hash-bound artefact), never an access token.
+_ID_TOKEN_CLAIMS: Final = ("nonce", "at_hash", "c_hash")
+_RFC9068_REQUIRED: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+_ACCESS_TOKEN_TYPES: Final = frozenset({"jwt", "application/jwt", "at+jwt", "application/at+jwt"})
+_STRICT_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Validated, immutable configuration shared by both validator shells."""
+
+    issuer: str
+    audiences: frozenset[str]
+    jwks_uri: str | None
+    algorithms: frozenset[str]
+    leeway: float
+    max_token_age: float | None
+    required_claims: tuple[str, ...]
+    token_type: str | None
+    scope_claims: tuple[str, ...]
+    shared_key: VerificationKey | None
+    cache_max_age: float
+    cooldown: float
+    max_stale: float
+    timeout: float
+    max_token_size: int
+    max_jwks_size: int
+    token_cache_size: int
+    clock: Callable[[], float]
+
+
+def _fail(name: str, why: str) -> ConfigurationError:
+    return ConfigurationError(f"{name}: {why}")
+
+
+def _number(name: str, value: Any, *, low: float, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(name, f"must be a number, not {value!r}")
+    if not low <= value <= high:
+        raise _fail(name, f"must be between {low} and {high}, not {value!r}")
+    return float(value)
+
+
+def _url(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(name, "must be a non-empty URL string")
+    if not is_safe_url(value):
+        raise _fail(name, f"must be an https URL (http only for loopback hosts), not {value!r}")
+    return value
+
+
+def _strings(name: str, value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else value
+    try:
+        result = tuple(items)
+    except TypeError:
+        raise _fail(name, "must be a string or an iterable of strings") from None
+    if any(not isinstance(item, str) or not item for item in result):
+        raise _fail(name, "must contain only non-empty strings")
+    if not result and not allow_empty:
+        raise _fail(name, "must not be empty")
+    return result
+
+
+def build_config(
+    *,
+    issuer: str,
+    audience: str | Iterable[str],
+    jwks_uri: str | None = None,
+    algorithms: Iterable[str] | None = None,
+    leeway: float = 30.0,
+    max_token_age: float | None = None,
+    required_claims: Iterable[str] = (),
+    token_type: str | None = None,
+    scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
+    shared_secret: str | bytes | None = None,
+    cache_max_age: float = 600.0,
+    cooldown: float = 30.0,
+    max_stale: float = 86400.0,
+    timeout: float = 5.0,
+    max_token_size: int = 16384,
+    max_jwks_size: int = 1 << 20,
+    token_cache_size: int = 4096,
+    clock: Callable[[], float] | None = None,
+) -> Config:
+    """Check every setting once, at construction, and raise ConfigurationError naming it."""
+    if not isinstance(issuer, str) or not issuer:
+        raise _fail("issuer", "must be a non-empty string")
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise _fail("issuer", f"must be an absolute http(s) URL, not {issuer!r}")
+    audiences = frozenset(_strings("audience", audience))
+    names = _strings("algorithms", algorithms, allow_empty=True) if algorithms else ()
+    unknown = [name for name in names if name not in SUPPORTED_ALGORITHMS]
+    if unknown:
+        raise _fail("algorithms", f"unsupported or unsafe: {unknown!r} ('none' never is)")
+    shared_key: VerificationKey | None = None
+    if shared_secret is not None:
+        if jwks_uri is not None:
+            raise _fail("shared_secret", "cannot be combined with jwks_uri")
+        algs = frozenset(names or ("HS256",))
+        if not algs <= HMAC_ALGORITHMS.keys():
+            raise _fail("algorithms", "a shared secret verifies HS256/HS384/HS512 only")
+        if not isinstance(shared_secret, str | bytes):
+            raise _fail("shared_secret", "must be str or bytes")
+        try:
+            shared_key = VerificationKey.from_secret(shared_secret, algorithms=algs)
+        except UnusableKey as exc:
+            raise _fail("shared_secret", str(exc)) from None
+    else:
+        algs = frozenset(names or ASYMMETRIC_ALGORITHMS)
+        if algs & HMAC_ALGORITHMS.keys():
+            # Never from a JWKS: the issuer's public key must not become an HMAC secret.
+            raise _fail("algorithms", "HS* needs shared_secret and is never used with a JWKS")
+        if jwks_uri is not None:
+            _url("jwks_uri", jwks_uri)
+        elif not is_safe_url(issuer):
+            raise _fail("issuer", "keys are discovered from it, so it must be https")
+    if token_type not in (None, "at+jwt"):
+        raise _fail("token_type", "must be None or 'at+jwt'")
+    max_age = None
+    if max_token_age is not None:
+        max_age = _number("max_token_age", max_token_age, low=1)
+    size = int(_number("max_token_size", max_token_size, low=256, high=1 << 20))
+    return Config(
+        issuer=issuer,
+        audiences=audiences,
+        jwks_uri=jwks_uri,
+        algorithms=algs,
+        leeway=_number("leeway", leeway, low=0, high=MAX_LEEWAY),
+        max_token_age=max_age,
+        # RFC 9068 §2.2 makes these required in the strict dialect.
+        required_claims=tuple(
+            dict.fromkeys(
+                _strings("required_claims", required_claims, allow_empty=True)
+                + (_RFC9068_REQUIRED if token_type == "at+jwt" else ())
+            )
+        ),
+        token_type=token_type,
+        scope_claims=_strings("scope_claims", scope_claims, allow_empty=True),
+        shared_key=shared_key,
+        cache_max_age=_number("cache_max_age", cache_max_age, low=1, high=7 * 86400),
+        cooldown=_number("cooldown", cooldown, low=0, high=3600),
+        max_stale=_number("max_stale", max_stale, low=0, high=30 * 86400),
+        timeout=_number("timeout", timeout, low=0.01, high=120),
+        max_token_size=size,
+        max_jwks_size=int(_number("max_jwks_size", max_jwks_size, low=1024, high=64 << 20)),
+        token_cache_size=int(_number("token_cache_size", token_cache_size, low=0, high=1 << 20)),
+        clock=_clock(clock),
+    )
+
+
+def _clock(clock: Callable[[], float] | None) -> Callable[[], float]:
+    if clock is None:
+        return time.time
+    if not callable(clock):
+        raise _fail("clock", "must be a callable returning seconds since the epoch")
+    return clock
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Validation paused until :attr:`request` has been fetched (or skipped, if optional)."""
+
+    request: FetchRequest
+    jws: CompactJWS
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    token: AccessToken
+    key: VerificationKey
+
+
+class BodyReader:
+    """Collects a fetched body under the size cap and the total deadline."""
+
+    __slots__ = ("_chunks", "_deadline", "_limit", "_size", "headers", "status")
+
+    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, timeout: float):
+        self.status = status
+        self.headers = {"cache-control": headers.get("cache-control", "")}
+        self._limit = limit
+        self._deadline = time.monotonic() + timeout
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    @property
+    def wants_body(self) -> bool:
+        """Only a 200 answer's body is read; anything else is a failed fetch anyway."""
+        return self.status == 200
+
+    def feed(self, chunk: bytes) -> None:
+        """Add a chunk; raise ValueError past the size cap, TimeoutError past the deadline."""
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise ValueError(f"body larger than {self._limit} bytes")
+        if time.monotonic() > self._deadline:
+            raise TimeoutError("body not received within the timeout")
+        self._chunks.append(chunk)
+
+    def response(self) -> Response:
+        """The collected response."""
+        return Response(self.status, self.headers, b"".join(self._chunks))
+
+
+class ValidatorCore:
+    """The validator without I/O. Thread-safe for reads; ``receive`` is serialised by shells."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._clock = config.clock
+        self._keys: KeySource | None = None
+        if config.shared_key is None:
+            self._keys = KeySource(
+                issuer=config.issuer,
+                jwks_uri=config.jwks_uri,
+                algorithms=config.algorithms,
+                cache_max_age=config.cache_max_age,
+                cooldown=config.cooldown,
+                max_stale=config.max_stale,
+            )
+        self._cache: LRUCache[str, _Cached] | None = (
+            LRUCache(maxsize=config.token_cache_size) if config.token_cache_size else None
+        )
+        self._cache_lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        """Moves on with every fetch outcome received (see FetchRequest.generation)."""
+        return self._keys.generation if self._keys is not None else 0
+
+    def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
+        """A reader for a fetched response, with the configured cap and deadline."""
+        c = self.config
+        return BodyReader(status, headers, limit=c.max_jwks_size, timeout=c.timeout)
+
+    def receive(self, request: FetchRequest, outcome: Response | BaseException) -> None:
+        """Hand the outcome of a fetch to the key cache."""
+        assert self._keys is not None
+        self._keys.receive(request, outcome, self._clock())
+
+    def validate(self, token: str) -> AccessToken | Pending:
+        """Validate ``token``, or pause with the fetch that must come first."""
+        try:
+            cached = self._cache_hit(token) if self._cache is not None else None
+            if cached is not None:
+                return cached
+            jws = decode_compact(
+                token, max_size=self.config.max_token_size, algorithms=self.config.algorithms
+            )
+            return self._continue(jws, token, refresh=True)
+        except BearerError as exc:
+            logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
+            raise
+
+    def resume(self, pending: Pending, *, refresh: bool = True) -> AccessToken | Pending:
+        """Go on after the fetch :attr:`Pending.request` was done (or skipped)."""
+        try:
+            return self._continue(pending.jws, pending.token, refresh=refresh)
+        except BearerError as exc:
+            logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
+            raise
+
+    def _continue(self, jws: CompactJWS, token: str, *, refresh: bool) -> AccessToken | Pending:
+        now = self._clock()
+        if self._keys is None:
+            assert self.config.shared_key is not None
+            key = self.config.shared_key
+        else:
+            found = self._keys.lookup(jws.kid, jws.alg, now, refresh=refresh)
+            if isinstance(found, FetchRequest):
+                return Pending(found, jws, token)
+            key = found
+        # The signature first: an expired forgery must read "invalid signature" (no oracle).
+        key.verify(jws)
+        claims = decode_json_object(jws.payload)
+        access_token = self._check_claims(jws.header, claims, now)
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache[token] = _Cached(access_token, key)
+        return access_token
+
+    def _cache_hit(self, token: str) -> AccessToken | None:
+        assert self._cache is not None
+        with self._cache_lock:
+            hit = self._cache.get(token)
+        if hit is None:
+            return None
+        keys = self._keys.keys if self._keys is not None else None
+        if keys is not None and hit.key not in keys:
+            # The key that verified it has left the issuer's key set: validate afresh.
+            with self._cache_lock:
+                self._cache.pop(token, None)
+            return None
+        self._check_times(hit.token.claims, self._clock())
+        return hit.token
+
+    def _check_times(self, claims: Mapping[str, Any], now: float) -> None:
+        leeway = self.config.leeway
+        exp = claims["exp"]
+        if now >= exp + leeway:
+            raise TokenExpired(f"expired {now - exp:.0f} s ago (leeway {leeway:.0f} s)")
+        nbf = claims.get("nbf")
+        if nbf is not None and now + leeway < nbf:
+            raise TokenNotYetValid(f"nbf {nbf - now:.0f} s in the future")
+        iat = claims.get("iat")
+        if iat is not None:
+            if now + leeway < iat:
+                raise TokenNotYetValid(f"iat {iat - now:.0f} s in the future")
+            max_age = self.config.max_token_age
+            if max_age is not None and now - iat > max_age + leeway:
+                raise TokenExpired(f"issued {now - iat:.0f} s ago, max age {max_age:.0f} s")
+
+    def _check_claims(
+        self, header: dict[str, Any], claims: dict[str, Any], now: float
+    ) -> AccessToken:
+        c = self.config
+        strict = c.token_type == "at+jwt"
+        typ = header.get("typ")
+        if typ is not None or strict:
+            kind = (typ or "").lower()
+            if kind not in (_STRICT_TYPES if strict else _ACCESS_TOKEN_TYPES):
+                raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
+        if not strict and any(name in claims for name in _ID_TOKEN_CLAIMS):
+            raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
+        if "cnf" in claims:
+            # A sender-constrained token (DPoP, mTLS) presented as a plain bearer token.
+            raise InvalidClaim("cnf: proof of possession is not supported")
+        for name in c.required_claims:
+            if name not in claims:
+                raise InvalidClaim(f"required claim {name!r} is missing")
+        iss = claims.get("iss")
+        if iss != c.issuer:
+            raise WrongIssuer(f"iss {str(iss)[:128]!r} is not {c.issuer!r}")
+        aud = claims.get("aud")
+        if isinstance(aud, str):
+            ok = aud in c.audiences
+        elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+            ok = not c.audiences.isdisjoint(aud)
+        else:
+            ok = False
+        if not ok:
+            raise WrongAudience(f"aud {str(aud)[:128]!r} names none of the audiences")
+        if "exp" not in claims:
+            raise InvalidClaim("exp is missing")
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name, 0)
+            # bool is an int in Python: ``"exp": true`` must not pass as a NumericDate.
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidClaim(f"{name} is not a NumericDate")
+        if c.max_token_age is not None and "iat" not in claims:
+            raise InvalidClaim("iat is required with max_token_age")
+        for name in ("sub", "jti", "client_id", "azp"):
+            value = claims.get(name)
+            if (value is not None or (strict and name in ("sub", "jti", "client_id"))) and (
+                not isinstance(value, str)
+            ):
+                raise InvalidClaim(f"{name} is not a string")
+        self._check_times(claims, now)
+        return AccessToken.from_claims(header, claims, c.scope_claims)

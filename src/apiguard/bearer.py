@@ -1,0 +1,137 @@
+"""RFC 6750 without I/O: read the token from the Authorization header, render the answers.
+
+Every framework layer (Flask, ASGI, FastAPI) calls :func:`extract_token` on the request's
+``Authorization`` header values and :func:`render_error` on whatever apiguard raised, so
+they all answer the same status, ``WWW-Authenticate`` header and JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import (
+    ApiguardError,
+    BearerError,
+    InsufficientScope,
+    InvalidRequest,
+    KeySetUnavailable,
+    MissingToken,
+)
+
+__all__ = ["ErrorResponse", "challenge", "extract_token", "render_error"]
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 6750 §3: realm, error_description and scope values are restricted to these bytes.
+_QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]*")
+
+
+def extract_token(authorization: Sequence[str] | str | None) -> str:
+    """Return the bearer token from the ``Authorization`` header value(s).
+
+    Args:
+        authorization: the header's value, or all of its values when the request repeated
+            it (ASGI keeps repeats; pass them all so that a repeat is refused), or None.
+
+    Raises:
+        MissingToken: no header, or another scheme (``Basic``, ``DPoP``...).
+        InvalidRequest: the header is repeated, or ``Bearer`` with an empty value or one
+            that is not a single RFC 6750 ``b64token``.
+
+    >>> extract_token("Bearer abc.def.ghi")
+    'abc.def.ghi'
+    """
+    if authorization is None:
+        raise MissingToken("no Authorization header")
+    values = [authorization] if isinstance(authorization, str) else list(authorization)
+    if not values:
+        raise MissingToken("no Authorization header")
+    if len(values) > 1:
+        raise InvalidRequest("Authorization header sent more than once")
+    scheme, _, rest = values[0].strip(" \t").partition(" ")
+    if scheme.lower() != "bearer":
+        raise MissingToken("Authorization header uses another scheme")
+    token = rest.strip(" \t")
+    if not token:
+        raise InvalidRequest("empty bearer token")
+    if not _B64TOKEN.fullmatch(token):
+        raise InvalidRequest("bearer token is not a single b64token")
+    return token
+
+
+def _quoted(value: str) -> str:
+    if not _QUOTABLE.fullmatch(value):
+        # Only apiguard's own fixed text and the application's scope names get here; refuse
+        # to build a header that would be ill-formed rather than escape it differently.
+        raise ValueError(f"not allowed in a WWW-Authenticate parameter: {value!r}")
+    return f'"{value}"'
+
+
+def challenge(error: BearerError, realm: str | None = None) -> str:
+    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3).
+
+    A request without credentials gets a bare challenge (no ``error``); the others carry
+    ``error`` and ``error_description``, and :class:`InsufficientScope` the ``scope``.
+
+    >>> challenge(MissingToken(), realm="api")
+    'Bearer realm="api"'
+    """
+    params: list[str] = []
+    if realm is not None:
+        params.append(f"realm={_quoted(realm)}")
+    if error.error is not None:
+        params.append(f"error={_quoted(error.error)}")
+        params.append(f"error_description={_quoted(error.description)}")
+    if isinstance(error, InsufficientScope) and error.required:
+        params.append(f"scope={_quoted(' '.join(error.required))}")
+    return "Bearer " + ", ".join(params) if params else "Bearer"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """Everything a framework needs to answer a failed request."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def media_type(self) -> str:
+        """The body's media type."""
+        return "application/json"
+
+
+def render_error(error: ApiguardError, realm: str | None = None) -> ErrorResponse:
+    """Render the HTTP answer for an error apiguard raised during a request.
+
+    Args:
+        error: a :class:`BearerError` (400/401/403 with a challenge) or a
+            :class:`KeySetUnavailable` (503 with ``Retry-After``).
+        realm: the ``realm`` of the challenge, or None for none.
+
+    Raises:
+        TypeError: for other errors (a :class:`ConfigurationError` is a start-up bug,
+            not something to answer a client with).
+    """
+    if isinstance(error, BearerError):
+        # The body mirrors the challenge: no error code when the request had no credentials.
+        body = {"error_description": error.description}
+        if error.error is not None:
+            body = {"error": error.error, **body}
+        if isinstance(error, InsufficientScope):
+            body["scope"] = " ".join(error.required)
+        headers = {"WWW-Authenticate": challenge(error, realm), "Cache-Control": "no-store"}
+        return ErrorResponse(error.status_code, headers, _json(body))
+    if isinstance(error, KeySetUnavailable):
+        body = {"error": "temporarily_unavailable", "error_description": error.description}
+        headers = {"Retry-After": str(error.retry_after), "Cache-Control": "no-store"}
+        return ErrorResponse(error.status_code, headers, _json(body))
+    raise TypeError(f"{error.__class__.__name__} is not an HTTP answer")
+
+
+def _json(body: dict[str, str]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,133 @@
+"""The validated access token as a value object, and scope parsing.
+
+No I/O and no framework here: :class:`AccessToken` is what every layer hands to user code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+from .errors import InvalidClaim
+
+__all__ = ["DEFAULT_SCOPE_CLAIMS", "AccessToken", "parse_scopes"]
+
+#: Where scopes are read from: OAuth ``scope`` (RFC 8693/9068), ``scp`` (Azure AD, Okta)
+#: and Auth0's RBAC ``permissions``.
+DEFAULT_SCOPE_CLAIMS: tuple[str, ...] = ("scope", "scp", "permissions")
+
+Match = Literal["all", "any"]
+
+
+def _split(value: Any, claim: str) -> Iterable[str]:
+    # RFC 6749 §3.3: only a space separates scopes. Anything else is part of the token.
+    if isinstance(value, str):
+        return value.split(" ")
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise InvalidClaim(f"claim {claim!r} must be a string or a list of strings")
+
+
+def parse_scopes(
+    claims: Mapping[str, Any], scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS
+) -> frozenset[str]:
+    """Collect the scopes a token grants from the given claims.
+
+    Args:
+        claims: the token's claims set.
+        scope_claims: claim names to read, each a space-separated string or a list of
+            strings.
+
+    Raises:
+        InvalidClaim: a scope claim has another type (a number, a list with a non-string).
+
+    >>> sorted(parse_scopes({"scope": "read:a write:a", "permissions": ["read:b"]}))
+    ['read:a', 'read:b', 'write:a']
+    """
+    scopes: set[str] = set()
+    for name in scope_claims:
+        value = claims.get(name)
+        if value is not None:
+            scopes.update(_split(value, name))
+    scopes.discard("")
+    return frozenset(scopes)
+
+
+def check_match(match: str) -> Match:
+    """Return ``match`` if it is ``"all"`` or ``"any"``; raise ValueError otherwise."""
+    if match not in ("all", "any"):
+        raise ValueError(f"match must be 'all' or 'any', not {match!r}")
+    return match  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AccessToken:
+    """A validated access token.
+
+    Attributes:
+        claims: the whole claims set, read-only.
+        header: the JOSE header, read-only.
+        subject: ``sub`` (a user id, or ``<client_id>@clients`` for a machine), or None.
+        issuer: ``iss``.
+        audience: ``aud`` as a tuple (a single string becomes a one-element tuple).
+        scopes: every scope granted, from ``scope``, ``scp`` and ``permissions``.
+        client_id: ``client_id`` (RFC 9068) or, failing that, ``azp`` (Auth0), or None.
+        expires_at: ``exp`` in seconds since the epoch.
+        issued_at: ``iat`` in seconds since the epoch, or None.
+        token_id: ``jti``, or None.
+    """
+
+    claims: Mapping[str, Any]
+    header: Mapping[str, Any]
+    subject: str | None
+    issuer: str
+    audience: tuple[str, ...]
+    scopes: frozenset[str]
+    client_id: str | None
+    expires_at: float
+    issued_at: float | None
+    token_id: str | None
+
+    @classmethod
+    def from_claims(
+        cls,
+        header: dict[str, Any],
+        claims: dict[str, Any],
+        scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
+    ) -> AccessToken:
+        """Build the value object from claims that the validator has already checked."""
+        aud = claims.get("aud")
+        client_id = claims.get("client_id", claims.get("azp"))
+        return cls(
+            claims=MappingProxyType(claims),
+            header=MappingProxyType(header),
+            subject=claims.get("sub"),
+            issuer=claims["iss"],
+            audience=(aud,) if isinstance(aud, str) else tuple(aud or ()),
+            scopes=parse_scopes(claims, scope_claims),
+            client_id=client_id if isinstance(client_id, str) else None,
+            expires_at=claims["exp"],
+            issued_at=claims.get("iat"),
+            token_id=claims.get("jti"),
+        )
+
+    def has_scopes(self, *scopes: str, match: str = "all") -> bool:
+        """Tell whether the token grants all (or, with ``match="any"``, any) of ``scopes``.
+
+        Scopes are compared exactly: ``read`` is not ``Read`` nor ``read:all``.
+
+        >>> token.has_scopes("read:appointments", "create:appointments")  # doctest: +SKIP
+        """
+        if check_match(match) == "all":
+            return self.scopes.issuperset(scopes)
+        return not self.scopes.isdisjoint(scopes)
+
+    def __repr__(self) -> str:
+        # Never the raw token; the claims that identify it are enough to debug with.
+        return (
+            f"AccessToken(subject={self.subject!r}, client_id={self.client_id!r}, "
+            f"audience={self.audience!r}, scopes={sorted(self.scopes)!r}, "
+            f"expires_at={self.expires_at!r})"
+        )

@@ -1,0 +1,413 @@
+"""Key sets and the JWKS cache state machine, without I/O.
+
+:class:`KeySet` is an immutable snapshot of an issuer's usable keys. :class:`KeySource`
+decides *when* keys must be fetched (cold start, staleness, an unknown ``kid`` off cooldown)
+and digests what a fetch brought back; it never fetches anything itself. The shells in
+:mod:`apiguard.validator` perform the requests it asks for, one at a time.
+
+Policies (DESIGN §4, SECURITY B10-B16):
+
+* fresh for ``cache_max_age`` (600 s) or the server's ``Cache-Control: max-age`` clamped to
+  ``[cooldown, cache_max_age]``;
+* at most one fetch per ``cooldown`` (30 s), however many unknown ``kid``s arrive;
+* a failed refresh keeps the last good set for up to ``max_stale`` (24 h) after it went
+  stale, logged as a warning; only when no cached key can serve does validation raise
+  :class:`~apiguard.errors.KeySetUnavailable`;
+* bad members are skipped and logged (private material, ``oct`` keys, wrong ``use``...),
+  duplicate ``kid``\\ s make that ``kid`` unusable (fail closed), at most 100 keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from .errors import (
+    AlgorithmNotAllowed,
+    KeySetUnavailable,
+    UnknownSigningKey,
+)
+from .jws import ASYMMETRIC_ALGORITHMS, UnusableKey, VerificationKey
+
+__all__ = ["FetchRequest", "KeySet", "KeySource", "Response", "is_safe_url"]
+
+logger = logging.getLogger("apiguard.jwks")
+
+MAX_KEYS: Final = 100
+MAX_KID_LENGTH: Final = 256
+_MAX_AGE: Final = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
+
+
+def is_safe_url(url: str) -> bool:
+    """Tell whether ``url`` may be fetched: https, or http to a loopback host (development)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host or parts.username or parts.password:
+        return False
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class KeySet:
+    """An immutable snapshot of the keys an issuer signs with.
+
+    Build it with :meth:`from_jwks`; find the key for a token with :meth:`select`.
+    """
+
+    __slots__ = ("_ambiguous", "_by_kid", "_members", "keys")
+
+    def __init__(
+        self, keys: Iterable[VerificationKey], *, ambiguous_kids: Iterable[str] = ()
+    ) -> None:
+        self.keys: tuple[VerificationKey, ...] = tuple(keys)
+        self._ambiguous = frozenset(ambiguous_kids)
+        by_kid: dict[str | None, list[VerificationKey]] = {}
+        for key in self.keys:
+            by_kid.setdefault(key.kid, []).append(key)
+        self._by_kid = {kid: tuple(keys) for kid, keys in by_kid.items()}
+        self._members = frozenset(id(key) for key in self.keys)
+
+    def __contains__(self, key: object) -> bool:
+        return id(key) in self._members
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def from_jwks(
+        cls,
+        document: bytes | str | Mapping[str, Any],
+        *,
+        algorithms: Iterable[str] = ASYMMETRIC_ALGORITHMS,
+        symmetric: bool = False,
+        previous: KeySet | None = None,
+        max_keys: int = MAX_KEYS,
+    ) -> KeySet:
+        """Parse a JWK Set (RFC 7517 §5), keeping only the keys apiguard may verify with.
+
+        Args:
+            document: the JWKS as bytes, text, or an already decoded mapping.
+            algorithms: the validator's allow-list.
+            symmetric: a locally configured set of shared secrets (``oct`` keys only). A
+                set fetched from an issuer is never symmetric.
+            previous: the set this one replaces; unchanged keys are reused, so parsed key
+                objects are built once and verified-token cache entries stay valid.
+            max_keys: members beyond this many make the whole set unacceptable.
+
+        Raises:
+            UnusableKey: not a JSON object with a ``keys`` array, too many members, or (for
+                ``symmetric``) a member that is not an ``oct`` key.
+        """
+        if isinstance(document, Mapping):
+            doc: Any = document
+        else:
+            try:
+                doc = json.loads(document)
+            except (ValueError, RecursionError):
+                raise UnusableKey("JWKS is not JSON") from None
+        members = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(members, list):
+            raise UnusableKey('JWKS is not an object with a "keys" array')
+        if len(members) > max_keys:
+            raise UnusableKey(f"JWKS has {len(members)} keys, more than {max_keys}")
+        if symmetric and any(not isinstance(m, dict) or m.get("kty") != "oct" for m in members):
+            # A set mixing secrets and public keys makes the algorithm family ambiguous.
+            raise UnusableKey("a shared-secret key set may hold only oct keys")
+        reuse = {key.fingerprint: key for key in previous.keys} if previous else {}
+        keys: list[VerificationKey] = []
+        for index, member in enumerate(members):
+            try:
+                key = VerificationKey.from_jwk(member, algorithms=algorithms, symmetric=symmetric)
+            except UnusableKey as exc:
+                level = logging.ERROR if _leaks_secrets(member) else logging.INFO
+                logger.log(level, "JWKS member %d skipped: %s", index, exc)
+                continue
+            old = reuse.get(key.fingerprint)
+            same = old is not None and (old.kid, old.algorithms) == (key.kid, key.algorithms)
+            keys.append(old if same and old is not None else key)
+        return cls(keys, ambiguous_kids=_duplicate_kids(members))
+
+    def select(self, kid: str | None, alg: str) -> VerificationKey | None:
+        """The one key that may verify a token with this ``kid`` and ``alg``.
+
+        Returns None when no key has this ``kid`` (the caller may refresh the set).
+
+        Raises:
+            UnknownSigningKey: several keys fit (a duplicate ``kid``, or no ``kid`` while
+                the set has several candidates): apiguard never tries keys in turn.
+            AlgorithmNotAllowed: keys with this ``kid`` exist but none may verify ``alg``.
+        """
+        if kid is None:
+            candidates = tuple(key for key in self.keys if alg in key.algorithms)
+            if not candidates:
+                return None
+        elif kid in self._ambiguous:
+            logger.error("JWKS has several signing keys with kid %r: refusing them", kid[:64])
+            raise UnknownSigningKey("ambiguous key choice")
+        else:
+            same_kid = self._by_kid.get(kid)
+            if same_kid is None:
+                return None
+            candidates = tuple(key for key in same_kid if alg in key.algorithms)
+            if not candidates:
+                raise AlgorithmNotAllowed(f"key {kid[:64]!r} may not verify {alg}")
+        if len(candidates) > 1:
+            if kid is not None:
+                logger.error("JWKS has %d keys with kid %r: refusing both", len(candidates), kid)
+            raise UnknownSigningKey("ambiguous key choice")
+        return candidates[0]
+
+
+def _duplicate_kids(members: list[Any]) -> set[str]:
+    """Kids shared by two signing members that could serve the same ``alg``.
+
+    Counted before the members are parsed: if one of two twins is broken, the issuer's key
+    set is inconsistent, and picking the surviving twin would be a guess (fail closed).
+    Twins that differ in ``use`` or ``alg`` are not ambiguous: filtering tells them apart.
+    """
+    seen: dict[str, list[Any]] = {}
+    duplicates: set[str] = set()
+    for member in members:
+        if not isinstance(member, dict) or member.get("use", "sig") != "sig":
+            continue
+        kid, alg = member.get("kid"), member.get("alg")
+        if not isinstance(kid, str):
+            continue
+        others = seen.setdefault(kid, [])
+        if any(other is None or alg is None or other == alg for other in others):
+            duplicates.add(kid)
+        others.append(alg)
+    return duplicates
+
+
+def _leaks_secrets(member: Any) -> bool:
+    return isinstance(member, dict) and (member.get("kty") == "oct" or "d" in member)
+
+
+# --- the cache state machine -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """What the core needs fetched: ``GET url``, then :meth:`KeySource.receive`."""
+
+    url: str
+    purpose: Literal["discovery", "jwks"]
+    #: The :attr:`KeySource.generation` this was asked in; if it moved on, somebody else
+    #: fetched meanwhile and this request is moot (single flight).
+    generation: int
+    #: The current keys still serve; the fetch only refreshes them and may be skipped
+    #: when another fetch is under way.
+    optional: bool = False
+
+
+@dataclass(slots=True)
+class Response:
+    """What a shell brings back from a fetch: status, headers and a size-capped body."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    issuer: str
+    jwks_uri: str | None
+    algorithms: frozenset[str]
+    cache_max_age: float
+    cooldown: float
+    max_stale: float
+
+
+class KeySource:
+    """The JWKS cache state machine for one issuer (sans-I/O).
+
+    ``lookup`` answers with a key, raises, or returns a :class:`FetchRequest`; ``receive``
+    takes the outcome of that request. Reads of the current snapshot take no lock: every
+    mutation replaces attributes by assignment, and the shells serialise ``receive``.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        jwks_uri: str | None,
+        algorithms: Iterable[str],
+        cache_max_age: float = 600.0,
+        cooldown: float = 30.0,
+        max_stale: float = 86400.0,
+    ) -> None:
+        self._s = _Settings(
+            issuer, jwks_uri, frozenset(algorithms), cache_max_age, cooldown, max_stale
+        )
+        self.jwks_uri = jwks_uri
+        self._discovery = _discovery_urls(issuer)
+        self._discovery_index = 0
+        self.keys: KeySet | None = None
+        self._fresh_until = -math.inf
+        self._usable_until = -math.inf
+        self._next_fetch = -math.inf
+        self._last_error: str | None = None
+        #: Moves on with every :meth:`receive`; see :attr:`FetchRequest.generation`.
+        self.generation = 0
+
+    def lookup(
+        self, kid: str | None, alg: str, now: float, *, refresh: bool = True
+    ) -> VerificationKey | FetchRequest:
+        """Find the key for a token, or say what must be fetched first.
+
+        Args:
+            kid, alg: from the token's header.
+            now: the current time in seconds since the epoch.
+            refresh: False to use the cached keys even if stale (another fetch is running).
+
+        Raises:
+            KeySetUnavailable: no usable key set and no fetch may be tried yet.
+            UnknownSigningKey, AlgorithmNotAllowed: see :meth:`KeySet.select`.
+        """
+        if self.jwks_uri is None:
+            return self._fetch_or_fail(self._discovery[self._discovery_index], "discovery", now)
+        keys = self.keys if now < self._usable_until else None
+        if keys is None:
+            return self._fetch_or_fail(self.jwks_uri, "jwks", now)
+        key = keys.select(kid, alg)
+        may_fetch = now >= self._next_fetch
+        if key is None:
+            # An unknown kid may mean the issuer rotated: look again, but at most once per
+            # cooldown, and never for a kid too long to be real (a flood of junk kids).
+            if may_fetch and (kid is None or len(kid) <= MAX_KID_LENGTH):
+                return FetchRequest(self.jwks_uri, "jwks", self.generation)
+            if self._last_error is not None:
+                raise KeySetUnavailable(
+                    f"key not cached and the last fetch failed: {self._last_error}",
+                    retry_after=self._retry_after(now),
+                )
+            raise UnknownSigningKey(f"no key with kid {str(kid)[:64]!r}")
+        if refresh and may_fetch and now >= self._fresh_until:
+            return FetchRequest(self.jwks_uri, "jwks", self.generation, optional=True)
+        return key
+
+    def _fetch_or_fail(self, url: str, purpose: Any, now: float) -> FetchRequest:
+        if now >= self._next_fetch:
+            return FetchRequest(url, purpose, self.generation)
+        raise KeySetUnavailable(
+            f"no usable key set: {self._last_error or 'not fetched yet'}",
+            retry_after=self._retry_after(now),
+        )
+
+    def _retry_after(self, now: float) -> int:
+        return max(1, math.ceil(self._next_fetch - now))
+
+    def receive(self, request: FetchRequest, outcome: Response | BaseException, now: float) -> None:
+        """Digest the outcome of ``request``: a response, or the exception the fetch raised.
+
+        Never raises for a bad response: the failure is remembered (and logged), and
+        :meth:`lookup` turns it into the right error for each token.
+        """
+        self.generation += 1
+        try:
+            if isinstance(outcome, BaseException):
+                raise _FetchFailed(f"{outcome.__class__.__name__}: {outcome}")
+            if request.purpose == "discovery":
+                self._discovered(outcome, now)
+            else:
+                self._refreshed(outcome, now)
+        except _FetchFailed as failure:
+            self._failed(request, str(failure), now)
+
+    def _discovered(self, response: Response, now: float) -> None:
+        if response.status == 404 and self._discovery_index + 1 < len(self._discovery):
+            # No OpenID configuration: try RFC 8414 metadata at once.
+            self._discovery_index += 1
+            return
+        doc = _json_document(response, "discovery document")
+        if doc.get("issuer") != self._s.issuer:
+            # RFC 8414 §3.3: metadata for another issuer must not be used.
+            raise _FetchFailed("discovery document names another issuer")
+        jwks_uri = doc.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not is_safe_url(jwks_uri):
+            raise _FetchFailed("discovery document has no usable https jwks_uri")
+        self.jwks_uri = jwks_uri
+        self._last_error = None
+        logger.debug("discovered jwks_uri %s", jwks_uri)
+
+    def _refreshed(self, response: Response, now: float) -> None:
+        doc = _json_document(response, "JWKS")
+        try:
+            keys = KeySet.from_jwks(doc, algorithms=self._s.algorithms, previous=self.keys)
+        except UnusableKey as exc:
+            raise _FetchFailed(str(exc)) from None
+        ttl = self._ttl(response.headers.get("cache-control"))
+        self.keys = keys
+        self._fresh_until = now + ttl
+        self._usable_until = now + ttl + self._s.max_stale
+        self._next_fetch = now + self._s.cooldown
+        self._last_error = None
+        logger.debug("JWKS fetched: %d usable keys, fresh for %.0f s", len(keys), ttl)
+
+    def _ttl(self, cache_control: str | None) -> float:
+        ceiling = self._s.cache_max_age
+        floor = min(self._s.cooldown, ceiling)
+        if cache_control:
+            lowered = cache_control.lower()
+            if "no-store" in lowered or "no-cache" in lowered:
+                return floor
+            match = _MAX_AGE.search(cache_control)
+            if match:
+                return min(max(float(match.group(1)), floor), ceiling)
+        return ceiling
+
+    def _failed(self, request: FetchRequest, reason: str, now: float) -> None:
+        self._last_error = reason
+        self._next_fetch = now + self._s.cooldown
+        if request.purpose == "jwks" and self.keys is not None and now < self._usable_until:
+            logger.warning("JWKS refresh failed (%s); serving the last good keys", reason)
+        else:
+            logger.warning("%s fetch failed: %s", request.purpose, reason)
+
+
+class _FetchFailed(Exception):
+    pass
+
+
+def _json_document(response: Response, what: str) -> dict[str, Any]:
+    if response.status != 200:
+        # Redirects included: they are never followed (SECURITY B14).
+        raise _FetchFailed(f"{what} answered HTTP {response.status}")
+    try:
+        doc = json.loads(response.body)
+    except (ValueError, RecursionError):
+        raise _FetchFailed(f"{what} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise _FetchFailed(f"{what} is not a JSON object")
+    return doc
+
+
+def _discovery_urls(issuer: str) -> tuple[str, str]:
+    """OpenID Connect Discovery §4, then RFC 8414 §3 (well-known segment before the path)."""
+    base = issuer.rstrip("/")
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    return (
+        f"{base}/.well-known/openid-configuration",
+        f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}",
+    )
