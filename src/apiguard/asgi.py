@@ -1,0 +1,409 @@
+"""Bearer-token authentication for ASGI apps (Starlette and anything built on it).
+
+:class:`BearerAuthMiddleware` is pure ASGI: it reads the ``Authorization`` header straight
+from the scope, validates the token with an :class:`~apiguard.AsyncValidator` and fills
+Starlette's ``scope["auth"]`` and ``scope["user"]``, so ``request.auth.scopes``,
+``request.user`` and Starlette's own ``@requires`` keep working. A bad token is answered at
+once with its RFC 6750 response (websockets are closed before the handshake with 1008).
+:func:`requires_scope` guards endpoints with the proper 401/403 challenges.
+
+>>> from starlette.applications import Starlette
+>>> from starlette.middleware import Middleware
+>>> from starlette.responses import JSONResponse
+>>> from starlette.routing import Route
+>>> @requires_scope("read:appointments")
+... async def appointments(request):
+...     return JSONResponse({"subject": request.auth.token.subject})
+>>> app = Starlette(
+...     routes=[Route("/api/appointments", appointments)],
+...     middleware=[
+...         Middleware(
+...             BearerAuthMiddleware,
+...             issuer="https://tenant.example/",
+...             audience="https://api.example",
+...         )
+...     ],
+... )
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any, Final, TypeVar
+
+from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from .bearer import ErrorResponse, extract_token, render_error
+from .claims import AccessToken, check_match
+from .errors import (
+    ApiguardError,
+    BearerError,
+    ConfigurationError,
+    InsufficientScope,
+    InvalidRequest,
+    KeySetUnavailable,
+    MissingToken,
+)
+from .validator import AsyncValidator
+
+__all__ = [
+    "BearerAuthMiddleware",
+    "TokenCredentials",
+    "TokenUser",
+    "get_token",
+    "requires_scope",
+]
+
+#: The scope key under which the middleware leaves its ``realm`` for :func:`requires_scope`.
+REALM_KEY: Final = "apiguard.realm"
+#: WebSocket close code for a refused token (RFC 6455 §7.4.1, policy violation).
+WS_POLICY_VIOLATION: Final = 1008
+
+_AUTHORIZATION: Final = b"authorization"
+_QUERY_TOKEN: Final = b"access_token"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TokenCredentials(AuthCredentials):
+    """Starlette credentials for a validated token: ``.scopes`` and the ``AccessToken``.
+
+    Attributes:
+        token: the validated :class:`~apiguard.AccessToken`.
+        scopes: the token's scopes as a sorted list (Starlette's ``@requires`` reads it).
+    """
+
+    def __init__(self, token: AccessToken) -> None:
+        super().__init__(sorted(token.scopes))
+        self.token = token
+
+
+class TokenUser(BaseUser):
+    """The Starlette user behind a validated token, identified by its subject.
+
+    ``identity`` and ``display_name`` are the token's ``sub`` (for a machine-to-machine
+    token, ``<client_id>@clients``), falling back to its client id.
+    """
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: AccessToken) -> None:
+        self.token = token
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Always True: the token was validated."""
+        return True
+
+    @property
+    def identity(self) -> str:
+        """The token's subject (or client id when it has no ``sub``)."""
+        return self.token.subject or self.token.client_id or ""
+
+    @property
+    def display_name(self) -> str:
+        """The same as :attr:`identity`: a token carries no human-friendly name."""
+        return self.identity
+
+    def __repr__(self) -> str:
+        return f"TokenUser(identity={self.identity!r})"
+
+
+def get_token(conn: HTTPConnection) -> AccessToken | None:
+    """The validated token of a request or websocket, or None when it carries none.
+
+    >>> token = get_token(request)  # doctest: +SKIP
+    """
+    auth = conn.scope.get("auth")
+    return auth.token if isinstance(auth, TokenCredentials) else None
+
+
+def _path_matcher(paths: Collection[str]) -> Callable[[str], bool] | None:
+    if isinstance(paths, str):
+        raise ConfigurationError("exclude_paths: give a collection of paths, not one string")
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigurationError(f"exclude_paths: {path!r} is not an absolute path")
+        if path.endswith("/*"):
+            prefix = path[:-1]
+            exact.add(prefix[:-1] or "/")
+            prefixes.append(prefix)
+        else:
+            exact.add(path)
+    if not exact:
+        return None
+    frozen, starts = frozenset(exact), tuple(prefixes)
+    if not starts:
+        return frozen.__contains__
+    return lambda path: path in frozen or path.startswith(starts)
+
+
+def _query_has_token(query: bytes) -> bool:
+    if _QUERY_TOKEN not in query:
+        return False
+    return any(part.split(b"=", 1)[0] == _QUERY_TOKEN for part in query.split(b"&"))
+
+
+def _encode_headers(answer: ErrorResponse) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (name.lower().encode("latin-1"), v.encode("latin-1")) for name, v in answer.headers.items()
+    ]
+    headers.append((b"content-type", answer.media_type.encode("latin-1")))
+    headers.append((b"content-length", str(len(answer.body)).encode("latin-1")))
+    return headers
+
+
+class BearerAuthMiddleware:
+    """Authenticate HTTP requests and websockets by their bearer token (RFC 6750).
+
+    For ``http`` and ``websocket`` scopes: without a token the connection goes on as
+    anonymous (``AuthCredentials()`` and ``UnauthenticatedUser()``, as Starlette's own
+    ``AuthenticationMiddleware`` sets), or is refused with 401 when ``required`` is set.
+    With a token it is validated; on success ``scope["auth"]`` is a
+    :class:`TokenCredentials` (``.scopes``, ``.token``) and ``scope["user"]`` a
+    :class:`TokenUser`. A bad token is answered at once: 400, 401 or 503 with the RFC 6750
+    challenge and JSON body; a websocket is closed before the handshake with code 1008.
+    ``lifespan`` and other scopes pass through untouched.
+
+    Args:
+        app: the ASGI app to protect.
+        validator: the :class:`~apiguard.AsyncValidator` to use. If None, one is built
+            from ``issuer``, ``audience`` and ``validator_options``, and closed when the
+            app's lifespan shuts down.
+        issuer: the token issuer, when no ``validator`` is given.
+        audience: the API identifier(s), when no ``validator`` is given.
+        exclude_paths: paths that need no token and are not inspected at all (a token
+            there is ignored): exact paths, or ``"/prefix/*"`` for a whole subtree.
+        exclude: a predicate on the ASGI scope; True means the same as an excluded path.
+        required: refuse requests without a token (401) everywhere but the excluded paths.
+        realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
+        **validator_options: further :class:`~apiguard.AsyncValidator` arguments.
+
+    Raises:
+        ConfigurationError: both a validator and settings for one are given, or neither,
+            or ``exclude_paths`` is not a collection of absolute paths.
+
+    Tokens are read from the ``Authorization`` header only: a token in the query string is
+    never used, and one sent both there and in the header is refused (RFC 6750 §2).
+
+    Warning:
+        Put ``CORSMiddleware`` outside this one (earlier in Starlette's ``middleware``
+        list) so that CORS preflight requests, which carry no token, are answered before
+        they get here; paths excluded here are open to anyone.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        validator: AsyncValidator | None = None,
+        issuer: str | None = None,
+        audience: str | Collection[str] | None = None,
+        exclude_paths: Collection[str] = (),
+        exclude: Callable[[Scope], bool] | None = None,
+        required: bool = False,
+        realm: str | None = None,
+        **validator_options: Any,
+    ) -> None:
+        if validator is None:
+            if issuer is None or audience is None:
+                raise ConfigurationError("give a validator, or an issuer and an audience")
+            validator = AsyncValidator(issuer=issuer, audience=audience, **validator_options)
+            self._owns_validator = True
+        elif not isinstance(validator, AsyncValidator):
+            raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
+        elif issuer is not None or audience is not None or validator_options:
+            raise ConfigurationError("give either a validator or the settings for one")
+        else:
+            self._owns_validator = False
+        if realm is not None:
+            render_error(MissingToken(), realm)  # fails now if the realm cannot be quoted
+        self.app = app
+        self.validator = validator
+        self.realm = realm
+        self.required = required
+        self._excluded_path = _path_matcher(exclude_paths)
+        self._exclude = exclude
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            if kind == "lifespan" and self._owns_validator:
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if self.realm is not None:
+            scope[REALM_KEY] = self.realm
+        if (self._excluded_path is not None and self._excluded_path(scope["path"])) or (
+            self._exclude is not None and self._exclude(scope)
+        ):
+            scope["auth"] = AuthCredentials()
+            scope["user"] = UnauthenticatedUser()
+            await self.app(scope, receive, send)
+            return
+        try:
+            token = await self._authenticate(scope)
+        except (BearerError, KeySetUnavailable) as exc:
+            await self._refuse(exc, scope, send)
+            return
+        if token is None:
+            scope["auth"] = AuthCredentials()
+            scope["user"] = UnauthenticatedUser()
+        else:
+            scope["auth"] = TokenCredentials(token)
+            scope["user"] = TokenUser(token)
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> AccessToken | None:
+        values = [v.decode("latin-1") for k, v in scope["headers"] if k == _AUTHORIZATION]
+        if not values:
+            if self.required:
+                raise MissingToken("no Authorization header")
+            return None
+        try:
+            raw = extract_token(values)
+        except MissingToken:
+            # Another scheme (Basic, DPoP...): no bearer token, so anonymous unless required.
+            if self.required:
+                raise
+            return None
+        if _query_has_token(scope.get("query_string", b"")):
+            raise InvalidRequest("bearer token sent in both the header and the query")
+        return await self.validator.validate(raw)
+
+    async def _refuse(self, error: ApiguardError, scope: Scope, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # Closing before accept makes the server deny the handshake (HTTP 403).
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": WS_POLICY_VIOLATION,
+                    "reason": _ws_reason(error),
+                }
+            )
+            return
+        answer = render_error(error, self.realm)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status_code,
+                "headers": _encode_headers(answer),
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        closed = False
+
+        async def close() -> None:
+            nonlocal closed
+            if not closed:
+                closed = True
+                await self.validator.aclose()
+
+        async def send_closing(message: Message) -> None:
+            # Close the HTTP client after the app's own shutdown, before the server is told
+            # that the shutdown is complete (it may stop the event loop right after).
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await close()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_closing)
+        finally:
+            await close()
+
+
+def _ws_reason(error: ApiguardError) -> str:
+    if isinstance(error, BearerError) and error.error is not None:
+        return error.error
+    if isinstance(error, KeySetUnavailable):
+        return "temporarily_unavailable"
+    return "unauthorized"
+
+
+def _find_connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
+    for value in (kwargs.get("request"), kwargs.get("websocket"), *args):
+        if isinstance(value, HTTPConnection):
+            return value
+    raise TypeError("requires_scope: the endpoint received no Request or WebSocket")
+
+
+def requires_scope(*scopes: str, match: str = "all") -> Callable[[F], F]:
+    """Guard a Starlette endpoint: the request needs a valid token granting ``scopes``.
+
+    Works on request/response functions (async or sync) and ``HTTPEndpoint`` methods, and
+    on websocket endpoints. Without scopes it only requires a valid token.
+
+    Args:
+        *scopes: the scopes required.
+        match: ``"all"`` (default) requires every scope, ``"any"`` at least one.
+
+    Raises:
+        ValueError: ``match`` is neither ``"all"`` nor ``"any"``, or a scope is empty or
+            contains a space.
+
+    Answers 401 with a bare ``Bearer`` challenge when the request carries no validated
+    token (or :class:`BearerAuthMiddleware` did not run), 403 ``insufficient_scope`` naming
+    the scopes when it lacks them; a websocket is closed with 1008 instead.
+
+    >>> @requires_scope("read:contacts", "read:tasks", match="any")
+    ... async def overview(request): ...
+    """
+    wanted = check_match(match)
+    for scope in scopes:
+        if not isinstance(scope, str) or not scope or " " in scope:
+            raise ValueError(f"requires_scope: {scope!r} is not a scope name")
+    # Build the challenge once: also proves at import time that the scopes can be quoted.
+    render_error(InsufficientScope(scopes, match=wanted))
+
+    def refusal(conn: HTTPConnection) -> ApiguardError | None:
+        token = get_token(conn)
+        if token is None:
+            return MissingToken("no validated token on the request")
+        if scopes and not token.has_scopes(*scopes, match=wanted):
+            return InsufficientScope(scopes, match=wanted)
+        return None
+
+    def response(conn: HTTPConnection, error: ApiguardError) -> Response:
+        answer = render_error(error, conn.scope.get(REALM_KEY))
+        return Response(
+            answer.body, answer.status_code, answer.headers, media_type=answer.media_type
+        )
+
+    def decorator(func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                conn = _find_connection(args, kwargs)
+                error = refusal(conn)
+                if error is None:
+                    return await func(*args, **kwargs)
+                if isinstance(conn, WebSocket):
+                    await conn.close(WS_POLICY_VIOLATION, _ws_reason(error))
+                    return None
+                return response(conn, error)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            conn = _find_connection(args, kwargs)
+            error = refusal(conn)
+            if error is None:
+                return func(*args, **kwargs)
+            return response(conn, error)
+
+        return sync_wrapper  # type: ignore[return-value]
+
+    return decorator
