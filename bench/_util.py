@@ -1,0 +1,54 @@
+"""Timing helpers shared by the benchmark sections."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+def per_call(run: Callable[[], object], calls: int, *, repeat: int = 5) -> float:
+    """Best-of-``repeat`` seconds per call of a loop that makes ``calls`` calls.
+
+    The best run is the least disturbed by the rest of the machine, which is what a ratio
+    measured in one run needs.
+    """
+    best = float("inf")
+    gc.collect()
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best / calls
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    section: str
+    name: str
+    value: float
+    unit: str
+    ratio: str = ""
+    target: str = ""
+    met: bool | None = None
+
+
+def table(rows: Sequence[Row]) -> str:
+    """Render rows as a Markdown table."""
+    lines = [
+        "| section | measurement | value | ratio | target | met |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for r in rows:
+        met = "" if r.met is None else ("yes" if r.met else "**no**")
+        if r.value == int(r.value) and not r.unit:
+            value = f"{int(r.value):,}"
+        elif r.value >= 10:
+            value = f"{r.value:,.1f} {r.unit}"
+        else:
+            value = f"{r.value:,.2f} {r.unit}"
+        lines.append(f"| {r.section} | {r.name} | {value} | {r.ratio} | {r.target} | {met} |")
+    return "\n".join(lines)
