@@ -1,0 +1,422 @@
+"""OAuth 2.0 grants: codes, refresh tokens and the token-endpoint flows, without HTTP.
+
+Every failure is an :class:`OAuthError` carrying the RFC 6749 §5.2 error code (Auth0's
+403 ``access_denied`` for a missing client grant). ``error_description`` texts are fixed
+or built from server-side values, never from echoed request text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import OIDC_SCOPES, Client, ResourceServer, User
+from .security import (
+    is_valid_pkce_value,
+    new_id,
+    new_secret,
+    pkce_matches,
+    token_digest,
+)
+from .tenant import Tenant, scope_list
+from .tokens import TokenMinter
+
+
+@dataclass
+class OAuthError(Exception):
+    """An RFC 6749 error response."""
+
+    error: str
+    description: str
+    status: int = 400
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, str]:
+        """The JSON body: ``error`` and ``error_description``."""
+        return {"error": self.error, "error_description": self.description}
+
+
+def resolve_audience(params: Mapping[str, str]) -> str | None:
+    """``audience``, or RFC 8707 ``resource`` as its alias (both must agree when both given)."""
+    audience = params.get("audience") or None
+    resource = params.get("resource") or None
+    if audience and resource and audience != resource:
+        raise OAuthError("invalid_request", "audience and resource must be the same")
+    return audience or resource
+
+
+def target_api(tenant: Tenant, audience: str | None, *, for_users: bool) -> ResourceServer | None:
+    """The API an audience names; user flows may not target the Management API."""
+    if audience is None:
+        return None
+    api = tenant.find_api(audience)
+    if api is None or api.identifier != audience or (for_users and api.is_system):
+        raise OAuthError("invalid_target", "The audience is not a registered API")
+    return api
+
+
+def check_user_scopes(api: ResourceServer | None, scopes: Sequence[str]) -> None:
+    """Every scope must be an OIDC scope or one the API defines."""
+    known = set(OIDC_SCOPES) | (set(api.scope_values) if api else set())
+    unknown = [s for s in scopes if s not in known]
+    if unknown:
+        raise OAuthError("invalid_scope", "The requested scope is not defined by the API")
+    if api is None and "openid" not in scopes:
+        raise OAuthError(
+            "invalid_request", "An audience is required unless the openid scope is requested"
+        )
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """What an authorization code is bound to."""
+
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    redirect_uri_sent: bool
+    code_challenge: str | None
+    audience: str | None
+    scopes: tuple[str, ...]
+    nonce: str | None
+    auth_time: int
+
+
+class Grants:
+    """The token endpoint's grants on top of a :class:`Tenant` and a :class:`TokenMinter`."""
+
+    def __init__(self, tenant: Tenant, minter: TokenMinter) -> None:
+        self.tenant = tenant
+        self.minter = minter
+        self.settings = tenant.settings
+
+    # ---------------------------------------------------------------- codes
+
+    def issue_code(self, grant: CodeGrant) -> str:
+        """Store a new single-use code (hashed) and return it (256 bits of entropy)."""
+        code = new_secret(32)
+        self.tenant.store.execute(
+            "INSERT INTO auth_codes (code_hash, family_id, client_id, user_id, redirect_uri, "
+            "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                token_digest(code),
+                new_id("fam_"),
+                grant.client_id,
+                grant.user_id,
+                grant.redirect_uri,
+                grant.redirect_uri_sent,
+                grant.code_challenge,
+                grant.audience,
+                " ".join(grant.scopes),
+                grant.nonce,
+                grant.auth_time,
+                self.tenant.now() + self.settings.code_ttl,
+            ),
+        )
+        return code
+
+    # -------------------------------------------------------- token responses
+
+    def _user_tokens(
+        self,
+        *,
+        client: Client,
+        user: User,
+        api: ResourceServer | None,
+        scopes: Sequence[str],
+        auth_time: int,
+        family_id: str,
+        grant_type: str | None,
+        nonce: str | None = None,
+        refresh_scopes: Sequence[str] | None = None,
+        family_expires_at: int | None = None,
+    ) -> dict[str, Any]:
+        """The token response of a user-based grant: AT, ID token and refresh token."""
+        issued = self.minter.access_token(
+            api=api,
+            subject=user.user_id,
+            client_id=client.client_id,
+            scopes=scopes,
+            grant_type=grant_type,
+        )
+        response: dict[str, Any] = {
+            "access_token": issued.token,
+            "scope": " ".join(scopes),
+            "expires_in": issued.expires_in,
+            "token_type": "Bearer",
+        }
+        if "openid" in scopes:
+            response["id_token"] = self.minter.id_token(
+                user=user,
+                client_id=client.client_id,
+                scopes=scopes,
+                auth_time=auth_time,
+                nonce=nonce,
+            )
+        rt_scopes = list(refresh_scopes if refresh_scopes is not None else scopes)
+        if (
+            api is not None
+            and api.allow_offline_access
+            and "offline_access" in rt_scopes
+            and "refresh_token" in client.grant_types
+        ):
+            response["refresh_token"] = self._store_refresh_token(
+                family_id=family_id,
+                client=client,
+                user=user,
+                api=api,
+                scopes=rt_scopes,
+                auth_time=auth_time,
+                family_expires_at=family_expires_at,
+            )
+        return response
+
+    def _store_refresh_token(
+        self,
+        *,
+        family_id: str,
+        client: Client,
+        user: User,
+        api: ResourceServer,
+        scopes: Sequence[str],
+        auth_time: int,
+        family_expires_at: int | None,
+    ) -> str:
+        token = new_secret(32)
+        now = self.tenant.now()
+        self.tenant.store.execute(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, audience, "
+            "scope, auth_time, created_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                token_digest(token),
+                family_id,
+                client.client_id,
+                user.user_id,
+                api.identifier,
+                " ".join(scopes),
+                auth_time,
+                now,
+                family_expires_at or now + self.settings.refresh_token_absolute_ttl,
+            ),
+        )
+        return token
+
+    # ------------------------------------------------------------------ grants
+
+    def token(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+        """Dispatch on ``grant_type`` and return the token response body."""
+        grant_type = params.get("grant_type")
+        if not grant_type:
+            raise OAuthError("invalid_request", "Missing required parameter: grant_type")
+        handlers = {
+            "client_credentials": self.client_credentials,
+            "authorization_code": self.authorization_code,
+            "refresh_token": self.refresh_token,
+            "password": self.password,
+        }
+        handler = handlers.get(grant_type)
+        if handler is None:
+            raise OAuthError("unsupported_grant_type", "Unsupported grant type")
+        if grant_type not in client.grant_types:
+            raise OAuthError("unauthorized_client", "The grant type is not allowed for this client")
+        return handler(client, params)
+
+    def client_credentials(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+        """Machine-to-machine tokens; the client needs a client grant for the audience."""
+        if not client.is_confidential:
+            raise OAuthError("unauthorized_client", "Public clients cannot use this grant")
+        audience = resolve_audience(params)
+        if audience is None:
+            raise OAuthError(
+                "invalid_request",
+                "No audience parameter was provided, and no default audience has been configured",
+            )
+        api = target_api(self.tenant, audience, for_users=False)
+        assert api is not None
+        grant = self.tenant.find_client_grant(client.client_id, api.identifier)
+        if grant is None:
+            raise OAuthError(
+                "access_denied",
+                f'Client is not authorized to access "{api.identifier}". You might probably want '
+                'to create a "client-grant" associated to this API. See: '
+                "https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants",
+                403,
+            )
+        if "scope" in params:
+            requested = scope_list(params["scope"])
+            if any(s not in api.scope_values for s in requested):
+                raise OAuthError("invalid_scope", "The requested scope is not defined by the API")
+            missing = [s for s in requested if s not in grant.scope]
+            if missing:
+                raise OAuthError(
+                    "access_denied",
+                    f"Client has not been granted scopes: {' '.join(missing)}",
+                    403,
+                )
+        else:
+            requested = list(grant.scope)
+        issued = self.minter.access_token(
+            api=api,
+            subject=f"{client.client_id}@clients",
+            client_id=client.client_id,
+            scopes=requested,
+            grant_type="client-credentials",
+        )
+        return {
+            "access_token": issued.token,
+            "scope": " ".join(requested),
+            "expires_in": issued.expires_in,
+            "token_type": "Bearer",
+        }
+
+    def authorization_code(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+        """Redeem a code: single use, bound to client, redirect URI, PKCE challenge and user."""
+        code = params.get("code")
+        if not code:
+            raise OAuthError("invalid_request", "Missing required parameter: code")
+        store = self.tenant.store
+        row = store.one("SELECT * FROM auth_codes WHERE code_hash = ?", (token_digest(code),))
+        invalid = OAuthError("invalid_grant", "Invalid authorization code")
+        if row is None or row["client_id"] != client.client_id:
+            raise invalid
+        now = self.tenant.now()
+        if row["used_at"] is not None:
+            self._replayed(row)
+            raise invalid
+        if row["expires_at"] <= now:
+            raise OAuthError("invalid_grant", "The authorization code has expired")
+        redirect_uri = params.get("redirect_uri")
+        if row["redirect_uri_sent"] and redirect_uri is None:
+            raise OAuthError("invalid_grant", "redirect_uri is required for this code")
+        if redirect_uri is not None and redirect_uri != row["redirect_uri"]:
+            raise OAuthError("invalid_grant", "redirect_uri does not match the authorization")
+        verifier = params.get("code_verifier")
+        challenge = row["code_challenge"]
+        if challenge is None and verifier is not None:
+            raise OAuthError("invalid_grant", "code_verifier sent for a code issued without PKCE")
+        if challenge is not None:
+            if verifier is None:
+                raise OAuthError("invalid_grant", "Missing code_verifier")
+            if not is_valid_pkce_value(verifier) or not pkce_matches(verifier, challenge):
+                raise OAuthError("invalid_grant", "Failed to verify code_verifier")
+        if (
+            store.execute(
+                "UPDATE auth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+                (now, row["code_hash"]),
+            )
+            != 1
+        ):
+            self._replayed(row)
+            raise invalid
+        user = self.tenant.find_user(row["user_id"])
+        if user is None:
+            raise invalid
+        api = self.tenant.find_api(row["audience"]) if row["audience"] else None
+        if row["audience"] and api is None:
+            raise invalid
+        return self._user_tokens(
+            client=client,
+            user=user,
+            api=api,
+            scopes=row["scope"].split(),
+            auth_time=row["auth_time"],
+            family_id=row["family_id"],
+            grant_type=None,
+            nonce=row["nonce"],
+        )
+
+    def _replayed(self, row: Any) -> None:
+        """A code used twice: revoke every refresh token issued from it (RFC 6749 §4.1.2)."""
+        self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+
+    def password(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+        """Resource-owner password grant: first-party confidential clients that enable it."""
+        if not (client.is_first_party and client.is_confidential):
+            raise OAuthError(
+                "unauthorized_client", "Only first-party confidential clients may use this"
+            )
+        username, password = params.get("username"), params.get("password")
+        if not username or not password:
+            raise OAuthError("invalid_request", "Missing required parameter: username or password")
+        user = self.tenant.authenticate_user(username, password)
+        if user is None:
+            raise OAuthError("invalid_grant", "Wrong email or password.")
+        audience = resolve_audience(params)
+        api = target_api(self.tenant, audience, for_users=True)
+        scopes = scope_list(params.get("scope"))
+        check_user_scopes(api, scopes)
+        return self._user_tokens(
+            client=client,
+            user=user,
+            api=api,
+            scopes=scopes,
+            auth_time=self.tenant.now(),
+            family_id=new_id("fam_"),
+            grant_type="password",
+        )
+
+    def refresh_token(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+        """Rotate a refresh token; a reused one revokes its whole family. Scope only shrinks."""
+        token = params.get("refresh_token")
+        if not token:
+            raise OAuthError("invalid_request", "Missing required parameter: refresh_token")
+        store = self.tenant.store
+        row = store.one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_digest(token),))
+        invalid = OAuthError("invalid_grant", "Unknown or invalid refresh token.")
+        if row is None or row["client_id"] != client.client_id or row["revoked_at"] is not None:
+            raise invalid
+        if row["rotated_at"] is not None:
+            self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+            raise invalid
+        now = self.tenant.now()
+        if (
+            row["family_expires_at"] <= now
+            or row["created_at"] + self.settings.refresh_token_idle_ttl <= now
+        ):
+            raise invalid
+        original = row["scope"].split()
+        if "scope" in params:
+            requested = scope_list(params["scope"])
+            if not requested or any(s not in original for s in requested):
+                raise OAuthError(
+                    "invalid_scope", "The requested scope exceeds the scope originally granted"
+                )
+        else:
+            requested = original
+        api = self.tenant.find_api(row["audience"])
+        user = self.tenant.find_user(row["user_id"])
+        if api is None or user is None or not api.allow_offline_access:
+            raise invalid
+        with store.transaction():
+            rotated = store.execute(
+                "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? "
+                "AND rotated_at IS NULL AND revoked_at IS NULL",
+                (now, row["token_hash"]),
+            )
+        if rotated != 1:
+            self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+            raise invalid
+        return self._user_tokens(
+            client=client,
+            user=user,
+            api=api,
+            scopes=requested,
+            auth_time=row["auth_time"],
+            family_id=row["family_id"],
+            grant_type=None,
+            refresh_scopes=original,
+            family_expires_at=row["family_expires_at"],
+        )
+
+    def revoke(self, client: Client, token: str) -> None:
+        """RFC 7009: revoke a refresh token (and its family); unknown tokens are ignored."""
+        row = self.tenant.store.one(
+            "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_digest(token),)
+        )
+        if row is None:
+            return
+        if row["client_id"] != client.client_id:
+            raise OAuthError("invalid_grant", "The token was not issued to this client")
+        self.tenant.revoke_refresh_tokens(family_id=row["family_id"])

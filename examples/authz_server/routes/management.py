@@ -1,0 +1,405 @@
+"""The Management API under ``/api/v2/``, with Auth0's paths, field names and error shape.
+
+It is an apiguard-protected API: callers present a client-credentials access token for the
+audience ``{issuer}api/v2/`` carrying scopes such as ``read:resource_servers``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp
+
+from apiguard import AsyncValidator
+
+from ..keys import SigningKeyError
+from ..tenant import NotFound, TenantError, ValidationError
+from ..web import services
+from .guard import protect, requires_scope
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def management_error(status: int, message: str, code: str) -> JSONResponse:
+    """Auth0's Management API error body: ``statusCode``, ``error``, ``message``, ``errorCode``."""
+    return JSONResponse(
+        {
+            "statusCode": status,
+            "error": HTTPStatus(status).phrase,
+            "message": message,
+            "errorCode": code,
+        },
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def endpoint(*scopes: str) -> Callable[[Endpoint], Endpoint]:
+    """Require *scopes* and turn ``TenantError`` into Auth0-shaped error answers."""
+
+    def decorate(func: Endpoint) -> Endpoint:
+        @functools.wraps(func)
+        async def handle(request: Request) -> Response:
+            try:
+                return await func(request)
+            except TenantError as exc:
+                return management_error(exc.status, exc.message, exc.error_code)
+            except SigningKeyError as exc:
+                return management_error(400, str(exc), "invalid_key")
+
+        return requires_scope(*scopes)(handle)
+
+    return decorate
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The JSON object body of a request (size-capped); a ``ValidationError`` otherwise."""
+    body = await request.body()
+    if len(body) > services(request).settings.max_body_bytes:
+        raise ValidationError("Payload too large")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("Payload validation error: invalid JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationError("Payload validation error: expected an object")
+    return data
+
+
+def _json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _require(data: dict[str, Any], *keys: str) -> None:
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ValidationError(f"Payload validation error: missing required property {missing[0]}")
+
+
+# ------------------------------------------------------------ resource servers
+
+
+@endpoint("read:resource_servers")
+async def list_resource_servers(request: Request) -> Response:
+    """``GET /api/v2/resource-servers``."""
+    apis = services(request).tenant.list_apis()
+    return _json([a.to_json() for a in apis])
+
+
+@endpoint("create:resource_servers")
+async def create_resource_server(request: Request) -> Response:
+    """``POST /api/v2/resource-servers``."""
+    data = await read_json(request)
+    _require(data, "identifier")
+    allowed = {
+        "name",
+        "identifier",
+        "signing_alg",
+        "token_lifetime",
+        "allow_offline_access",
+        "skip_consent_for_verifiable_first_party_clients",
+        "token_dialect",
+        "scopes",
+    }
+    extra = set(data) - allowed
+    if extra:
+        raise ValidationError(f"Payload validation error: unknown property {sorted(extra)[0]}")
+    data.setdefault("name", data["identifier"])
+    api = services(request).tenant.create_api(**data)
+    return _json(api.to_json(include_secret=True), 201)
+
+
+@endpoint("read:resource_servers")
+async def get_resource_server(request: Request) -> Response:
+    """``GET /api/v2/resource-servers/{id}`` (id or identifier)."""
+    api = services(request).tenant.get_api(request.path_params["id"])
+    return _json(api.to_json(include_secret=True))
+
+
+@endpoint("update:resource_servers")
+async def update_resource_server(request: Request) -> Response:
+    """``PATCH /api/v2/resource-servers/{id}``: identifier and signing_alg are immutable."""
+    data = await read_json(request)
+    api = services(request).tenant.update_api(request.path_params["id"], data)
+    return _json(api.to_json(include_secret=True))
+
+
+@endpoint("delete:resource_servers")
+async def delete_resource_server(request: Request) -> Response:
+    """``DELETE /api/v2/resource-servers/{id}``."""
+    services(request).tenant.delete_api(request.path_params["id"])
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------------- clients
+
+
+@endpoint("read:clients")
+async def list_clients(request: Request) -> Response:
+    """``GET /api/v2/clients``."""
+    return _json([c.to_json() for c in services(request).tenant.list_clients()])
+
+
+@endpoint("create:clients")
+async def create_client(request: Request) -> Response:
+    """``POST /api/v2/clients``: the generated ``client_secret`` is in this answer only."""
+    data = await read_json(request)
+    _require(data, "name")
+    allowed = {
+        "name",
+        "description",
+        "app_type",
+        "is_first_party",
+        "callbacks",
+        "grant_types",
+        "token_endpoint_auth_method",
+    }
+    extra = set(data) - allowed
+    if extra:
+        raise ValidationError(f"Payload validation error: unknown property {sorted(extra)[0]}")
+    client, secret = services(request).tenant.create_client(**data)
+    body = client.to_json()
+    if secret is not None:
+        body["client_secret"] = secret
+    return _json(body, 201)
+
+
+@endpoint("read:clients")
+async def get_client(request: Request) -> Response:
+    """``GET /api/v2/clients/{id}``."""
+    return _json(services(request).tenant.get_client(request.path_params["id"]).to_json())
+
+
+@endpoint("update:clients")
+async def update_client(request: Request) -> Response:
+    """``PATCH /api/v2/clients/{id}``."""
+    data = await read_json(request)
+    client = services(request).tenant.update_client(request.path_params["id"], data)
+    return _json(client.to_json())
+
+
+@endpoint("update:clients")
+async def rotate_client_secret(request: Request) -> Response:
+    """``POST /api/v2/clients/{id}/rotate-secret``: the new secret is shown once."""
+    client, secret = services(request).tenant.rotate_client_secret(request.path_params["id"])
+    return _json(client.to_json() | {"client_secret": secret})
+
+
+@endpoint("delete:clients")
+async def delete_client(request: Request) -> Response:
+    """``DELETE /api/v2/clients/{id}``."""
+    services(request).tenant.delete_client(request.path_params["id"])
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- client grants
+
+
+@endpoint("read:client_grants")
+async def list_client_grants(request: Request) -> Response:
+    """``GET /api/v2/client-grants`` (filters: ``client_id``, ``audience``)."""
+    query = request.query_params
+    grants = services(request).tenant.list_client_grants(
+        client_id=query.get("client_id"), audience=query.get("audience")
+    )
+    return _json([g.to_json() for g in grants])
+
+
+@endpoint("create:client_grants")
+async def create_client_grant(request: Request) -> Response:
+    """``POST /api/v2/client-grants``: ``{client_id, audience, scope}``."""
+    data = await read_json(request)
+    _require(data, "client_id", "audience", "scope")
+    if not isinstance(data["client_id"], str) or not isinstance(data["audience"], str):
+        raise ValidationError("Payload validation error: client_id and audience are strings")
+    if not isinstance(data["scope"], list):
+        raise ValidationError("Payload validation error: scope must be a list")
+    tenant = services(request).tenant
+    try:
+        grant = tenant.create_client_grant(data["client_id"], data["audience"], data["scope"])
+    except NotFound as exc:
+        raise ValidationError(exc.message) from None
+    return _json(grant.to_json(), 201)
+
+
+@endpoint("update:client_grants")
+async def update_client_grant(request: Request) -> Response:
+    """``PATCH /api/v2/client-grants/{id}``: replace ``scope``."""
+    data = await read_json(request)
+    _require(data, "scope")
+    if not isinstance(data["scope"], list) or set(data) - {"scope"}:
+        raise ValidationError("Payload validation error: only scope (a list) can be changed")
+    grant = services(request).tenant.update_client_grant(request.path_params["id"], data["scope"])
+    return _json(grant.to_json())
+
+
+@endpoint("delete:client_grants")
+async def delete_client_grant(request: Request) -> Response:
+    """``DELETE /api/v2/client-grants/{id}``."""
+    services(request).tenant.delete_client_grant(request.path_params["id"])
+    return Response(status_code=204)
+
+
+# ------------------------------------------------------------------------ users
+
+
+@endpoint("read:users")
+async def list_users(request: Request) -> Response:
+    """``GET /api/v2/users``."""
+    return _json([u.to_json() for u in services(request).tenant.list_users()])
+
+
+@endpoint("create:users")
+async def create_user(request: Request) -> Response:
+    """``POST /api/v2/users``: ``{email, password, name?, connection?, app_metadata?}``."""
+    data = await read_json(request)
+    _require(data, "email", "password")
+    connection = data.get("connection", "Username-Password-Authentication")
+    if connection != "Username-Password-Authentication":
+        raise ValidationError("Only the Username-Password-Authentication connection exists")
+    metadata = data.get("app_metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValidationError("Payload validation error: app_metadata must be an object")
+    user = services(request).tenant.create_user(
+        email=data["email"],
+        password=data["password"],
+        name=data.get("name"),
+        is_admin=metadata.get("is_admin", False),
+    )
+    return _json(user.to_json(), 201)
+
+
+@endpoint("read:users")
+async def get_user(request: Request) -> Response:
+    """``GET /api/v2/users/{id}``."""
+    return _json(services(request).tenant.get_user(request.path_params["id"]).to_json())
+
+
+@endpoint("update:users")
+async def update_user(request: Request) -> Response:
+    """``PATCH /api/v2/users/{id}``: name, email, password, ``app_metadata.is_admin``."""
+    data = await read_json(request)
+    user = services(request).tenant.update_user(request.path_params["id"], data)
+    return _json(user.to_json())
+
+
+@endpoint("delete:users")
+async def delete_user(request: Request) -> Response:
+    """``DELETE /api/v2/users/{id}``."""
+    services(request).tenant.delete_user(request.path_params["id"])
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------- user grants (consent)
+
+
+@endpoint("read:grants")
+async def list_grants(request: Request) -> Response:
+    """``GET /api/v2/grants`` (filters: ``user_id``, ``client_id``, ``audience``)."""
+    query = request.query_params
+    grants = services(request).tenant.list_user_grants(
+        user_id=query.get("user_id"),
+        client_id=query.get("client_id"),
+        audience=query.get("audience"),
+    )
+    return _json([g.to_json() for g in grants])
+
+
+@endpoint("delete:grants")
+async def delete_grant(request: Request) -> Response:
+    """``DELETE /api/v2/grants/{id}``: withdraw consent (its refresh tokens stop working)."""
+    services(request).tenant.revoke_user_grant(request.path_params["id"])
+    return Response(status_code=204)
+
+
+@endpoint("delete:grants")
+async def delete_grants_of_user(request: Request) -> Response:
+    """``DELETE /api/v2/grants?user_id=...``: withdraw every consent of a user."""
+    user_id = request.query_params.get("user_id")
+    if not user_id:
+        raise ValidationError("Query validation error: user_id is required")
+    tenant = services(request).tenant
+    for grant in tenant.list_user_grants(user_id=user_id):
+        tenant.revoke_user_grant(grant.id)
+    return Response(status_code=204)
+
+
+# ----------------------------------------------------------------- signing keys
+
+
+@endpoint("read:signing_keys")
+async def list_signing_keys(request: Request) -> Response:
+    """``GET /api/v2/keys/signing``."""
+    return _json([k.to_json() for k in services(request).tenant.keys.all()])
+
+
+@endpoint("read:signing_keys")
+async def get_signing_key(request: Request) -> Response:
+    """``GET /api/v2/keys/signing/{kid}``."""
+    try:
+        key = services(request).tenant.keys.get(request.path_params["kid"])
+    except SigningKeyError:
+        raise NotFound("The signing key does not exist") from None
+    return _json(key.to_json())
+
+
+@endpoint("create:signing_keys")
+async def rotate_signing_key(request: Request) -> Response:
+    """``POST /api/v2/keys/signing/rotate``: next becomes current, current becomes previous."""
+    key = services(request).tenant.keys.rotate()
+    return _json({"kid": key.kid, "public_key": key.to_json()["public_key"]}, 201)
+
+
+@endpoint("update:signing_keys")
+async def revoke_signing_key(request: Request) -> Response:
+    """``PUT /api/v2/keys/signing/{kid}/revoke``: only the previous key can be revoked."""
+    keys = services(request).tenant.keys
+    try:
+        keys.get(request.path_params["kid"])
+    except SigningKeyError:
+        raise NotFound("The signing key does not exist") from None
+    key = keys.revoke(request.path_params["kid"])
+    return _json(key.to_json())
+
+
+ROUTES = [
+    Route("/resource-servers", list_resource_servers, methods=["GET"]),
+    Route("/resource-servers", create_resource_server, methods=["POST"]),
+    Route("/resource-servers/{id:path}", get_resource_server, methods=["GET"]),
+    Route("/resource-servers/{id:path}", update_resource_server, methods=["PATCH"]),
+    Route("/resource-servers/{id:path}", delete_resource_server, methods=["DELETE"]),
+    Route("/clients", list_clients, methods=["GET"]),
+    Route("/clients", create_client, methods=["POST"]),
+    Route("/clients/{id}/rotate-secret", rotate_client_secret, methods=["POST"]),
+    Route("/clients/{id}", get_client, methods=["GET"]),
+    Route("/clients/{id}", update_client, methods=["PATCH"]),
+    Route("/clients/{id}", delete_client, methods=["DELETE"]),
+    Route("/client-grants", list_client_grants, methods=["GET"]),
+    Route("/client-grants", create_client_grant, methods=["POST"]),
+    Route("/client-grants/{id}", update_client_grant, methods=["PATCH"]),
+    Route("/client-grants/{id}", delete_client_grant, methods=["DELETE"]),
+    Route("/users", list_users, methods=["GET"]),
+    Route("/users", create_user, methods=["POST"]),
+    Route("/users/{id}", get_user, methods=["GET"]),
+    Route("/users/{id}", update_user, methods=["PATCH"]),
+    Route("/users/{id}", delete_user, methods=["DELETE"]),
+    Route("/grants", list_grants, methods=["GET"]),
+    Route("/grants", delete_grants_of_user, methods=["DELETE"]),
+    Route("/grants/{id}", delete_grant, methods=["DELETE"]),
+    Route("/keys/signing", list_signing_keys, methods=["GET"]),
+    Route("/keys/signing/rotate", rotate_signing_key, methods=["POST"]),
+    Route("/keys/signing/{kid}/revoke", revoke_signing_key, methods=["PUT"]),
+    Route("/keys/signing/{kid}", get_signing_key, methods=["GET"]),
+]
+
+
+def management_app(validator: AsyncValidator) -> ASGIApp:
+    """The Management API as one ASGI app, every request checked by *validator*."""
+    return protect(Router(routes=ROUTES), validator)

@@ -1,0 +1,285 @@
+"""Back-channel OAuth endpoints: token, revocation, userinfo and dynamic registration."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..grants import Grants, OAuthError
+from ..models import Client
+from ..tenant import RegistrationError
+from ..tokens import user_claims
+from ..web import Services, client_ip, json_response, services
+
+MAX_PARAMS = 50
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Duplicate(key)
+        out[key] = value
+    return out
+
+
+async def read_params(request: Request) -> dict[str, str]:
+    """The request body as parameters: form-encoded, or JSON (as Auth0 also accepts).
+
+    Parameters in the query string, repeated parameters and non-string values are refused
+    (RFC 6749 §3.2: parameters go in the body and must not repeat).
+    """
+    if request.url.query:
+        raise OAuthError("invalid_request", "Parameters must be sent in the request body")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+        if content_type == "application/x-www-form-urlencoded":
+            pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMS)
+            return _no_duplicates(pairs)
+        if content_type == "application/json":
+            data = json.loads(text, object_pairs_hook=_no_duplicates)
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                raise OAuthError("invalid_request", "The body must be an object of strings")
+            return data
+    except _Duplicate:
+        raise OAuthError("invalid_request", "A parameter was repeated") from None
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "The request body is malformed") from None
+    raise OAuthError(
+        "invalid_request",
+        "The body must be application/x-www-form-urlencoded or application/json",
+    )
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise ValueError("not Basic")
+    decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id:
+        raise ValueError("no colon")
+    # RFC 6749 Appendix B: both parts are form-urlencoded before base64.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def authenticate_client(bundle: Services, request: Request, params: Mapping[str, str]) -> Client:
+    """Identify and authenticate the client, enforcing its registered auth method.
+
+    One method per request; a public client must not send a secret; failures count
+    against the caller's address and answer 429 once it is over its limit.
+    """
+    header = request.headers.get("authorization")
+    used_basic = header is not None
+    challenge = {"WWW-Authenticate": 'Basic realm="oauth"'} if used_basic else {}
+    limiter = bundle.token_failure_limiter
+    ip = client_ip(request)
+    wait = limiter.retry_after(ip)
+    if wait:
+        raise OAuthError(
+            "too_many_attempts",
+            "Too many failed client authentications; try again later",
+            429,
+            {"Retry-After": str(wait)},
+        )
+
+    def failure(description: str = "Client authentication failed") -> OAuthError:
+        limiter.hit(ip)
+        return OAuthError("invalid_client", description, 401, challenge)
+
+    secret: str | None
+    if header is not None:
+        try:
+            client_id, secret = _basic_credentials(header)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise failure("Malformed Basic authorization header") from None
+        if "client_secret" in params:
+            raise OAuthError("invalid_request", "Use only one client authentication method")
+        if params.get("client_id", client_id) != client_id:
+            raise OAuthError("invalid_request", "client_id does not match the Basic credentials")
+        method = "client_secret_basic"
+    else:
+        client_id = params.get("client_id", "")
+        secret = params.get("client_secret")
+        method = "none" if secret is None else "client_secret_post"
+        if not client_id:
+            raise failure("Client authentication is required")
+    client = bundle.tenant.find_client(client_id)
+    if client is None or not client.is_confidential:
+        bundle.tenant.authenticate_client("", secret or "")  # same work as a real check
+        if client is None:
+            raise failure()
+        if method != "none":
+            raise failure("Public clients must not send a client secret")
+        return client
+    if method != client.token_endpoint_auth_method:
+        raise failure("The client must use its registered authentication method")
+    assert secret is not None
+    if bundle.tenant.authenticate_client(client_id, secret) is None:
+        raise failure()
+    return client
+
+
+def error_response(exc: OAuthError) -> Response:
+    """The RFC 6749 §5.2 JSON error answer."""
+    return json_response(exc.body(), exc.status, exc.headers)
+
+
+async def token(request: Request) -> Response:
+    """``POST /oauth/token``."""
+    bundle = services(request)
+    try:
+        params = await read_params(request)
+        client = authenticate_client(bundle, request, params)
+        if params.get("grant_type") == "password":
+            wait = bundle.login_limiter.retry_after(f"ip:{client_ip(request)}")
+            if wait:
+                raise OAuthError(
+                    "too_many_attempts", "Too many attempts", 429, {"Retry-After": str(wait)}
+                )
+        grants = Grants(bundle.tenant, bundle.minter)
+        try:
+            body = grants.token(client, params)
+        except OAuthError as exc:
+            if params.get("grant_type") == "password" and exc.error == "invalid_grant":
+                bundle.login_limiter.hit(f"ip:{client_ip(request)}")
+            raise
+    except OAuthError as exc:
+        return error_response(exc)
+    return json_response(body)
+
+
+async def revoke(request: Request) -> Response:
+    """``POST /oauth/revoke`` (RFC 7009) for refresh tokens."""
+    bundle = services(request)
+    try:
+        params = await read_params(request)
+        client = authenticate_client(bundle, request, params)
+        token_value = params.get("token")
+        if not token_value:
+            raise OAuthError("invalid_request", "Missing required parameter: token")
+        Grants(bundle.tenant, bundle.minter).revoke(client, token_value)
+    except OAuthError as exc:
+        return error_response(exc)
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+def _bearer_error(description: str, status: int = 401, error: str = "invalid_token") -> Response:
+    header = f'Bearer realm="userinfo", error="{error}", error_description="{description}"'
+    return json_response(
+        {"error": error, "error_description": description},
+        status,
+        {"WWW-Authenticate": header},
+    )
+
+
+async def userinfo(request: Request) -> Response:
+    """``GET``/``POST /userinfo``: the user's claims for an access token with ``openid``."""
+    bundle = services(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, token_value = header.partition(" ")
+    if scheme.lower() != "bearer" or not token_value.strip():
+        return json_response(
+            {"error": "invalid_request", "error_description": "A bearer token is required"},
+            401,
+            {"WWW-Authenticate": 'Bearer realm="userinfo"'},
+        )
+    userinfo_url = bundle.minter.userinfo_url
+    try:
+        claims = verify_access_token(bundle, token_value.strip(), userinfo_url)
+    except jwt.PyJWTError:
+        return _bearer_error("The access token is invalid")
+    scopes = str(claims.get("scope", "")).split()
+    if "openid" not in scopes:
+        return _bearer_error("The openid scope is required", 403, "insufficient_scope")
+    user = bundle.tenant.find_user(str(claims.get("sub")))
+    if user is None:
+        return _bearer_error("The access token is invalid")
+    return json_response({"sub": user.user_id, **user_claims(user, scopes)})
+
+
+def verify_access_token(bundle: Services, token_value: str, audience: str) -> dict[str, Any]:
+    """Verify an access token this server issued (RS256 by kid, or an API's HS256 secret)."""
+    header = jwt.get_unverified_header(token_value)
+    issuer = bundle.settings.issuer
+    if header.get("alg") == "RS256":
+        kid = header.get("kid")
+        for key in bundle.tenant.keys.published():
+            if key.kid == kid:
+                verifying_key: Any = key.private_key.public_key()
+                break
+        else:
+            raise jwt.InvalidKeyError("unknown kid")
+        claims: dict[str, Any] = jwt.decode(
+            token_value, verifying_key, algorithms=["RS256"], audience=audience, issuer=issuer
+        )
+        return claims
+    if header.get("alg") == "HS256":
+        unverified = jwt.decode(token_value, options={"verify_signature": False})
+        aud = unverified.get("aud")
+        for candidate in aud if isinstance(aud, list) else [aud]:
+            api = bundle.tenant.find_api(str(candidate))
+            if api is not None and api.signing_secret and api.identifier == candidate:
+                return jwt.decode(
+                    token_value,
+                    api.signing_secret.encode("utf-8"),
+                    algorithms=["HS256"],
+                    audience=audience,
+                    issuer=issuer,
+                )
+    raise jwt.InvalidAlgorithmError("unsupported token")
+
+
+async def register(request: Request) -> Response:
+    """``POST /oidc/register`` (RFC 7591): open registration of third-party clients."""
+    bundle = services(request)
+    wait = bundle.registration_limiter.hit(client_ip(request))
+    if wait:
+        return json_response(
+            {"error": "too_many_requests", "error_description": "Too many registrations"},
+            429,
+            {"Retry-After": str(wait)},
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return json_response(
+            {"error": "invalid_client_metadata", "error_description": "The body must be JSON"},
+            400,
+        )
+    try:
+        metadata = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        metadata = None
+    if not isinstance(metadata, dict):
+        return json_response(
+            {"error": "invalid_client_metadata", "error_description": "Malformed JSON object"},
+            400,
+        )
+    try:
+        body = bundle.tenant.register_client(metadata, dynamic=True)
+    except RegistrationError as exc:
+        return json_response({"error": exc.error, "error_description": exc.message}, 400)
+    return json_response(body, 201)
+
+
+routes: list[BaseRoute] = [
+    Route("/oauth/token", token, methods=["POST"]),
+    Route("/oauth/revoke", revoke, methods=["POST"]),
+    Route("/userinfo", userinfo, methods=["GET", "POST"]),
+    Route("/oidc/register", register, methods=["POST"]),
+]

@@ -1,0 +1,285 @@
+"""Shared web plumbing: pages, security headers, sessions, CSRF and the services bundle.
+
+The dashboard and developer portal reuse all of it: ``render`` for pages that extend
+``base.html``, ``SessionManager`` for the login session, ``Session.csrf_token`` and
+``check_form_csrf`` for forms, and ``services(request)`` for the tenant.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .models import User
+from .security import RateLimiter, b64url, new_secret, token_digest
+from .settings import Settings
+from .tenant import Tenant
+from .tokens import TokenMinter
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+STATIC_DIR = Path(__file__).with_name("static")
+SESSION_COOKIE = "authz_session"
+
+# Sent on every response: no framing (clickjacking), no sniffing, no referrer leaks.
+SECURITY_HEADERS: dict[str, str] = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' https: data:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+NO_STORE: dict[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._raw = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in self._raw if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+@dataclass
+class Services:
+    """What the endpoints need, kept on ``app.state.services``."""
+
+    settings: Settings
+    tenant: Tenant
+    minter: TokenMinter
+    sessions: SessionManager
+    templates: Jinja2Templates
+    login_limiter: RateLimiter
+    token_failure_limiter: RateLimiter
+    registration_limiter: RateLimiter
+
+
+def services(request: Request) -> Services:
+    """The services bundle of the application serving *request*."""
+    bundle: Services = request.app.state.services
+    return bundle
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (the server binds to loopback; no proxy headers are trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page (which extends ``base.html``); pages are never cached."""
+    bundle = services(request)
+    return bundle.templates.TemplateResponse(
+        request,
+        template,
+        {"issuer": bundle.settings.issuer, **(context or {})},
+        status_code=status_code,
+        headers=NO_STORE,
+    )
+
+
+def error_page(request: Request, title: str, message: str, status_code: int = 400) -> Response:
+    """A plain error page (used where redirecting to the client would be unsafe)."""
+    return render(
+        request, "error.html", {"title": title, "message": message}, status_code=status_code
+    )
+
+
+def json_response(
+    data: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """A JSON answer with ``Cache-Control: no-store`` (token and credential responses)."""
+    return JSONResponse(data, status_code=status_code, headers={**NO_STORE, **(headers or {})})
+
+
+def same_origin_post(request: Request) -> bool:
+    """Refuse cross-site form posts: ``Origin`` and ``Sec-Fetch-Site`` must agree with us."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        issuer = urlsplit(services(request).settings.issuer)
+        if origin != f"{issuer.scheme}://{issuer.netloc}":
+            return False
+    fetch_site = request.headers.get("sec-fetch-site")
+    return fetch_site in (None, "same-origin", "none")
+
+
+# -------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True)
+class Session:
+    """A browser session kept server-side; the cookie holds only a random id."""
+
+    sid_hash: str
+    user_id: str | None
+    csrf_secret: str
+    auth_time: int | None
+    expires_at: int
+
+    def csrf_token(self, purpose: str) -> str:
+        """A CSRF token bound to this session and to *purpose* (a form or an interaction)."""
+        mac = hmac.new(self.csrf_secret.encode(), purpose.encode(), "sha256").digest()
+        return b64url(mac)
+
+    def check_csrf(self, purpose: str, token: object) -> bool:
+        """Constant-time check of a submitted CSRF token."""
+        return isinstance(token, str) and hmac.compare_digest(self.csrf_token(purpose), token)
+
+
+class SessionManager:
+    """Server-side sessions in the ``sessions`` table, with an HttpOnly SameSite=Lax cookie."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.settings = tenant.settings
+
+    def load(self, request: Request) -> Session | None:
+        """The live session of the request's cookie, or ``None``."""
+        sid = request.cookies.get(SESSION_COOKIE)
+        if not sid:
+            return None
+        row = self.tenant.store.one(
+            "SELECT * FROM sessions WHERE sid_hash = ? AND expires_at > ?",
+            (token_digest(sid), self.tenant.now()),
+        )
+        if row is None:
+            return None
+        return Session(
+            row["sid_hash"], row["user_id"], row["csrf_secret"], row["auth_time"], row["expires_at"]
+        )
+
+    def user(self, session: Session | None) -> User | None:
+        """The signed-in user of *session*, if any."""
+        if session is None or session.user_id is None:
+            return None
+        return self.tenant.find_user(session.user_id)
+
+    def _create(self, user: User | None) -> tuple[Session, str]:
+        sid = new_secret(32)
+        now = self.tenant.now()
+        expires = now + self.settings.session_ttl
+        session = Session(
+            token_digest(sid),
+            user.user_id if user else None,
+            new_secret(32),
+            now if user else None,
+            expires,
+        )
+        self.tenant.store.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        self.tenant.store.execute(
+            "INSERT INTO sessions (sid_hash, user_id, csrf_secret, auth_time, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                session.sid_hash,
+                session.user_id,
+                session.csrf_secret,
+                session.auth_time,
+                now,
+                expires,
+            ),
+        )
+        return session, sid
+
+    def ensure(self, request: Request) -> tuple[Session, str | None]:
+        """The request's session, or a new anonymous one with the cookie value to set."""
+        session = self.load(request)
+        if session is not None:
+            return session, None
+        return self._create(None)
+
+    def login(self, old: Session | None, user: User) -> tuple[Session, str]:
+        """Sign *user* in under a new session id (the old id is discarded: no fixation)."""
+        with self.tenant.store.transaction():
+            session, sid = self._create(user)
+            if old is not None:
+                self.tenant.store.execute(
+                    "UPDATE interactions SET sid_hash = ? WHERE sid_hash = ?",
+                    (session.sid_hash, old.sid_hash),
+                )
+                self.tenant.store.execute(
+                    "DELETE FROM sessions WHERE sid_hash = ?", (old.sid_hash,)
+                )
+        return session, sid
+
+    def logout(self, session: Session | None) -> None:
+        """End the session."""
+        if session is not None:
+            self.tenant.store.execute(
+                "DELETE FROM sessions WHERE sid_hash = ?", (session.sid_hash,)
+            )
+
+    def set_cookie(self, response: Response, sid: str) -> None:
+        """Attach the session cookie (HttpOnly, SameSite=Lax, Secure on https issuers)."""
+        response.set_cookie(
+            SESSION_COOKIE,
+            sid,
+            max_age=self.settings.session_ttl,
+            httponly=True,
+            samesite="lax",
+            secure=self.settings.secure_cookies,
+            path="/",
+        )
+
+    def clear_cookie(self, response: Response) -> None:
+        """Remove the session cookie."""
+        response.delete_cookie(
+            SESSION_COOKIE,
+            httponly=True,
+            samesite="lax",
+            secure=self.settings.secure_cookies,
+            path="/",
+        )
+
+
+def form_value(form: FormData, name: str) -> str | None:
+    """A single text value of a form field (``None`` when absent, repeated or a file)."""
+    values = form.getlist(name)
+    if len(values) != 1 or not isinstance(values[0], str):
+        return None
+    return values[0]
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login; anything else (absolute, ``//host``) becomes ``/``."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return "/"
+    return target
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON for storage."""
+    return json.dumps(data, separators=(",", ":"))
