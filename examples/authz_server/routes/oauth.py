@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -277,9 +277,28 @@ async def register(request: Request) -> Response:
     return json_response(body, 201)
 
 
+def post_only(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Answer other methods with a JSON 405 that is not cached (the endpoint is POST only)."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.method != "POST":
+            return json_response(
+                {"error": "invalid_request", "error_description": "Use POST"},
+                405,
+                {"Allow": "POST"},
+            )
+        return await handler(request)
+
+    return endpoint
+
+
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
 routes: list[BaseRoute] = [
-    Route("/oauth/token", token, methods=["POST"]),
-    Route("/oauth/revoke", revoke, methods=["POST"]),
+    Route("/oauth/token", post_only(token), methods=ANY_METHOD),
+    Route("/oauth/revoke", post_only(revoke), methods=ANY_METHOD),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/oidc/register", register, methods=["POST"]),
 ]
