@@ -64,6 +64,8 @@ __all__ = [
 REALM_KEY: Final = "apiguard.realm"
 #: WebSocket close code for a refused token (RFC 6455 §7.4.1, policy violation).
 WS_POLICY_VIOLATION: Final = 1008
+#: WebSocket close code when the issuer's keys cannot be had (IANA registry: try again later).
+WS_TRY_AGAIN_LATER: Final = 1013
 
 _AUTHORIZATION: Final = b"authorization"
 _QUERY_TOKEN: Final = b"access_token"
@@ -146,6 +148,15 @@ def _path_matcher(paths: Collection[str]) -> Callable[[str], bool] | None:
     return lambda path: path in frozen or path.startswith(starts)
 
 
+def _check_realm(realm: str) -> None:
+    try:
+        render_error(MissingToken(), realm)
+    except ValueError:
+        raise ConfigurationError(
+            "realm: printable ASCII without double quotes or backslashes"
+        ) from None
+
+
 def _query_has_token(query: bytes) -> bool:
     if _QUERY_TOKEN not in query:
         return False
@@ -225,7 +236,7 @@ class BearerAuthMiddleware:
         else:
             self._owns_validator = False
         if realm is not None:
-            render_error(MissingToken(), realm)  # fails now if the realm cannot be quoted
+            _check_realm(realm)
         self.app = app
         self.validator = validator
         self.realm = realm
@@ -286,7 +297,7 @@ class BearerAuthMiddleware:
             await send(
                 {
                     "type": "websocket.close",
-                    "code": WS_POLICY_VIOLATION,
+                    "code": _ws_code(error),
                     "reason": _ws_reason(error),
                 }
             )
@@ -321,6 +332,10 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send_closing)
         finally:
             await close()
+
+
+def _ws_code(error: ApiguardError) -> int:
+    return WS_TRY_AGAIN_LATER if isinstance(error, KeySetUnavailable) else WS_POLICY_VIOLATION
 
 
 def _ws_reason(error: ApiguardError) -> str:
