@@ -178,7 +178,7 @@ _CANONICAL_LAST: Final = {
 _COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _COMPACT_JWE: Final = re.compile(r"[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){4}")
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]*")
-_TYP_OR_CTY: Final = ("typ", "cty")
+_STRING_MEMBERS: Final = ("kid", "typ", "cty")
 
 
 class UnusableKey(ValueError):
@@ -242,7 +242,8 @@ def _check_deep(value: Any, depth: int) -> None:
     if depth > MAX_JSON_DEPTH:
         raise _Malformed("JSON nested too deeply")
     if isinstance(value, dict):
-        for item in value.values():
+        for name, item in value.items():
+            name.encode("utf-8")
             _check_deep(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
@@ -357,12 +358,9 @@ def _check_header(header: dict[str, Any], algorithms: Iterable[str]) -> None:
         raise MalformedToken("b64 header (RFC 7797) is not allowed in a JWT")
     if "zip" in header:
         raise MalformedToken("zip header is not allowed in a JWS")
-    kid = header.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise MalformedToken("kid is not a string")
-    for name in _TYP_OR_CTY:
-        value = header.get(name)
-        if value is not None and not isinstance(value, str):
+    # Present means a string: "kid": null must not read as "no kid" (SECURITY B3).
+    for name in _STRING_MEMBERS:
+        if name in header and not isinstance(header[name], str):
             raise MalformedToken(f"{name} is not a string")
     cty = header.get("cty")
     if cty is not None and cty.lower() in ("jwt", "application/jwt"):

@@ -74,3 +74,31 @@ def static_validator(jwks: Any, **options: Any) -> Any:
     options.setdefault("jwks_uri", "https://issuer.test/jwks.json")
     client = httpx.Client(transport=httpx.MockTransport(answer))
     return Validator(http_client=client, **options)
+
+
+def b64(data: bytes | str) -> str:
+    """Unpadded base64url of bytes (or of text encoded as UTF-8)."""
+    import base64
+
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def signed(issuer: LocalIssuer, header: Any = None, payload: Any = None, **claims: Any) -> str:
+    """A token signed by ``issuer``'s current key over exact header/payload bytes.
+
+    ``header`` and ``payload`` are dicts (dumped as JSON) or raw bytes; by default the
+    issuer's usual header and claims (with ``claims`` applied).
+    """
+    key = issuer.current_key
+    if header is None:
+        header = {"alg": key.algorithm, "kid": key.kid, "typ": "JWT"}
+    if payload is None:
+        payload = issuer.claims(**claims)
+    head = header if isinstance(header, bytes) else dumps(header)
+    body = payload if isinstance(payload, bytes) else dumps(payload)
+    return issuer.sign_raw(head, body)
