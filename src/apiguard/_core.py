@@ -137,8 +137,13 @@ def build_config(
     parts = urlsplit(issuer)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise _fail("issuer", f"must be an absolute http(s) URL, not {issuer!r}")
+    if not is_safe_url(issuer):
+        # RFC 8414 §2 issuers are https; a plain-http one is only a loopback development
+        # server, whatever the keys come from.
+        raise _fail("issuer", "must be https (http only for loopback hosts)")
     audiences = frozenset(_strings("audience", audience))
-    names = _strings("algorithms", algorithms, allow_empty=True) if algorithms else ()
+    # An explicitly empty allow-list is a mistake, never a request for the defaults.
+    names = _strings("algorithms", algorithms) if algorithms is not None else ()
     unknown = [name for name in names if name not in SUPPORTED_ALGORITHMS]
     if unknown:
         raise _fail("algorithms", f"unsupported or unsafe: {unknown!r} ('none' never is)")
@@ -162,8 +167,6 @@ def build_config(
             raise _fail("algorithms", "HS* needs shared_secret and is never used with a JWKS")
         if jwks_uri is not None:
             _url("jwks_uri", jwks_uri)
-        elif not is_safe_url(issuer):
-            raise _fail("issuer", "keys are discovered from it, so it must be https")
     if token_type not in (None, "at+jwt"):
         raise _fail("token_type", "must be None or 'at+jwt'")
     max_age = None
@@ -204,6 +207,17 @@ def _clock(clock: Callable[[], float] | None) -> Callable[[], float]:
     if not callable(clock):
         raise _fail("clock", "must be a callable returning seconds since the epoch")
     return clock
+
+
+def _check_numeric_date(name: str, value: Any) -> None:
+    # bool is an int in Python: ``"exp": true`` must not pass as a NumericDate. An integer
+    # beyond float range (JSON allows 400 digits) would overflow the leeway arithmetic.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidClaim(f"{name} is not a NumericDate")
+    try:
+        float(value)
+    except OverflowError:
+        raise InvalidClaim(f"{name} is out of range") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,10 +408,8 @@ class ValidatorCore:
         if "exp" not in claims:
             raise InvalidClaim("exp is missing")
         for name in ("exp", "nbf", "iat"):
-            value = claims.get(name, 0)
-            # bool is an int in Python: ``"exp": true`` must not pass as a NumericDate.
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidClaim(f"{name} is not a NumericDate")
+            if name in claims:
+                _check_numeric_date(name, claims[name])
         if c.max_token_age is not None and "iat" not in claims:
             raise InvalidClaim("iat is required with max_token_age")
         for name in ("sub", "jti", "client_id", "azp"):
