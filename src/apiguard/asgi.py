@@ -214,6 +214,7 @@ class BearerAuthMiddleware:
     def __init__(
         self,
         app: ASGIApp,
+        /,
         *,
         validator: AsyncValidator | None = None,
         issuer: str | None = None,

@@ -1,0 +1,1 @@
+"""The Organizer API on Starlette, protected by apiguard's ASGI middleware."""

@@ -1,0 +1,111 @@
+"""The Organizer API on Starlette: one public route, one for any valid token, one per scope.
+
+``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
+with defaults that point at the local authorization server (``python -m
+examples.authz_server``) and its Organizer API.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from apiguard.asgi import BearerAuthMiddleware, get_token, requires_scope
+
+DEFAULT_ISSUER = "http://127.0.0.1:9000/"
+DEFAULT_AUDIENCE = "https://organizer.example/api"
+BAD_BODY = {
+    "error": "invalid_body",
+    "error_description": 'Expected a JSON object with a "title" string and an ISO 8601 "at"',
+}
+
+
+class Organizer:
+    """The sample data of one app, in memory (a real API would have a database)."""
+
+    def __init__(self) -> None:
+        self.ids = itertools.count(3)
+        self.appointments: list[dict[str, Any]] = [
+            {"id": 1, "title": "Dentist", "at": "2026-12-01T09:00:00Z"},
+            {"id": 2, "title": "Team sync", "at": "2026-12-02T14:30:00Z"},
+        ]
+        self.contacts = [{"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"}]
+        self.tasks = [{"id": 1, "title": "Buy milk", "done": False}]
+
+
+async def public(request: Request) -> JSONResponse:
+    message = "Hello from a public endpoint! You don't need to be authenticated to see this."
+    return JSONResponse({"message": message})
+
+
+@requires_scope()
+async def private(request: Request) -> JSONResponse:
+    token = get_token(request)
+    message = "Hello from a private endpoint! You need to be authenticated to see this."
+    return JSONResponse({"message": message, "subject": token.subject if token else None})
+
+
+@requires_scope("read:appointments")
+async def list_appointments(request: Request) -> JSONResponse:
+    return JSONResponse({"appointments": request.app.state.organizer.appointments})
+
+
+def _is_datetime(value: object) -> bool:
+    try:
+        return isinstance(value, str) and bool(datetime.fromisoformat(value))
+    except ValueError:
+        return False
+
+
+@requires_scope("create:appointments")
+async def create_appointment(request: Request) -> JSONResponse:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not (isinstance(body, dict) and isinstance(body.get("title"), str) and body["title"]):
+        return JSONResponse(BAD_BODY, status_code=400)
+    if len(body["title"]) > 200 or not _is_datetime(body.get("at")):
+        return JSONResponse(BAD_BODY, status_code=400)
+    organizer: Organizer = request.app.state.organizer
+    appointment = {"id": next(organizer.ids), "title": body["title"], "at": body["at"]}
+    organizer.appointments.append(appointment)
+    return JSONResponse(appointment, status_code=201)
+
+
+@requires_scope("read:contacts")
+async def list_contacts(request: Request) -> JSONResponse:
+    return JSONResponse({"contacts": request.app.state.organizer.contacts})
+
+
+@requires_scope("read:tasks")
+async def list_tasks(request: Request) -> JSONResponse:
+    return JSONResponse({"tasks": request.app.state.organizer.tasks})
+
+
+def create_app(**guard_options: Any) -> Starlette:
+    """Build the Organizer API; ``guard_options`` go to the middleware (e.g. ``validator=``)."""
+    if "validator" not in guard_options:
+        guard_options.setdefault("issuer", os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER))
+        guard_options.setdefault("audience", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
+    routes = [
+        Route("/api/public", public),
+        Route("/api/private", private),
+        Route("/api/appointments", list_appointments, methods=["GET"]),
+        Route("/api/appointments", create_appointment, methods=["POST"]),
+        Route("/api/contacts", list_contacts),
+        Route("/api/tasks", list_tasks),
+    ]
+    # The public route is not inspected at all, so even a bad token there gets the answer.
+    guard = Middleware(BearerAuthMiddleware, exclude_paths=["/api/public"], **guard_options)
+    app = Starlette(routes=routes, middleware=[guard])
+    app.state.organizer = Organizer()
+    return app
