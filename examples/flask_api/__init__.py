@@ -1,0 +1,1 @@
+"""The Organizer API on Flask, protected by apiguard (``python -m examples.flask_api``)."""
