@@ -174,7 +174,7 @@ def parse_authorization_request(
     else:
         raise PageError("The redirect_uri parameter is required for this application.")
 
-    raw_type = " ".join(sorted(params.get("response_type", "").split(), reverse=True))
+    raw_type = " ".join(sorted(params.get("response_type", "").split()))
     response_type = RESPONSE_TYPES.get(raw_type, raw_type)
     default_mode = "fragment" if "token" in response_type.split() else "query"
     mode = params.get("response_mode", default_mode)
@@ -183,7 +183,10 @@ def parse_authorization_request(
         redirect_uri=redirect_uri,
         redirect_uri_sent=sent,
         response_type=response_type,
-        response_mode=mode if mode in ("query", "fragment") else default_mode,
+        # Implicit answers (errors included) always travel in the fragment.
+        response_mode=mode
+        if mode in ("query", "fragment") and default_mode == "query"
+        else default_mode,
         state=params.get("state"),
     )
     try:
