@@ -314,13 +314,20 @@ class BearerAuthMiddleware:
         await send({"type": "http.response.body", "body": answer.body})
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        closed = False
+        shutting_down = closed = False
 
         async def close() -> None:
             nonlocal closed
             if not closed:
                 closed = True
                 await self.validator.aclose()
+
+        async def receive_watching() -> Message:
+            nonlocal shutting_down
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                shutting_down = True
+            return message
 
         async def send_closing(message: Message) -> None:
             # Close the HTTP client after the app's own shutdown, before the server is told
@@ -330,9 +337,12 @@ class BearerAuthMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_closing)
+            await self.app(scope, receive_watching, send_closing)
         finally:
-            await close()
+            # An app without lifespan support fails at once; the server then runs without
+            # lifespan, and the validator must stay open for the requests to come.
+            if shutting_down:
+                await close()
 
 
 def _ws_code(error: ApiguardError) -> int:

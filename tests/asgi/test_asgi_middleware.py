@@ -404,6 +404,30 @@ def test_owned_validator_closed_at_lifespan_shutdown(local_issuer: LocalIssuer) 
     assert calls == ["aclose"]
 
 
+@pytest.mark.anyio
+async def test_app_without_lifespan_keeps_the_validator_open(local_issuer: LocalIssuer) -> None:
+    """An app that refuses the lifespan scope does not get its validator closed at startup."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("no lifespan here")
+
+    middleware = BearerAuthMiddleware(
+        app, issuer=local_issuer.issuer, audience=local_issuer.audience
+    )
+    calls = _spy_aclose(middleware.validator)
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:  # pragma: no cover - never called
+        raise AssertionError(message)
+
+    with pytest.raises(RuntimeError, match="no lifespan"):
+        await middleware({"type": "lifespan"}, receive, send)
+    assert calls == []
+    await middleware.validator.aclose()
+
+
 def test_given_validator_is_left_open(
     make_app: Callable[..., Starlette], local_issuer: LocalIssuer
 ) -> None:
