@@ -37,7 +37,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar, cast, overload
+from typing import Any, Final, Literal, NoReturn, TypeVar, cast, overload
 
 import httpx
 from flask import Blueprint, Flask, Response, current_app, g, has_app_context, request
@@ -166,10 +166,10 @@ class ApiGuard:
             if not isinstance(validator, Validator):
                 raise ConfigurationError("validator: must be an apiguard.Validator")
             clashing = sorted(set(options) - _OWN_OPTIONS)
-            if clashing or http_client is not None:
+            clashing += ["http_client"] if http_client is not None else []
+            if clashing:
                 raise ConfigurationError(
                     f"validator: a ready validator excludes the options {clashing!r}"
-                    + (" and http_client" if http_client is not None else "")
                 )
         self._validator = validator
         self._http_client = http_client
@@ -310,24 +310,25 @@ def _authenticate(*, optional: bool) -> AccessToken | None:
     except InvalidRequest as exc:
         logger.debug("bearer authentication failed: %s (%s)", exc.reason, exc.detail)
         raise
-    _refuse_second_transport()
+    # RFC 6750 §2: a client must not use more than one method to send the token. Only the
+    # header is read, but a token also in the query or the form body makes the request
+    # ambiguous; it is refused rather than guessed at.
+    if "access_token" in request.args:
+        _sent_twice()
     access_token = state.validator.validate(token)
+    # The body is looked at only for a valid token: no buffering for anonymous clients.
+    if request.mimetype == "application/x-www-form-urlencoded":
+        # Cache the raw body first so that the view can still read it after the form.
+        request.get_data(cache=True)
+        if "access_token" in request.form:
+            _sent_twice()
     setattr(g, _G_TOKEN, access_token)
     return access_token
 
 
-def _refuse_second_transport() -> None:
-    # RFC 6750 §2: a client must not use more than one method to send the token. Only the
-    # header is read, but a token also in the query or the form body makes the request
-    # ambiguous; it is refused rather than guessed at.
-    elsewhere = "access_token" in request.args
-    if not elsewhere and request.mimetype == "application/x-www-form-urlencoded":
-        # Cache the raw body first so that the view can still read it after the form.
-        request.get_data(cache=True)
-        elsewhere = "access_token" in request.form
-    if elsewhere:
-        logger.debug("bearer authentication failed: invalid_request (token sent twice)")
-        raise InvalidRequest("access token sent in the header and in the query or body")
+def _sent_twice() -> NoReturn:
+    logger.debug("bearer authentication failed: invalid_request (token sent twice)")
+    raise InvalidRequest("access token sent in the header and in the query or body")
 
 
 def _authorize(scopes: tuple[str, ...], match: str, *, optional: bool) -> None:
