@@ -495,3 +495,48 @@ def test_token_credentials_and_user_expose_the_token(local_issuer: LocalIssuer) 
     assert (credentials.scopes, credentials.token) == (["a", "b"], token)
     assert (user.is_authenticated, user.identity, user.display_name) == (True, "s", "s")
     assert repr(user) == "TokenUser(identity='s')"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        pytest.param(b"Bearer \x00abc", 400, id="nul-byte"),
+        pytest.param(b"Bearer \xe9t\xe9.a.b", 400, id="latin-1-bytes"),
+        pytest.param(b"Bearer " + b"a" * 20000, 401, id="oversized"),
+        pytest.param(b"Bearer " + b"." * 50, 401, id="only-dots"),
+        pytest.param(b"Bearer e30.e30.", 401, id="empty-json-objects"),
+        pytest.param(b"Bearer\ttoken", 401, id="tab-after-scheme-is-another-scheme"),
+        pytest.param(b"Bearer a.b.c.d.e", 401, id="five-segments"),
+    ],
+)
+async def test_hostile_headers_never_reach_500(
+    local_issuer: LocalIssuer, value: bytes, status: int
+) -> None:
+    """Hostile header bytes get a 400/401 answer from the middleware, never an exception."""
+    reached: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["type"])
+        await PlainTextResponse("reached")(scope, receive, send)
+
+    middleware = BearerAuthMiddleware(app, validator=local_issuer.async_validator(), required=True)
+    sent: list[Message] = []
+
+    async def receive() -> Message:  # pragma: no cover - the body is never read
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"authorization", value)],
+    }
+    await middleware(scope, receive, send)
+    assert reached == []
+    assert sent[0]["status"] == status
+    assert json.loads(sent[1]["body"])["error_description"]
