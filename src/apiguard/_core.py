@@ -227,6 +227,9 @@ class Pending:
     request: FetchRequest
     jws: CompactJWS
     token: str
+    #: URLs already fetched for this token: each is fetched at most once per validation,
+    #: so a zero cooldown or a frozen clock cannot loop.
+    fetched: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,21 +322,31 @@ class ValidatorCore:
 
     def resume(self, pending: Pending, *, refresh: bool = True) -> AccessToken | Pending:
         """Go on after the fetch :attr:`Pending.request` was done (or skipped)."""
+        fetched = pending.fetched | {pending.request.url} if refresh else pending.fetched
         try:
-            return self._continue(pending.jws, pending.token, refresh=refresh)
+            return self._continue(pending.jws, pending.token, refresh=refresh, fetched=fetched)
         except BearerError as exc:
             logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
             raise
 
-    def _continue(self, jws: CompactJWS, token: str, *, refresh: bool) -> AccessToken | Pending:
+    def _continue(
+        self,
+        jws: CompactJWS,
+        token: str,
+        *,
+        refresh: bool,
+        fetched: frozenset[str] = frozenset(),
+    ) -> AccessToken | Pending:
         now = self._clock()
         if self._keys is None:
             assert self.config.shared_key is not None
             key = self.config.shared_key
         else:
             found = self._keys.lookup(jws.kid, jws.alg, now, refresh=refresh)
+            if isinstance(found, FetchRequest) and found.url in fetched:
+                found = self._keys.lookup(jws.kid, jws.alg, now, refresh=False, fetch=False)
             if isinstance(found, FetchRequest):
-                return Pending(found, jws, token)
+                return Pending(found, jws, token, fetched)
             key = found
         # The signature first: an expired forgery must read "invalid signature" (no oracle).
         key.verify(jws)
@@ -350,13 +363,18 @@ class ValidatorCore:
             hit = self._cache.get(token)
         if hit is None:
             return None
-        keys = self._keys.keys if self._keys is not None else None
-        if keys is not None and hit.key not in keys:
-            # The key that verified it has left the issuer's key set: validate afresh.
+        now = self._clock()
+        source = self._keys
+        if source is not None and (
+            source.keys is None or hit.key not in source.keys or not source.is_fresh(now)
+        ):
+            # The key that verified it has left the issuer's key set, or the set is due for
+            # a refresh that only a full validation asks for (a hit must not keep a
+            # withdrawn key alive): validate afresh.
             with self._cache_lock:
                 self._cache.pop(token, None)
             return None
-        self._check_times(hit.token.claims, self._clock())
+        self._check_times(hit.token.claims, now)
         return hit.token
 
     def _check_times(self, claims: Mapping[str, Any], now: float) -> None:

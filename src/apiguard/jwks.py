@@ -270,8 +270,18 @@ class KeySource:
         #: Moves on with every :meth:`receive`; see :attr:`FetchRequest.generation`.
         self.generation = 0
 
+    def is_fresh(self, now: float) -> bool:
+        """Tell whether the cached key set is within its freshness lifetime."""
+        return now < self._fresh_until
+
     def lookup(
-        self, kid: str | None, alg: str, now: float, *, refresh: bool = True
+        self,
+        kid: str | None,
+        alg: str,
+        now: float,
+        *,
+        refresh: bool = True,
+        fetch: bool = True,
     ) -> VerificationKey | FetchRequest:
         """Find the key for a token, or say what must be fetched first.
 
@@ -279,18 +289,21 @@ class KeySource:
             kid, alg: from the token's header.
             now: the current time in seconds since the epoch.
             refresh: False to use the cached keys even if stale (another fetch is running).
+            fetch: False to answer from the cache alone, as if on cooldown (the caller has
+                already fetched for this token); a FetchRequest is then never returned.
 
         Raises:
             KeySetUnavailable: no usable key set and no fetch may be tried yet.
             UnknownSigningKey, AlgorithmNotAllowed: see :meth:`KeySet.select`.
         """
+        may_fetch = fetch and now >= self._next_fetch
         if self.jwks_uri is None:
-            return self._fetch_or_fail(self._discovery[self._discovery_index], "discovery", now)
+            url = self._discovery[self._discovery_index]
+            return self._fetch_or_fail(url, "discovery", now, may_fetch)
         keys = self.keys if now < self._usable_until else None
         if keys is None:
-            return self._fetch_or_fail(self.jwks_uri, "jwks", now)
+            return self._fetch_or_fail(self.jwks_uri, "jwks", now, may_fetch)
         key = keys.select(kid, alg)
-        may_fetch = now >= self._next_fetch
         if key is None:
             # An unknown kid may mean the issuer rotated: look again, but at most once per
             # cooldown, and never for a kid too long to be real (a flood of junk kids).
@@ -306,8 +319,8 @@ class KeySource:
             return FetchRequest(self.jwks_uri, "jwks", self.generation, optional=True)
         return key
 
-    def _fetch_or_fail(self, url: str, purpose: Any, now: float) -> FetchRequest:
-        if now >= self._next_fetch:
+    def _fetch_or_fail(self, url: str, purpose: Any, now: float, may_fetch: bool) -> FetchRequest:
+        if may_fetch:
             return FetchRequest(url, purpose, self.generation)
         raise KeySetUnavailable(
             f"no usable key set: {self._last_error or 'not fetched yet'}",
@@ -356,6 +369,10 @@ class KeySource:
             keys = KeySet.from_jwks(doc, algorithms=self._s.algorithms, previous=self.keys)
         except UnusableKey as exc:
             raise _FetchFailed(str(exc)) from None
+        if not keys.keys:
+            # An issuer always has a signing key: an empty set is an outage or a
+            # misconfiguration, and must not evict the keys that still work (SECURITY B11).
+            raise _FetchFailed("JWKS has no usable signing key")
         ttl = self._ttl(response.headers.get("cache-control"))
         self.keys = keys
         self._fresh_until = now + ttl
