@@ -107,7 +107,7 @@ def authenticate_client(bundle: Services, request: Request, params: Mapping[str,
         try:
             client_id, secret = _basic_credentials(header)
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise failure("Malformed Basic authorization header") from None
+            raise failure("Client authentication needs a well-formed Basic header") from None
         if "client_secret" in params:
             raise OAuthError("invalid_request", "Use only one client authentication method")
         if params.get("client_id", client_id) != client_id:
