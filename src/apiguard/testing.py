@@ -244,7 +244,10 @@ class LocalIssuer:
         options.setdefault("audience", self.audience)
         options.setdefault("clock", self.clock)
         client = httpx.Client(transport=self.transport())
-        return Validator(http_client=client, **options)
+        validator = Validator(http_client=client, **options)
+        # The kit made this client for the validator alone: closing the validator closes it.
+        validator._owns_client = True
+        return validator
 
     def async_validator(self, **options: Any) -> AsyncValidator:
         """An :class:`AsyncValidator` for this issuer that fetches through :meth:`transport`."""
@@ -252,7 +255,9 @@ class LocalIssuer:
         options.setdefault("audience", self.audience)
         options.setdefault("clock", self.clock)
         client = httpx.AsyncClient(transport=self.transport())
-        return AsyncValidator(http_client=client, **options)
+        validator = AsyncValidator(http_client=client, **options)
+        validator._owns_client = True
+        return validator
 
 
 def _b64(data: bytes) -> bytes:

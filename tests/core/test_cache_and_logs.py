@@ -1,0 +1,131 @@
+"""The verified-token cache, and what reaches the logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from apiguard import InvalidToken, TokenExpired, UnknownSigningKey
+from apiguard.testing import LocalIssuer
+
+from .conftest import FakeClock
+
+
+def test_hit_returns_the_same_result(issuer: LocalIssuer) -> None:
+    """A cached token validates to the very same AccessToken, with no new fetch."""
+    token = issuer.token()
+    with issuer.validator() as validator:
+        first = validator.validate(token)
+        assert validator.validate(token) is first
+    assert issuer.requests["/.well-known/jwks.json"] == 1
+
+
+def test_time_claims_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -> None:
+    """A cached token that has since expired is TokenExpired."""
+    token = issuer.token(expires_in=60)
+    with issuer.validator() as validator:
+        validator.validate(token)
+        clock.advance(60 + 30)
+        with pytest.raises(TokenExpired):
+            validator.validate(token)
+
+
+def test_max_age_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -> None:
+    """A cached token that grew older than max_token_age is TokenExpired."""
+    token = issuer.token(expires_in=7200)
+    with issuer.validator(max_token_age=100) as validator:
+        validator.validate(token)
+        clock.advance(131)
+        with pytest.raises(TokenExpired):
+            validator.validate(token)
+
+
+def test_entry_dropped_when_its_key_leaves(issuer: LocalIssuer, clock: FakeClock) -> None:
+    """A cached token is refused once its key has left the (still fresh) key set."""
+    old = issuer.token(expires_in=3600)
+    with issuer.validator() as validator:
+        validator.validate(old)
+        clock.advance(30)
+        issuer.rotate(keep_previous=False)
+        validator.validate(issuer.token())  # unknown kid: refresh, the old key is gone
+        with pytest.raises(UnknownSigningKey):
+            validator.validate(old)
+
+
+def test_entry_survives_a_refresh_that_keeps_its_key(issuer: LocalIssuer, clock: FakeClock) -> None:
+    """A refresh that republishes the same key keeps cached tokens (the key object is reused)."""
+    token = issuer.token(expires_in=3600)
+    with issuer.validator() as validator:
+        first = validator.validate(token)
+        clock.advance(601)
+        validator.validate(issuer.token())  # refresh with the same key
+        assert validator.validate(token) is first
+    assert issuer.requests["/.well-known/jwks.json"] == 2
+
+
+def test_cache_is_bounded(issuer: LocalIssuer) -> None:
+    """The cache holds at most token_cache_size entries."""
+    with issuer.validator(token_cache_size=2) as validator:
+        for index in range(5):
+            validator.validate(issuer.token(sub=f"u{index}"))
+        assert validator._core._cache is not None
+        assert len(validator._core._cache) == 2
+
+
+def test_cache_disabled(issuer: LocalIssuer) -> None:
+    """token_cache_size=0 validates every time afresh."""
+    token = issuer.token()
+    with issuer.validator(token_cache_size=0) as validator:
+        assert validator.validate(token) is not validator.validate(token)
+
+
+def test_hs256_cache_hit(clock: FakeClock) -> None:
+    """With a shared secret the cache serves hits without a key set."""
+    import jwt
+
+    from apiguard import Validator
+
+    secret = "k" * 32
+    token = jwt.encode(
+        {"iss": "https://i.test/", "aud": "a", "exp": clock() + 60}, secret, algorithm="HS256"
+    )
+    with Validator(
+        issuer="https://i.test/", audience="a", shared_secret=secret, clock=clock
+    ) as validator:
+        assert validator.validate(token) is validator.validate(token)
+
+
+FAILING = [
+    pytest.param({"aud": "https://other.test"}, {}, id="wrong-audience"),
+    pytest.param({"iss": "https://evil.test/"}, {}, id="wrong-issuer"),
+    pytest.param({"expires_in": -600}, {}, id="expired"),
+    pytest.param({}, {"kid": "nope"}, id="unknown-kid"),
+    pytest.param({}, {"alg": "HS256"}, id="alg"),
+]
+
+
+@pytest.mark.parametrize(("claims", "header"), FAILING)
+def test_token_never_logged(
+    claims: dict[str, object],
+    header: dict[str, object],
+    issuer: LocalIssuer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """E8: failing validations log the reason at debug level, never the token or its parts."""
+    token = issuer.token(header=header, **claims)
+    with (
+        caplog.at_level(logging.DEBUG),
+        issuer.validator() as validator,
+        pytest.raises(InvalidToken) as caught,
+    ):
+        validator.validate(token)
+    rejected = [r for r in caplog.records if "token rejected" in r.getMessage()]
+    assert [r.levelno for r in rejected] == [logging.DEBUG]
+    assert caught.value.reason in rejected[0].getMessage()
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.args)
+        for part in token.split("."):
+            assert part not in text
+    for part in token.split("."):
+        assert part not in str(caught.value)
