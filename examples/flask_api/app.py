@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
@@ -18,6 +19,10 @@ from apiguard.flask import ApiGuard, current_token, requires_auth, requires_scop
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
 DEFAULT_AUDIENCE = "https://organizer.example/api"
+BAD_BODY = {
+    "error": "invalid_body",
+    "error_description": 'Expected a JSON object with a "title" string and an ISO 8601 "at"',
+}
 
 # Defined before any app exists: the decorators find the app's ApiGuard at request time.
 api = Blueprint("organizer", __name__, url_prefix="/api")
@@ -29,12 +34,12 @@ class Organizer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ids = itertools.count(3)
-        self.appointments = [
-            {"id": 1, "title": "Dentist", "starts_at": "2030-01-15T09:30:00Z"},
-            {"id": 2, "title": "Team lunch", "starts_at": "2030-01-16T12:00:00Z"},
+        self.appointments: list[dict[str, Any]] = [
+            {"id": 1, "title": "Dentist", "at": "2026-12-01T09:00:00Z"},
+            {"id": 2, "title": "Team sync", "at": "2026-12-02T14:30:00Z"},
         ]
-        self.contacts = [{"name": "Ada Lovelace", "email": "ada@organizer.example"}]
-        self.tasks = [{"title": "Renew passport", "done": False}]
+        self.contacts = [{"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"}]
+        self.tasks = [{"id": 1, "title": "Buy milk", "done": False}]
 
 
 def organizer() -> Organizer:
@@ -44,17 +49,17 @@ def organizer() -> Organizer:
 
 @api.get("/public")
 def public() -> dict[str, Any]:
-    return {"message": "Hello from a public endpoint: no token needed."}
+    return {
+        "message": "Hello from a public endpoint! You don't need to be authenticated to see this."
+    }
 
 
 @api.get("/private")
 @requires_auth
 def private() -> dict[str, Any]:
     return {
-        "message": "Hello from a private endpoint: any valid token will do.",
+        "message": "Hello from a private endpoint! You need to be authenticated to see this.",
         "subject": current_token.subject,
-        "client_id": current_token.client_id,
-        "scopes": sorted(current_token.scopes),
     }
 
 
@@ -68,18 +73,22 @@ def list_appointments() -> dict[str, Any]:
 @requires_scope("create:appointments")
 def create_appointment() -> tuple[dict[str, Any], int]:
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("title"), str):
-        return {"error": 'expected a JSON object with a "title" string'}, 400
+    if not (isinstance(body, dict) and isinstance(body.get("title"), str) and body["title"]):
+        return BAD_BODY, 400
+    if len(body["title"]) > 200 or not _is_datetime(body.get("at")):
+        return BAD_BODY, 400
     store = organizer()
     with store.lock:
-        appointment = {
-            "id": next(store.ids),
-            "title": body["title"][:200],
-            "starts_at": body.get("starts_at") if isinstance(body.get("starts_at"), str) else None,
-            "created_by": current_token.subject,
-        }
+        appointment = {"id": next(store.ids), "title": body["title"], "at": body["at"]}
         store.appointments.append(appointment)
     return appointment, 201
+
+
+def _is_datetime(value: object) -> bool:
+    try:
+        return isinstance(value, str) and bool(datetime.fromisoformat(value))
+    except ValueError:
+        return False
 
 
 @api.get("/contacts")

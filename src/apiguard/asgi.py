@@ -60,6 +60,8 @@ __all__ = [
     "requires_scope",
 ]
 
+_DEFAULT_REALM: Final = object()
+
 #: The scope key under which the middleware leaves its ``realm`` for :func:`requires_scope`.
 REALM_KEY: Final = "apiguard.realm"
 #: WebSocket close code for a refused token (RFC 6455 §7.4.1, policy violation).
@@ -196,6 +198,7 @@ class BearerAuthMiddleware:
         exclude: a predicate on the ASGI scope; True means the same as an excluded path.
         required: refuse requests without a token (401) everywhere but the excluded paths.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
+            Default: the audience when there is one, else ``"api"`` (as in apiguard.flask).
         **validator_options: further :class:`~apiguard.AsyncValidator` arguments.
 
     Raises:
@@ -222,7 +225,7 @@ class BearerAuthMiddleware:
         exclude_paths: Collection[str] = (),
         exclude: Callable[[Scope], bool] | None = None,
         required: bool = False,
-        realm: str | None = None,
+        realm: str | object | None = _DEFAULT_REALM,
         **validator_options: Any,
     ) -> None:
         if validator is None:
@@ -236,7 +239,12 @@ class BearerAuthMiddleware:
             raise ConfigurationError("give either a validator or the settings for one")
         else:
             self._owns_validator = False
+        if realm is _DEFAULT_REALM:
+            audiences = validator.audiences
+            realm = next(iter(audiences)) if len(audiences) == 1 else "api"
         if realm is not None:
+            if not isinstance(realm, str):
+                raise ConfigurationError("realm: must be a string or None")
             _check_realm(realm)
         self.app = app
         self.validator = validator

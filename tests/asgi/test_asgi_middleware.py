@@ -175,11 +175,20 @@ def test_required_mode_answers_401_bare_challenge(
     assert response.json() == {"error_description": "Authentication required"}
 
 
-def test_challenge_has_no_realm_unless_configured(
+def test_realm_defaults_to_the_audience(
     make_app: Callable[..., Starlette], local_issuer: LocalIssuer
 ) -> None:
-    """Without a realm the challenge starts with the error code."""
+    """Without a realm setting the challenge names the one audience, as apiguard.flask does."""
     with TestClient(make_app(required=True)) as client:
+        missing = client.get("/whoami")
+    assert missing.headers["www-authenticate"] == f'Bearer realm="{local_issuer.audience}"'
+
+
+def test_challenge_has_no_realm_when_set_to_none(
+    make_app: Callable[..., Starlette], local_issuer: LocalIssuer
+) -> None:
+    """With ``realm=None`` the challenge starts with the error code."""
+    with TestClient(make_app(required=True, realm=None)) as client:
         missing = client.get("/whoami")
         expired = client.get("/whoami", headers=bearer(local_issuer.token(expires_in=-60)))
     assert missing.headers["www-authenticate"] == "Bearer"
