@@ -306,6 +306,8 @@ class Tenant:
             skip_consent_for_verifiable_first_party_clients,
             "skip_consent_for_verifiable_first_party_clients",
         )
+        if isinstance(scopes, (str, bytes, Mapping)):
+            raise ValidationError("scopes must be a list")
         parsed_scopes = parse_scopes(scopes)
         if signing_alg == "HS256":
             signing_secret = signing_secret or new_secret(32)

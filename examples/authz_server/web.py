@@ -263,12 +263,24 @@ class SessionManager:
         )
 
 
+def signed_in_user(request: Request) -> User | None:
+    """The user signed in to this browser session, if any (``user.is_admin`` for admins)."""
+    manager = services(request).sessions
+    return manager.user(manager.load(request))
+
+
 def form_value(form: FormData, name: str) -> str | None:
     """A single text value of a form field (``None`` when absent, repeated or a file)."""
     values = form.getlist(name)
     if len(values) != 1 or not isinstance(values[0], str):
         return None
     return values[0]
+
+
+async def read_form(request: Request, *names: str) -> dict[str, str | None]:
+    """The named single text fields of a posted form (uploaded files are closed, ignored)."""
+    async with request.form(max_files=0, max_fields=50) as form:
+        return {name: form_value(form, name) for name in names}
 
 
 def safe_next(target: str | None) -> str:

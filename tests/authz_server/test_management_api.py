@@ -181,6 +181,13 @@ async def test_resource_server_by_identifier_and_immutables(admin: httpx.AsyncCl
             400,
             id="rs-bad-scope",
         ),
+        pytest.param(
+            "POST",
+            "/api/v2/resource-servers",
+            {"identifier": "urn:x", "scopes": "read:x"},
+            400,
+            id="rs-scopes-not-a-list",
+        ),
         pytest.param("GET", "/api/v2/resource-servers/nope", None, 404, id="rs-missing"),
         pytest.param("POST", "/api/v2/clients", {"name": "x", "app_type": "tv"}, 400, id="app"),
         pytest.param(

@@ -29,7 +29,7 @@ from ..web import (
     client_ip,
     dumps,
     error_page,
-    form_value,
+    read_form,
     render,
     safe_next,
     same_origin_post,
@@ -448,18 +448,16 @@ async def login_submit(request: Request) -> Response:
     if not same_origin_post(request):
         return error_page(request, "Forbidden", "Cross-site form submission refused.", 403)
     session = bundle.sessions.load(request)
-    form = await request.form()
-    interaction = form_value(form, "interaction")
-    if session is None or not session.check_csrf(
-        f"login:{interaction or ''}", form_value(form, "csrf_token")
-    ):
+    form = await read_form(request, "interaction", "csrf_token", "email", "password", "next")
+    interaction = form["interaction"]
+    if session is None or not session.check_csrf(f"login:{interaction or ''}", form["csrf_token"]):
         return error_page(request, "Forbidden", "The form expired; please try again.", 403)
     auth = load_interaction(bundle, session, interaction) if interaction else None
     if interaction and auth is None:
         return error_page(request, "Session expired", "Start the sign-in again from the app.")
-    email = form_value(form, "email") or ""
-    password = form_value(form, "password") or ""
-    next_path = safe_next(form_value(form, "next"))
+    email = form["email"] or ""
+    password = form["password"] or ""
+    next_path = safe_next(form["next"])
     ip_key, email_key = f"ip:{client_ip(request)}", f"email:{email.lower()}"
     wait = max(
         bundle.login_limiter.retry_after(ip_key), bundle.login_limiter.retry_after(email_key)
@@ -551,15 +549,15 @@ async def consent_submit(request: Request) -> Response:
         return error_page(request, "Forbidden", "Cross-site form submission refused.", 403)
     session = bundle.sessions.load(request)
     user = bundle.sessions.user(session)
-    form = await request.form()
-    iid = form_value(form, "interaction") or ""
+    form = await read_form(request, "interaction", "csrf_token", "decision")
+    iid = form["interaction"] or ""
     auth = load_interaction(bundle, session, iid)
     client = bundle.tenant.find_client(auth.client_id) if auth else None
     if session is None or user is None or auth is None or client is None:
         return error_page(request, "Session expired", "Start the sign-in again from the app.")
-    if not session.check_csrf(f"consent:{iid}", form_value(form, "csrf_token")):
+    if not session.check_csrf(f"consent:{iid}", form["csrf_token"]):
         return error_page(request, "Forbidden", "The form expired; please try again.", 403)
-    decision = form_value(form, "decision")
+    decision = form["decision"]
     if decision not in ("allow", "deny"):
         return error_page(request, "Invalid request", "Choose Accept or Decline.")
     drop_interaction(bundle, iid)

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from apiguard import AccessToken, AsyncValidator
-from apiguard.asgi import BearerAuthMiddleware, get_token
+from apiguard import AsyncValidator
+from apiguard.asgi import BearerAuthMiddleware
 from apiguard.asgi import requires_scope as _requires_scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -30,8 +30,3 @@ def requires_scope(*scopes: str) -> Callable[[Endpoint], Endpoint]:
     """Require all of *scopes* on the request's token."""
     decorator: Callable[[Endpoint], Endpoint] = _requires_scope(*scopes)
     return decorator
-
-
-def token_of(request: Request) -> AccessToken | None:
-    """The validated access token of a protected request."""
-    return get_token(request)
