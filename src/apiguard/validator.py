@@ -172,7 +172,7 @@ class Validator(_Base):
                 if reader.wants_body:
                     for chunk in answer.iter_bytes():
                         reader.feed(chunk)
-            return reader.response()
+                return reader.response()
         except Exception as exc:  # any failure of the fetch is the core's to judge
             return exc
 
@@ -235,7 +235,7 @@ class AsyncValidator(_Base):
                     if reader.wants_body:
                         async for chunk in answer.aiter_bytes():
                             reader.feed(chunk)
-            return reader.response()
+                    return reader.response()
         except Exception as exc:  # any failure of the fetch is the core's to judge
             return exc
 

@@ -229,3 +229,16 @@ def test_sync_body_deadline(issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
         )
         with validator, pytest.raises(KeySetUnavailable, match="TimeoutError"):
             validator.validate(issuer.token())
+
+
+@pytest.mark.anyio
+async def test_async_error_status_is_key_set_unavailable(issuer: LocalIssuer) -> None:
+    """A JWKS answering 500 to the async shell is KeySetUnavailable, its body unread."""
+    with respx.mock() as mock:
+        route = mock.get(JWKS_URI).mock(return_value=httpx.Response(500, text="oops"))
+        async with AsyncValidator(
+            issuer=issuer.issuer, audience=issuer.audience, jwks_uri=JWKS_URI, clock=issuer.clock
+        ) as validator:
+            with pytest.raises(KeySetUnavailable):
+                await validator.validate(issuer.token())
+    assert route.call_count == 1
