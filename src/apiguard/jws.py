@@ -498,8 +498,9 @@ class VerificationKey:
         if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
             raise UnusableKey(f"RSA modulus of {bits} bits (2048 to 8192 accepted)")
         exponent = int.from_bytes(e, "big")
-        if exponent < 3 or exponent % 2 == 0:  # pragma: no cover - cryptography refuses these
-            # first today; the policy is ours and must not depend on that.
+        # cryptography already refuses such exponents while building the key; the policy is
+        # ours all the same and must not depend on that.
+        if exponent < 3 or exponent % 2 == 0:  # pragma: no cover - unreachable, see above
             raise UnusableKey("RSA public exponent must be odd and at least 3")
         if has_roca_fingerprint(key.public_numbers().n):
             raise UnusableKey("RSA modulus has the ROCA fingerprint (CVE-2017-15361)")
