@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apiguard import AsyncValidator
 
-from .routes import authorize, discovery, oauth
+from .routes import authorize, dashboard, discovery, oauth, portal
 from .routes.management import management_app
 from .security import RateLimiter
 from .settings import RateLimit, Settings
@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         *discovery.routes,
         *authorize.routes,
         *oauth.routes,
+        *dashboard.routes,
+        *portal.routes,
         Mount("/api/v2", app=management_app(validator)),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

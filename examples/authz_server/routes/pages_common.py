@@ -76,7 +76,8 @@ async def check_post(request: Request, session: Session | None, purpose: str) ->
     """The form of a same-origin POST carrying a valid CSRF token, or ``None``."""
     if session is None or not same_origin_post(request):
         return None
-    form = await request.form()
+    # No uploads on these pages; bounded field count (checkbox lists stay far below it).
+    form = await request.form(max_files=0, max_fields=200)
     if not session.check_csrf(purpose, form_value(form, "csrf_token")):
         return None
     return form
