@@ -1,0 +1,333 @@
+"""The quick start, step by step: get tokens through every flow and call both Organizer APIs.
+
+Each step prints a short transcript and records every API call (:class:`Call`), so the
+end-to-end tests can run the same walk and check that both APIs answered identically.
+Tokens are never printed: only what they grant.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from .browser import Browser, callback_params, pkce_pair
+from .servers import ROOT
+
+ORGANIZER = "https://organizer.example/api"
+BILLING = "https://billing.example/api"
+DEMO_USER = ("demo@organizer.example", "organizer-demo-password")
+WORLD_MAPPERS = ("world-mappers", "world-mappers-dev-secret")
+CALENDAR_APP = ("calendar-app", "calendar-app-dev-secret", "http://127.0.0.1:8101/callback")
+ORGANIZER_WEB = ("organizer-web", "organizer-web-dev-secret")
+SPA = ("organizer-spa", "http://127.0.0.1:3000/callback")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to an example API and what it answered."""
+
+    step: str
+    api: str
+    method: str
+    path: str
+    status: int
+    challenge: str | None
+
+
+@dataclass
+class Walk:
+    """Walks the quick start against a running authorization server and APIs.
+
+    Args:
+        issuer: the authorization server's issuer URL (ends with ``/``).
+        apis: name -> base URL of each Organizer API (e.g. Flask and Starlette).
+        db: the authorization server's store, for the admin CLI step.
+        out: where the transcript goes.
+    """
+
+    issuer: str
+    apis: dict[str, str]
+    db: str
+    out: Callable[[str], None] = print
+    calls: list[Call] = field(default_factory=list)
+    _step: str = ""
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(timeout=10.0)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.http.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def heading(self, title: str) -> None:
+        """Start a step of the transcript."""
+        self._step = title
+        self.out(f"\n== {title}")
+
+    def token(self, what: str, data: dict[str, str], *, expect: int = 200) -> dict[str, Any]:
+        """POST to /oauth/token and summarise the answer (never the token itself)."""
+        response = self.http.post(urljoin(self.issuer, "oauth/token"), data=data)
+        body = response.json()
+        if response.status_code != expect:
+            raise RuntimeError(f"{what}: /oauth/token answered {response.status_code}: {body}")
+        if response.status_code == 200:
+            claims = _claims(body["access_token"])
+            self.out(
+                f"   {what}: 200, a token for {claims.get('sub')} "
+                f'with scope "{claims.get("scope", "")}" (expires in {body["expires_in"]} s'
+                + (", with a refresh token)" if "refresh_token" in body else ")")
+            )
+        else:
+            self.out(f"   {what}: {response.status_code} {body.get('error')}")
+        result: dict[str, Any] = body
+        return result
+
+    def call(
+        self, token: str | None, method: str, path: str, *, json_body: Any = None
+    ) -> list[Call]:
+        """Call ``path`` on every API with ``token``; print and record each answer."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        made = []
+        for name, base in self.apis.items():
+            response = self.http.request(method, base + path, headers=headers, json=json_body)
+            challenge = response.headers.get("www-authenticate")
+            call = Call(self._step, name, method, path, response.status_code, challenge)
+            made.append(call)
+            self.calls.append(call)
+            line = f"   {name:<10} {method:<4} {path:<18} {response.status_code}"
+            if challenge:
+                line += f"  WWW-Authenticate: {challenge}"
+            self.out(line)
+        return made
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the authorization server's admin CLI on the demo's store."""
+        return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "examples.authz_server", *args],
+            cwd=ROOT,
+            env={**os.environ, "AUTHZ_DB": self.db},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def sign_in(self, params: dict[str, str]) -> dict[str, str]:
+        """Let the demo user sign in and consent in a fresh browser; return the callback."""
+        with Browser(self.issuer) as browser:
+            callback = browser.authorize(params, email=DEMO_USER[0], password=DEMO_USER[1])
+            consent = "asked for consent" if browser.consent_shown else "consent remembered"
+        result = callback_params(callback)
+        self.out(f"   signed in as {DEMO_USER[0]}, {consent}: back at the callback")
+        return result
+
+    # -- the steps ------------------------------------------------------------------------
+
+    def run(self) -> list[Call]:
+        """Every step in order; returns the recorded calls."""
+        self.client_credentials()
+        refresh = self.authorization_code()
+        self.refresh_rotation(refresh)
+        self.implicit()
+        self.password()
+        self.dynamic_registration()
+        self.wrong_api()
+        return self.calls
+
+    def client_credentials(self) -> None:
+        """World Mappers, a machine, gets a token with its client grant's scopes."""
+        self.heading("1. World Mappers (machine to machine): client credentials")
+        client_id, secret = WORLD_MAPPERS
+        body = self.token(
+            "client_credentials",
+            {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "audience": ORGANIZER,
+            },
+        )
+        token = body["access_token"]
+        self.call(None, "GET", "/api/public")
+        self.call(None, "GET", "/api/private")
+        self.call(token, "GET", "/api/private")
+        self.call(token, "GET", "/api/appointments")
+        self.call(token, "GET", "/api/contacts")
+        self.call(token, "GET", "/api/tasks")
+        self.call(token, "POST", "/api/appointments", json_body=_APPOINTMENT)
+        self.call("not-a-token", "GET", "/api/private")
+
+    def authorization_code(self) -> str:
+        """CalendarApp, a third-party web app, runs authorization code + PKCE for a user."""
+        self.heading("2. CalendarApp (third party): authorization code + PKCE, login and consent")
+        client_id, secret, redirect_uri = CALENDAR_APP
+        verifier, challenge = pkce_pair()
+        callback = self.sign_in(
+            {
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "scope": "openid offline_access read:appointments create:appointments",
+                "audience": ORGANIZER,
+                "state": "calendar-state",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        if callback.get("state") != "calendar-state" or "code" not in callback:
+            raise RuntimeError(f"unexpected callback: {sorted(callback)}")
+        body = self.token(
+            "authorization_code",
+            {
+                "grant_type": "authorization_code",
+                "client_id": client_id,
+                "client_secret": secret,
+                "code": callback["code"],
+                "code_verifier": verifier,
+                "redirect_uri": redirect_uri,
+            },
+        )
+        token = body["access_token"]
+        self.call(token, "GET", "/api/appointments")
+        self.call(token, "POST", "/api/appointments", json_body=_APPOINTMENT)
+        self.call(token, "GET", "/api/contacts")
+        refresh: str = body["refresh_token"]
+        return refresh
+
+    def refresh_rotation(self, refresh_token: str) -> None:
+        """A refresh rotates the refresh token; replaying the old one revokes the family."""
+        self.heading("3. CalendarApp: refresh with rotation and reuse detection")
+        client_id, secret, _ = CALENDAR_APP
+        data = {"grant_type": "refresh_token", "client_id": client_id, "client_secret": secret}
+        fresh = self.token("refresh", {**data, "refresh_token": refresh_token})
+        self.call(fresh["access_token"], "GET", "/api/appointments")
+        self.token(
+            "replay the old refresh token", {**data, "refresh_token": refresh_token}, expect=400
+        )
+        self.token(
+            "the rotated one, after the replay",
+            {**data, "refresh_token": fresh["refresh_token"]},
+            expect=400,
+        )
+
+    def implicit(self) -> None:
+        """The first-party SPA gets a token in the redirect's fragment (implicit, dev only)."""
+        self.heading("4. Organizer SPA (first party): implicit flow")
+        client_id, redirect_uri = SPA
+        callback = self.sign_in(
+            {
+                "response_type": "token",
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "scope": "read:tasks",
+                "audience": ORGANIZER,
+                "state": "spa-state",
+            }
+        )
+        token = callback["access_token"]
+        self.out(f'   token in the fragment, scope "{_claims(token).get("scope")}"')
+        self.call(token, "GET", "/api/tasks")
+
+    def password(self) -> None:
+        """The trusted first-party app exchanges the user's password (dev only)."""
+        self.heading("5. Organizer Web (trusted first party): resource owner password")
+        client_id, secret = ORGANIZER_WEB
+        body = self.token(
+            "password",
+            {
+                "grant_type": "password",
+                "client_id": client_id,
+                "client_secret": secret,
+                "username": DEMO_USER[0],
+                "password": DEMO_USER[1],
+                "audience": ORGANIZER,
+                "scope": "read:contacts read:tasks",
+            },
+        )
+        self.call(body["access_token"], "GET", "/api/contacts")
+        self.call(body["access_token"], "GET", "/api/appointments")
+
+    def dynamic_registration(self) -> None:
+        """A new third-party app registers itself (RFC 7591), then asks the user."""
+        self.heading("6. A dynamically registered client (RFC 7591), then code + PKCE")
+        redirect_uri = "http://127.0.0.1:8103/callback"
+        response = self.http.post(
+            urljoin(self.issuer, "oidc/register"),
+            json={
+                "client_name": "Demo Planner",
+                "redirect_uris": [redirect_uri],
+                "grant_types": ["authorization_code"],
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"/oidc/register answered {response.status_code}")
+        client = response.json()
+        self.out(f"   registered: 201, client_id {client['client_id']} (secret shown once)")
+        verifier, challenge = pkce_pair()
+        callback = self.sign_in(
+            {
+                "response_type": "code",
+                "client_id": client["client_id"],
+                "redirect_uri": redirect_uri,
+                "scope": "read:tasks",
+                "audience": ORGANIZER,
+                "state": "planner",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        body = self.token(
+            "authorization_code",
+            {
+                "grant_type": "authorization_code",
+                "client_id": client["client_id"],
+                "client_secret": client["client_secret"],
+                "code": callback["code"],
+                "code_verifier": verifier,
+                "redirect_uri": redirect_uri,
+            },
+        )
+        self.call(body["access_token"], "GET", "/api/tasks")
+
+    def wrong_api(self) -> None:
+        """A valid token for another API (another audience) is refused."""
+        self.heading("7. A token for another API is refused (wrong audience)")
+        created = self.cli("create-api", "--name", "Billing API", "--identifier", BILLING)
+        if created.returncode == 0:
+            self.cli("add-scope", BILLING, "read:invoices", "Read invoices")
+            self.cli("authorize-client", WORLD_MAPPERS[0], BILLING, "read:invoices")
+            self.out("   admin CLI: created the Billing API and authorized World Mappers for it")
+        client_id, secret = WORLD_MAPPERS
+        body = self.token(
+            "client_credentials for the Billing API",
+            {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "audience": BILLING,
+            },
+        )
+        self.call(body["access_token"], "GET", "/api/private")
+
+
+_APPOINTMENT = {"title": "Dentist", "at": "2026-12-03T10:00:00Z"}
+
+
+def _claims(token: str) -> dict[str, Any]:
+    # Only to describe the token in the transcript; the APIs do the validating.
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims

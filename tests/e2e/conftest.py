@@ -1,0 +1,31 @@
+"""The quick-start stack over real sockets: the authorization server and both example APIs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from examples.demo.servers import Stack, free_port
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The three servers as processes on free loopback ports, on a fresh SQLite file."""
+    workdir: Path = tmp_path_factory.mktemp("stack")
+    servers = Stack(
+        authz_port=free_port(),
+        flask_port=free_port(),
+        starlette_port=free_port(),
+        db=str(workdir / "authz.sqlite3"),
+        log_dir=workdir,
+    )
+    with servers.running():
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def apis(stack: Stack) -> dict[str, str]:
+    """Both Organizer APIs by name."""
+    return {"flask": stack.flask.url, "starlette": stack.starlette.url}

@@ -1,0 +1,141 @@
+"""The demo's walk of the quick start, as tests over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from examples.demo.servers import ROOT, Stack, free_port
+from examples.demo.walk import Call, Walk
+
+pytestmark = pytest.mark.e2e
+
+# (step number, method, path) -> the status every API must answer, in walk order.
+EXPECTED = [
+    ("1", "GET", "/api/public", 200),
+    ("1", "GET", "/api/private", 401),
+    ("1", "GET", "/api/private", 200),
+    ("1", "GET", "/api/appointments", 200),
+    ("1", "GET", "/api/contacts", 200),
+    ("1", "GET", "/api/tasks", 403),
+    ("1", "POST", "/api/appointments", 403),
+    ("1", "GET", "/api/private", 401),
+    ("2", "GET", "/api/appointments", 200),
+    ("2", "POST", "/api/appointments", 201),
+    ("2", "GET", "/api/contacts", 403),
+    ("3", "GET", "/api/appointments", 200),
+    ("4", "GET", "/api/tasks", 200),
+    ("5", "GET", "/api/contacts", 200),
+    ("5", "GET", "/api/appointments", 403),
+    ("6", "GET", "/api/tasks", 200),
+    ("7", "GET", "/api/private", 401),
+]
+
+
+@pytest.fixture(scope="module")
+def calls(stack: Stack, apis: dict[str, str]) -> list[Call]:
+    """Every API call of one walk of the quick start."""
+    walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None)
+    try:
+        return walk.run()
+    finally:
+        walk.close()
+
+
+def test_every_step_answers_as_the_quick_start_says(calls: list[Call]) -> None:
+    """Each flow's token gets the expected status from each API, in order."""
+    by_api: dict[str, list[tuple[str, str, str, int]]] = defaultdict(list)
+    for call in calls:
+        by_api[call.api].append((call.step.split(".")[0], call.method, call.path, call.status))
+    assert by_api == {"flask": EXPECTED, "starlette": EXPECTED}
+
+
+def test_both_apis_answer_identically(calls: list[Call]) -> None:
+    """The Flask and the Starlette API give the same status and challenge to every call."""
+    flask = [(c.step, c.method, c.path, c.status, c.challenge) for c in calls if c.api == "flask"]
+    starlette = [
+        (c.step, c.method, c.path, c.status, c.challenge) for c in calls if c.api == "starlette"
+    ]
+    assert flask == starlette
+
+
+def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
+    """A missing token gets a bare challenge, a bad one invalid_token, a weak one its scope."""
+    refusals = [(c.step[0], c.path, c.challenge) for c in calls if c.api == "flask"]
+    challenges = {(step, path): challenge for step, path, challenge in refusals if challenge}
+    realm = 'Bearer realm="https://organizer.example/api"'
+    private = [
+        challenge for step, path, challenge in refusals if (step, path) == ("1", "/api/private")
+    ]
+    assert private == [
+        realm,
+        None,
+        f'{realm}, error="invalid_token", error_description="The access token is malformed"',
+    ]
+    assert challenges[("1", "/api/tasks")] == (
+        f'{realm}, error="insufficient_scope", '
+        'error_description="The access token lacks a required scope", scope="read:tasks"'
+    )
+    assert challenges[("7", "/api/private")] == (
+        f'{realm}, error="invalid_token", '
+        'error_description="The access token is not meant for this API"'
+    )
+
+
+def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
+    """The README's demo command runs the whole walk on its own servers and exits cleanly."""
+    ports = [str(free_port()) for _ in range(3)]
+    result = subprocess.run(
+        [
+            str(ROOT / "scripts" / "demo"),
+            "--exit",
+            "--db",
+            str(tmp_path / "demo.sqlite3"),
+            "--authz-port",
+            ports[0],
+            "--flask-port",
+            ports[1],
+            "--starlette-port",
+            ports[2],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "CI": "true"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for heading in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7."):
+        assert heading in out
+    assert f"http://127.0.0.1:{ports[0]}/dashboard" in out
+    assert "eyJ" not in out  # the transcript describes tokens, it never prints them
+
+
+def test_demo_reports_a_taken_port(stack: Stack, tmp_path: Path) -> None:
+    """A port already in use gets a clear error naming the option that changes it."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "examples.demo",
+            "--exit",
+            "--db",
+            str(tmp_path / "demo.sqlite3"),
+            "--authz-port",
+            str(stack.authz.port),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"port {stack.authz.port} for the authorization server is in use" in result.stderr
+    assert "--authz-port" in result.stderr
