@@ -10,7 +10,7 @@ import pytest
 from examples.demo.servers import Stack, free_port
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The three servers as processes on free loopback ports, on a fresh SQLite file."""
     workdir: Path = tmp_path_factory.mktemp("stack")
@@ -25,7 +25,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield servers
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def apis(stack: Stack) -> dict[str, str]:
     """Both Organizer APIs by name."""
     return {"flask": stack.flask.url, "starlette": stack.starlette.url}

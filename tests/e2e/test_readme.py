@@ -1,0 +1,163 @@
+"""The README's code and commands do what the README says."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from apiguard.testing import LocalIssuer
+from examples.demo.servers import ROOT, Stack
+from examples.demo.walk import ORGANIZER, WORLD_MAPPERS
+from examples.flask_api.app import create_app
+
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, re.DOTALL)
+PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+
+
+def world_mappers_token(stack: Stack) -> str:
+    """A client-credentials token from the running authorization server."""
+    client_id, secret = WORLD_MAPPERS
+    response = httpx.post(
+        stack.issuer + "oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "audience": ORGANIZER,
+        },
+    )
+    token: str = response.json()["access_token"]
+    return token
+
+
+def run_snippet(code: str, stack: Stack) -> dict[str, Any]:
+    """Execute a README snippet with its issuer pointed at the test stack."""
+    namespace: dict[str, Any] = {"__name__": "readme_snippet"}
+    exec(code.replace("http://127.0.0.1:9000/", stack.issuer), namespace)
+    return namespace
+
+
+@pytest.mark.e2e
+def test_flask_snippet_protects_its_route(stack: Stack) -> None:
+    """The README's Flask app accepts a token with the scope and challenges one without."""
+    app = run_snippet(PYTHON[0], stack)["app"]
+    client = app.test_client()
+    token = world_mappers_token(stack)
+    ok = client.get("/api/appointments", headers={"Authorization": f"Bearer {token}"})
+    assert (ok.status_code, ok.get_json()) == (
+        200,
+        {"appointments": [], "for": "world-mappers@clients"},
+    )
+    missing = client.get("/api/appointments")
+    assert missing.status_code == 401
+    app.extensions["apiguard"].validator.close()
+
+
+@pytest.mark.e2e
+def test_starlette_snippet_protects_its_route(stack: Stack) -> None:
+    """The README's Starlette app accepts a token with the scope and challenges one without."""
+    app = run_snippet(PYTHON[1], stack)["app"]
+    token = world_mappers_token(stack)
+    with TestClient(app) as client:
+        ok = client.get("/api/appointments", headers={"Authorization": f"Bearer {token}"})
+        missing = client.get("/api/appointments")
+    assert (ok.status_code, ok.json()) == (
+        200,
+        {"appointments": [], "for": "world-mappers@clients"},
+    )
+    assert missing.status_code == 401
+
+
+def test_testing_snippet_passes(local_issuer: LocalIssuer) -> None:
+    """The README's example test, run as written against the local_issuer fixture."""
+    namespace = run_snippet_plain(PYTHON[3])
+    namespace["test_appointments_need_a_scope"](local_issuer)
+
+
+def run_snippet_plain(code: str) -> dict[str, Any]:
+    """Execute a README snippet as it stands."""
+    namespace: dict[str, Any] = {"__name__": "readme_snippet"}
+    exec(code, namespace)
+    return namespace
+
+
+CURL = re.compile(r"^\$ curl -i (\S+)(?: -H \"Authorization: Bearer ([^\"]+)\")?$")
+
+
+def transcript() -> list[tuple[str, str | None, list[str]]]:
+    """The README's curl commands, each with the answer lines shown under it."""
+    block = next(code for lang, code in BLOCKS if lang == "console" and "curl -i" in code)
+    entries: list[tuple[str, str | None, list[str]]] = []
+    for line in block.splitlines():
+        match = CURL.match(line)
+        if match:
+            entries.append((match.group(1), match.group(2), []))
+        elif line and entries:
+            entries[-1][2].append(line)
+    return entries
+
+
+def test_what_clients_see_is_what_the_example_answers(local_issuer_factory: Any) -> None:
+    """Each curl answer in the README (status, challenge, body) is the Flask example's."""
+    issuer: LocalIssuer = local_issuer_factory(audience=ORGANIZER)
+    tokens = {
+        None: None,
+        "$EXPIRED": issuer.token(scope="read:appointments", expires_in=-3600),
+        "$TOKEN": issuer.token(scope="read:appointments read:contacts"),
+        "two tokens": "two tokens",
+    }
+    entries = transcript()
+    assert len(entries) == 4
+    with issuer.validator() as validator:
+        client = create_app(validator=validator).test_client()
+        for url, bearer, lines in entries:
+            headers = {"Authorization": f"Bearer {tokens[bearer]}"} if bearer else {}
+            response = client.get(httpx.URL(url).path, headers=headers)
+            status, challenge, body = lines
+            assert status == f"HTTP/1.1 {response.status}"
+            assert challenge == f"WWW-Authenticate: {response.headers['WWW-Authenticate']}"
+            assert body == response.get_data(as_text=True).strip()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["-m", "examples.authz_server", "--help"], id="authz-cli-help"),
+        pytest.param(["-m", "examples.demo", "--help"], id="demo-help"),
+        pytest.param(["-m", "bench", "--help"], id="bench-help"),
+    ],
+)
+def test_readme_commands_start(command: list[str]) -> None:
+    """The commands the README names run and explain themselves."""
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
+
+
+def test_readme_names_only_files_that_exist() -> None:
+    """Every relative link and image in the README points at a file in the repository."""
+    targets = re.findall(r"\]\(([^)#:]+)\)", README)
+    assert targets
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert missing == []
+
+
+def test_readme_shows_no_real_token() -> None:
+    """The README shows no real token (only placeholders such as $TOKEN)."""
+    assert "eyJ" not in README
+    assert Path(ROOT / "README.md").stat().st_size < 40_000
