@@ -1,0 +1,214 @@
+"""The dashboard, the portal and a code + PKCE sign-in, driven in real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
+
+from apiguard import Validator
+
+from .conftest import ORGANIZER, SCREENSHOTS, Servers
+
+pytestmark = pytest.mark.browser
+
+ADMIN = ("admin@organizer.example", "organizer-admin-password")
+DEMO = ("demo@organizer.example", "organizer-demo-password")
+
+
+@pytest.fixture
+def problems() -> list[str]:
+    """Console and script errors of the test's tab (a test expecting one clears it)."""
+    return []
+
+
+@pytest.fixture
+def page(context: BrowserContext, problems: list[str]) -> Iterator[Page]:
+    """A tab that records script errors and console errors (CSP violations show up there)."""
+    tab = context.new_page()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and "favicon" not in message.location.get("url", ""):
+            problems.append(message.text)
+
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    yield tab
+    assert problems == []
+
+
+def shot(page: Page, name: str) -> None:
+    """Save a screenshot of the whole page as a test artifact."""
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def open_tab(page: Page, name: str) -> None:
+    """Click one of the API view's tabs."""
+    page.get_by_role("navigation", name="API sections").get_by_role("link", name=name).click()
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    """Fill and submit the login form the page is showing."""
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Continue").click()
+
+
+def sign_up_and_register(page: Page, servers: Servers) -> tuple[str, str]:
+    """Sign up a developer in the portal and register a web app for the client page."""
+    page.goto(f"{servers.issuer}portal")
+    page.get_by_role("link", name="Create a developer account").click()
+    page.get_by_label("Name").fill("Dana Developer")
+    page.get_by_label("Email").fill(f"dana-{secrets.token_hex(4)}@dev.example")
+    page.get_by_label("Password").fill("a-long-password")
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("status")).to_contain_text("Welcome")
+    page.get_by_role("link", name="+ Register an application").click()
+    page.get_by_label("Application name").fill("Pocket Planner")
+    page.get_by_label("Web application").check()
+    page.get_by_label("Redirect URIs").fill(servers.client.redirect_uri)
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", name="Pocket Planner")).to_be_visible()
+    client_id = page.locator("#client-id").inner_text()
+    secret = page.locator("#client-secret").inner_text()
+    return client_id, secret
+
+
+def test_admin_creates_an_api_and_tests_it(page: Page, servers: Servers) -> None:
+    """An admin signs in, creates an API, adds scopes, authorizes a client and runs Test."""
+    page.goto(f"{servers.issuer}dashboard")
+    expect(page).to_have_title("Sign in")
+    sign_in(page, *ADMIN)
+    expect(page.get_by_role("heading", name="APIs")).to_be_visible()
+    shot(page, "dashboard-apis")
+
+    page.get_by_role("link", name="+ Create API").click()
+    page.get_by_label("Name").fill("Notes API")
+    page.get_by_label("Identifier").fill("https://notes.example/api")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("heading", name="Notes API")).to_be_visible()
+    expect(
+        page.get_by_text('app.config["APIGUARD_AUDIENCE"] = "https://notes.example/api"')
+    ).to_be_visible()
+    expect(page.locator("button.copy").first).to_be_visible()  # the copy script ran
+    shot(page, "dashboard-quickstart")
+
+    open_tab(page, "Scopes")
+    for value, description in (("read:notes", "Read your notes"), ("write:notes", "Write notes")):
+        page.get_by_label("Permission").fill(value)
+        page.get_by_label("Description").fill(description)
+        page.get_by_role("button", name="+ Add scope").click()
+        expect(page.get_by_role("status")).to_have_text("Scope added.")
+    expect(page.get_by_role("cell", name="Read your notes")).to_be_visible()
+
+    open_tab(page, "Machine to Machine Applications")
+    world_mappers = page.locator("form.m2m").filter(has_text="World Mappers")
+    world_mappers.get_by_label("read:notes").check()
+    world_mappers.get_by_role("button", name="Authorize").click()
+    expect(page.get_by_role("status")).to_have_text("Client authorized for this API.")
+    shot(page, "dashboard-m2m")
+
+    open_tab(page, "Test")
+    page.get_by_label("Application").select_option("world-mappers")
+    page.get_by_role("button", name="Run test").click()
+    claims = json.loads(page.locator("#token-claims").inner_text())
+    assert claims["aud"] == "https://notes.example/api"
+    assert claims["scope"] == "read:notes"
+    assert claims["iss"] == servers.issuer
+
+    page.get_by_role("link", name="Back to APIs").click()
+    page.get_by_role("link", name="Organizer API").click()
+    open_tab(page, "Test")
+    page.get_by_label("Send the token to").fill(f"{servers.api_origin}/api/appointments")
+    page.get_by_role("button", name="Run test").click()
+    expect(page.locator("#verdict")).to_contain_text("Accepted")
+    expect(page.locator("#verdict")).to_contain_text("HTTP 200")
+    shot(page, "dashboard-test")
+
+    page.get_by_label("Send the token to").fill(f"{servers.api_origin}/api/tasks")
+    page.get_by_role("button", name="Run test").click()
+    expect(page.locator("#verdict")).to_contain_text("Missing scope")
+    expect(page.locator("#verdict")).to_contain_text('error="insufficient_scope"')
+
+
+def test_demo_user_cannot_open_the_dashboard(
+    page: Page, servers: Servers, problems: list[str]
+) -> None:
+    """A non-admin who signs in on the way to the dashboard gets the 403 page."""
+    page.goto(f"{servers.issuer}dashboard/keys")
+    sign_in(page, *DEMO)
+    expect(page.get_by_role("heading", name="Administrators only")).to_be_visible()
+    assert problems == [
+        "Failed to load resource: the server responded with a status of 403 (Forbidden)"
+    ]
+    problems.clear()
+
+
+def test_developer_registers_an_app(page: Page, servers: Servers) -> None:
+    """A developer signs up and registers an app; the secret is shown once, then listed only."""
+    client_id, secret = sign_up_and_register(page, servers)
+    assert len(secret) >= 40
+    shot(page, "portal-app-registered")
+    page.get_by_role("link", name="My applications", exact=True).click()
+    expect(page.get_by_role("cell", name=client_id)).to_be_visible()
+    page.get_by_role("link", name="Pocket Planner").click()
+    expect(page.locator("#client-id")).to_have_text(client_id)
+    assert secret not in page.content()
+    page.get_by_role("navigation").get_by_role("link", name="API documentation").click()
+    page.get_by_role("link", name="Organizer API").click()
+    expect(page.get_by_role("cell", name="Read your appointments")).to_be_visible()
+    shot(page, "portal-api-doc")
+
+
+def test_code_with_pkce_through_login_and_consent(
+    context: BrowserContext, page: Page, servers: Servers
+) -> None:
+    """The client page's sign-in goes through login and consent; its code redeems for a token."""
+    client_id, secret = sign_up_and_register(page, servers)
+    page.get_by_role("link", name="Sign out").click()
+
+    page.goto(f"{servers.client.origin}/start?client_id={client_id}")
+    expect(page.get_by_text("to continue to Pocket Planner")).to_be_visible()
+    shot(page, "login")
+    sign_in(page, *DEMO)
+    expect(page.get_by_role("heading", name="Authorize Pocket Planner")).to_be_visible()
+    expect(page.get_by_role("note")).to_contain_text("registered itself")
+    expect(page.get_by_role("region", name="Organizer API")).to_contain_text(
+        "Read your appointments"
+    )
+    expect(page.get_by_role("region", name="Your account")).to_contain_text("Read your name")
+    shot(page, "consent")
+    page.get_by_role("button", name="Accept").click()
+    expect(page.locator("#result")).to_have_text("Authorization code received.")
+
+    received = servers.client.received[-1]
+    assert received["iss"] == servers.issuer
+    verifier = servers.client.verifiers[received["state"]]
+    answer = httpx.post(
+        f"{servers.issuer}oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": received["code"],
+            "redirect_uri": servers.client.redirect_uri,
+            "client_id": client_id,
+            "client_secret": secret,
+            "code_verifier": verifier,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    validator = Validator(issuer=servers.issuer, audience=ORGANIZER)
+    try:
+        token = validator.validate(answer.json()["access_token"])
+    finally:
+        validator.close()
+    assert token.subject == "auth0|demo"
+    assert "read:appointments" in token.scopes
+    api = httpx.get(
+        f"{servers.api_origin}/api/appointments",
+        headers={"Authorization": f"Bearer {answer.json()['access_token']}"},
+    )
+    assert api.status_code == 200
