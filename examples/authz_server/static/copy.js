@@ -15,6 +15,9 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       setTimeout(() => { button.textContent = "Copy"; }, 1500);
     });
-    block.before(button);
+    const wrap = document.createElement("div");
+    wrap.className = "copy-wrap";
+    block.replaceWith(wrap);
+    wrap.append(block, button);
   }
 });
