@@ -61,6 +61,48 @@ class Service:
         """Where it listens."""
         return f"http://127.0.0.1:{self.port}"
 
+    def start(self, log_dir: Path, *, timeout: float = 30.0) -> None:
+        """Start the process (output to a log file in ``log_dir``) and wait until it answers.
+
+        Raises:
+            RuntimeError: it exited, or did not answer within ``timeout`` seconds.
+        """
+        env = {**os.environ, **self.env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self.log = log_dir / f"{self.module.rsplit('.', 1)[-1]}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own modules, fixed arguments
+                [sys.executable, "-m", self.module],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the {self.name} exited with code {self.process.returncode}:\n"
+                    + self.log_tail()
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + self.ready_path, timeout=1.0).status_code < 500:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the {self.name} did not answer within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """Stop the process if it runs: Ctrl-C first, as a person would, then harder."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
     def log_tail(self, lines: int = 20) -> str:
         """The end of what the process printed."""
         if self.log is None or not self.log.exists():
@@ -125,48 +167,12 @@ class Stack:
             )
         log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix="apiguard-demo-"))
         for service in self.services:
-            self._spawn(service, log_dir)
-            self._wait(service, timeout)
-
-    def _spawn(self, service: Service, log_dir: Path) -> None:
-        env = {**os.environ, **service.env, "PORT": str(service.port), "PYTHONUNBUFFERED": "1"}
-        service.log = log_dir / f"{service.module.rsplit('.', 1)[-1]}.log"
-        with service.log.open("wb") as log:
-            service.process = subprocess.Popen(  # noqa: S603 - our own modules, fixed arguments
-                [sys.executable, "-m", service.module],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def _wait(self, service: Service, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        assert service.process is not None
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                raise RuntimeError(
-                    f"the {service.name} exited with code {service.process.returncode}:\n"
-                    + service.log_tail()
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(service.url + service.ready_path, timeout=1.0).status_code < 500:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the {service.name} did not answer within {timeout:.0f} s")
+            service.start(log_dir, timeout=timeout)
 
     def stop(self) -> None:
-        """Stop every server still running: Ctrl-C first, as a person would, then harder."""
+        """Stop every server still running, in reverse order."""
         for service in reversed(self.services):
-            process = service.process
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            service.stop()
 
     @contextlib.contextmanager
     def running(self, *, timeout: float = 30.0) -> Iterator[Stack]:

@@ -15,12 +15,15 @@ frozenset({'read:appointments'})
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import http.server
 import json
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .validator import AsyncValidator, Validator
 
-__all__ = ["REMOVE", "LocalIssuer", "SigningKey"]
+__all__ = ["REMOVE", "LocalIssuer", "SigningKey", "serve_issuer"]
 
 #: Pass as a claim or header value to leave that member out of the token.
 REMOVE: Any = object()
@@ -258,6 +261,49 @@ class LocalIssuer:
         validator = AsyncValidator(http_client=client, **options)
         validator._owns_client = True
         return validator
+
+
+@contextlib.contextmanager
+def serve_issuer(**options: Any) -> Iterator[LocalIssuer]:
+    """Serve a :class:`LocalIssuer` over a real socket on 127.0.0.1, for out-of-process tests.
+
+    The issuer URL is ``http://127.0.0.1:<free port>/`` (plain http is accepted by the
+    validator for loopback hosts only); discovery and the JWKS are answered from a thread
+    until the ``with`` block ends. ``options`` go to :class:`LocalIssuer` (not ``issuer``).
+
+    >>> with serve_issuer(audience="https://api.example") as issuer:  # doctest: +SKIP
+    ...     start_my_api(APIGUARD_ISSUER=issuer.issuer)
+    """
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IssuerRequestHandler)
+    port = server.server_address[1]
+    issuer = LocalIssuer(f"http://127.0.0.1:{port}/", **options)
+    server.issuer = issuer  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="local-issuer", daemon=True)
+    thread.start()
+    try:
+        yield issuer
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _IssuerRequestHandler(http.server.BaseHTTPRequestHandler):
+    """Answers GETs through :meth:`LocalIssuer.handle`, the same code as the transport."""
+
+    def do_GET(self) -> None:
+        issuer: LocalIssuer = self.server.issuer  # type: ignore[attr-defined]
+        request = httpx.Request("GET", issuer.issuer.rstrip("/") + self.path)
+        response = issuer.handle(request)
+        body = response.read()
+        self.send_response(response.status_code)
+        self.send_header("Content-Type", response.headers.get("content-type", "application/json"))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests read the issuer's request counter instead of a log
 
 
 def _b64(data: bytes) -> bytes:

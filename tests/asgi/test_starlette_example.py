@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +12,8 @@ import httpx
 import pytest
 from asgi_support import TestClient, bearer
 
-from apiguard.testing import LocalIssuer
+from apiguard.testing import LocalIssuer, serve_issuer
+from examples.demo.servers import Service, free_port
 from examples.starlette_api.app import BAD_BODY, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,87 +235,26 @@ def test_public_route_ignores_a_bad_token(app_client: TestClient) -> None:
 # -- over a real socket -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class _IssuerServer:
-    """A LocalIssuer's discovery document and JWKS served over HTTP on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        port = self.server.server_address[1]
-        self.issuer = LocalIssuer(f"http://127.0.0.1:{port}/", audience=AUDIENCE)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                issuer = outer.issuer
-                outer.issuer.requests[self.path] += 1
-                documents = {
-                    "/.well-known/openid-configuration": issuer.discovery,
-                    "/.well-known/jwks.json": issuer.jwks,
-                }
-                document = documents.get(self.path)
-                body = json.dumps(document).encode()
-                self.send_response(200 if document is not None else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
 @pytest.fixture(scope="module")
-def live() -> Iterator[tuple[httpx.Client, LocalIssuer]]:
+def live(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[httpx.Client, LocalIssuer]]:
     """The example started as ``python -m examples.starlette_api`` against a local issuer."""
-    issuer_server = _IssuerServer()
-    issuer_server.thread.start()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "APIGUARD_ISSUER": issuer_server.issuer.issuer,
-        "APIGUARD_AUDIENCE": AUDIENCE,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "examples.starlette_api"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the example did not start") from None
-                time.sleep(0.05)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            yield client, issuer_server.issuer
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-        issuer_server.server.shutdown()
-        issuer_server.server.server_close()
-    # A clean shutdown runs the lifespan, which closes the validator's HTTP client (the
-    # server then ends itself with the signal it received).
-    log = output.decode(errors="replace")
-    assert process.returncode in (0, -signal.SIGTERM), log
+    with serve_issuer(audience=AUDIENCE) as issuer:
+        env = {"APIGUARD_ISSUER": issuer.issuer, "APIGUARD_AUDIENCE": AUDIENCE}
+        service = Service(
+            "Starlette API", "examples.starlette_api", free_port(), "/api/public", env
+        )
+        try:
+            service.start(tmp_path_factory.mktemp("starlette_api"), timeout=20)
+            with httpx.Client(base_url=service.url) as client:
+                yield client, issuer
+        finally:
+            service.stop()
+    # A clean shutdown runs the lifespan, which closes the validator's HTTP client.
+    log = service.log_tail(lines=200)
+    assert service.process is not None
+    assert service.process.returncode == 0, log
     assert "Application shutdown complete" in log
     assert "Traceback" not in log
     assert "ERROR" not in log

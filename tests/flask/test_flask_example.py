@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from apiguard.testing import LocalIssuer
+from apiguard.testing import LocalIssuer, serve_issuer
+from examples.demo.servers import Service, free_port
 from examples.flask_api.app import DEFAULT_AUDIENCE, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,90 +72,23 @@ def test_example_in_process(local_issuer_factory: Any) -> None:
 # -- over a real socket ----------------------------------------------------------------------
 
 
-class _IssuerHandler(BaseHTTPRequestHandler):
-    """Serves a LocalIssuer's discovery document and JWKS over HTTP."""
-
-    issuer: LocalIssuer
-
-    def do_GET(self) -> None:
-        documents = {
-            "/.well-known/openid-configuration": self.issuer.discovery,
-            "/.well-known/jwks.json": self.issuer.jwks,
-        }
-        document = documents.get(self.path)
-        body = json.dumps(document).encode()
-        self.send_response(200 if document is not None else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def http_issuer() -> Iterator[LocalIssuer]:
     """A LocalIssuer served over HTTP on 127.0.0.1 from a thread."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _IssuerHandler)
-    issuer = LocalIssuer(f"http://127.0.0.1:{server.server_address[1]}/", audience=DEFAULT_AUDIENCE)
-    handler = type("Handler", (_IssuerHandler,), {"issuer": issuer})
-    server.RequestHandlerClass = handler
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield issuer
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    with serve_issuer(audience=DEFAULT_AUDIENCE) as issuer:
+        yield issuer
 
 
 @pytest.fixture(scope="module")
 def example(http_issuer: LocalIssuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m examples.flask_api`` running on a free port; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "APIGUARD_ISSUER": http_issuer.issuer,
-        "APIGUARD_AUDIENCE": DEFAULT_AUDIENCE,
-    }
-    log = tmp_path_factory.mktemp("flask_api") / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "examples.flask_api"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    env = {"APIGUARD_ISSUER": http_issuer.issuer, "APIGUARD_AUDIENCE": DEFAULT_AUDIENCE}
+    service = Service("Flask API", "examples.flask_api", free_port(), "/api/public", env)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the example exited early:\n{log.read_text()}")
-            try:
-                httpx.get(f"{base}/api/public", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the example did not answer:\n{log.read_text()}")
-                time.sleep(0.1)
-        yield base
+        service.start(tmp_path_factory.mktemp("flask_api"), timeout=20)
+        yield service.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        service.stop()
 
 
 @pytest.fixture
