@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -174,7 +175,7 @@ def _misses(validator: Validator, tokens: list[str]) -> Callable[[], None]:
 
     def run() -> None:
         if core._cache is not None:
-            core._cache.clear()
+            core._cache._data.clear()
         for t in tokens:
             validator.validate(t)
 
@@ -189,16 +190,15 @@ def _async_per_call(make: Callable[..., Any], tokens: list[str]) -> float:
 
             async def loop() -> None:
                 if core._cache is not None:
-                    core._cache.clear()
+                    core._cache._data.clear()
                 for t in tokens:
                     await validator.validate(t)
 
             best = float("inf")
-            loop_time = asyncio.get_running_loop().time
-            for _ in range(5):
-                start = loop_time()
+            for _ in range(7):
+                start = time.process_time()
                 await loop()
-                best = min(best, loop_time() - start)
+                best = min(best, time.process_time() - start)
             return best / len(tokens)
 
     return asyncio.run(main())

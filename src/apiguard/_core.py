@@ -13,12 +13,11 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
-
-from cachetools import LRUCache
 
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
 from .errors import (
@@ -31,7 +30,7 @@ from .errors import (
     WrongIssuer,
     WrongTokenType,
 )
-from .jwks import FetchRequest, KeySource, Response, is_safe_url
+from .jwks import FetchRequest, KeySet, KeySource, Response, is_safe_url
 from .jws import (
     ASYMMETRIC_ALGORITHMS,
     HMAC_ALGORITHMS,
@@ -47,10 +46,14 @@ logger = logging.getLogger("apiguard")
 
 MAX_LEEWAY: Final = 300.0
 #: Claims that make a token an ID token (or a code/hash-bound artefact), never an access token.
-_ID_TOKEN_CLAIMS: Final = ("nonce", "at_hash", "c_hash")
+_ID_TOKEN_CLAIMS: Final = frozenset({"nonce", "at_hash", "c_hash"})
 _RFC9068_REQUIRED: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 _ACCESS_TOKEN_TYPES: Final = frozenset({"jwt", "application/jwt", "at+jwt", "application/at+jwt"})
 _STRICT_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+_TIME_CLAIMS: Final = ("exp", "nbf", "iat")
+#: Claims that must be strings when present; the strict dialect requires the first three.
+_STRING_CLAIMS: Final = ("sub", "jti", "client_id", "azp")
+_STRICT_STRING_CLAIMS: Final = _STRING_CLAIMS[:3]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +213,14 @@ def _clock(clock: Callable[[], float] | None) -> Callable[[], float]:
 
 
 def _check_numeric_date(name: str, value: Any) -> None:
-    # bool is an int in Python: ``"exp": true`` must not pass as a NumericDate. An integer
-    # beyond float range (JSON allows 400 digits) would overflow the leeway arithmetic.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)
+    if kind is float:
+        return  # finite: the JSON decoder refuses the others
+    # bool is a type of its own: ``"exp": true`` must not pass as a NumericDate.
+    if kind is not int:
         raise InvalidClaim(f"{name} is not a NumericDate")
+    # An integer beyond float range (JSON allows 400 digits) would overflow the leeway
+    # arithmetic.
     try:
         float(value)
     except OverflowError:
@@ -232,10 +239,63 @@ class Pending:
     fetched: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
+class _Cached(NamedTuple):
+    """A verified token and what a hit needs to re-check it cheaply."""
+
     token: AccessToken
     key: VerificationKey
+    #: The key-set snapshot ``key`` was found in (None without one): while it is still the
+    #: current snapshot, ``key`` is known to be a member without looking.
+    keys: KeySet | None
+    #: Within ``[not_before, not_after)`` the time claims hold; outside it the precise
+    #: checks run again (and say why a token is refused).
+    not_before: float
+    not_after: float
+
+
+class _TokenCache:
+    """A bounded LRU of verified tokens: reads take no lock, writes are serialised.
+
+    DESIGN reuses cachetools for bounded caches, but its LRUCache keeps the order in Python
+    code that needs a lock even on a read. An OrderedDict's methods are each atomic (C code
+    that calls back into no Python for ``str`` keys), so a hit needs no lock, as the hot path
+    should not, and costs about half as much (see bench/README.md).
+    """
+
+    __slots__ = ("_data", "_lock", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> _Cached | None:
+        """The entry for ``token``, now the most recently used, or None."""
+        data = self._data
+        entry = data.get(token)
+        if entry is not None:
+            # contextlib.suppress would cost as much as the rest of a hit.
+            try:  # noqa: SIM105
+                data.move_to_end(token)
+            except KeyError:  # another thread evicted it since: the entry is still good
+                pass
+        return entry
+
+    def put(self, token: str, entry: _Cached) -> None:
+        """Remember ``entry``, evicting the least recently used beyond ``maxsize``."""
+        with self._lock:
+            data = self._data
+            data[token] = entry
+            data.move_to_end(token)
+            if len(data) > self.maxsize:
+                data.popitem(last=False)
+
+    def pop(self, token: str) -> None:
+        """Forget ``token`` (nothing happens if it is not cached)."""
+        self._data.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 class BodyReader:
@@ -286,10 +346,8 @@ class ValidatorCore:
                 cooldown=config.cooldown,
                 max_stale=config.max_stale,
             )
-        self._cache: LRUCache[str, _Cached] | None = (
-            LRUCache(maxsize=config.token_cache_size) if config.token_cache_size else None
-        )
-        self._cache_lock = threading.Lock()
+        self._cache = _TokenCache(config.token_cache_size) if config.token_cache_size else None
+        self._strict = config.token_type == "at+jwt"
 
     @property
     def generation(self) -> int:
@@ -351,33 +409,60 @@ class ValidatorCore:
         # The signature first: an expired forgery must read "invalid signature" (no oracle).
         key.verify(jws)
         claims = decode_json_object(jws.payload)
-        access_token = self._check_claims(jws.header, claims, now)
+        access_token, window = self._check_claims(jws.header, claims, now)
         if self._cache is not None:
-            with self._cache_lock:
-                self._cache[token] = _Cached(access_token, key)
+            keys = self._keys.keys if self._keys is not None else None
+            if keys is not None and key not in keys:
+                keys = None  # swapped since the lookup: hits will test membership
+            self._cache.put(token, _Cached(access_token, key, keys, *window))
         return access_token
 
     def _cache_hit(self, token: str) -> AccessToken | None:
         assert self._cache is not None
-        with self._cache_lock:
-            hit = self._cache.get(token)
+        hit = self._cache.get(token)
         if hit is None:
             return None
         now = self._clock()
         source = self._keys
-        if source is not None and (
-            source.keys is None or hit.key not in source.keys or not source.is_fresh(now)
-        ):
-            # The key that verified it has left the issuer's key set, or the set is due for
-            # a refresh that only a full validation asks for (a hit must not keep a
-            # withdrawn key alive): validate afresh.
-            with self._cache_lock:
-                self._cache.pop(token, None)
-            return None
-        self._check_times(hit.token.claims, now)
+        if source is not None:
+            keys = source.keys
+            if (
+                keys is None
+                or (keys is not hit.keys and hit.key not in keys)
+                or not source.is_fresh(now)
+            ):
+                # The key that verified it has left the issuer's key set, or the set is due
+                # for a refresh that only a full validation asks for (a hit must not keep a
+                # withdrawn key alive): validate afresh.
+                self._cache.pop(token)
+                return None
+        if not hit.not_before <= now < hit.not_after:
+            try:
+                self._check_times(hit.token.claims, now)
+            except TokenExpired:
+                self._cache.pop(token)  # it will never be valid again
+                raise
         return hit.token
 
+    def _window(self, claims: Mapping[str, Any]) -> tuple[float, float]:
+        """``[not_before, not_after)``: when the (checked) time claims of a token hold."""
+        leeway = self.config.leeway
+        not_before = -math.inf
+        not_after = claims["exp"] + leeway
+        nbf = claims.get("nbf")
+        if nbf is not None:
+            not_before = nbf - leeway
+        iat = claims.get("iat")
+        if iat is not None:
+            if iat - leeway > not_before:
+                not_before = iat - leeway
+            max_age = self.config.max_token_age
+            if max_age is not None and iat + max_age + leeway < not_after:
+                not_after = iat + max_age + leeway
+        return not_before, not_after
+
     def _check_times(self, claims: Mapping[str, Any], now: float) -> None:
+        """Say why a token is outside its window (at the very edge it may pass)."""
         leeway = self.config.leeway
         exp = claims["exp"]
         if now >= exp + leeway:
@@ -386,24 +471,25 @@ class ValidatorCore:
         if nbf is not None and now + leeway < nbf:
             raise TokenNotYetValid(f"nbf {nbf - now:.0f} s in the future")
         iat = claims.get("iat")
-        if iat is not None:
-            if now + leeway < iat:
-                raise TokenNotYetValid(f"iat {iat - now:.0f} s in the future")
-            max_age = self.config.max_token_age
-            if max_age is not None and now - iat > max_age + leeway:
-                raise TokenExpired(f"issued {now - iat:.0f} s ago, max age {max_age:.0f} s")
+        if iat is not None and now + leeway < iat:
+            raise TokenNotYetValid(f"iat {iat - now:.0f} s in the future")
+        max_age = self.config.max_token_age
+        # With max_token_age, iat is a required claim.
+        if max_age is not None and (age := now - claims["iat"]) > max_age + leeway:
+            raise TokenExpired(f"issued {age:.0f} s ago, max age {max_age:.0f} s")
 
     def _check_claims(
-        self, header: dict[str, Any], claims: dict[str, Any], now: float
-    ) -> AccessToken:
+        self, header: Mapping[str, Any], claims: dict[str, Any], now: float
+    ) -> tuple[AccessToken, tuple[float, float]]:
+        """Check the claims; return the token and the window in which its times hold."""
         c = self.config
-        strict = c.token_type == "at+jwt"
+        strict = self._strict
         typ = header.get("typ")
         if typ is not None or strict:
             kind = (typ or "").lower()
             if kind not in (_STRICT_TYPES if strict else _ACCESS_TOKEN_TYPES):
                 raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
-        if not strict and any(name in claims for name in _ID_TOKEN_CLAIMS):
+        if not strict and not _ID_TOKEN_CLAIMS.isdisjoint(claims):
             raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
         if "cnf" in claims:
             # A sender-constrained token (DPoP, mTLS) presented as a plain bearer token.
@@ -425,16 +511,20 @@ class ValidatorCore:
             raise WrongAudience(f"aud {str(aud)[:128]!r} names none of the audiences")
         if "exp" not in claims:
             raise InvalidClaim("exp is missing")
-        for name in ("exp", "nbf", "iat"):
+        for name in _TIME_CLAIMS:
             if name in claims:
                 _check_numeric_date(name, claims[name])
         if c.max_token_age is not None and "iat" not in claims:
             raise InvalidClaim("iat is required with max_token_age")
-        for name in ("sub", "jti", "client_id", "azp"):
+        if strict:
+            for name in _STRICT_STRING_CLAIMS:
+                if not isinstance(claims.get(name), str):
+                    raise InvalidClaim(f"{name} is not a string")
+        for name in _STRING_CLAIMS:
             value = claims.get(name)
-            if (value is not None or (strict and name in ("sub", "jti", "client_id"))) and (
-                not isinstance(value, str)
-            ):
+            if value is not None and not isinstance(value, str):
                 raise InvalidClaim(f"{name} is not a string")
-        self._check_times(claims, now)
-        return AccessToken.from_claims(header, claims, c.scope_claims)
+        window = self._window(claims)
+        if not window[0] <= now < window[1]:
+            self._check_times(claims, now)
+        return AccessToken.from_claims(header, claims, c.scope_claims), window

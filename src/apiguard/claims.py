@@ -69,49 +69,73 @@ class AccessToken:
     Attributes:
         claims: the whole claims set, read-only.
         header: the JOSE header, read-only.
+        scopes: every scope granted, from ``scope``, ``scp`` and ``permissions``.
         subject: ``sub`` (a user id, or ``<client_id>@clients`` for a machine), or None.
         issuer: ``iss``.
         audience: ``aud`` as a tuple (a single string becomes a one-element tuple).
-        scopes: every scope granted, from ``scope``, ``scp`` and ``permissions``.
         client_id: ``client_id`` (RFC 9068) or, failing that, ``azp`` (Auth0), or None.
         expires_at: ``exp`` in seconds since the epoch.
         issued_at: ``iat`` in seconds since the epoch, or None.
         token_id: ``jti``, or None.
     """
 
+    # Only what needs work is stored; the rest is read from the claims on access, which
+    # keeps building one (once per validated token) cheap.
     claims: Mapping[str, Any]
     header: Mapping[str, Any]
-    subject: str | None
-    issuer: str
-    audience: tuple[str, ...]
     scopes: frozenset[str]
-    client_id: str | None
-    expires_at: float
-    issued_at: float | None
-    token_id: str | None
 
     @classmethod
     def from_claims(
         cls,
-        header: dict[str, Any],
+        header: Mapping[str, Any],
         claims: dict[str, Any],
         scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
     ) -> AccessToken:
         """Build the value object from claims that the validator has already checked."""
-        aud = claims.get("aud")
-        client_id = claims.get("client_id", claims.get("azp"))
         return cls(
-            claims=MappingProxyType(claims),
-            header=MappingProxyType(header),
-            subject=claims.get("sub"),
-            issuer=claims["iss"],
-            audience=(aud,) if isinstance(aud, str) else tuple(aud or ()),
-            scopes=parse_scopes(claims, scope_claims),
-            client_id=client_id if isinstance(client_id, str) else None,
-            expires_at=claims["exp"],
-            issued_at=claims.get("iat"),
-            token_id=claims.get("jti"),
+            MappingProxyType(claims), MappingProxyType(header), parse_scopes(claims, scope_claims)
         )
+
+    @property
+    def subject(self) -> str | None:
+        """``sub``, or None."""
+        return self.claims.get("sub")
+
+    @property
+    def issuer(self) -> str:
+        """``iss``."""
+        issuer: str = self.claims["iss"]
+        return issuer
+
+    @property
+    def audience(self) -> tuple[str, ...]:
+        """``aud`` as a tuple."""
+        aud = self.claims.get("aud")
+        return (aud,) if isinstance(aud, str) else tuple(aud or ())
+
+    @property
+    def client_id(self) -> str | None:
+        """``client_id``, else ``azp``, else None."""
+        claims = self.claims
+        client_id = claims.get("client_id", claims.get("azp"))
+        return client_id if isinstance(client_id, str) else None
+
+    @property
+    def expires_at(self) -> float:
+        """``exp``."""
+        expires_at: float = self.claims["exp"]
+        return expires_at
+
+    @property
+    def issued_at(self) -> float | None:
+        """``iat``, or None."""
+        return self.claims.get("iat")
+
+    @property
+    def token_id(self) -> str | None:
+        """``jti``, or None."""
+        return self.claims.get("jti")
 
     def has_scopes(self, *scopes: str, match: str = "all") -> bool:
         """Tell whether the token grants all (or, with ``match="any"``, any) of ``scopes``.

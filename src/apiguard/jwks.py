@@ -72,7 +72,7 @@ class KeySet:
     Build it with :meth:`from_jwks`; find the key for a token with :meth:`select`.
     """
 
-    __slots__ = ("_ambiguous", "_by_kid", "_members", "keys")
+    __slots__ = ("_ambiguous", "_by_kid", "_members", "_only", "keys")
 
     def __init__(
         self, keys: Iterable[VerificationKey], *, ambiguous_kids: Iterable[str] = ()
@@ -84,6 +84,12 @@ class KeySet:
             by_kid.setdefault(key.kid, []).append(key)
         self._by_kid = {kid: tuple(keys) for kid, keys in by_kid.items()}
         self._members = frozenset(id(key) for key in self.keys)
+        #: The usual case, decided once per key set: a kid that names exactly one key.
+        self._only = {
+            kid: keys[0]
+            for kid, keys in self._by_kid.items()
+            if kid is not None and len(keys) == 1 and kid not in self._ambiguous
+        }
 
     def __contains__(self, key: object) -> bool:
         return id(key) in self._members
@@ -155,6 +161,9 @@ class KeySet:
                 the set has several candidates): apiguard never tries keys in turn.
             AlgorithmNotAllowed: keys with this ``kid`` exist but none may verify ``alg``.
         """
+        only = self._only.get(kid) if kid is not None else None
+        if only is not None and alg in only.algorithms:
+            return only
         if kid is None:
             candidates = tuple(key for key in self.keys if alg in key.algorithms)
             if not candidates:

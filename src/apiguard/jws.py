@@ -21,13 +21,14 @@ primitives); its ``InvalidKeyError`` is translated here, the one place it can su
 
 from __future__ import annotations
 
-import base64
 import binascii
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -170,12 +171,16 @@ WEAK_SECRETS: Final = frozenset(
 
 _PRIVATE_MEMBERS: Final = ("d", "p", "q", "dp", "dq", "qi", "oth")
 _B64_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# Characters that may end a segment of length 2 or 3 (mod 4) without stray low bits.
+_STANDARD_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+# base64url to standard base64 in one pass, where standard base64's own "+", "/" and "=" become
+# a byte binascii's strict mode refuses: strict decoding then checks the base64url alphabet.
+_TO_STANDARD: Final = bytes.maketrans(b"-_+/=", b"+/###")
+_PADDING: Final = (b"", b"", b"==", b"=")
+# Bytes that may end a segment of length 2 or 3 (mod 4) without stray low bits.
 _CANONICAL_LAST: Final = {
-    2: frozenset(c for i, c in enumerate(_B64_ALPHABET) if i & 0x0F == 0),
-    3: frozenset(c for i, c in enumerate(_B64_ALPHABET) if i & 0x03 == 0),
+    2: frozenset(c for i, c in enumerate(_STANDARD_ALPHABET) if i & 0x0F == 0),
+    3: frozenset(c for i, c in enumerate(_STANDARD_ALPHABET) if i & 0x03 == 0),
 }
-_COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _COMPACT_JWE: Final = re.compile(r"[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){4}")
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]*")
 _STRING_MEMBERS: Final = ("kid", "typ", "cty")
@@ -194,14 +199,17 @@ class _Malformed(ValueError):
 
 def b64url_decode(segment: str) -> bytes:
     """Decode canonical, unpadded base64url (RFC 7515 §2), or raise ValueError."""
+    return _decode_standard(segment.encode("ascii").translate(_TO_STANDARD))
+
+
+def _decode_standard(segment: bytes) -> bytes:
+    """Decode a segment already passed through ``_TO_STANDARD``, or raise ValueError."""
     rest = len(segment) % 4
     if rest == 1:
         raise _Malformed("impossible base64url length")
     if rest and segment[-1] not in _CANONICAL_LAST[rest]:
         raise _Malformed("non-canonical base64url")
-    # The alphabet was checked by the caller (one regex over the whole token) or is checked
-    # here for JWK members; binascii then only needs the padding back.
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return binascii.a2b_base64(segment + _PADDING[rest], strict_mode=True)
 
 
 def _strict_b64url(value: Any, what: str) -> bytes:
@@ -236,6 +244,7 @@ def _no_constants(name: str) -> Any:
 _DECODER: Final = json.JSONDecoder(
     object_pairs_hook=_pairs, parse_float=_finite, parse_constant=_no_constants
 )
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def _check_deep(value: Any, depth: int) -> None:
@@ -262,7 +271,14 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
     """
     try:
         text = data.decode("utf-8")
-        value = _DECODER.decode(text)
+        try:
+            # The scanner alone parses a document without surrounding whitespace (every
+            # token we know); the full decoder's wrapper handles the rest and the errors.
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(text)
         # The walk is only needed for nesting or escapes; both are rare in real tokens, and
         # the counts are cheap C loops, so ordinary tokens skip it.
         if "\\u" in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
@@ -281,7 +297,7 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
 class CompactJWS:
     """A compact JWS split and decoded, with its header already checked for structure."""
 
-    header: dict[str, Any]
+    header: Mapping[str, Any]
     payload: bytes
     signature: bytes
     signing_input: bytes
@@ -320,32 +336,46 @@ def decode_compact(
         raise MalformedToken("token is not text")
     if len(token) > max_size:
         raise MalformedToken(f"token longer than {max_size} characters")
-    dots = token.count(".")
-    if dots != 2:
-        # Decided by shape alone: a JWE is never decrypted or decompressed on this path.
-        if dots == 4 and _COMPACT_JWE.fullmatch(token):
-            raise UnsupportedTokenType("five segments: a JWE, not a JWS")
-        raise MalformedToken(f"{dots + 1} segments, not 3")
-    if not _COMPACT.fullmatch(token):
-        raise MalformedToken("characters outside the base64url alphabet, or an empty header")
-    head, payload, signature = token.split(".")
     try:
-        header_bytes = b64url_decode(head)
-        payload_bytes = b64url_decode(payload)
-        signature_bytes = b64url_decode(signature)
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise MalformedToken("characters outside the base64url alphabet") from None
+    segments = raw.translate(_TO_STANDARD).split(b".")
+    if len(segments) != 3:
+        # Decided by shape alone: a JWE is never decrypted or decompressed on this path.
+        if len(segments) == 5 and _COMPACT_JWE.fullmatch(token):
+            raise UnsupportedTokenType("five segments: a JWE, not a JWS")
+        raise MalformedToken(f"{len(segments)} segments, not 3")
+    head, payload, signature = segments
+    if not head:
+        raise MalformedToken("empty header")
+    try:
+        payload_bytes = _decode_standard(payload)
+        signature_bytes = _decode_standard(signature)
     except (ValueError, binascii.Error):
         raise MalformedToken("bad base64url") from None
-    header = decode_json_object(header_bytes)
+    header = _decode_header(head)
     _check_header(header, algorithms)
-    return CompactJWS(
-        header=header,
-        payload=payload_bytes,
-        signature=signature_bytes,
-        signing_input=token[: len(head) + 1 + len(payload)].encode("ascii"),
-    )
+    signing_input = raw[: len(head) + 1 + len(payload)]
+    return CompactJWS(header, payload_bytes, signature_bytes, signing_input)
 
 
-def _check_header(header: dict[str, Any], algorithms: Iterable[str]) -> None:
+@functools.lru_cache(maxsize=64)
+def _decode_header(segment: bytes) -> Mapping[str, Any]:
+    """Decode a JOSE header segment, read-only, remembering the last few.
+
+    An issuer signs with a handful of headers, so most tokens repeat one exactly: its
+    decoded form is shared between tokens (hence read-only), and the policy checks that
+    depend on the validator's settings still run for every token.
+    """
+    try:
+        data = _decode_standard(segment)
+    except (ValueError, binascii.Error):
+        raise MalformedToken("bad base64url") from None
+    return MappingProxyType(decode_json_object(data))
+
+
+def _check_header(header: Mapping[str, Any], algorithms: Iterable[str]) -> None:
     alg = header.get("alg")
     if not isinstance(alg, str):
         raise MalformedToken("alg missing or not a string")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import OrderedDict
+from typing import Any
 
 import pytest
 
-from apiguard import InvalidToken, TokenExpired, UnknownSigningKey
+from apiguard import InvalidToken, TokenExpired, TokenNotYetValid, UnknownSigningKey
+from apiguard.jwks import FetchRequest, Response
+from apiguard.jws import CompactJWS, VerificationKey
 from apiguard.testing import LocalIssuer
 
 from .conftest import FakeClock
@@ -71,6 +76,88 @@ def test_cache_is_bounded(issuer: LocalIssuer) -> None:
             validator.validate(issuer.token(sub=f"u{index}"))
         assert validator._core._cache is not None
         assert len(validator._core._cache) == 2
+
+
+def test_cache_evicts_the_least_recently_used(issuer: LocalIssuer) -> None:
+    """A hit makes an entry recent: the entry evicted is the one used longest ago."""
+    first, second, third = (issuer.token(sub=f"u{index}") for index in range(3))
+    with issuer.validator(token_cache_size=2) as validator:
+        kept = validator.validate(first)
+        dropped = validator.validate(second)
+        validator.validate(first)
+        validator.validate(third)
+        assert validator.validate(first) is kept
+        assert validator.validate(second) is not dropped
+
+
+def test_expired_entry_leaves_the_cache(issuer: LocalIssuer, clock: FakeClock) -> None:
+    """A cached token found expired is refused and forgotten; the others stay."""
+    short, long = issuer.token(expires_in=60), issuer.token(expires_in=3600)
+    with issuer.validator() as validator:
+        validator.validate(short)
+        validator.validate(long)
+        clock.advance(60 + 30)
+        with pytest.raises(TokenExpired):
+            validator.validate(short)
+        assert validator._core._cache is not None
+        assert len(validator._core._cache) == 1
+
+
+def test_not_yet_valid_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -> None:
+    """A cached token is TokenNotYetValid again if the clock steps back before its nbf."""
+    token = issuer.token(nbf=clock() + 20)
+    with issuer.validator() as validator:
+        validator.validate(token)
+        clock.advance(-60)
+        with pytest.raises(TokenNotYetValid):
+            validator.validate(token)
+        clock.advance(60)
+        validator.validate(token)
+
+
+def test_hit_survives_a_concurrent_eviction(issuer: LocalIssuer) -> None:
+    """A hit whose entry another thread evicts at that very moment is still answered."""
+
+    class Evicting(OrderedDict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:
+            entry = super().get(key, default)
+            self.pop(key, None)  # what another thread's eviction would do just now
+            return entry
+
+    token = issuer.token()
+    with issuer.validator() as validator:
+        first = validator.validate(token)
+        cache = validator._core._cache
+        assert cache is not None
+        cache._data = Evicting(cache._data)
+        assert validator.validate(token) is first
+
+
+def test_key_set_swapped_during_verification(
+    issuer: LocalIssuer, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token whose key left the key set while it was being verified is not served cached."""
+    with issuer.validator() as validator:
+        validator.validate(issuer.token())
+        token = issuer.token(expires_in=3600)
+        issuer.rotate(keep_previous=False)
+        core = validator._core
+        new_jwks = json.dumps(issuer.jwks).encode()
+        verify = VerificationKey.verify
+
+        def verify_then_refresh(key: VerificationKey, jws: CompactJWS) -> None:
+            verify(key, jws)
+            # Another thread's refresh lands between the lookup and the cache insert.
+            assert core._keys is not None
+            assert core._keys.jwks_uri is not None
+            request = FetchRequest(core._keys.jwks_uri, "jwks", core.generation)
+            core.receive(request, Response(200, {}, new_jwks))
+
+        monkeypatch.setattr(VerificationKey, "verify", verify_then_refresh)
+        validator.validate(token)
+        monkeypatch.undo()
+        with pytest.raises(UnknownSigningKey):
+            validator.validate(token)
 
 
 def test_cache_disabled(issuer: LocalIssuer) -> None:
