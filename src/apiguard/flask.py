@@ -33,6 +33,7 @@ earlier (in tests, say).
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -293,14 +294,15 @@ def _answer(error: ApiguardError) -> Response:
 # -- authentication of one request ----------------------------------------------------------
 
 
-def _authenticate(*, optional: bool) -> AccessToken | None:
+def _authenticate(state: GuardState, *, optional: bool) -> AccessToken | None:
     """Validate the request's bearer token once per request; None when optional and absent."""
     known = g.get(_G_TOKEN, None)
     if isinstance(known, AccessToken):
         return known
-    state = _state(current_app)
+    environ = request.environ
     try:
-        token = extract_token(request.headers.getlist("Authorization"))
+        # A WSGI environ holds one Authorization value (what request.headers would list).
+        token = extract_token(environ.get("HTTP_AUTHORIZATION"))
     except MissingToken:
         if optional:
             setattr(g, _G_TOKEN, None)
@@ -317,7 +319,7 @@ def _authenticate(*, optional: bool) -> AccessToken | None:
         _sent_twice()
     access_token = state.validator.validate(token)
     # The body is looked at only for a valid token: no buffering for anonymous clients.
-    if request.mimetype == "application/x-www-form-urlencoded":
+    if environ.get("CONTENT_TYPE") and request.mimetype == "application/x-www-form-urlencoded":
         # Cache the raw body first so that the view can still read it after the form.
         request.get_data(cache=True)
         if "access_token" in request.form:
@@ -335,7 +337,7 @@ def _authorize(scopes: tuple[str, ...], match: str, *, optional: bool) -> None:
     state = _state(current_app)
     if request.method == "OPTIONS" and state.exempt_options:
         return
-    access_token = _authenticate(optional=optional)
+    access_token = _authenticate(state, optional=optional)
     if scopes and access_token is not None and not access_token.has_scopes(*scopes, match=match):
         logger.debug(
             "bearer authorization failed: insufficient_scope (%s of %s, subject %r)",
@@ -356,11 +358,15 @@ def _check_scopes(scopes: Iterable[str], match: str) -> tuple[str, ...]:
 
 
 def _guarded(view: F, scopes: tuple[str, ...], match: str, optional: bool) -> F:
+    is_async = inspect.iscoroutinefunction(view)
+
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _authorize(scopes, match, optional=optional)
-        # ensure_sync runs an ``async def`` view too (Flask's own recipe for decorators).
-        return current_app.ensure_sync(view)(*args, **kwargs)
+        if is_async:
+            # ensure_sync runs an ``async def`` view (Flask's own recipe for decorators).
+            return current_app.ensure_sync(view)(*args, **kwargs)
+        return view(*args, **kwargs)
 
     return cast(F, wrapper)
 
