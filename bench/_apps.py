@@ -63,11 +63,14 @@ def starlette_app(validator: AsyncValidator | None) -> Starlette:
     return Starlette(routes=[Route("/", index)], middleware=middleware)
 
 
-def raw_verifier(issuer: str) -> Callable[[str], bool]:
-    """Verify an RS256 signature with the issuer's first key, fetched once, and no more."""
-    base = issuer.rstrip("/")
-    with urllib.request.urlopen(f"{base}/.well-known/jwks.json") as answer:
-        key: Any = RSAAlgorithm.from_jwk(json.load(answer)["keys"][0])
+def fetch_key(issuer: str) -> Any:
+    """The issuer's first public key, fetched once from its JWKS."""
+    with urllib.request.urlopen(f"{issuer.rstrip('/')}/.well-known/jwks.json") as answer:
+        return RSAAlgorithm.from_jwk(json.load(answer)["keys"][0])
+
+
+def raw_verifier(key: Any) -> Callable[[str], bool]:
+    """Verify an RS256 signature with ``key``, and no more."""
     pkcs1 = padding.PKCS1v15()
 
     def verify(token: str) -> bool:
@@ -127,7 +130,7 @@ def _serve(framework: str, kind: str, issuer: str, audience: str, port: int) -> 
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         if kind == "raw":
-            app: Any = flask_raw_app(raw_verifier(issuer))
+            app: Any = flask_raw_app(raw_verifier(fetch_key(issuer)))
         else:
             protected = kind == "protected"
             app = flask_app(Validator(issuer=issuer, audience=audience) if protected else None)
@@ -136,7 +139,7 @@ def _serve(framework: str, kind: str, issuer: str, audience: str, port: int) -> 
         import uvicorn
 
         if kind == "raw":
-            app = RawCheckMiddleware(starlette_app(None), raw_verifier(issuer))
+            app = RawCheckMiddleware(starlette_app(None), raw_verifier(fetch_key(issuer)))
         else:
             async_validator = None
             if kind == "protected":

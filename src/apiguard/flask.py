@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn, TypeVar, cast, overload
 
 import httpx
-from flask import Blueprint, Flask, Response, current_app, g, has_app_context, request
+from flask import Blueprint, Flask, Request, Response, current_app, g, has_app_context, request
 from werkzeug.local import LocalProxy
 
 from .bearer import challenge, extract_token, render_error
@@ -294,18 +294,19 @@ def _answer(error: ApiguardError) -> Response:
 # -- authentication of one request ----------------------------------------------------------
 
 
-def _authenticate(state: GuardState, *, optional: bool) -> AccessToken | None:
+def _authenticate(state: GuardState, req: Request, *, optional: bool) -> AccessToken | None:
     """Validate the request's bearer token once per request; None when optional and absent."""
-    known = g.get(_G_TOKEN, None)
+    context = g._get_current_object()
+    known = context.get(_G_TOKEN, None)
     if isinstance(known, AccessToken):
         return known
-    environ = request.environ
+    environ = req.environ
     try:
         # A WSGI environ holds one Authorization value (what request.headers would list).
         token = extract_token(environ.get("HTTP_AUTHORIZATION"))
     except MissingToken:
         if optional:
-            setattr(g, _G_TOKEN, None)
+            setattr(context, _G_TOKEN, None)
             return None
         logger.debug("bearer authentication failed: missing_token")
         raise
@@ -314,17 +315,19 @@ def _authenticate(state: GuardState, *, optional: bool) -> AccessToken | None:
         raise
     # RFC 6750 §2: a client must not use more than one method to send the token. Only the
     # header is read, but a token also in the query or the form body makes the request
-    # ambiguous; it is refused rather than guessed at.
-    if "access_token" in request.args:
+    # ambiguous; it is refused rather than guessed at. The query is parsed only if it may
+    # name access_token at all (literally, or through a percent-escape).
+    query = environ.get("QUERY_STRING", "")
+    if ("access_token" in query or "%" in query) and "access_token" in req.args:
         _sent_twice()
     access_token = state.validator.validate(token)
     # The body is looked at only for a valid token: no buffering for anonymous clients.
-    if environ.get("CONTENT_TYPE") and request.mimetype == "application/x-www-form-urlencoded":
+    if environ.get("CONTENT_TYPE") and req.mimetype == "application/x-www-form-urlencoded":
         # Cache the raw body first so that the view can still read it after the form.
-        request.get_data(cache=True)
-        if "access_token" in request.form:
+        req.get_data(cache=True)
+        if "access_token" in req.form:
             _sent_twice()
-    setattr(g, _G_TOKEN, access_token)
+    setattr(context, _G_TOKEN, access_token)
     return access_token
 
 
@@ -334,10 +337,12 @@ def _sent_twice() -> NoReturn:
 
 
 def _authorize(scopes: tuple[str, ...], match: str, *, optional: bool) -> None:
-    state = _state(current_app)
-    if request.method == "OPTIONS" and state.exempt_options:
+    # Each use of a context-local proxy is a lookup of its own: resolve them once.
+    state = _state(current_app._get_current_object())  # type: ignore[attr-defined]
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method == "OPTIONS" and state.exempt_options:
         return
-    access_token = _authenticate(state, optional=optional)
+    access_token = _authenticate(state, req, optional=optional)
     if scopes and access_token is not None and not access_token.has_scopes(*scopes, match=match):
         logger.debug(
             "bearer authorization failed: insufficient_scope (%s of %s, subject %r)",

@@ -78,6 +78,13 @@ def test_another_scheme_counts_as_no_token(app: Flask, authorization: str) -> No
     assert response.get_json() == {"error_description": MissingToken.description}
 
 
+def test_other_query_parameters_are_fine(app: Flask, local_issuer: LocalIssuer) -> None:
+    """A query that names no access_token (even with escapes) leaves a valid token alone."""
+    headers = {"Authorization": f"Bearer {local_issuer.token()}"}
+    client = app.test_client()
+    assert client.get("/private?q=access%20denied&token=1", headers=headers).status_code == 200
+
+
 def test_token_only_in_query_is_not_read(app: Flask, local_issuer: LocalIssuer) -> None:
     """A token sent only as ?access_token= is ignored: the request is unauthenticated."""
     query = {"access_token": local_issuer.token()}
@@ -106,6 +113,11 @@ def test_token_only_in_query_is_not_read(app: Flask, local_issuer: LocalIssuer) 
         ),
         pytest.param(
             [("Authorization", "Bearer {token}")],
+            {"query_string": "page=2&acce%73s%5Ftoken={token}"},
+            id="header-and-percent-escaped-query",
+        ),
+        pytest.param(
+            [("Authorization", "Bearer {token}")],
             {"data": {"access_token": "{token}"}},
             id="header-and-form-body",
         ),
@@ -118,7 +130,9 @@ def test_malformed_requests_get_invalid_request(
     token = local_issuer.token()
     filled = Headers([(name, value.format(token=token)) for name, value in headers])
     options = {
-        name: {key: value.format(token=token) for key, value in fields.items()}
+        name: fields.format(token=token)
+        if isinstance(fields, str)
+        else {key: value.format(token=token) for key, value in fields.items()}
         for name, fields in extra.items()
     }
     method = "POST" if "data" in options else "GET"
