@@ -167,7 +167,7 @@ def validate_redirect_uri(uri: object) -> str:
 
 
 def _string_list(value: object, what: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise ValidationError(f"{what} must be a list of strings")
     return list(dict.fromkeys(value))
 
@@ -306,7 +306,7 @@ class Tenant:
             skip_consent_for_verifiable_first_party_clients,
             "skip_consent_for_verifiable_first_party_clients",
         )
-        if isinstance(scopes, (str, bytes, Mapping)):
+        if not isinstance(scopes, (list, tuple)):
             raise ValidationError("scopes must be a list")
         parsed_scopes = parse_scopes(scopes)
         if signing_alg == "HS256":
@@ -486,6 +486,8 @@ class Tenant:
             raise ValidationError("description must be a string of at most 1000 characters")
         if not isinstance(is_first_party, bool):
             raise ValidationError("is_first_party must be a boolean")
+        if not isinstance(app_type, str) or app_type not in APP_TYPES:
+            raise ValidationError(f"app_type must be one of {', '.join(APP_TYPES)}")
         if token_endpoint_auth_method is None:
             token_endpoint_auth_method = (
                 "none" if app_type in ("spa", "native") else "client_secret_post"
@@ -499,10 +501,8 @@ class Tenant:
             }.get(app_type, [])
             if token_endpoint_auth_method == "none":
                 grant_types = [g for g in grant_types if g != "client_credentials"]
-        grants = _string_list(list(grant_types), "grant_types")
-        checked_callbacks = [
-            validate_redirect_uri(c) for c in _string_list(list(callbacks), "callbacks")
-        ]
+        grants = _string_list(grant_types, "grant_types")
+        checked_callbacks = [validate_redirect_uri(c) for c in _string_list(callbacks, "callbacks")]
         self._check_client_consistency(
             app_type=app_type,
             is_first_party=is_first_party,
@@ -700,7 +700,10 @@ class Tenant:
                 continue
             if not isinstance(value, str) or len(value) > 2000:
                 raise bad(f"{key} must be a URL")
-            parts = urlsplit(value)
+            try:
+                parts = urlsplit(value)
+            except ValueError:
+                raise bad(f"{key} must be a URL") from None
             secure = parts.scheme == "https" or (
                 parts.scheme == "http" and is_loopback_host(parts.hostname)
             )

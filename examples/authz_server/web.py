@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,8 +154,16 @@ class Session:
         return b64url(mac)
 
     def check_csrf(self, purpose: str, token: object) -> bool:
-        """Constant-time check of a submitted CSRF token."""
-        return isinstance(token, str) and hmac.compare_digest(self.csrf_token(purpose), token)
+        """Constant-time check of a submitted CSRF token.
+
+        ``hmac.compare_digest`` raises ``TypeError`` on non-ASCII text, so such a token
+        (never one this server issued) is refused before the comparison.
+        """
+        return (
+            isinstance(token, str)
+            and token.isascii()
+            and hmac.compare_digest(self.csrf_token(purpose), token)
+        )
 
 
 class SessionManager:
@@ -290,6 +298,23 @@ def safe_next(target: str | None) -> str:
     if "\\" in target or any(ord(c) < 32 for c in target):
         return "/"
     return target
+
+
+def parse_json(
+    body: bytes | str, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None
+) -> Any:
+    """Decode a JSON request body; ``ValueError`` for anything the store could not hold.
+
+    Beyond malformed text this refuses nesting too deep for the parser (``RecursionError``
+    is not a ``ValueError``) and strings with unpaired surrogates (``"\\ud800"`` is valid
+    JSON, but such a string cannot be encoded as UTF-8, so hashing or storing it fails).
+    """
+    try:
+        data = json.loads(body, object_pairs_hook=object_pairs_hook)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    return data
 
 
 def dumps(data: Any) -> str:

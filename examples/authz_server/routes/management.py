@@ -7,7 +7,6 @@ audience ``{issuer}api/v2/`` carrying scopes such as ``read:resource_servers``.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -21,7 +20,7 @@ from apiguard import AsyncValidator
 
 from ..keys import SigningKeyError
 from ..tenant import NotFound, TenantError, ValidationError
-from ..web import services
+from ..web import parse_json, services
 from .guard import protect, requires_scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -65,8 +64,8 @@ async def read_json(request: Request) -> dict[str, Any]:
     if len(body) > services(request).settings.max_body_bytes:
         raise ValidationError("Payload too large")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(body)
+    except ValueError:
         raise ValidationError("Payload validation error: invalid JSON") from None
     if not isinstance(data, dict):
         raise ValidationError("Payload validation error: expected an object")

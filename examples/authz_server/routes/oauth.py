@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -18,7 +17,7 @@ from ..grants import Grants, OAuthError
 from ..models import Client
 from ..tenant import RegistrationError
 from ..tokens import user_claims
-from ..web import Services, client_ip, json_response, services
+from ..web import Services, client_ip, json_response, parse_json, services
 
 MAX_PARAMS = 50
 
@@ -52,7 +51,7 @@ async def read_params(request: Request) -> dict[str, str]:
             pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMS)
             return _no_duplicates(pairs)
         if content_type == "application/json":
-            data = json.loads(text, object_pairs_hook=_no_duplicates)
+            data = parse_json(text, object_pairs_hook=_no_duplicates)
             if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
                 raise OAuthError("invalid_request", "The body must be an object of strings")
             return data
@@ -262,8 +261,8 @@ async def register(request: Request) -> Response:
             400,
         )
     try:
-        metadata = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+        metadata = parse_json(await request.body())
+    except ValueError:
         metadata = None
     if not isinstance(metadata, dict):
         return json_response(
