@@ -437,6 +437,11 @@ def check_probe_url(url: str) -> str | None:
         return "Only http:// and https:// URLs can be tested."
     if parts.username is not None or parts.password is not None:
         return "The URL must not carry credentials."
+    try:
+        # What httpx will send: a host that is not a valid IDNA name (``xn--``) fails here.
+        httpx.Request("GET", url)
+    except (httpx.InvalidURL, UnicodeError):
+        return "The URL is malformed."
     return None
 
 

@@ -153,6 +153,14 @@ async def new_app(request: Request, viewer: Viewer) -> Response:
     return _new_app_page(request, viewer, {"kind": "web"}, None, 200)
 
 
+def _scheme(uri: str) -> str:
+    # A malformed URI ("http://[::1") is left for register_client to refuse with a message.
+    try:
+        return urlsplit(uri).scheme
+    except ValueError:
+        return ""
+
+
 def registration_metadata(kind: str, name: str, redirect_uris: list[str]) -> dict[str, Any]:
     """The RFC 7591 metadata the form stands for."""
     if kind == "m2m":
@@ -162,7 +170,7 @@ def registration_metadata(kind: str, name: str, redirect_uris: list[str]) -> dic
             "response_types": [],
             "token_endpoint_auth_method": "client_secret_post",
         }
-    native = any(urlsplit(u).scheme not in ("http", "https") for u in redirect_uris)
+    native = any(_scheme(u) not in ("http", "https") for u in redirect_uris)
     return {
         "client_name": name,
         "redirect_uris": redirect_uris,
