@@ -93,9 +93,9 @@ class AccessToken:
         scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
     ) -> AccessToken:
         """Build the value object from claims that the validator has already checked."""
-        return cls(
-            MappingProxyType(claims), MappingProxyType(header), parse_scopes(claims, scope_claims)
-        )
+        if not isinstance(header, MappingProxyType):
+            header = MappingProxyType(header)  # decoded headers come read-only already
+        return cls(MappingProxyType(claims), header, parse_scopes(claims, scope_claims))
 
     @property
     def subject(self) -> str | None:
