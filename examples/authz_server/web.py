@@ -32,6 +32,10 @@ STATIC_DIR = Path(__file__).with_name("static")
 SESSION_COOKIE = "authz_session"
 
 # Sent on every response: no framing (clickjacking), no sniffing, no referrer leaks.
+# The referrer policy is "same-origin", not "no-referrer": under no-referrer browsers send
+# "Origin: null" on same-origin form posts, which same_origin_post must refuse. Under
+# same-origin the real Origin goes with our own forms, and other sites (clients, logos,
+# policy links) get no Referer, so interaction ids and query strings stay here.
 SECURITY_HEADERS: dict[str, str] = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
@@ -39,7 +43,7 @@ SECURITY_HEADERS: dict[str, str] = {
         "base-uri 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 NO_STORE: dict[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

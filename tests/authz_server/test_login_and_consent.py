@@ -203,6 +203,7 @@ async def consent_form(browser: Browser) -> dict[str, str]:
         pytest.param(lambda f: f.pop("csrf_token"), {}, id="no-token"),
         pytest.param(lambda f: f.update(csrf_token="forged"), {}, id="wrong-token"),
         pytest.param(lambda f: None, {"Origin": "https://evil.example"}, id="cross-origin"),
+        pytest.param(lambda f: None, {"Origin": "null"}, id="opaque-origin"),
         pytest.param(lambda f: None, {"Sec-Fetch-Site": "cross-site"}, id="cross-site-fetch"),
     ],
 )
@@ -219,6 +220,17 @@ async def test_consent_post_needs_a_same_site_csrf_token(
     assert response.status_code == 403
     assert "location" not in response.headers
     assert tenant.list_user_grants(user_id="auth0|demo") == []
+
+
+async def test_consent_post_from_our_own_page_is_accepted(browser: Browser) -> None:
+    """The headers a browser sends with our own form under Referrer-Policy same-origin pass."""
+    form = await consent_form(browser)
+    headers = {"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"}
+    response = await browser.http.post(
+        "/consent", data=form | {"decision": "allow"}, headers=headers
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(CALENDAR_CB)
 
 
 async def test_csrf_token_of_another_interaction_is_refused(browser: Browser) -> None:
@@ -274,6 +286,10 @@ async def test_interactive_pages_forbid_framing(browser: Browser) -> None:
     consent_page = await browser.http.get(consent.headers["location"])
     for page in (error, login, consent_page):
         assert page.headers["x-frame-options"] == "DENY"
+        # A header, not a <meta> per page: under no-referrer browsers would post
+        # "Origin: null"; under same-origin other sites get no Referer at all.
+        assert page.headers["referrer-policy"] == "same-origin"
+        assert 'name="referrer"' not in page.text
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["cache-control"] == "no-store"
 

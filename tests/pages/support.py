@@ -25,9 +25,11 @@ def csrf_of(html: str) -> str:
 
 
 def assert_frame_protected(response: httpx.Response) -> None:
-    """The page refuses to be framed (clickjacking) and is not cached."""
+    """The page refuses to be framed (clickjacking) and keeps its URL from other sites."""
     assert response.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert 'name="referrer"' not in response.text
 
 
 class Pages:
