@@ -54,19 +54,22 @@ class TokenMinter:
         """Sign an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
 
         ``aud`` is the API identifier, or a list with the userinfo URL when ``openid`` was
-        granted. ``gty`` is set for the grants where Auth0 sets it.
+        granted and the token is RS256 (``/userinfo`` refuses HS256 tokens). ``gty`` is set
+        for the grants where Auth0 sets it.
         """
         now = self.tenant.now()
         if api is None:
             lifetime = lifetime or 86400
         else:
             lifetime = min(lifetime or api.token_lifetime, api.token_lifetime)
+        symmetric = api is not None and api.signing_alg == "HS256"
         audience: str | list[str]
         if api is None:
             audience = self.userinfo_url
-        elif "openid" in scopes:
+        elif "openid" in scopes and not symmetric:
             audience = [api.identifier, self.userinfo_url]
         else:
+            # /userinfo accepts only our RS256 tokens: the API holds an HS256 secret too.
             audience = api.identifier
         jti = new_secret(16)
         claims: dict[str, Any] = {
@@ -87,7 +90,7 @@ class TokenMinter:
         if dialect.endswith("_authz") and api is not None:
             claims["permissions"] = [s for s in scopes if s in api.scope_values]
         typ = "at+jwt" if dialect.startswith("rfc9068") else "JWT"
-        if api is not None and api.signing_alg == "HS256":
+        if api is not None and symmetric:
             assert api.signing_secret is not None
             token = jwt.encode(
                 claims, api.signing_secret.encode("utf-8"), algorithm="HS256", headers={"typ": typ}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from starlette.applications import Starlette
 
@@ -224,3 +225,50 @@ async def test_userinfo_refuses_other_tokens(http: httpx.AsyncClient) -> None:
         "/userinfo", headers={"Authorization": f"Bearer {m2m.json()['access_token']}"}
     )
     assert api_only.status_code == 401
+
+
+async def test_userinfo_refuses_tokens_an_api_could_forge(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """An HS256 API's shared secret cannot mint a token that reads any user's profile."""
+    api = tenant.create_api(name="Legacy", identifier="urn:legacy", signing_alg="HS256")
+    assert api.signing_secret is not None
+    now = int(tenant.now())
+    forged = jwt.encode(
+        {
+            "iss": tenant.settings.issuer,
+            "sub": "auth0|demo",
+            "aud": ["urn:legacy", tenant.settings.url("userinfo")],
+            "iat": now,
+            "exp": now + 60,
+            "scope": "openid profile email",
+        },
+        api.signing_secret.encode(),
+        algorithm="HS256",
+    )
+    response = await http.get("/userinfo", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert "demo@organizer.example" not in response.text
+
+
+async def test_hs256_tokens_do_not_name_userinfo(http: httpx.AsyncClient, tenant: Tenant) -> None:
+    """A user token for an HS256 API has only the API as audience, even with openid."""
+    tenant.create_api(
+        name="Legacy", identifier="urn:legacy", signing_alg="HS256", scopes=["read:x"]
+    )
+    response = await token_request(
+        http,
+        grant_type="password",
+        username="demo@organizer.example",
+        password="organizer-demo-password",
+        audience="urn:legacy",
+        scope="openid read:x",
+        **WEB,
+    )
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == "urn:legacy"
+    userinfo = await http.get(
+        "/userinfo", headers={"Authorization": f"Bearer {response.json()['access_token']}"}
+    )
+    assert userinfo.status_code == 401

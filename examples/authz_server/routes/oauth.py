@@ -213,35 +213,27 @@ async def userinfo(request: Request) -> Response:
 
 
 def verify_access_token(bundle: Services, token_value: str, audience: str) -> dict[str, Any]:
-    """Verify an access token this server issued (RS256 by kid, or an API's HS256 secret)."""
+    """Verify an access token this server signed with one of its own RS256 keys.
+
+    HS256 tokens are refused even when an API's secret verifies them: that secret is shared
+    with the API, so whoever runs the API could mint a token for any ``sub`` and read that
+    user's profile here.
+    """
     header = jwt.get_unverified_header(token_value)
-    issuer = bundle.settings.issuer
-    if header.get("alg") == "RS256":
-        kid = header.get("kid")
-        for key in bundle.tenant.keys.published():
-            if key.kid == kid:
-                verifying_key: Any = key.private_key.public_key()
-                break
-        else:
-            raise jwt.InvalidKeyError("unknown kid")
-        claims: dict[str, Any] = jwt.decode(
-            token_value, verifying_key, algorithms=["RS256"], audience=audience, issuer=issuer
-        )
-        return claims
-    if header.get("alg") == "HS256":
-        unverified = jwt.decode(token_value, options={"verify_signature": False})
-        aud = unverified.get("aud")
-        for candidate in aud if isinstance(aud, list) else [aud]:
-            api = bundle.tenant.find_api(str(candidate))
-            if api is not None and api.signing_secret and api.identifier == candidate:
-                return jwt.decode(
-                    token_value,
-                    api.signing_secret.encode("utf-8"),
-                    algorithms=["HS256"],
-                    audience=audience,
-                    issuer=issuer,
-                )
-    raise jwt.InvalidAlgorithmError("unsupported token")
+    if header.get("alg") != "RS256":
+        raise jwt.InvalidAlgorithmError("only RS256 tokens signed by this server")
+    kid = header.get("kid")
+    for key in bundle.tenant.keys.published():
+        if key.kid == kid:
+            claims: dict[str, Any] = jwt.decode(
+                token_value,
+                key.private_key.public_key(),
+                algorithms=["RS256"],
+                audience=audience,
+                issuer=bundle.settings.issuer,
+            )
+            return claims
+    raise jwt.InvalidKeyError("unknown kid")
 
 
 async def register(request: Request) -> Response:
