@@ -86,6 +86,61 @@ async def test_missing_scope_is_403(http: httpx.AsyncClient, tenant: Tenant) -> 
     assert 'scope="create:clients"' in response.headers["www-authenticate"]
 
 
+# Every route and the one scope it needs (Auth0's names).
+ROUTE_SCOPES = [
+    ("GET", "/api/v2/resource-servers", "read:resource_servers"),
+    ("POST", "/api/v2/resource-servers", "create:resource_servers"),
+    ("GET", f"/api/v2/resource-servers/{ORGANIZER}", "read:resource_servers"),
+    ("PATCH", f"/api/v2/resource-servers/{ORGANIZER}", "update:resource_servers"),
+    ("DELETE", f"/api/v2/resource-servers/{ORGANIZER}", "delete:resource_servers"),
+    ("GET", "/api/v2/clients", "read:clients"),
+    ("POST", "/api/v2/clients", "create:clients"),
+    ("GET", "/api/v2/clients/calendar-app", "read:clients"),
+    ("PATCH", "/api/v2/clients/calendar-app", "update:clients"),
+    ("POST", "/api/v2/clients/calendar-app/rotate-secret", "update:clients"),
+    ("DELETE", "/api/v2/clients/calendar-app", "delete:clients"),
+    ("GET", "/api/v2/client-grants", "read:client_grants"),
+    ("POST", "/api/v2/client-grants", "create:client_grants"),
+    ("PATCH", "/api/v2/client-grants/x", "update:client_grants"),
+    ("DELETE", "/api/v2/client-grants/x", "delete:client_grants"),
+    ("GET", "/api/v2/users", "read:users"),
+    ("POST", "/api/v2/users", "create:users"),
+    ("GET", "/api/v2/users/auth0|demo", "read:users"),
+    ("PATCH", "/api/v2/users/auth0|demo", "update:users"),
+    ("DELETE", "/api/v2/users/auth0|demo", "delete:users"),
+    ("GET", "/api/v2/grants", "read:grants"),
+    ("DELETE", "/api/v2/grants?user_id=auth0|demo", "delete:grants"),
+    ("DELETE", "/api/v2/grants/x", "delete:grants"),
+    ("GET", "/api/v2/keys/signing", "read:signing_keys"),
+    ("POST", "/api/v2/keys/signing/rotate", "create:signing_keys"),
+    ("GET", "/api/v2/keys/signing/x", "read:signing_keys"),
+    ("PUT", "/api/v2/keys/signing/x/revoke", "update:signing_keys"),
+]
+
+
+async def test_every_route_needs_its_own_scope(http: httpx.AsyncClient, app: Starlette) -> None:
+    """A token with every scope but a route's own gets 403 naming that scope; nothing changes."""
+    bundle = app.state.services
+    api = bundle.tenant.get_api(bundle.settings.management_audience)
+    before = bundle.tenant.export_tenant()
+    refused = []
+    for method, path, scope in ROUTE_SCOPES:
+        token = bundle.minter.access_token(
+            api=api,
+            subject="world-mappers@clients",
+            client_id="world-mappers",
+            scopes=[s for s in ALL_SCOPES if s != scope],
+        ).token
+        response = await http.request(
+            method, path, headers={"Authorization": f"Bearer {token}"}, json={}
+        )
+        challenge = response.headers.get("www-authenticate", "")
+        if response.status_code != 403 or f'scope="{scope}"' not in challenge:
+            refused.append(f"{method} {path}: {response.status_code} {challenge}")
+    assert refused == []
+    assert bundle.tenant.export_tenant() == before
+
+
 async def test_quickstart_loop_through_the_management_api(
     admin: httpx.AsyncClient, http: httpx.AsyncClient, validate: Validate
 ) -> None:

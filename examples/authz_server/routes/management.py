@@ -7,7 +7,7 @@ audience ``{issuer}api/v2/`` carrying scopes such as ``read:resource_servers``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from apiguard import AsyncValidator
 
 from ..keys import SigningKeyError
-from ..tenant import NotFound, TenantError, ValidationError
+from ..tenant import NotFound, Tenant, TenantError, ValidationError
 from ..web import parse_json, services
 from .guard import protect, requires_scope
 
@@ -76,27 +76,54 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _require(data: dict[str, Any], *keys: str) -> None:
+def _require(data: dict[str, Any], *keys: str, allowed: set[str] | None = None) -> None:
     missing = [k for k in keys if k not in data]
     if missing:
         raise ValidationError(f"Payload validation error: missing required property {missing[0]}")
+    extra = set(data) - allowed if allowed is not None else set()
+    if extra:
+        raise ValidationError(f"Payload validation error: unknown property {sorted(extra)[0]}")
+
+
+# The plain handlers: list every object, read one by ``{id}``, delete one by ``{id}``.
+
+
+def _lister(scope: str, objects: Callable[[Tenant], Iterable[Any]]) -> Endpoint:
+    async def handler(request: Request) -> Response:
+        return _json([o.to_json() for o in objects(services(request).tenant)])
+
+    return endpoint(scope)(handler)
+
+
+def _reader(scope: str, read: Callable[[Tenant, str], dict[str, Any]]) -> Endpoint:
+    async def handler(request: Request) -> Response:
+        return _json(read(services(request).tenant, request.path_params["id"]))
+
+    return endpoint(scope)(handler)
+
+
+def _deleter(scope: str, delete: Callable[[Tenant, str], None]) -> Endpoint:
+    async def handler(request: Request) -> Response:
+        delete(services(request).tenant, request.path_params["id"])
+        return Response(status_code=204)
+
+    return endpoint(scope)(handler)
 
 
 # ------------------------------------------------------------ resource servers
 
 
-@endpoint("read:resource_servers")
-async def list_resource_servers(request: Request) -> Response:
-    """``GET /api/v2/resource-servers``."""
-    apis = services(request).tenant.list_apis()
-    return _json([a.to_json() for a in apis])
+list_resource_servers = _lister("read:resource_servers", Tenant.list_apis)
+get_resource_server = _reader(  # by id or identifier
+    "read:resource_servers", lambda t, i: t.get_api(i).to_json(include_secret=True)
+)
+delete_resource_server = _deleter("delete:resource_servers", Tenant.delete_api)
 
 
 @endpoint("create:resource_servers")
 async def create_resource_server(request: Request) -> Response:
     """``POST /api/v2/resource-servers``."""
     data = await read_json(request)
-    _require(data, "identifier")
     allowed = {
         "name",
         "identifier",
@@ -107,19 +134,10 @@ async def create_resource_server(request: Request) -> Response:
         "token_dialect",
         "scopes",
     }
-    extra = set(data) - allowed
-    if extra:
-        raise ValidationError(f"Payload validation error: unknown property {sorted(extra)[0]}")
+    _require(data, "identifier", allowed=allowed)
     data.setdefault("name", data["identifier"])
     api = services(request).tenant.create_api(**data)
     return _json(api.to_json(include_secret=True), 201)
-
-
-@endpoint("read:resource_servers")
-async def get_resource_server(request: Request) -> Response:
-    """``GET /api/v2/resource-servers/{id}`` (id or identifier)."""
-    api = services(request).tenant.get_api(request.path_params["id"])
-    return _json(api.to_json(include_secret=True))
 
 
 @endpoint("update:resource_servers")
@@ -130,27 +148,18 @@ async def update_resource_server(request: Request) -> Response:
     return _json(api.to_json(include_secret=True))
 
 
-@endpoint("delete:resource_servers")
-async def delete_resource_server(request: Request) -> Response:
-    """``DELETE /api/v2/resource-servers/{id}``."""
-    services(request).tenant.delete_api(request.path_params["id"])
-    return Response(status_code=204)
-
-
 # ---------------------------------------------------------------------- clients
 
 
-@endpoint("read:clients")
-async def list_clients(request: Request) -> Response:
-    """``GET /api/v2/clients``."""
-    return _json([c.to_json() for c in services(request).tenant.list_clients()])
+list_clients = _lister("read:clients", Tenant.list_clients)
+get_client = _reader("read:clients", lambda t, i: t.get_client(i).to_json())
+delete_client = _deleter("delete:clients", Tenant.delete_client)
 
 
 @endpoint("create:clients")
 async def create_client(request: Request) -> Response:
     """``POST /api/v2/clients``: the generated ``client_secret`` is in this answer only."""
     data = await read_json(request)
-    _require(data, "name")
     allowed = {
         "name",
         "description",
@@ -160,20 +169,12 @@ async def create_client(request: Request) -> Response:
         "grant_types",
         "token_endpoint_auth_method",
     }
-    extra = set(data) - allowed
-    if extra:
-        raise ValidationError(f"Payload validation error: unknown property {sorted(extra)[0]}")
+    _require(data, "name", allowed=allowed)
     client, secret = services(request).tenant.create_client(**data)
     body = client.to_json()
     if secret is not None:
         body["client_secret"] = secret
     return _json(body, 201)
-
-
-@endpoint("read:clients")
-async def get_client(request: Request) -> Response:
-    """``GET /api/v2/clients/{id}``."""
-    return _json(services(request).tenant.get_client(request.path_params["id"]).to_json())
 
 
 @endpoint("update:clients")
@@ -189,13 +190,6 @@ async def rotate_client_secret(request: Request) -> Response:
     """``POST /api/v2/clients/{id}/rotate-secret``: the new secret is shown once."""
     client, secret = services(request).tenant.rotate_client_secret(request.path_params["id"])
     return _json(client.to_json() | {"client_secret": secret})
-
-
-@endpoint("delete:clients")
-async def delete_client(request: Request) -> Response:
-    """``DELETE /api/v2/clients/{id}``."""
-    services(request).tenant.delete_client(request.path_params["id"])
-    return Response(status_code=204)
 
 
 # ---------------------------------------------------------------- client grants
@@ -239,20 +233,15 @@ async def update_client_grant(request: Request) -> Response:
     return _json(grant.to_json())
 
 
-@endpoint("delete:client_grants")
-async def delete_client_grant(request: Request) -> Response:
-    """``DELETE /api/v2/client-grants/{id}``."""
-    services(request).tenant.delete_client_grant(request.path_params["id"])
-    return Response(status_code=204)
+delete_client_grant = _deleter("delete:client_grants", Tenant.delete_client_grant)
 
 
 # ------------------------------------------------------------------------ users
 
 
-@endpoint("read:users")
-async def list_users(request: Request) -> Response:
-    """``GET /api/v2/users``."""
-    return _json([u.to_json() for u in services(request).tenant.list_users()])
+list_users = _lister("read:users", Tenant.list_users)
+get_user = _reader("read:users", lambda t, i: t.get_user(i).to_json())
+delete_user = _deleter("delete:users", Tenant.delete_user)
 
 
 @endpoint("create:users")
@@ -275,25 +264,12 @@ async def create_user(request: Request) -> Response:
     return _json(user.to_json(), 201)
 
 
-@endpoint("read:users")
-async def get_user(request: Request) -> Response:
-    """``GET /api/v2/users/{id}``."""
-    return _json(services(request).tenant.get_user(request.path_params["id"]).to_json())
-
-
 @endpoint("update:users")
 async def update_user(request: Request) -> Response:
     """``PATCH /api/v2/users/{id}``: name, email, password, ``app_metadata.is_admin``."""
     data = await read_json(request)
     user = services(request).tenant.update_user(request.path_params["id"], data)
     return _json(user.to_json())
-
-
-@endpoint("delete:users")
-async def delete_user(request: Request) -> Response:
-    """``DELETE /api/v2/users/{id}``."""
-    services(request).tenant.delete_user(request.path_params["id"])
-    return Response(status_code=204)
 
 
 # ---------------------------------------------------------- user grants (consent)
@@ -311,11 +287,8 @@ async def list_grants(request: Request) -> Response:
     return _json([g.to_json() for g in grants])
 
 
-@endpoint("delete:grants")
-async def delete_grant(request: Request) -> Response:
-    """``DELETE /api/v2/grants/{id}``: withdraw consent (its refresh tokens stop working)."""
-    services(request).tenant.revoke_user_grant(request.path_params["id"])
-    return Response(status_code=204)
+# Withdrawing a consent also revokes the refresh tokens issued under it.
+delete_grant = _deleter("delete:grants", Tenant.revoke_user_grant)
 
 
 @endpoint("delete:grants")
