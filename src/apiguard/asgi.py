@@ -39,7 +39,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from .bearer import ErrorResponse, extract_token, render_error
+from .bearer import (
+    DEFAULT_REALM,
+    ErrorResponse,
+    extract_token,
+    pick_realm,
+    query_names_token,
+    render_error,
+)
 from .claims import AccessToken, check_match
 from .errors import (
     ApiguardError,
@@ -60,8 +67,6 @@ __all__ = [
     "requires_scope",
 ]
 
-_DEFAULT_REALM: Final = object()
-
 #: The scope key under which the middleware leaves its ``realm`` for :func:`requires_scope`.
 REALM_KEY: Final = "apiguard.realm"
 #: WebSocket close code for a refused token (RFC 6455 §7.4.1, policy violation).
@@ -70,7 +75,6 @@ WS_POLICY_VIOLATION: Final = 1008
 WS_TRY_AGAIN_LATER: Final = 1013
 
 _AUTHORIZATION: Final = b"authorization"
-_QUERY_TOKEN: Final = b"access_token"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,21 +154,6 @@ def _path_matcher(paths: Collection[str]) -> Callable[[str], bool] | None:
     return lambda path: path in frozen or path.startswith(starts)
 
 
-def _check_realm(realm: str) -> None:
-    try:
-        render_error(MissingToken(), realm)
-    except ValueError:
-        raise ConfigurationError(
-            "realm: printable ASCII without double quotes or backslashes"
-        ) from None
-
-
-def _query_has_token(query: bytes) -> bool:
-    if _QUERY_TOKEN not in query:
-        return False
-    return any(part.split(b"=", 1)[0] == _QUERY_TOKEN for part in query.split(b"&"))
-
-
 def _encode_headers(answer: ErrorResponse) -> list[tuple[bytes, bytes]]:
     headers = [
         (name.lower().encode("latin-1"), v.encode("latin-1")) for name, v in answer.headers.items()
@@ -225,7 +214,7 @@ class BearerAuthMiddleware:
         exclude_paths: Collection[str] = (),
         exclude: Callable[[Scope], bool] | None = None,
         required: bool = False,
-        realm: str | object | None = _DEFAULT_REALM,
+        realm: str | None = DEFAULT_REALM,
         **validator_options: Any,
     ) -> None:
         if validator is None:
@@ -239,13 +228,7 @@ class BearerAuthMiddleware:
             raise ConfigurationError("give either a validator or the settings for one")
         else:
             self._owns_validator = False
-        if realm is _DEFAULT_REALM:
-            audiences = validator.audiences
-            realm = next(iter(audiences)) if len(audiences) == 1 else "api"
-        if realm is not None:
-            if not isinstance(realm, str):
-                raise ConfigurationError("realm: must be a string or None")
-            _check_realm(realm)
+        realm = pick_realm(realm, validator.audiences)
         self.app = app
         self.validator = validator
         self.realm = realm
@@ -296,7 +279,7 @@ class BearerAuthMiddleware:
             if self.required:
                 raise
             return None
-        if _query_has_token(scope.get("query_string", b"")):
+        if query_names_token(scope.get("query_string", b"")):
             raise InvalidRequest("bearer token sent in both the header and the query")
         return await self.validator.validate(raw)
 

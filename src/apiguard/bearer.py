@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+from urllib.parse import parse_qsl
 
 from .errors import (
     ApiguardError,
     BearerError,
+    ConfigurationError,
     InsufficientScope,
     InvalidRequest,
     KeySetUnavailable,
     MissingToken,
 )
 
-__all__ = ["ErrorResponse", "challenge", "extract_token", "render_error"]
+__all__ = [
+    "DEFAULT_REALM",
+    "ErrorResponse",
+    "challenge",
+    "extract_token",
+    "pick_realm",
+    "query_names_token",
+    "render_error",
+]
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -61,6 +71,55 @@ def extract_token(authorization: Sequence[str] | str | None) -> str:
     if not _B64TOKEN.fullmatch(token):
         raise InvalidRequest("bearer token is not a single b64token")
     return token
+
+
+def query_names_token(query: str | bytes) -> bool:
+    """Tell whether a URL query string carries an ``access_token`` parameter.
+
+    apiguard reads tokens from the ``Authorization`` header only (RFC 6750 §2.1); a token
+    sent there *and* in the query is two methods at once, which RFC 6750 §2 forbids, so the
+    layers refuse such a request (400) instead of guessing. Names are compared as frameworks
+    parse them: after percent-decoding, so ``access%5Ftoken`` counts too.
+
+    >>> query_names_token(b"page=2&access_token=abc")
+    True
+    """
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    # Most queries cannot name the parameter at all; those skip the parsing.
+    if "access_token" not in text and "%" not in text:
+        return False
+    return any(name == "access_token" for name, _ in parse_qsl(text, keep_blank_values=True))
+
+
+class _DefaultRealm:
+    def __repr__(self) -> str:
+        return "DEFAULT_REALM"
+
+
+#: The realm setting that means "the API's one audience, or ``"api"`` if it has several".
+DEFAULT_REALM: Final[Any] = _DefaultRealm()
+
+
+def pick_realm(setting: object, audiences: Collection[str], *, name: str = "realm") -> str | None:
+    """The ``realm`` for challenges from a setting, checked once at configuration time.
+
+    Args:
+        setting: a realm, None for challenges without one, or :data:`DEFAULT_REALM`.
+        audiences: the validator's audiences, for the default.
+        name: the setting's name, for the error message.
+
+    Raises:
+        ConfigurationError: the realm is not printable ASCII without ``"`` or ``\\``.
+    """
+    if setting is DEFAULT_REALM:
+        setting = next(iter(audiences)) if len(audiences) == 1 else "api"
+    if setting is None:
+        return None
+    if not isinstance(setting, str) or not _QUOTABLE.fullmatch(setting):
+        raise ConfigurationError(
+            f"{name}: must be printable ASCII without '\"' or '\\', not {setting!r}"
+        )
+    return setting
 
 
 def _quoted(value: str) -> str:

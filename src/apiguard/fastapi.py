@@ -31,8 +31,15 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .asgi import REALM_KEY, _check_realm, _query_has_token, get_token
-from .bearer import ErrorResponse, extract_token, render_error
+from .asgi import REALM_KEY, get_token
+from .bearer import (
+    DEFAULT_REALM,
+    ErrorResponse,
+    extract_token,
+    pick_realm,
+    query_names_token,
+    render_error,
+)
 from .claims import AccessToken, check_match
 from .errors import (
     ApiguardError,
@@ -95,7 +102,8 @@ class Authorize(SecurityBase):
             :class:`~apiguard.asgi.BearerAuthMiddleware` protects the app: the token it
             validated is then used (and a request it let through without one gets 401).
         match: ``"all"`` or ``"any"`` of the scopes asked for by ``Security``.
-        realm: the challenge's ``realm``; defaults to the middleware's, if any.
+        realm: the challenge's ``realm``, or None for none. Default: the middleware's when
+            it validated the token, else the validator's one audience (or ``"api"``).
         scheme_name: the name of the security scheme in the OpenAPI document.
         description: its description there.
 
@@ -110,7 +118,7 @@ class Authorize(SecurityBase):
         validator: AsyncValidator | None = None,
         *,
         match: str = "all",
-        realm: str | None = None,
+        realm: str | None = DEFAULT_REALM,
         scheme_name: str = "bearerAuth",
         description: str | None = "An OAuth 2.0 access token (JWT)",
     ) -> None:
@@ -120,16 +128,16 @@ class Authorize(SecurityBase):
             self.match = check_match(match)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        if realm is not None:
-            _check_realm(realm)
+        self._own_realm = realm is not DEFAULT_REALM
+        audiences = validator.audiences if validator is not None else ()
         self.validator = validator
-        self.realm = realm
+        self.realm = pick_realm(realm, audiences) if self._own_realm or audiences else None
         self.model = HTTPBearerModel(bearerFormat="JWT", description=description)
         self.scheme_name = scheme_name
 
     async def __call__(self, request: Request, security_scopes: SecurityScopes) -> AccessToken:
         """Return the request's validated token, or raise :class:`BearerException`."""
-        realm = self.realm if self.realm is not None else request.scope.get(REALM_KEY)
+        realm = self.realm if self._own_realm else request.scope.get(REALM_KEY, self.realm)
         try:
             token = await self._token(request)
             required = security_scopes.scopes
@@ -149,7 +157,7 @@ class Authorize(SecurityBase):
             raise RuntimeError("Authorize has no validator and BearerAuthMiddleware did not run")
         values = request.headers.getlist("authorization")
         raw = extract_token(values or None)
-        if _query_has_token(request.scope.get("query_string", b"")):
+        if query_names_token(request.scope.get("query_string", b"")):
             raise InvalidRequest("bearer token sent in both the header and the query")
         return await self.validator.validate(raw)
 

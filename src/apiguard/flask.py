@@ -44,7 +44,7 @@ import httpx
 from flask import Blueprint, Flask, Request, Response, current_app, g, has_app_context, request
 from werkzeug.local import LocalProxy
 
-from .bearer import challenge, extract_token, render_error
+from .bearer import DEFAULT_REALM, extract_token, pick_realm, query_names_token, render_error
 from .claims import AccessToken, check_match
 from .errors import (
     ApiguardError,
@@ -198,7 +198,11 @@ class ApiGuard:
                         f"or pass {name}= to ApiGuard)"
                     )
             validator = Validator(http_client=self._http_client, **_coerce(settings))
-        realm = _realm(realm_setting, validator)
+        realm = pick_realm(
+            DEFAULT_REALM if realm_setting is _UNSET else realm_setting,
+            validator.audiences,
+            name=f"{_CONFIG_PREFIX}REALM",
+        )
         app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options)
         # An application that registered its own handler first keeps it.
         handlers = app.error_handler_spec[None][None]
@@ -252,23 +256,6 @@ def _boolean(value: Any) -> bool:
     raise ConfigurationError(f"{_CONFIG_PREFIX}EXEMPT_OPTIONS: must be a boolean, not {value!r}")
 
 
-def _realm(setting: Any, validator: Validator) -> str | None:
-    if setting is _UNSET:
-        audiences = validator.audiences
-        setting = next(iter(audiences)) if len(audiences) == 1 else "api"
-    if setting is None:
-        return None
-    try:
-        if not isinstance(setting, str):
-            raise ValueError("not a string")
-        challenge(MissingToken(), realm=setting)
-    except ValueError:
-        raise ConfigurationError(
-            f"{_CONFIG_PREFIX}REALM: must be printable ASCII without '\"' or '\\', not {setting!r}"
-        ) from None
-    return setting
-
-
 def _state(app: Flask) -> GuardState:
     state = app.extensions.get(EXTENSION_KEY)
     if not isinstance(state, GuardState):
@@ -315,10 +302,8 @@ def _authenticate(state: GuardState, req: Request, *, optional: bool) -> AccessT
         raise
     # RFC 6750 §2: a client must not use more than one method to send the token. Only the
     # header is read, but a token also in the query or the form body makes the request
-    # ambiguous; it is refused rather than guessed at. The query is parsed only if it may
-    # name access_token at all (literally, or through a percent-escape).
-    query = environ.get("QUERY_STRING", "")
-    if ("access_token" in query or "%" in query) and "access_token" in req.args:
+    # ambiguous; it is refused rather than guessed at.
+    if query_names_token(environ.get("QUERY_STRING", "")):
         _sent_twice()
     access_token = state.validator.validate(token)
     # The body is looked at only for a valid token: no buffering for anonymous clients.

@@ -100,12 +100,15 @@ def test_bad_credentials_get_their_rfc6750_answer(
     assert f'error_description="{body["error_description"]}"' in challenge
 
 
+@pytest.mark.parametrize(
+    "name", [pytest.param("access_token", id="plain"), pytest.param("access%5Ftoken", id="escaped")]
+)
 def test_header_and_query_token_together_are_refused(
-    client: TestClient, local_issuer: LocalIssuer
+    client: TestClient, local_issuer: LocalIssuer, name: str
 ) -> None:
     """A token sent both in the header and as ``access_token`` in the query gets 400."""
     token = local_issuer.token()
-    response = client.get(f"/whoami?x=1&access_token={token}", headers=bearer(token))
+    response = client.get(f"/whoami?x=1&{name}={token}", headers=bearer(token))
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 

@@ -20,7 +20,14 @@ from apiguard import (
     WrongIssuer,
 )
 from apiguard import errors as errors_module
-from apiguard.bearer import challenge, extract_token, render_error
+from apiguard.bearer import (
+    DEFAULT_REALM,
+    challenge,
+    extract_token,
+    pick_realm,
+    query_names_token,
+    render_error,
+)
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
 
@@ -193,3 +200,54 @@ def test_error_detail_defaults() -> None:
     scope = InsufficientScope(["a", "b"], match="any")
     assert (scope.required, scope.match) == (("a", "b"), "any")
     assert scope.detail == "requires any of: a b"
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        pytest.param(b"", False, id="empty"),
+        pytest.param(b"page=2", False, id="other-parameters"),
+        pytest.param(b"access_token=abc", True, id="plain"),
+        pytest.param("x=1&access_token=", True, id="text-blank-value"),
+        pytest.param(b"access%5Ftoken=abc", True, id="percent-escaped-name"),
+        pytest.param(b"access_tokens=abc", False, id="longer-name"),
+        pytest.param(b"x=access_token", False, id="as-a-value"),
+        pytest.param(b"q=%41", False, id="escape-elsewhere"),
+    ],
+)
+def test_query_names_token(query: str | bytes, names: bool) -> None:
+    """Only an ``access_token`` parameter name, as frameworks decode it, counts."""
+    assert query_names_token(query) is names
+
+
+@pytest.mark.parametrize(
+    ("setting", "audiences", "realm"),
+    [
+        pytest.param(DEFAULT_REALM, ["https://api"], "https://api", id="default-one-audience"),
+        pytest.param(DEFAULT_REALM, ["https://a", "https://b"], "api", id="default-several"),
+        pytest.param(None, ["https://api"], None, id="none"),
+        pytest.param("organizer", [], "organizer", id="explicit"),
+    ],
+)
+def test_pick_realm(setting: object, audiences: list[str], realm: str | None) -> None:
+    """The default realm is the one audience (else "api"); None means no realm."""
+    assert pick_realm(setting, audiences) == realm
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        pytest.param('a"b', id="quote"),
+        pytest.param("a\\b", id="backslash"),
+        pytest.param(7, id="int"),
+    ],
+)
+def test_pick_realm_refuses_what_a_challenge_cannot_carry(setting: object) -> None:
+    """A realm that cannot be quoted in WWW-Authenticate is a configuration error, named."""
+    with pytest.raises(ConfigurationError, match=r"^APIGUARD_REALM:"):
+        pick_realm(setting, [], name="APIGUARD_REALM")
+
+
+def test_default_realm_reads_as_its_name() -> None:
+    """Signatures show the default realm by name (as in help()), not as an anonymous object."""
+    assert repr(DEFAULT_REALM) == "DEFAULT_REALM"
