@@ -256,8 +256,8 @@ class _Cached(NamedTuple):
 class _TokenCache:
     """A bounded LRU of verified tokens: reads take no lock, writes are serialised.
 
-    DESIGN reuses cachetools for bounded caches, but its LRUCache keeps the order in Python
-    code that needs a lock even on a read. An OrderedDict's methods are each atomic (C code
+    cachetools would be the usual choice, but its LRUCache keeps the order in Python code
+    that needs a lock even on a read. An OrderedDict's methods are each atomic (C code
     that calls back into no Python for ``str`` keys), so a hit needs no lock, as the hot path
     should not, and costs about half as much (see bench/README.md).
     """

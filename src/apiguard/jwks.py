@@ -5,7 +5,7 @@ decides *when* keys must be fetched (cold start, staleness, an unknown ``kid`` o
 and digests what a fetch brought back; it never fetches anything itself. The shells in
 :mod:`apiguard.validator` perform the requests it asks for, one at a time.
 
-Policies (DESIGN §4, SECURITY B10-B16):
+Policies:
 
 * fresh for ``cache_max_age`` (600 s) or the server's ``Cache-Control: max-age`` clamped to
   ``[cooldown, cache_max_age]``;
