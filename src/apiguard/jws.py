@@ -15,31 +15,29 @@ lenient:
   forbids it in JWTs), ``zip`` and nested JWTs; embedded keys (``jwk``, ``jku``, ``x5u``,
   ``x5c``) are never read.
 
-PyJWT is used for what it is good at (building key objects from JWKs and the signature
-primitives); its ``InvalidKeyError`` is translated here, the one place it can surface.
+PyJWT builds the key objects from JWKs; its ``InvalidKeyError`` is translated here, the one
+place it can surface. Signatures are checked with ``cryptography`` (and ``hmac``) directly,
+through one checker per key and algorithm built with the key, padding and hash included.
 """
 
 from __future__ import annotations
 
 import binascii
 import functools
+import hmac
 import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import (
-    Algorithm,
-    ECAlgorithm,
-    HMACAlgorithm,
-    OKPAlgorithm,
-    RSAAlgorithm,
-    RSAPSSAlgorithm,
-)
+from cryptography.exceptions import InvalidSignature as _BadSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
 from .errors import (
@@ -71,21 +69,14 @@ HMAC_ALGORITHMS: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
 ASYMMETRIC_ALGORITHMS: Final = RSA_ALGORITHMS | frozenset(EC_CURVES) | {"EdDSA"}
 SUPPORTED_ALGORITHMS: Final = ASYMMETRIC_ALGORITHMS | frozenset(HMAC_ALGORITHMS)
 
-_PRIMITIVES: Final[dict[str, Algorithm]] = {
-    "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
-    "RS384": RSAAlgorithm(RSAAlgorithm.SHA384),
-    "RS512": RSAAlgorithm(RSAAlgorithm.SHA512),
-    "PS256": RSAPSSAlgorithm(RSAPSSAlgorithm.SHA256),
-    "PS384": RSAPSSAlgorithm(RSAPSSAlgorithm.SHA384),
-    "PS512": RSAPSSAlgorithm(RSAPSSAlgorithm.SHA512),
-    "ES256": ECAlgorithm(ECAlgorithm.SHA256),
-    "ES384": ECAlgorithm(ECAlgorithm.SHA384),
-    "ES512": ECAlgorithm(ECAlgorithm.SHA512),
-    "EdDSA": OKPAlgorithm(),
-    "HS256": HMACAlgorithm(HMACAlgorithm.SHA256),
-    "HS384": HMACAlgorithm(HMACAlgorithm.SHA384),
-    "HS512": HMACAlgorithm(HMACAlgorithm.SHA512),
+#: The hash of each algorithm: RS*, PS*, ES* take a cryptography hash (immutable, so one
+#: instance serves every verification), HS* a hashlib name for ``hmac.digest``.
+_HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256(),
+    "384": hashes.SHA384(),
+    "512": hashes.SHA512(),
 }
+_HMAC_DIGESTS: Final = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 
 MIN_RSA_BITS: Final = 2048
 #: Larger moduli only cost CPU per verification (a denial-of-service lever), RFC 7518 does
@@ -380,7 +371,7 @@ def _check_header(header: Mapping[str, Any], algorithms: Iterable[str]) -> None:
     if not isinstance(alg, str):
         raise MalformedToken("alg missing or not a string")
     # An allow-list compared case-sensitively: "none", "None", "RS256 " never pass.
-    if alg not in algorithms or alg not in _PRIMITIVES:
+    if alg not in algorithms or alg not in SUPPORTED_ALGORITHMS:
         raise AlgorithmNotAllowed(f"alg {alg[:20]!r} is not allowed")
     if "crit" in header:
         raise UnsupportedCriticalHeader("crit header present")
@@ -400,6 +391,11 @@ def _check_header(header: Mapping[str, Any], algorithms: Iterable[str]) -> None:
 # --- keys -------------------------------------------------------------------------------------
 
 
+#: Checks a signature over a signing input, raising cryptography's InvalidSignature (or
+#: ValueError, TypeError) when it does not verify.
+_Check = Callable[[bytes, bytes], None]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class VerificationKey:
     """A public key (or shared secret) bound to the algorithms it may verify.
@@ -413,6 +409,12 @@ class VerificationKey:
     key: Any
     #: A canonical text of the public members: equal keys across JWKS refreshes share it.
     fingerprint: str
+    #: One checker per algorithm in ``algorithms``, with its padding and hash prebuilt.
+    _checks: Mapping[str, _Check] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        checks = {alg: _checker(alg, self.key) for alg in self.algorithms}
+        object.__setattr__(self, "_checks", checks)
 
     def verify(self, jws: CompactJWS) -> None:
         """Check the signature of ``jws`` with this key.
@@ -422,14 +424,13 @@ class VerificationKey:
             InvalidSignature: the signature does not verify.
         """
         alg = jws.alg
-        if alg not in self.algorithms:
+        check = self._checks.get(alg)
+        if check is None:
             raise AlgorithmNotAllowed(f"alg {alg} does not fit key {self.kid!r} ({self.kty})")
         try:
-            ok = _PRIMITIVES[alg].verify(jws.signing_input, self.key, jws.signature)
-        except (ValueError, TypeError):
-            ok = False
-        if not ok:
-            raise InvalidSignature(f"signature does not verify with key {self.kid!r}")
+            check(jws.signature, jws.signing_input)
+        except (_BadSignature, ValueError, TypeError):
+            raise InvalidSignature(f"signature does not verify with key {self.kid!r}") from None
 
     @classmethod
     def from_jwk(
@@ -566,6 +567,50 @@ class VerificationKey:
         key = _pyjwt_key(OKPAlgorithm.from_jwk, public)
         assert isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
         return cls(kid, "OKP", candidates, key, _fingerprint(public))
+
+
+def _checker(alg: str, key: Any) -> _Check:
+    """The signature check of ``alg`` with ``key``, everything but the inputs prebuilt."""
+    if alg in _HMAC_DIGESTS:
+        digest = _HMAC_DIGESTS[alg]
+
+        def check_hmac(signature: bytes, message: bytes) -> None:
+            if not hmac.compare_digest(signature, hmac.digest(key, message, digest)):
+                raise _BadSignature
+
+        return check_hmac
+    if alg == "EdDSA":
+        check: _Check = key.verify  # (signature, message): nothing else to choose
+        return check
+    hash_ = _HASHES[alg[2:]]
+    if alg.startswith("RS"):
+        pkcs1 = padding.PKCS1v15()
+
+        def check_pkcs1(signature: bytes, message: bytes) -> None:
+            key.verify(signature, message, pkcs1, hash_)
+
+        return check_pkcs1
+    if alg.startswith("PS"):
+        # RFC 7518 §3.5: MGF1 with the same hash, a salt as long as the hash.
+        pss = padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size)
+
+        def check_pss(signature: bytes, message: bytes) -> None:
+            key.verify(signature, message, pss, hash_)
+
+        return check_pss
+    ecdsa = ec.ECDSA(hash_)
+    size = (key.curve.key_size + 7) // 8
+
+    def check_ecdsa(signature: bytes, message: bytes) -> None:
+        # RFC 7518 §3.4: R and S, each exactly as long as the curve's order, back to back
+        # (cryptography takes the DER form). Any other length is not a JWS signature.
+        if len(signature) != 2 * size:
+            raise _BadSignature
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        key.verify(encode_dss_signature(r, s), message, ecdsa)
+
+    return check_ecdsa
 
 
 def _check_use(jwk: Mapping[str, Any]) -> None:

@@ -165,16 +165,23 @@ def test_verify_refuses_alg_outside_the_key() -> None:
 
 def test_primitive_errors_read_as_invalid_signature(monkeypatch: pytest.MonkeyPatch) -> None:
     """A primitive raising ValueError or TypeError is an InvalidSignature, never a crash."""
-    from apiguard import jws as jws_module
+    key = VerificationKey.from_jwk(EC_JWK)
+    for error in (TypeError, ValueError):
 
-    class Broken:
-        def verify(self, *args: Any) -> bool:
-            raise TypeError("boom")
+        def broken(signature: bytes, message: bytes, error: type[Exception] = error) -> None:
+            raise error("boom")
 
-    monkeypatch.setitem(jws_module._PRIMITIVES, "ES256", Broken())
+        monkeypatch.setitem(key._checks, "ES256", broken)  # type: ignore[arg-type]
+        with pytest.raises(InvalidSignature):
+            key.verify(CompactJWS({"alg": "ES256"}, b"", b"\x00" * 64, b"x"))
+
+
+@pytest.mark.parametrize("size", [0, 63, 65, 72])
+def test_ecdsa_signature_of_the_wrong_length_is_invalid(size: int) -> None:
+    """ES256 takes exactly 64 bytes of R||S: shorter, longer or DER-sized ones never verify."""
     key = VerificationKey.from_jwk(EC_JWK)
     with pytest.raises(InvalidSignature):
-        key.verify(CompactJWS({"alg": "ES256"}, b"", b"\x00" * 64, b"x"))
+        key.verify(CompactJWS({"alg": "ES256"}, b"", b"\x01" * size, b"x"))
 
 
 def test_decode_compact_refuses_non_text() -> None:
