@@ -8,8 +8,6 @@ Playwright; the tests are skipped only when it is not installed.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 import shutil
 import socket
@@ -30,6 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from examples.authz_server import Settings, create_app
+from examples.demo.browser import pkce_pair
 from examples.starlette_api.app import create_app as create_organizer_api
 
 CHROMIUM = "/usr/bin/chromium"
@@ -99,8 +98,7 @@ class ClientPage:
         return f"{self.origin}/callback"
 
     async def start(self, request: Request) -> Response:
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(16)
         self.verifiers[state] = verifier
         query = urlencode(
@@ -111,7 +109,7 @@ class ClientPage:
                 "scope": "openid profile read:appointments",
                 "audience": ORGANIZER,
                 "state": state,
-                "code_challenge": challenge.rstrip(b"=").decode(),
+                "code_challenge": challenge,
                 "code_challenge_method": "S256",
             }
         )
