@@ -51,6 +51,12 @@ _RFC9068_REQUIRED: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti
 _ACCESS_TOKEN_TYPES: Final = frozenset({"jwt", "application/jwt", "at+jwt", "application/at+jwt"})
 _STRICT_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 _TIME_CLAIMS: Final = ("exp", "nbf", "iat")
+#: The types of a NumericDate (RFC 7519 §2). bool is a type of its own, so ``"exp": true``
+#: is none; a float is finite (the JSON decoder refuses the others).
+_NUMERIC: Final = frozenset({int, float})
+#: What an absent ``nbf`` or ``iat`` reads as: no JSON number is infinite, and it bounds
+#: nothing (``-inf - leeway`` is ``-inf``).
+_NO_TIME: Final = -math.inf
 #: Claims that must be strings when present; the strict dialect requires the first three.
 _STRING_CLAIMS: Final = ("sub", "jti", "client_id", "azp")
 _STRICT_STRING_CLAIMS: Final = _STRING_CLAIMS[:3]
@@ -212,19 +218,23 @@ def _clock(clock: Callable[[], float] | None) -> Callable[[], float]:
     return clock
 
 
-def _check_numeric_date(name: str, value: Any) -> None:
-    kind = type(value)
-    if kind is float:
-        return  # finite: the JSON decoder refuses the others
-    # bool is a type of its own: ``"exp": true`` must not pass as a NumericDate.
-    if kind is not int:
-        raise InvalidClaim(f"{name} is not a NumericDate")
-    # An integer beyond float range (JSON allows 400 digits) would overflow the leeway
-    # arithmetic.
-    try:
-        float(value)
-    except OverflowError:
-        raise InvalidClaim(f"{name} is out of range") from None
+def _time_claim_error(claims: Mapping[str, Any]) -> InvalidClaim:
+    """Say which time claim is wrong, once the quick test found that one is."""
+    if "exp" not in claims:
+        return InvalidClaim("exp is missing")
+    for name in _TIME_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if type(value) not in _NUMERIC:
+            return InvalidClaim(f"{name} is not a NumericDate")
+        # An integer beyond float range (JSON allows 400 digits) overflows the leeway
+        # arithmetic.
+        try:
+            float(value)
+        except OverflowError:
+            return InvalidClaim(f"{name} is out of range")
+    raise AssertionError("no time claim is wrong")  # pragma: no cover - callers found one
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,23 +454,6 @@ class ValidatorCore:
                 raise
         return hit.token
 
-    def _window(self, claims: Mapping[str, Any]) -> tuple[float, float]:
-        """``[not_before, not_after)``: when the (checked) time claims of a token hold."""
-        leeway = self.config.leeway
-        not_before = -math.inf
-        not_after = claims["exp"] + leeway
-        nbf = claims.get("nbf")
-        if nbf is not None:
-            not_before = nbf - leeway
-        iat = claims.get("iat")
-        if iat is not None:
-            if iat - leeway > not_before:
-                not_before = iat - leeway
-            max_age = self.config.max_token_age
-            if max_age is not None and iat + max_age + leeway < not_after:
-                not_after = iat + max_age + leeway
-        return not_before, not_after
-
     def _check_times(self, claims: Mapping[str, Any], now: float) -> None:
         """Say why a token is outside its window (at the very edge it may pass)."""
         leeway = self.config.leeway
@@ -509,13 +502,27 @@ class ValidatorCore:
             ok = False
         if not ok:
             raise WrongAudience(f"aud {str(aud)[:128]!r} names none of the audiences")
-        if "exp" not in claims:
-            raise InvalidClaim("exp is missing")
-        for name in _TIME_CLAIMS:
-            if name in claims:
-                _check_numeric_date(name, claims[name])
-        if c.max_token_age is not None and "iat" not in claims:
-            raise InvalidClaim("iat is required with max_token_age")
+        exp: Any = claims.get("exp")  # a number once the test below passed
+        nbf = claims.get("nbf", _NO_TIME)
+        iat = claims.get("iat", _NO_TIME)
+        if type(exp) not in _NUMERIC or type(nbf) not in _NUMERIC or type(iat) not in _NUMERIC:
+            raise _time_claim_error(claims)
+        # The window [not_before, not_after) in which the time claims hold, for this check
+        # and for cache hits.
+        leeway = c.leeway
+        max_age = c.max_token_age
+        try:
+            not_after = exp + leeway
+            not_before = nbf - leeway
+            since = iat - leeway
+            if since > not_before:
+                not_before = since
+            if max_age is not None:
+                if iat == _NO_TIME:
+                    raise InvalidClaim("iat is required with max_token_age")
+                not_after = min(not_after, iat + max_age + leeway)
+        except OverflowError:
+            raise _time_claim_error(claims) from None
         if strict:
             for name in _STRICT_STRING_CLAIMS:
                 if not isinstance(claims.get(name), str):
@@ -524,7 +531,7 @@ class ValidatorCore:
             value = claims.get(name)
             if value is not None and not isinstance(value, str):
                 raise InvalidClaim(f"{name} is not a string")
-        window = self._window(claims)
-        if not window[0] <= now < window[1]:
+        if not not_before <= now < not_after:
             self._check_times(claims, now)
-        return AccessToken.from_claims(header, claims, c.scope_claims), window
+        token = AccessToken.from_claims(header, claims, c.scope_claims)
+        return token, (not_before, not_after)

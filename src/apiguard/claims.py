@@ -21,13 +21,8 @@ DEFAULT_SCOPE_CLAIMS: tuple[str, ...] = ("scope", "scp", "permissions")
 Match = Literal["all", "any"]
 
 
-def _split(value: Any, claim: str) -> Iterable[str]:
-    # RFC 6749 §3.3: only a space separates scopes. Anything else is part of the token.
-    if isinstance(value, str):
-        return value.split(" ")
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return value
-    raise InvalidClaim(f"claim {claim!r} must be a string or a list of strings")
+_NO_SCOPES: frozenset[str] = frozenset()
+_EMPTY: frozenset[str] = frozenset({""})
 
 
 def parse_scopes(
@@ -46,13 +41,22 @@ def parse_scopes(
     >>> sorted(parse_scopes({"scope": "read:a write:a", "permissions": ["read:b"]}))
     ['read:a', 'read:b', 'write:a']
     """
-    scopes: set[str] = set()
+    scopes = _NO_SCOPES
     for name in scope_claims:
         value = claims.get(name)
-        if value is not None:
-            scopes.update(_split(value, name))
-    scopes.discard("")
-    return frozenset(scopes)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            # RFC 6749 §3.3: only a space separates scopes. Anything else is part of one.
+            items: Iterable[str] = value.split(" ")
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            items = value
+        else:
+            raise InvalidClaim(f"claim {name!r} must be a string or a list of strings")
+        # A token usually has one scope claim: its set is the answer, built once.
+        scopes = scopes.union(items) if scopes else frozenset(items)
+    # Doubled, leading or trailing spaces (or an empty string) grant no empty scope.
+    return scopes - _EMPTY if "" in scopes else scopes
 
 
 def check_match(match: str) -> Match:
