@@ -26,7 +26,7 @@ from apiguard.jws import (
 )
 from apiguard.testing import LocalIssuer
 
-from .conftest import FakeClock, b64
+from .conftest import FakeClock, b64, dumps
 
 EC_JWK = {
     "kty": "EC",
@@ -304,3 +304,12 @@ def test_key_source_unknown_kid_after_failed_refresh(issuer: LocalIssuer, clock:
     with pytest.raises(KeySetUnavailable, match="OSError"):
         source.lookup("new", "RS256", clock())
     assert isinstance(source.lookup("key-1", "RS256", clock()), VerificationKey)
+
+
+def test_remembered_header_still_meets_each_allow_list() -> None:
+    """A header decoded once is shared, but each caller's allow-list applies to every token."""
+    token = f"{b64(dumps({'alg': 'RS256', 'kid': 'shared'}))}.e30.c2ln"
+    assert decode_compact(token, algorithms={"RS256"}).alg == "RS256"
+    with pytest.raises(AlgorithmNotAllowed):
+        decode_compact(token, algorithms={"ES256"})
+    assert decode_compact(token, algorithms={"RS256", "PS256"}).kid == "shared"
