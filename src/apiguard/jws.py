@@ -270,9 +270,13 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
             end = -1
         if end != len(text):
             value = _DECODER.decode(text)
-        # The walk is only needed for nesting or escapes; both are rare in real tokens, and
-        # the counts are cheap C loops, so ordinary tokens skip it.
-        if "\\u" in text or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        # The walk is only needed for \u escapes (a lone surrogate) or deep nesting, both
+        # rare in real tokens. A one-character search is much cheaper than a count or a
+        # two-character search, so the costlier tests run only for a text that has a
+        # backslash, a list or a second object.
+        escaped = "\\" in text and "\\u" in text
+        nested = "[" in text or text.find("{", 1) != -1
+        if escaped or (nested and text.count("[") + text.count("{") > MAX_JSON_DEPTH):
             _check_deep(value, 0)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeError included
         raise MalformedToken(f"bad JSON: {exc.__class__.__name__}") from None

@@ -200,6 +200,30 @@ def test_decode_json_object_walks_escapes() -> None:
 
 
 @pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b'{"a":' * 33 + b"1" + b"}" * 33, id="objects-only-33-deep"),
+        pytest.param(b' {"a":' + b"[" * 33 + b"]" * 33 + b"}", id="leading-space-lists"),
+        pytest.param(b'{"a": "\\/", "b": "\\udc00"}', id="surrogate-after-other-escape"),
+        pytest.param(b'{"a":"x","a":"y"}', id="duplicate"),
+    ],
+)
+def test_decode_json_object_refuses_depth_surrogates_duplicates(data: bytes) -> None:
+    """Nesting beyond 32, a lone surrogate and duplicate names are refused in any form."""
+    with pytest.raises(MalformedToken):
+        decode_json_object(data)
+
+
+def test_decode_json_object_reads_escaped_slashes_and_shallow_nesting() -> None:
+    """Escapes other than \\u, and lists or objects within the limit, decode normally."""
+    assert decode_json_object(b'{"iss": "https:\\/\\/i.test\\/", "o": {"r": ["a"]}}') == {
+        "iss": "https://i.test/",
+        "o": {"r": ["a"]},
+    }
+    assert decode_json_object(b'{"a":' * 32 + b"1" + b"}" * 32) is not None
+
+
+@pytest.mark.parametrize(
     ("url", "safe"),
     [
         pytest.param("https://issuer.test/jwks", True, id="https"),
