@@ -11,7 +11,8 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-# scrypt parameters for human-chosen passwords (and secrets that came from a seed file).
+# scrypt parameters for human-chosen passwords. Client secrets never use it (see
+# hash_client_secret).
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _PKCE_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 # A well-formed hash that matches nothing, so unknown clients and users cost the same time.
@@ -38,13 +39,26 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def hash_random_secret(secret: str) -> str:
-    """Hash a generated (≥ 256-bit) secret; a fast hash is enough for random secrets."""
+def hash_client_secret(secret: str) -> str:
+    """Hash a client secret for storage: one SHA-256, which is enough for a secret of full
+    entropy.
+
+    A slow, salted KDF is what makes a guessable password expensive to brute-force; a
+    generated secret (256 bits or more) cannot be guessed, so it would only make every
+    client authentication cost tens of milliseconds. The other client secrets are the fixed
+    development values of a seed file, which the file itself discloses.
+    """
     return "sha256$" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def is_slow_hash(stored: str | None) -> bool:
+    """Tell whether *stored* is a scrypt hash (a client secret hashed before
+    ``hash_client_secret``, which should be re-hashed once it has been verified)."""
+    return stored is not None and stored.startswith("scrypt$")
+
+
 def hash_password(password: str) -> str:
-    """Hash a human-chosen password (or a fixed dev secret) with salted scrypt."""
+    """Hash a human-chosen password with salted scrypt."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(
         password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32

@@ -33,8 +33,9 @@ from .models import (
     UserGrant,
 )
 from .security import (
+    hash_client_secret,
     hash_password,
-    hash_random_secret,
+    is_slow_hash,
     new_id,
     new_secret,
     verify_secret,
@@ -517,10 +518,10 @@ class Tenant:
             if client_secret_hash:
                 secret_hash = client_secret_hash
             elif client_secret:
-                secret, secret_hash = client_secret, hash_password(client_secret)
+                secret, secret_hash = client_secret, hash_client_secret(client_secret)
             else:
                 secret = new_secret(48)
-                secret_hash = hash_random_secret(secret)
+                secret_hash = hash_client_secret(secret)
         uris = dict(uris or {})
         try:
             self.store.execute(
@@ -613,7 +614,7 @@ class Tenant:
         secret = new_secret(48)
         self.store.execute(
             "UPDATE clients SET secret_hash = ?, secret_expires_at = 0 WHERE client_id = ?",
-            (hash_random_secret(secret), client.client_id),
+            (hash_client_secret(secret), client.client_id),
         )
         return self.get_client(client.client_id), secret
 
@@ -637,6 +638,14 @@ class Tenant:
             return None
         if client.secret_expires_at and client.secret_expires_at <= self.now():
             return None
+        if is_slow_hash(stored):
+            # A store from an earlier version keeps seeded secrets as scrypt hashes: now that
+            # the secret is known to be right, store its fast hash instead (unless the
+            # secret was rotated meanwhile).
+            self.store.execute(
+                "UPDATE clients SET secret_hash = ? WHERE client_id = ? AND secret_hash = ?",
+                (hash_client_secret(secret), client.client_id, stored),
+            )
         return client
 
     def register_client(

@@ -10,6 +10,13 @@ import httpx
 import jwt
 import pytest
 
+from examples.authz_server import tenant as tenant_module
+from examples.authz_server.security import (
+    hash_client_secret,
+    hash_password,
+    is_slow_hash,
+    verify_secret,
+)
 from examples.authz_server.tenant import Tenant
 
 from .support import (
@@ -408,3 +415,79 @@ async def test_management_api_is_not_available_to_user_flows(http: httpx.AsyncCl
     )
     assert response.status_code == 403
     assert response.json()["error"] == "access_denied"
+
+
+# --- client-secret storage -------------------------------------------------------------------
+
+
+def _stored_hash(tenant: Tenant, client_id: str) -> str:
+    client = tenant.find_client(client_id)
+    assert client is not None
+    assert client.secret_hash is not None
+    return client.secret_hash
+
+
+async def test_client_secrets_use_the_fast_hash_and_passwords_scrypt(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Seeded and generated client secrets are SHA-256 hashed; user passwords stay scrypt."""
+    assert _stored_hash(tenant, "world-mappers").startswith("sha256$")
+    client, secret = tenant.create_client(name="Bot", app_type="non_interactive")
+    assert secret is not None
+    assert _stored_hash(tenant, client.client_id).startswith("sha256$")
+    users = tenant.store.all("SELECT password_hash FROM users")
+    assert users
+    assert all(row["password_hash"].startswith("scrypt$") for row in users)
+
+
+async def test_scrypt_hashed_client_secret_still_works_and_is_rehashed(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A store from an earlier version (scrypt client hashes) keeps working: the first good
+    authentication replaces the scrypt hash by the fast one; a bad secret changes nothing."""
+    old = hash_password(WORLD_MAPPERS["client_secret"])
+    tenant.store.execute(
+        "UPDATE clients SET secret_hash = ? WHERE client_id = ?", (old, "world-mappers")
+    )
+    wrong = {**WORLD_MAPPERS, "client_secret": "not-the-secret"}
+    assert (await token_request(http, **CC, **wrong)).status_code == 401
+    assert _stored_hash(tenant, "world-mappers") == old
+    assert (await token_request(http, **CC, **WORLD_MAPPERS)).status_code == 200
+    assert _stored_hash(tenant, "world-mappers") == hash_client_secret(
+        WORLD_MAPPERS["client_secret"]
+    )
+    assert (await token_request(http, **CC, **WORLD_MAPPERS)).status_code == 200
+    assert (await token_request(http, **CC, **wrong)).status_code == 401
+
+
+def test_rehash_does_not_undo_a_rotation(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-hash only replaces the scrypt hash it verified: a secret rotated meanwhile
+    (between the check and the update) stays rotated."""
+    secret = WORLD_MAPPERS["client_secret"]
+    tenant.store.execute(
+        "UPDATE clients SET secret_hash = ? WHERE client_id = ?",
+        (hash_password(secret), "world-mappers"),
+    )
+    real_verify = tenant_module.verify_secret
+    rotated: list[str] = []
+
+    def verify_then_rotate(candidate: str, stored: str | None) -> bool:
+        ok = real_verify(candidate, stored)
+        rotated.append(tenant.rotate_client_secret("world-mappers")[1])
+        return ok
+
+    monkeypatch.setattr(tenant_module, "verify_secret", verify_then_rotate)
+    assert tenant.authenticate_client("world-mappers", secret) is not None
+    assert _stored_hash(tenant, "world-mappers") == hash_client_secret(rotated[0])
+
+
+def test_verify_secret_schemes() -> None:
+    """Both stored schemes verify the right secret only; a missing or junk hash never does."""
+    for stored in (hash_client_secret("s3cret"), hash_password("s3cret")):
+        assert verify_secret("s3cret", stored)
+        assert not verify_secret("s3cret ", stored)
+    assert is_slow_hash(hash_password("x"))
+    assert not is_slow_hash(hash_client_secret("x"))
+    assert not is_slow_hash(None)
+    for stored in (None, "", "sha256$", "scrypt$1$2", "md5$abc"):
+        assert not verify_secret("s3cret", stored)
