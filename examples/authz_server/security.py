@@ -40,11 +40,10 @@ def token_digest(token: str) -> str:
 
 
 def hash_client_secret(secret: str) -> str:
-    """Hash a client secret for storage: one SHA-256, which is enough for a secret of full
-    entropy.
+    """Hash a client secret for storage with one SHA-256.
 
-    A slow, salted KDF is what makes a guessable password expensive to brute-force; a
-    generated secret (256 bits or more) cannot be guessed, so it would only make every
+    A slow, salted KDF is what makes a guessable password expensive to brute-force. A
+    generated secret (256 bits or more) cannot be guessed, so a KDF would only make every
     client authentication cost tens of milliseconds. The other client secrets are the fixed
     development values of a seed file, which the file itself discloses.
     """
@@ -52,8 +51,11 @@ def hash_client_secret(secret: str) -> str:
 
 
 def is_slow_hash(stored: str | None) -> bool:
-    """Tell whether *stored* is a scrypt hash (a client secret hashed before
-    ``hash_client_secret``, which should be re-hashed once it has been verified)."""
+    """Tell whether *stored* is a scrypt hash.
+
+    A client secret stored by an earlier version may have one; it is re-hashed with
+    ``hash_client_secret`` once it has been verified.
+    """
     return stored is not None and stored.startswith("scrypt$")
 
 
