@@ -270,14 +270,33 @@ class _TokenCache:
     that needs a lock even on a read. An OrderedDict's methods are each atomic (C code
     that calls back into no Python for ``str`` keys), so a hit needs no lock, as the hot path
     should not, and costs about half as much (see bench/README.md).
+
+    A token enters only when it is validated for the second time (a "doorkeeper", as in
+    TinyLFU): clients reuse a token until it expires, so nearly every cache-worthy token
+    comes back, while a token seen once would cost a full entry (about 2 KB kept alive,
+    which slows the next misses down) for nothing.
     """
 
-    __slots__ = ("_data", "_lock", "maxsize")
+    __slots__ = ("_data", "_lock", "_seen", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._data: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
+        #: Hashes of tokens validated once; a collision only admits a token early.
+        self._seen: set[int] = set()
+
+    def admit(self, token: str) -> bool:
+        """Whether ``token``, just validated, should be cached: yes from its second time."""
+        seen = self._seen
+        digest = hash(token)
+        if digest in seen:
+            seen.discard(digest)
+            return True
+        if len(seen) >= self.maxsize:
+            seen.clear()  # bounded like the cache; forgetting only delays an admission
+        seen.add(digest)
+        return False
 
     def get(self, token: str) -> _Cached | None:
         """The entry for ``token``, now the most recently used, or None."""
@@ -420,7 +439,7 @@ class ValidatorCore:
         key.verify(jws)
         claims = decode_json_object(jws.payload)
         access_token, window = self._check_claims(jws.header, claims, now)
-        if self._cache is not None:
+        if self._cache is not None and self._cache.admit(token):
             keys = self._keys.keys if self._keys is not None else None
             if keys is not None and key not in keys:
                 keys = None  # swapped since the lookup: hits will test membership

@@ -17,20 +17,51 @@ from apiguard.testing import LocalIssuer
 from .conftest import FakeClock
 
 
+def cache(validator: Any, token: str) -> Any:
+    """Validate ``token`` twice, which caches it (a token enters on its second validation)."""
+    validator.validate(token)
+    return validator.validate(token)
+
+
 def test_hit_returns_the_same_result(issuer: LocalIssuer) -> None:
     """A cached token validates to the very same AccessToken, with no new fetch."""
     token = issuer.token()
     with issuer.validator() as validator:
-        first = validator.validate(token)
+        first = cache(validator, token)
         assert validator.validate(token) is first
     assert issuer.requests["/.well-known/jwks.json"] == 1
+
+
+def test_a_token_enters_on_its_second_validation(issuer: LocalIssuer) -> None:
+    """A token validated once takes no cache entry; the second validation caches it."""
+    token = issuer.token()
+    with issuer.validator() as validator:
+        entries = validator._core._cache
+        assert entries is not None
+        first = validator.validate(token)
+        assert len(entries) == 0
+        second = validator.validate(token)
+        assert second is not first
+        assert len(entries) == 1
+        assert validator.validate(token) is second
+
+
+def test_tokens_seen_once_are_remembered_within_bounds(issuer: LocalIssuer) -> None:
+    """The record of tokens seen once is bounded like the cache, and nothing else grows."""
+    with issuer.validator(token_cache_size=2) as validator:
+        entries = validator._core._cache
+        assert entries is not None
+        for index in range(5):
+            validator.validate(issuer.token(sub=f"u{index}"))
+        assert len(entries._seen) <= 2
+        assert len(entries) == 0
 
 
 def test_time_claims_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -> None:
     """A cached token that has since expired is TokenExpired."""
     token = issuer.token(expires_in=60)
     with issuer.validator() as validator:
-        validator.validate(token)
+        cache(validator, token)
         clock.advance(60 + 30)
         with pytest.raises(TokenExpired):
             validator.validate(token)
@@ -40,7 +71,7 @@ def test_max_age_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -> None
     """A cached token that grew older than max_token_age is TokenExpired."""
     token = issuer.token(expires_in=7200)
     with issuer.validator(max_token_age=100) as validator:
-        validator.validate(token)
+        cache(validator, token)
         clock.advance(131)
         with pytest.raises(TokenExpired):
             validator.validate(token)
@@ -50,7 +81,7 @@ def test_entry_dropped_when_its_key_leaves(issuer: LocalIssuer, clock: FakeClock
     """A cached token is refused once its key has left the (still fresh) key set."""
     old = issuer.token(expires_in=3600)
     with issuer.validator() as validator:
-        validator.validate(old)
+        cache(validator, old)
         clock.advance(30)
         issuer.rotate(keep_previous=False)
         validator.validate(issuer.token())  # unknown kid: refresh, the old key is gone
@@ -62,7 +93,7 @@ def test_entry_survives_a_refresh_that_keeps_its_key(issuer: LocalIssuer, clock:
     """A refresh that republishes the same key keeps cached tokens (the key object is reused)."""
     token = issuer.token(expires_in=3600)
     with issuer.validator() as validator:
-        first = validator.validate(token)
+        first = cache(validator, token)
         clock.advance(601)
         validator.validate(issuer.token())  # refresh with the same key
         assert validator.validate(token) is first
@@ -73,7 +104,7 @@ def test_cache_is_bounded(issuer: LocalIssuer) -> None:
     """The cache holds at most token_cache_size entries."""
     with issuer.validator(token_cache_size=2) as validator:
         for index in range(5):
-            validator.validate(issuer.token(sub=f"u{index}"))
+            cache(validator, issuer.token(sub=f"u{index}"))
         assert validator._core._cache is not None
         assert len(validator._core._cache) == 2
 
@@ -82,10 +113,10 @@ def test_cache_evicts_the_least_recently_used(issuer: LocalIssuer) -> None:
     """A hit makes an entry recent: the entry evicted is the one used longest ago."""
     first, second, third = (issuer.token(sub=f"u{index}") for index in range(3))
     with issuer.validator(token_cache_size=2) as validator:
-        kept = validator.validate(first)
-        dropped = validator.validate(second)
+        kept = cache(validator, first)
+        dropped = cache(validator, second)
         validator.validate(first)
-        validator.validate(third)
+        cache(validator, third)
         assert validator.validate(first) is kept
         assert validator.validate(second) is not dropped
 
@@ -94,8 +125,8 @@ def test_expired_entry_leaves_the_cache(issuer: LocalIssuer, clock: FakeClock) -
     """A cached token found expired is refused and forgotten; the others stay."""
     short, long = issuer.token(expires_in=60), issuer.token(expires_in=3600)
     with issuer.validator() as validator:
-        validator.validate(short)
-        validator.validate(long)
+        cache(validator, short)
+        cache(validator, long)
         clock.advance(60 + 30)
         with pytest.raises(TokenExpired):
             validator.validate(short)
@@ -107,7 +138,7 @@ def test_not_yet_valid_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -
     """A cached token is TokenNotYetValid again if the clock steps back before its nbf."""
     token = issuer.token(nbf=clock() + 20)
     with issuer.validator() as validator:
-        validator.validate(token)
+        cache(validator, token)
         clock.advance(-60)
         with pytest.raises(TokenNotYetValid):
             validator.validate(token)
@@ -126,10 +157,10 @@ def test_hit_survives_a_concurrent_eviction(issuer: LocalIssuer) -> None:
 
     token = issuer.token()
     with issuer.validator() as validator:
-        first = validator.validate(token)
-        cache = validator._core._cache
-        assert cache is not None
-        cache._data = Evicting(cache._data)
+        first = cache(validator, token)
+        entries = validator._core._cache
+        assert entries is not None
+        entries._data = Evicting(entries._data)
         assert validator.validate(token) is first
 
 
@@ -153,6 +184,7 @@ def test_key_set_swapped_during_verification(
             request = FetchRequest(core._keys.jwks_uri, "jwks", core.generation)
             core.receive(request, Response(200, {}, new_jwks))
 
+        validator.validate(token)  # seen once: the next validation caches it
         monkeypatch.setattr(VerificationKey, "verify", verify_then_refresh)
         validator.validate(token)
         monkeypatch.undo()
@@ -164,7 +196,8 @@ def test_cache_disabled(issuer: LocalIssuer) -> None:
     """token_cache_size=0 validates every time afresh."""
     token = issuer.token()
     with issuer.validator(token_cache_size=0) as validator:
-        assert validator.validate(token) is not validator.validate(token)
+        results = [validator.validate(token) for _ in range(3)]
+        assert len({id(result) for result in results}) == 3
 
 
 def test_hs256_cache_hit(clock: FakeClock) -> None:
@@ -180,7 +213,7 @@ def test_hs256_cache_hit(clock: FakeClock) -> None:
     with Validator(
         issuer="https://i.test/", audience="a", shared_secret=secret, clock=clock
     ) as validator:
-        assert validator.validate(token) is validator.validate(token)
+        assert cache(validator, token) is validator.validate(token)
 
 
 FAILING = [
