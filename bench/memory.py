@@ -1,4 +1,8 @@
-"""Memory: RSS stays bounded while validating a million distinct tokens."""
+"""Memory: RSS stays bounded while validating a million distinct tokens.
+
+Each token is validated twice, as a client reusing it would: the verified-token cache
+admits a token on its second validation, so this fills the cache and keeps churning it.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def _rss_mib() -> float:
 
 
 def run(total: int = TOTAL) -> list[Row]:
-    """Validate ``total`` distinct HS256 tokens (cheap to mint) and sample RSS on the way."""
+    """Validate ``total`` distinct HS256 tokens (cheap to mint) twice each; sample RSS."""
     secret = secrets.token_bytes(32)
     issuer = "https://issuer.bench/"
     audience = "https://bench.example/api"
@@ -33,7 +37,9 @@ def run(total: int = TOTAL) -> list[Row]:
     samples: dict[int, float] = {}
     start = time.perf_counter()
     for i in range(1, total + 1):
-        validator.validate(jwt.encode({**base, "jti": str(i)}, secret, "HS256"))
+        token = jwt.encode({**base, "jti": str(i)}, secret, "HS256")
+        validator.validate(token)
+        validator.validate(token)  # the second validation puts it in the cache
         if i in (10_000, total // 10, total // 2, total):
             samples[i] = _rss_mib()
     elapsed = time.perf_counter() - start
@@ -47,7 +53,7 @@ def run(total: int = TOTAL) -> list[Row]:
             f"RSS growth from {total // 10:,} to {total:,} tokens",
             growth,
             "MiB",
-            f"{total / elapsed:,.0f} tokens/s (mint + validate)",
+            f"{total / elapsed:,.0f} tokens/s (mint + validate twice)",
             "< 16 MiB",
             growth < 16,
         ),
