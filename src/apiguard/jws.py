@@ -1,4 +1,4 @@
-"""A strict compact-JWS layer over PyJWT's key and algorithm objects (no I/O).
+"""A strict compact-JWS layer: PyJWT builds the keys, `cryptography` checks (no I/O).
 
 This is the part of apiguard that touches bytes an attacker chose, so it is deliberately
 narrow (RFC 7515 compact serialization only) and strict where Python's standard library is
