@@ -147,16 +147,7 @@ class Walk:
     def client_credentials(self) -> None:
         """World Mappers, a machine, gets a token with its client grant's scopes."""
         self.heading("1. World Mappers (machine to machine): client credentials")
-        client_id, secret = WORLD_MAPPERS
-        body = self.token(
-            "client_credentials",
-            {
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-                "audience": ORGANIZER,
-            },
-        )
+        body = self.token("client_credentials", world_mappers_grant(ORGANIZER))
         token = body["access_token"]
         self.call(None, "GET", "/api/public")
         self.call(None, "GET", "/api/private")
@@ -188,14 +179,7 @@ class Walk:
             raise RuntimeError(f"unexpected callback: {sorted(callback)}")
         body = self.token(
             "authorization_code",
-            {
-                "grant_type": "authorization_code",
-                "client_id": client_id,
-                "client_secret": secret,
-                "code": callback["code"],
-                "code_verifier": verifier,
-                "redirect_uri": redirect_uri,
-            },
+            code_grant(client_id, secret, callback["code"], verifier, redirect_uri),
         )
         token = body["access_token"]
         self.call(token, "GET", "/api/appointments")
@@ -289,14 +273,13 @@ class Walk:
         )
         body = self.token(
             "authorization_code",
-            {
-                "grant_type": "authorization_code",
-                "client_id": client["client_id"],
-                "client_secret": client["client_secret"],
-                "code": callback["code"],
-                "code_verifier": verifier,
-                "redirect_uri": redirect_uri,
-            },
+            code_grant(
+                client["client_id"],
+                client["client_secret"],
+                callback["code"],
+                verifier,
+                redirect_uri,
+            ),
         )
         self.call(body["access_token"], "GET", "/api/tasks")
 
@@ -308,17 +291,41 @@ class Walk:
             self.cli("add-scope", BILLING, "read:invoices", "Read invoices")
             self.cli("authorize-client", WORLD_MAPPERS[0], BILLING, "read:invoices")
             self.out("   admin CLI: created the Billing API and authorized World Mappers for it")
-        client_id, secret = WORLD_MAPPERS
-        body = self.token(
-            "client_credentials for the Billing API",
-            {
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-                "audience": BILLING,
-            },
-        )
+        body = self.token("client_credentials for the Billing API", world_mappers_grant(BILLING))
         self.call(body["access_token"], "GET", "/api/private")
+
+
+def world_mappers_grant(audience: str) -> dict[str, str]:
+    """The token request of World Mappers, the seeded machine client, for ``audience``."""
+    client_id, secret = WORLD_MAPPERS
+    return {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "audience": audience,
+    }
+
+
+def world_mappers_token(issuer: str, audience: str = ORGANIZER) -> str:
+    """A fresh World Mappers access token from the server at ``issuer``."""
+    response = httpx.post(urljoin(issuer, "oauth/token"), data=world_mappers_grant(audience))
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def code_grant(
+    client_id: str, secret: str, code: str, verifier: str, redirect_uri: str
+) -> dict[str, str]:
+    """The token request that redeems an authorization code with its PKCE verifier."""
+    return {
+        "grant_type": "authorization_code",
+        "client_id": client_id,
+        "client_secret": secret,
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": redirect_uri,
+    }
 
 
 _APPOINTMENT = {"title": "Dentist", "at": "2026-12-03T10:00:00Z"}

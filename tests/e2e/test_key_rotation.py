@@ -9,26 +9,9 @@ import httpx
 import pytest
 
 from examples.demo.servers import Stack
-from examples.demo.walk import ORGANIZER, WORLD_MAPPERS, Walk
+from examples.demo.walk import Walk, world_mappers_token
 
 pytestmark = pytest.mark.e2e
-
-
-def client_credentials(stack: Stack) -> str:
-    """A fresh World Mappers token from the running server."""
-    client_id, secret = WORLD_MAPPERS
-    response = httpx.post(
-        stack.issuer + "oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "audience": ORGANIZER,
-        },
-    )
-    assert response.status_code == 200
-    token: str = response.json()["access_token"]
-    return token
 
 
 def kid(token: str) -> str:
@@ -48,7 +31,7 @@ def answers(apis: dict[str, str], token: str) -> set[int]:
 
 def test_rotation_keeps_old_tokens_and_accepts_new_ones(stack: Stack, apis: dict[str, str]) -> None:
     """After a rotation, tokens from the new key and unexpired ones from the old key both pass."""
-    before = client_credentials(stack)
+    before = world_mappers_token(stack.issuer)
     assert answers(apis, before) == {200}
     walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None)
     try:
@@ -56,7 +39,7 @@ def test_rotation_keeps_old_tokens_and_accepts_new_ones(stack: Stack, apis: dict
     finally:
         walk.close()
     assert rotated.returncode == 0, rotated.stderr
-    after = client_credentials(stack)
+    after = world_mappers_token(stack.issuer)
     assert kid(after) != kid(before)
     published = {
         key["kid"] for key in httpx.get(stack.issuer + ".well-known/jwks.json").json()["keys"]

@@ -14,28 +14,12 @@ from starlette.testclient import TestClient
 
 from apiguard.testing import LocalIssuer
 from examples.demo.servers import ROOT, Stack
-from examples.demo.walk import ORGANIZER, WORLD_MAPPERS
+from examples.demo.walk import ORGANIZER, world_mappers_token
 from examples.flask_api.app import create_app
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, re.DOTALL)
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
-
-
-def world_mappers_token(stack: Stack) -> str:
-    """A client-credentials token from the running authorization server."""
-    client_id, secret = WORLD_MAPPERS
-    response = httpx.post(
-        stack.issuer + "oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "audience": ORGANIZER,
-        },
-    )
-    token: str = response.json()["access_token"]
-    return token
 
 
 def run_snippet(code: str, stack: Stack) -> dict[str, Any]:
@@ -50,7 +34,7 @@ def test_flask_snippet_protects_its_route(stack: Stack) -> None:
     """The README's Flask app accepts a token with the scope and challenges one without."""
     app = run_snippet(PYTHON[0], stack)["app"]
     client = app.test_client()
-    token = world_mappers_token(stack)
+    token = world_mappers_token(stack.issuer)
     ok = client.get("/api/appointments", headers={"Authorization": f"Bearer {token}"})
     assert (ok.status_code, ok.get_json()) == (
         200,
@@ -65,7 +49,7 @@ def test_flask_snippet_protects_its_route(stack: Stack) -> None:
 def test_starlette_snippet_protects_its_route(stack: Stack) -> None:
     """The README's Starlette app accepts a token with the scope and challenges one without."""
     app = run_snippet(PYTHON[1], stack)["app"]
-    token = world_mappers_token(stack)
+    token = world_mappers_token(stack.issuer)
     with TestClient(app) as client:
         ok = client.get("/api/appointments", headers={"Authorization": f"Bearer {token}"})
         missing = client.get("/api/appointments")
