@@ -55,9 +55,7 @@ def run(calls: int = 2000) -> list[Row]:
 
 
 def _empty_cache(validator: Validator | AsyncValidator) -> None:
-    cache = validator._core._cache  # the benchmark looks inside to measure misses
-    if cache is not None:
-        cache._data.clear()
+    validator.cache_clear()  # so that misses are measured
 
 
 def _flask_in_process(issuer: LocalIssuer, calls: int) -> list[Row]:

@@ -8,6 +8,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._core import CacheInfo
 from .claims import AccessToken
 from .errors import (
     AlgorithmNotAllowed,
@@ -19,6 +20,7 @@ from .errors import (
     InvalidRequest,
     InvalidSignature,
     InvalidToken,
+    IssuerResolutionFailed,
     KeySetUnavailable,
     MalformedToken,
     MissingToken,
@@ -27,10 +29,12 @@ from .errors import (
     UnknownSigningKey,
     UnsupportedCriticalHeader,
     UnsupportedTokenType,
+    UntrustedIssuer,
     WrongAudience,
     WrongIssuer,
     WrongTokenType,
 )
+from .issuers import IssuerHealth, IssuerPolicy, IssuerResolver, TenantIssuers
 from .validator import AsyncValidator, Validator
 
 try:
@@ -44,20 +48,27 @@ __all__ = [
     "ApiguardError",
     "AsyncValidator",
     "BearerError",
+    "CacheInfo",
     "ConfigurationError",
     "InsufficientScope",
     "InvalidClaim",
     "InvalidRequest",
     "InvalidSignature",
     "InvalidToken",
+    "IssuerHealth",
+    "IssuerPolicy",
+    "IssuerResolutionFailed",
+    "IssuerResolver",
     "KeySetUnavailable",
     "MalformedToken",
     "MissingToken",
+    "TenantIssuers",
     "TokenExpired",
     "TokenNotYetValid",
     "UnknownSigningKey",
     "UnsupportedCriticalHeader",
     "UnsupportedTokenType",
+    "UntrustedIssuer",
     "Validator",
     "WrongAudience",
     "WrongIssuer",

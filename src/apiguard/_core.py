@@ -14,40 +14,38 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
-from urllib.parse import urlsplit
 
-from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
+from ._settings import fail, number, setting, settings_of
+from .claims import AccessToken
 from .errors import (
     BearerError,
-    ConfigurationError,
     InvalidClaim,
+    MalformedToken,
     TokenExpired,
     TokenNotYetValid,
     WrongAudience,
     WrongIssuer,
     WrongTokenType,
 )
-from .jwks import FetchRequest, KeySet, KeySource, Response, is_safe_url
-from .jws import (
-    ASYMMETRIC_ALGORITHMS,
-    HMAC_ALGORITHMS,
-    SUPPORTED_ALGORITHMS,
-    CompactJWS,
-    UnusableKey,
-    VerificationKey,
-    decode_compact,
-    decode_json_object,
+from .issuers import (
+    Compiled,
+    IssuerHealth,
+    IssuerPolicy,
+    IssuerRegistry,
+    IssuerResolver,
+    PolicySettings,
+    Source,
 )
+from .jwks import FetchRequest, KeySet, KeySource, Response
+from .jws import CompactJWS, VerificationKey, decode_compact, decode_json_object
 
 logger = logging.getLogger("apiguard")
 
-MAX_LEEWAY: Final = 300.0
 #: Claims that make a token an ID token (or a code/hash-bound artefact), never an access token.
 _ID_TOKEN_CLAIMS: Final = frozenset({"nonce", "at_hash", "c_hash"})
-_RFC9068_REQUIRED: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 _ACCESS_TOKEN_TYPES: Final = frozenset({"jwt", "application/jwt", "at+jwt", "application/at+jwt"})
 _STRICT_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 _TIME_CLAIMS: Final = ("exp", "nbf", "iat")
@@ -62,20 +60,98 @@ _STRING_CLAIMS: Final = ("sub", "jti", "client_id", "azp")
 _STRICT_STRING_CLAIMS: Final = _STRING_CLAIMS[:3]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """Validated, immutable configuration shared by both validator shells."""
+    """The settings of a whole validator (the per-issuer ones are :class:`IssuerPolicy`'s).
 
-    issuer: str
-    audiences: frozenset[str]
-    jwks_uri: str | None
-    algorithms: frozenset[str]
-    leeway: float
-    max_token_age: float | None
-    required_claims: tuple[str, ...]
-    token_type: str | None
-    scope_claims: tuple[str, ...]
-    shared_key: VerificationKey | None
+    Checked once, when built; a bad setting raises ConfigurationError naming it.
+    """
+
+    resolver: IssuerResolver | None = setting(
+        None,
+        doc="returns the IssuerPolicy for an issuer no configured policy names, or None "
+        "(see apiguard.IssuerResolver)",
+        kind="object",
+    )
+    cache_max_age: float = setting(
+        600.0,
+        doc="how long fetched keys are fresh, in seconds (Cache-Control max-age is honoured "
+        "between cooldown and this)",
+        kind="number",
+    )
+    cooldown: float = setting(
+        30.0, doc="the least time between two key fetches of one issuer, in seconds", kind="number"
+    )
+    max_stale: float = setting(
+        86400.0,
+        doc="how long past freshness the last good keys serve while the issuer is "
+        "unreachable, in seconds",
+        kind="number",
+    )
+    timeout: float = setting(
+        5.0, doc="total time for one fetch, body included, in seconds", kind="number"
+    )
+    max_token_size: int = setting(
+        16384, doc="longest token accepted, in characters", kind="integer"
+    )
+    max_jwks_size: int = setting(
+        1 << 20, doc="largest discovery or JWKS body read, in bytes", kind="integer"
+    )
+    token_cache_size: int = setting(
+        4096,
+        doc="how many verified tokens are remembered (0 turns the cache off)",
+        kind="integer",
+    )
+    max_key_sources: int = setting(
+        100,
+        doc="how many issuers' fetched key sets are kept (least recently used ones go)",
+        kind="integer",
+    )
+    clock: Callable[[], float] | None = setting(
+        None, doc="returns seconds since the epoch (default time.time); for tests", kind="object"
+    )
+    #: The trusted issuers' policies (from ``issuer=``/``issuers=``); not a setting itself.
+    policies: tuple[IssuerPolicy, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.resolver is not None and not callable(self.resolver):
+            raise fail("resolver", "must be a callable (issuer, request) -> IssuerPolicy | None")
+        number("cache_max_age", self.cache_max_age, low=1, high=7 * 86400)
+        number("cooldown", self.cooldown, low=0, high=3600)
+        number("max_stale", self.max_stale, low=0, high=30 * 86400)
+        number("timeout", self.timeout, low=0.01, high=120)
+        _integer("max_token_size", self.max_token_size, low=256, high=1 << 20)
+        _integer("max_jwks_size", self.max_jwks_size, low=1024, high=64 << 20)
+        _integer("token_cache_size", self.token_cache_size, low=0, high=1 << 20)
+        _integer("max_key_sources", self.max_key_sources, low=1, high=1 << 16)
+        if self.clock is not None and not callable(self.clock):
+            raise fail("clock", "must be a callable returning seconds since the epoch")
+        if not self.policies and self.resolver is None:
+            raise fail("issuer", "required (or issuers=, or resolver=)")
+        remote = sum(1 for p in self.policies if p.compiled.static is None)
+        if remote > self.max_key_sources:
+            raise fail(
+                "max_key_sources",
+                f"must be at least the number of issuers whose keys are fetched ({remote})",
+            )
+
+
+def _integer(name: str, value: Any, *, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise fail(name, f"must be an integer, not {value!r}")
+    return int(number(name, value, low=low, high=high))
+
+
+class Settings(PolicySettings, total=False):
+    """Every keyword setting of a validator, for typing: per-issuer and validator-wide.
+
+    Declared for mypy and IDEs only; the defaults and docs are on :class:`IssuerPolicy`
+    and :class:`Config`, and a test keeps the three in step.
+    """
+
+    resolver: IssuerResolver | None
     cache_max_age: float
     cooldown: float
     max_stale: float
@@ -83,139 +159,73 @@ class Config:
     max_token_size: int
     max_jwks_size: int
     token_cache_size: int
-    clock: Callable[[], float]
+    max_key_sources: int
+    clock: Callable[[], float] | None
 
 
-def _fail(name: str, why: str) -> ConfigurationError:
-    return ConfigurationError(f"{name}: {why}")
-
-
-def _number(name: str, value: Any, *, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(name, f"must be a number, not {value!r}")
-    if not low <= value <= high:
-        raise _fail(name, f"must be between {low} and {high}, not {value!r}")
-    return float(value)
-
-
-def _url(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(name, "must be a non-empty URL string")
-    if not is_safe_url(value):
-        raise _fail(name, f"must be an https URL (http only for loopback hosts), not {value!r}")
-    return value
-
-
-def _strings(name: str, value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else value
-    try:
-        result = tuple(items)
-    except TypeError:
-        raise _fail(name, "must be a string or an iterable of strings") from None
-    if any(not isinstance(item, str) or not item for item in result):
-        raise _fail(name, "must contain only non-empty strings")
-    if not result and not allow_empty:
-        raise _fail(name, "must not be empty")
-    return result
+#: The validator-wide settings (the fields of Config that are settings).
+CONFIG_SETTINGS: Final = settings_of(Config)
+#: The per-issuer settings, as keywords of a validator (all but ``issuer``).
+POLICY_SETTINGS: Final = {k: v for k, v in settings_of(IssuerPolicy).items() if k != "issuer"}
 
 
 def build_config(
     *,
-    issuer: str,
-    audience: str | Iterable[str],
-    jwks_uri: str | None = None,
-    algorithms: Iterable[str] | None = None,
-    leeway: float = 30.0,
-    max_token_age: float | None = None,
-    required_claims: Iterable[str] = (),
-    token_type: str | None = None,
-    scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
-    shared_secret: str | bytes | None = None,
-    cache_max_age: float = 600.0,
-    cooldown: float = 30.0,
-    max_stale: float = 86400.0,
-    timeout: float = 5.0,
-    max_token_size: int = 16384,
-    max_jwks_size: int = 1 << 20,
-    token_cache_size: int = 4096,
-    clock: Callable[[], float] | None = None,
+    issuer: str | None = None,
+    issuers: Iterable[str | IssuerPolicy] | None = None,
+    owner: str = "Validator",
+    **settings: Any,
 ) -> Config:
-    """Check every setting once, at construction, and raise ConfigurationError naming it."""
-    if not isinstance(issuer, str) or not issuer:
-        raise _fail("issuer", "must be a non-empty string")
-    parts = urlsplit(issuer)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise _fail("issuer", f"must be an absolute http(s) URL, not {issuer!r}")
-    if not is_safe_url(issuer):
-        # RFC 8414 §2 issuers are https; a plain-http one is only a loopback development
-        # server, whatever the keys come from.
-        raise _fail("issuer", "must be https (http only for loopback hosts)")
-    audiences = frozenset(_strings("audience", audience))
-    # An explicitly empty allow-list is a mistake, never a request for the defaults.
-    names = _strings("algorithms", algorithms) if algorithms is not None else ()
-    unknown = [name for name in names if name not in SUPPORTED_ALGORITHMS]
+    """Check every setting once and build the Config; raise ConfigurationError naming one.
+
+    ``issuer`` and the strings in ``issuers`` become policies built from the per-issuer
+    settings given here; IssuerPolicy objects stand as they are.
+
+    Raises:
+        TypeError: an unknown keyword (as for any Python function).
+        ConfigurationError: a bad setting; the message starts with its name.
+    """
+    unknown = sorted(set(settings) - CONFIG_SETTINGS.keys() - POLICY_SETTINGS.keys())
     if unknown:
-        raise _fail("algorithms", f"unsupported or unsafe: {unknown!r} ('none' never is)")
-    shared_key: VerificationKey | None = None
-    if shared_secret is not None:
-        if jwks_uri is not None:
-            raise _fail("shared_secret", "cannot be combined with jwks_uri")
-        algs = frozenset(names or ("HS256",))
-        if not algs <= HMAC_ALGORITHMS.keys():
-            raise _fail("algorithms", "a shared secret verifies HS256/HS384/HS512 only")
-        if not isinstance(shared_secret, str | bytes):
-            raise _fail("shared_secret", "must be str or bytes")
-        try:
-            shared_key = VerificationKey.from_secret(shared_secret, algorithms=algs)
-        except UnusableKey as exc:
-            raise _fail("shared_secret", str(exc)) from None
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+    per_issuer = {k: v for k, v in settings.items() if k in POLICY_SETTINGS}
+    wide = {k: v for k, v in settings.items() if k in CONFIG_SETTINGS}
+    if issuer is not None and issuers is not None:
+        raise fail("issuers", "give issuer= (one) or issuers= (several), not both")
+    entries: list[Any]
+    if issuers is None:
+        entries = [] if issuer is None else [issuer]
+    elif isinstance(issuers, str | bytes | Mapping) or not isinstance(issuers, Iterable):
+        raise fail("issuers", "must be a list of issuer URLs and/or IssuerPolicy objects")
     else:
-        algs = frozenset(names or ASYMMETRIC_ALGORITHMS)
-        if algs & HMAC_ALGORITHMS.keys():
-            # Never from a JWKS: the issuer's public key must not become an HMAC secret.
-            raise _fail("algorithms", "HS* needs shared_secret and is never used with a JWKS")
-        if jwks_uri is not None:
-            _url("jwks_uri", jwks_uri)
-    if token_type not in (None, "at+jwt"):
-        raise _fail("token_type", "must be None or 'at+jwt'")
-    max_age = None
-    if max_token_age is not None:
-        max_age = _number("max_token_age", max_token_age, low=1)
-    size = int(_number("max_token_size", max_token_size, low=256, high=1 << 20))
-    return Config(
-        issuer=issuer,
-        audiences=audiences,
-        jwks_uri=jwks_uri,
-        algorithms=algs,
-        leeway=_number("leeway", leeway, low=0, high=MAX_LEEWAY),
-        max_token_age=max_age,
-        # RFC 9068 §2.2 makes these required in the strict dialect.
-        required_claims=tuple(
-            dict.fromkeys(
-                _strings("required_claims", required_claims, allow_empty=True)
-                + (_RFC9068_REQUIRED if token_type == "at+jwt" else ())
-            )
-        ),
-        token_type=token_type,
-        scope_claims=_strings("scope_claims", scope_claims, allow_empty=True),
-        shared_key=shared_key,
-        cache_max_age=_number("cache_max_age", cache_max_age, low=1, high=7 * 86400),
-        cooldown=_number("cooldown", cooldown, low=0, high=3600),
-        max_stale=_number("max_stale", max_stale, low=0, high=30 * 86400),
-        timeout=_number("timeout", timeout, low=0.01, high=120),
-        max_token_size=size,
-        max_jwks_size=int(_number("max_jwks_size", max_jwks_size, low=1024, high=64 << 20)),
-        token_cache_size=int(_number("token_cache_size", token_cache_size, low=0, high=1 << 20)),
-        clock=_clock(clock),
-    )
-
-
-def _clock(clock: Callable[[], float] | None) -> Callable[[], float]:
-    if clock is None:
-        return time.time
-    if not callable(clock):
-        raise _fail("clock", "must be a callable returning seconds since the epoch")
-    return clock
+        entries = list(issuers)
+    if issuers is not None and not entries:
+        raise fail("issuers", "must not be empty")
+    if not entries and wide.get("resolver") is None:
+        raise fail("issuer", "required (or issuers=, or resolver=)")
+    policies: list[IssuerPolicy] = []
+    by_url = False
+    for entry in entries:
+        if isinstance(entry, IssuerPolicy):
+            policies.append(entry)
+        elif isinstance(entry, str):
+            by_url = True
+            policies.append(IssuerPolicy(entry, **per_issuer))
+        else:
+            raise fail("issuers", f"each entry is an issuer URL or an IssuerPolicy, not {entry!r}")
+    if per_issuer and not by_url:
+        name = next(iter(per_issuer))
+        raise fail(
+            name,
+            "applies to issuers given by URL (issuer=, or strings in issuers=); "
+            "set it on each IssuerPolicy instead",
+        )
+    seen: set[str] = set()
+    for policy in policies:
+        if policy.issuer in seen:
+            raise fail("issuers", f"{policy.issuer!r} is listed twice")
+        seen.add(policy.issuer)
+    return Config(policies=tuple(policies), **wide)
 
 
 def _time_claim_error(claims: Mapping[str, Any]) -> InvalidClaim:
@@ -242,7 +252,12 @@ class Pending:
     """Validation paused until :attr:`request` has been fetched (or skipped, if optional)."""
 
     request: FetchRequest
+    #: The key source the fetch is for (its ``lock`` serialises fetches for one issuer).
+    source: KeySource
     jws: CompactJWS
+    #: None when the payload did not decode (it is refused after the signature check).
+    claims: dict[str, Any] | None
+    policy: Compiled
     token: str
     #: URLs already fetched for this token: each is fetched at most once per validation,
     #: so a zero cooldown or a frozen clock cannot loop.
@@ -254,13 +269,30 @@ class _Cached(NamedTuple):
 
     token: AccessToken
     key: VerificationKey
+    #: The fetched key source ``key`` came from, or None for keys that never change.
+    source: KeySource | None
     #: The key-set snapshot ``key`` was found in (None without one): while it is still the
     #: current snapshot, ``key`` is known to be a member without looking.
     keys: KeySet | None
+    policy: Compiled
     #: Within ``[not_before, not_after)`` the time claims hold; outside it the precise
     #: checks run again (and say why a token is refused).
     not_before: float
     not_after: float
+
+
+class CacheInfo(NamedTuple):
+    """What the verified-token cache holds (see :meth:`Validator.cache_info`).
+
+    Attributes:
+        currsize: tokens cached now.
+        maxsize: the most it keeps (``token_cache_size``; 0 when the cache is off).
+        seen_once: tokens validated once and remembered, to be cached on their second time.
+    """
+
+    currsize: int
+    maxsize: int
+    seen_once: int
 
 
 class _TokenCache:
@@ -323,6 +355,16 @@ class _TokenCache:
         """Forget ``token`` (nothing happens if it is not cached)."""
         self._data.pop(token, None)
 
+    def clear(self) -> None:
+        """Forget every token, cached or seen once."""
+        with self._lock:
+            self._data.clear()
+            self._seen.clear()
+
+    def info(self) -> CacheInfo:
+        """Sizes, for :meth:`ValidatorCore.cache_info`."""
+        return CacheInfo(len(self._data), self.maxsize, len(self._seen))
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -360,49 +402,89 @@ class BodyReader:
 
 
 class ValidatorCore:
-    """The validator without I/O. Thread-safe for reads; ``receive`` is serialised by shells."""
+    """The validator without I/O. Thread-safe for reads; ``receive`` is serialised by shells.
 
-    def __init__(self, config: Config) -> None:
+    Args:
+        config: the validated settings.
+        lock_factory: makes the single-flight lock of each key source (``threading.Lock``
+            for the sync shell, ``anyio.Lock`` for the async one).
+    """
+
+    def __init__(self, config: Config, *, lock_factory: Callable[[], Any] = threading.Lock):
         self.config = config
-        self._clock = config.clock
-        self._keys: KeySource | None = None
-        if config.shared_key is None:
-            self._keys = KeySource(
-                issuer=config.issuer,
-                jwks_uri=config.jwks_uri,
-                algorithms=config.algorithms,
-                cache_max_age=config.cache_max_age,
-                cooldown=config.cooldown,
-                max_stale=config.max_stale,
-            )
-        self._cache = _TokenCache(config.token_cache_size) if config.token_cache_size else None
-        self._strict = config.token_type == "at+jwt"
-
-    @property
-    def generation(self) -> int:
-        """Moves on with every fetch outcome received (see FetchRequest.generation)."""
-        return self._keys.generation if self._keys is not None else 0
+        self._clock = config.clock or time.time
+        self.registry = IssuerRegistry(
+            config.policies,
+            config.resolver,
+            source_settings={
+                "cache_max_age": config.cache_max_age,
+                "cooldown": config.cooldown,
+                "max_stale": config.max_stale,
+            },
+            max_sources=config.max_key_sources,
+            lock_factory=lock_factory,
+        )
+        size = config.token_cache_size
+        self._cache = _TokenCache(size) if size else None
+        self._max_size = config.max_token_size
+        self._algorithms = self.registry.algorithms
 
     def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
         """A reader for a fetched response, with the configured cap and deadline."""
         c = self.config
         return BodyReader(status, headers, limit=c.max_jwks_size, timeout=c.timeout)
 
-    def receive(self, request: FetchRequest, outcome: Response | BaseException) -> None:
-        """Hand the outcome of a fetch to the key cache."""
-        assert self._keys is not None
-        self._keys.receive(request, outcome, self._clock())
+    def receive(self, pending: Pending, outcome: Response | BaseException) -> None:
+        """Hand the outcome of the fetch ``pending`` asked for to its key source."""
+        pending.source.receive(pending.request, outcome, self._clock())
 
-    def validate(self, token: str) -> AccessToken | Pending:
-        """Validate ``token``, or pause with the fetch that must come first."""
+    def receive_for(
+        self, source: KeySource, request: FetchRequest, outcome: Response | BaseException
+    ) -> None:
+        """Hand the outcome of a :meth:`warm_up` fetch to its key source."""
+        source.receive(request, outcome, self._clock())
+
+    def warm_up(self) -> list[tuple[KeySource, FetchRequest]]:
+        """The fetches that would give every configured issuer fresh keys now."""
+        return self.registry.warm_up(self._clock())
+
+    def health(self) -> dict[str, IssuerHealth]:
+        """Per issuer: whether its keys are fresh, stale or missing."""
+        return self.registry.health(self._clock())
+
+    def cache_info(self) -> CacheInfo:
+        """What the verified-token cache holds."""
+        if self._cache is None:
+            return CacheInfo(0, 0, 0)
+        return self._cache.info()
+
+    def cache_clear(self) -> None:
+        """Empty the verified-token cache (keys stay cached)."""
+        if self._cache is not None:
+            self._cache.clear()
+
+    def validate(self, token: str, request: Any = None) -> AccessToken | Pending:
+        """Validate ``token``, or pause with the fetch that must come first.
+
+        ``request`` is the framework's request, handed to the issuer resolver only.
+        """
         try:
             cached = self._cache_hit(token) if self._cache is not None else None
             if cached is not None:
                 return cached
-            jws = decode_compact(
-                token, max_size=self.config.max_token_size, algorithms=self.config.algorithms
-            )
-            return self._continue(jws, token, refresh=True)
+            jws = decode_compact(token, max_size=self._max_size, algorithms=self._algorithms)
+            # The issuer is read (not trusted) before any key work: it picks the policy and
+            # the key source, and an untrusted one is refused before anything is fetched.
+            claims: dict[str, Any] | None
+            try:
+                claims = decode_json_object(jws.payload)
+            except MalformedToken:
+                if self.registry.only is None:
+                    raise
+                claims = None  # the signature first: then the payload is refused again
+            iss = claims.get("iss") if claims is not None else None
+            policy = self.registry.policy(iss, request)
+            return self._continue(jws, claims, policy, token, refresh=True)
         except BearerError as exc:
             logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
             raise
@@ -411,7 +493,14 @@ class ValidatorCore:
         """Go on after the fetch :attr:`Pending.request` was done (or skipped)."""
         fetched = pending.fetched | {pending.request.url} if refresh else pending.fetched
         try:
-            return self._continue(pending.jws, pending.token, refresh=refresh, fetched=fetched)
+            return self._continue(
+                pending.jws,
+                pending.claims,
+                pending.policy,
+                pending.token,
+                refresh=refresh,
+                fetched=fetched,
+            )
         except BearerError as exc:
             logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
             raise
@@ -419,31 +508,39 @@ class ValidatorCore:
     def _continue(
         self,
         jws: CompactJWS,
+        claims: dict[str, Any] | None,
+        policy: Compiled,
         token: str,
         *,
         refresh: bool,
         fetched: frozenset[str] = frozenset(),
     ) -> AccessToken | Pending:
         now = self._clock()
-        if self._keys is None:
-            assert self.config.shared_key is not None
-            key = self.config.shared_key
-        else:
-            found = self._keys.lookup(jws.kid, jws.alg, now, refresh=refresh)
+        alg = jws.alg
+        if alg not in policy.algorithms:
+            self.registry.check_algorithm(policy, alg)
+        source: Source = self.registry.source(policy)
+        remote: KeySource | None = None
+        if isinstance(source, KeySource):
+            remote = source
+            found = source.lookup(jws.kid, alg, now, refresh=refresh)
             if isinstance(found, FetchRequest) and found.url in fetched:
-                found = self._keys.lookup(jws.kid, jws.alg, now, refresh=False, fetch=False)
+                found = source.lookup(jws.kid, alg, now, refresh=False, fetch=False)
             if isinstance(found, FetchRequest):
-                return Pending(found, jws, token, fetched)
+                return Pending(found, source, jws, claims, policy, token, fetched)
             key = found
+        else:
+            key = source.lookup(jws.kid, alg)
         # The signature first: an expired forgery must read "invalid signature" (no oracle).
         key.verify(jws)
-        claims = decode_json_object(jws.payload)
-        access_token, window = self._check_claims(jws.header, claims, now)
+        if claims is None:
+            claims = decode_json_object(jws.payload)
+        access_token, window = self._check_claims(jws.header, claims, policy, now)
         if self._cache is not None and self._cache.admit(token):
-            keys = self._keys.keys if self._keys is not None else None
+            keys = remote.keys if remote is not None else None
             if keys is not None and key not in keys:
                 keys = None  # swapped since the lookup: hits will test membership
-            self._cache.put(token, _Cached(access_token, key, keys, *window))
+            self._cache.put(token, _Cached(access_token, key, remote, keys, policy, *window))
         return access_token
 
     def _cache_hit(self, token: str) -> AccessToken | None:
@@ -452,7 +549,7 @@ class ValidatorCore:
         if hit is None:
             return None
         now = self._clock()
-        source = self._keys
+        source = hit.source
         if source is not None:
             keys = source.keys
             if (
@@ -462,20 +559,21 @@ class ValidatorCore:
             ):
                 # The key that verified it has left the issuer's key set, or the set is due
                 # for a refresh that only a full validation asks for (a hit must not keep a
-                # withdrawn key alive): validate afresh.
+                # withdrawn key alive), or the source was evicted: validate afresh.
                 self._cache.pop(token)
                 return None
         if not hit.not_before <= now < hit.not_after:
             try:
-                self._check_times(hit.token.claims, now)
+                self._check_times(hit.token.claims, now, hit.policy)
             except TokenExpired:
                 self._cache.pop(token)  # it will never be valid again
                 raise
         return hit.token
 
-    def _check_times(self, claims: Mapping[str, Any], now: float) -> None:
+    @staticmethod
+    def _check_times(claims: Mapping[str, Any], now: float, policy: Compiled) -> None:
         """Say why a token is outside its window (at the very edge it may pass)."""
-        leeway = self.config.leeway
+        leeway = policy.leeway
         exp = claims["exp"]
         if now >= exp + leeway:
             raise TokenExpired(f"expired {now - exp:.0f} s ago (leeway {leeway:.0f} s)")
@@ -485,17 +583,16 @@ class ValidatorCore:
         iat = claims.get("iat")
         if iat is not None and now + leeway < iat:
             raise TokenNotYetValid(f"iat {iat - now:.0f} s in the future")
-        max_age = self.config.max_token_age
+        max_age = policy.max_token_age
         # With max_token_age, iat is a required claim.
         if max_age is not None and (age := now - claims["iat"]) > max_age + leeway:
             raise TokenExpired(f"issued {age:.0f} s ago, max age {max_age:.0f} s")
 
     def _check_claims(
-        self, header: Mapping[str, Any], claims: dict[str, Any], now: float
+        self, header: Mapping[str, Any], claims: dict[str, Any], c: Compiled, now: float
     ) -> tuple[AccessToken, tuple[float, float]]:
         """Check the claims; return the token and the window in which its times hold."""
-        c = self.config
-        strict = self._strict
+        strict = c.strict
         typ = header.get("typ")
         if typ is not None or strict:
             kind = (typ or "").lower()
@@ -512,7 +609,7 @@ class ValidatorCore:
         iss = claims.get("iss")
         if iss != c.issuer:
             raise WrongIssuer(f"iss {str(iss)[:128]!r} is not {c.issuer!r}")
-        aud = claims.get("aud")
+        aud = claims.get(c.audience_claim)
         if isinstance(aud, str):
             ok = aud in c.audiences
         elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
@@ -520,7 +617,13 @@ class ValidatorCore:
         else:
             ok = False
         if not ok:
-            raise WrongAudience(f"aud {str(aud)[:128]!r} names none of the audiences")
+            raise WrongAudience(
+                f"{c.audience_claim} {str(aud)[:128]!r} names none of the audiences"
+            )
+        for name, accepted in c.expected_claims:
+            value = claims.get(name)
+            if type(value) is not str or value not in accepted:
+                raise InvalidClaim(f"{name} is not an accepted value")
         exp: Any = claims.get("exp")  # a number once the test below passed
         nbf = claims.get("nbf", _NO_TIME)
         iat = claims.get("iat", _NO_TIME)
@@ -551,6 +654,6 @@ class ValidatorCore:
             if value is not None and not isinstance(value, str):
                 raise InvalidClaim(f"{name} is not a string")
         if not not_before <= now < not_after:
-            self._check_times(claims, now)
+            self._check_times(claims, now, c)
         token = AccessToken.from_claims(header, claims, c.scope_claims)
         return token, (not_before, not_after)

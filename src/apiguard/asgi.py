@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Collection
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, Final, TypeVar, Unpack
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.requests import HTTPConnection
@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from ._core import Settings
 from .bearer import (
     DEFAULT_REALM,
     ErrorResponse,
@@ -57,6 +58,7 @@ from .errors import (
     KeySetUnavailable,
     MissingToken,
 )
+from .issuers import IssuerPolicy
 from .validator import AsyncValidator
 
 __all__ = [
@@ -178,17 +180,19 @@ class BearerAuthMiddleware:
     Args:
         app: the ASGI app to protect.
         validator: the :class:`~apiguard.AsyncValidator` to use. If None, one is built
-            from ``issuer``, ``audience`` and ``validator_options``, and closed when the
+            from ``issuer``/``issuers`` and ``validator_settings``, and closed when the
             app's lifespan shuts down.
         issuer: the token issuer, when no ``validator`` is given.
-        audience: the API identifier(s), when no ``validator`` is given.
+        issuers: several trusted issuers (URLs and/or :class:`~apiguard.IssuerPolicy`),
+            when no ``validator`` is given.
         exclude_paths: paths that need no token and are not inspected at all (a token
             there is ignored): exact paths, or ``"/prefix/*"`` for a whole subtree.
         exclude: a predicate on the ASGI scope; True means the same as an excluded path.
         required: refuse requests without a token (401) everywhere but the excluded paths.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
             Default: the audience when there is one, else ``"api"`` (as in apiguard.flask).
-        **validator_options: further :class:`~apiguard.AsyncValidator` arguments.
+        **validator_settings: the :class:`~apiguard.AsyncValidator` settings
+            (``audience`` at least), when no ``validator`` is given.
 
     Raises:
         ConfigurationError: both a validator and settings for one are given, or neither,
@@ -210,22 +214,25 @@ class BearerAuthMiddleware:
         *,
         validator: AsyncValidator | None = None,
         issuer: str | None = None,
-        audience: str | Collection[str] | None = None,
+        issuers: Iterable[str | IssuerPolicy] | None = None,
         exclude_paths: Collection[str] = (),
         exclude: Callable[[Scope], bool] | None = None,
         required: bool = False,
         realm: str | None = DEFAULT_REALM,
-        **validator_options: Any,
+        **validator_settings: Unpack[Settings],
     ) -> None:
         if validator is None:
-            if issuer is None or audience is None:
-                raise ConfigurationError("give a validator, or an issuer and an audience")
-            validator = AsyncValidator(issuer=issuer, audience=audience, **validator_options)
+            if issuer is None and issuers is None and "resolver" not in validator_settings:
+                raise ConfigurationError(
+                    "issuer: give a validator, or an issuer (or issuers) and an audience",
+                    setting="issuer",
+                )
+            validator = AsyncValidator(issuer=issuer, issuers=issuers, **validator_settings)
             self._owns_validator = True
         elif not isinstance(validator, AsyncValidator):
             raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
-        elif issuer is not None or audience is not None or validator_options:
-            raise ConfigurationError("give either a validator or the settings for one")
+        elif issuer is not None or issuers is not None or validator_settings:
+            raise ConfigurationError("validator: give either a validator or the settings for one")
         else:
             self._owns_validator = False
         realm = pick_realm(realm, validator.audiences)

@@ -5,6 +5,7 @@
     ApiguardError
     ├── ConfigurationError (also ValueError)   raised at construction, never per request
     ├── KeySetUnavailable                      503, no challenge, Retry-After
+    │   └── IssuerResolutionFailed             the issuer resolver failed (not refused)
     └── BearerError                            everything RFC 6750 answers
         ├── MissingToken                       401, bare challenge
         ├── InvalidRequest                     400, error="invalid_request"
@@ -19,6 +20,7 @@
         │   ├── TokenExpired
         │   ├── TokenNotYetValid
         │   ├── WrongIssuer
+        │   │   └── UntrustedIssuer            ``iss`` names no trusted issuer
         │   ├── WrongAudience
         │   └── InvalidClaim
         └── InsufficientScope                  403, error="insufficient_scope"
@@ -46,6 +48,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSignature",
     "InvalidToken",
+    "IssuerResolutionFailed",
     "KeySetUnavailable",
     "MalformedToken",
     "MissingToken",
@@ -54,6 +57,7 @@ __all__ = [
     "UnknownSigningKey",
     "UnsupportedCriticalHeader",
     "UnsupportedTokenType",
+    "UntrustedIssuer",
     "WrongAudience",
     "WrongIssuer",
     "WrongTokenType",
@@ -76,6 +80,11 @@ class ConfigurationError(ApiguardError, ValueError):
 
     reason = "configuration_error"
 
+    def __init__(self, detail: str | None = None, *, setting: str | None = None) -> None:
+        super().__init__(detail)
+        #: The name of the setting at fault (the message starts with it), or None.
+        self.setting = setting
+
 
 class KeySetUnavailable(ApiguardError):
     """No signing key could be had: the JWKS is unreachable and nothing cached fits.
@@ -92,6 +101,17 @@ class KeySetUnavailable(ApiguardError):
         super().__init__(detail)
         #: Seconds after which a retry may succeed (the ``Retry-After`` header).
         self.retry_after = max(1, int(retry_after))
+
+
+class IssuerResolutionFailed(KeySetUnavailable):
+    """The issuer resolver raised: whether the issuer is trusted cannot be told right now.
+
+    A resolver that *refuses* an issuer makes the token invalid (401); one that fails (its
+    tenant database is down, say) is the server's fault, hence 503 like a JWKS outage.
+    """
+
+    reason = "issuer_resolution_failed"
+    description = "The token issuer cannot be checked right now"
 
 
 class BearerError(ApiguardError):
@@ -198,6 +218,13 @@ class WrongIssuer(InvalidToken):
     """The ``iss`` claim is not the configured issuer."""
 
     reason = "wrong_issuer"
+    description = "The access token was issued by an untrusted issuer"
+
+
+class UntrustedIssuer(WrongIssuer):
+    """The ``iss`` claim names no trusted issuer (matched exactly, before any fetch)."""
+
+    reason = "untrusted_issuer"
     description = "The access token was issued by an untrusted issuer"
 
 

@@ -38,12 +38,14 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NoReturn, TypeVar, cast, overload
+from typing import Any, Final, Literal, NoReturn, TypeVar, Unpack, cast, overload
 
 import httpx
 from flask import Blueprint, Flask, Request, Response, current_app, g, has_app_context, request
 from werkzeug.local import LocalProxy
 
+from ._core import CONFIG_SETTINGS, POLICY_SETTINGS, Settings
+from ._settings import SettingInfo, boolean, describe, fail, from_text, setting, settings_of
 from .bearer import DEFAULT_REALM, extract_token, pick_realm, query_names_token, render_error
 from .claims import AccessToken, check_match
 from .errors import (
@@ -55,6 +57,7 @@ from .errors import (
     KeySetUnavailable,
     MissingToken,
 )
+from .issuers import IssuerPolicy
 from .validator import Validator
 
 __all__ = [
@@ -74,32 +77,48 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY: Final = "apiguard"
 _G_TOKEN: Final = "_apiguard_token"
 _UNSET: Any = object()
-
-# Validator keyword arguments and how a string from the config (an environment variable,
-# say) is read for each: numbers parsed, lists split on whitespace.
-_NUMBERS: Final = frozenset(
-    {
-        "leeway",
-        "max_token_age",
-        "cache_max_age",
-        "cooldown",
-        "max_stale",
-        "timeout",
-        "max_token_size",
-        "max_jwks_size",
-        "token_cache_size",
-    }
-)
-_LISTS: Final = frozenset({"audience", "algorithms", "required_claims", "scope_claims"})
-_STRINGS: Final = frozenset({"issuer", "jwks_uri", "token_type", "shared_secret"})
-_VALIDATOR_OPTIONS: Final = _NUMBERS | _LISTS | _STRINGS
-# Settings of this layer, not the validator's.
-_OWN_OPTIONS: Final = frozenset({"realm", "exempt_options"})
 _CONFIG_PREFIX: Final = "APIGUARD_"
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off"})
 # RFC 6749 §3.3 scope-token: no space, no double quote, no backslash.
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _LayerSettings:
+    """The settings of this layer (beside the validator's), declared like theirs."""
+
+    issuer: str | None = setting(
+        None,
+        doc="the issuer URL; several issuer URLs separated by spaces trust each of them",
+        kind="string",
+    )
+    issuers: Iterable[str | IssuerPolicy] | None = setting(
+        None, doc="several issuers: URLs and/or apiguard.IssuerPolicy objects", kind="object"
+    )
+    realm: str | None = setting(
+        DEFAULT_REALM,
+        doc="the realm of the WWW-Authenticate challenges (None for none; default: the "
+        "audience when there is one, else 'api')",
+        kind="string",
+    )
+    exempt_options: bool = setting(
+        True, doc="let OPTIONS requests (CORS preflight) through unauthenticated", kind="boolean"
+    )
+
+
+class GuardSettings(Settings, total=False):
+    """The keyword settings of :class:`ApiGuard`, for typing (declared on the dataclasses)."""
+
+    issuer: str | None
+    issuers: Iterable[str | IssuerPolicy] | None
+    realm: str | None
+    exempt_options: bool
+
+
+#: Every ``APIGUARD_*`` setting: this layer's, then the per-issuer and validator-wide ones.
+_LAYER: Final = settings_of(_LayerSettings)
+SETTINGS: Final[dict[str, SettingInfo]] = {**_LAYER, **POLICY_SETTINGS, **CONFIG_SETTINGS}
+#: Settings that only make sense for a validator ApiGuard builds itself.
+_VALIDATOR_SETTINGS: Final = SETTINGS.keys() - {"realm", "exempt_options"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,18 +139,18 @@ class GuardState:
 class ApiGuard:
     """The Flask extension: one validator per app, and RFC 6750 error answers.
 
-    Settings come from ``app.config`` as ``APIGUARD_<NAME>``: ``APIGUARD_ISSUER`` and
-    ``APIGUARD_AUDIENCE`` (required), and every other keyword of :class:`~apiguard.Validator`
-    (``APIGUARD_JWKS_URI``, ``APIGUARD_ALGORITHMS``, ``APIGUARD_LEEWAY``,
-    ``APIGUARD_MAX_TOKEN_AGE``, ``APIGUARD_REQUIRED_CLAIMS``, ``APIGUARD_TOKEN_TYPE``,
-    ``APIGUARD_SCOPE_CLAIMS``, ``APIGUARD_SHARED_SECRET``, ``APIGUARD_CACHE_MAX_AGE``,
-    ``APIGUARD_COOLDOWN``, ``APIGUARD_MAX_STALE``, ``APIGUARD_TIMEOUT``,
-    ``APIGUARD_MAX_TOKEN_SIZE``, ``APIGUARD_MAX_JWKS_SIZE``, ``APIGUARD_TOKEN_CACHE_SIZE``),
-    plus ``APIGUARD_REALM`` (default: the audience when there is one, else ``"api"``; None
-    for no realm) and ``APIGUARD_EXEMPT_OPTIONS`` (default True). Strings are accepted for
-    every setting, so values can come straight from the environment: numbers are parsed,
-    and lists (audience, algorithms, claims) are split on whitespace. An unknown
-    ``APIGUARD_*`` key is an error, so that a misspelt setting is not silently ignored.
+    Settings come from ``app.config`` as ``APIGUARD_<NAME>``, or as keywords by their
+    lower-case name (which override ``app.config``). ``APIGUARD_ISSUER`` (one issuer URL,
+    or several separated by spaces) and ``APIGUARD_AUDIENCE`` are the usual pair. Strings
+    are accepted for every setting that can be written as text, so values can come
+    straight from the environment: numbers are parsed, lists are split on whitespace,
+    booleans read from true/false, 1/0, yes/no, on/off. An unknown ``APIGUARD_*`` key is an
+    error, so that a misspelt setting is not silently ignored; an error names the setting
+    as it was given (``APIGUARD_LEEWAY`` from the config, ``leeway`` as a keyword).
+
+    Settings:
+
+    {settings}
 
     Args:
         app: the app to set up now; or call :meth:`init_app` later (application factory).
@@ -140,11 +159,11 @@ class ApiGuard:
             in ``app.config`` are then not read.
         http_client: the ``httpx.Client`` the built validator fetches keys with.
         **options: settings by their lower-case name (``issuer=...``, ``leeway=5``,
-            ``realm="organizer"``, ``clock=...``); they override ``app.config``.
+            ``realm="organizer"``, ``clock=...``).
 
     Raises:
         ConfigurationError: at :meth:`init_app`, when a setting is missing, unknown or
-            unsafe (the message names it). Never per request.
+            unsafe (the message starts with its name). Never per request.
 
     Warning:
         ``APIGUARD_EXEMPT_OPTIONS`` lets every ``OPTIONS`` request through, so that CORS
@@ -158,15 +177,15 @@ class ApiGuard:
         *,
         validator: Validator | None = None,
         http_client: httpx.Client | None = None,
-        **options: Any,
+        **options: Unpack[GuardSettings],
     ) -> None:
-        unknown = sorted(set(options) - _VALIDATOR_OPTIONS - _OWN_OPTIONS - {"clock"})
+        unknown = sorted(set(options) - SETTINGS.keys())
         if unknown:
-            raise ConfigurationError(f"ApiGuard: unknown options {unknown!r}")
+            raise TypeError(f"ApiGuard() got an unexpected keyword argument {unknown[0]!r}")
         if validator is not None:
             if not isinstance(validator, Validator):
                 raise ConfigurationError("validator: must be an apiguard.Validator")
-            clashing = sorted(set(options) - _OWN_OPTIONS)
+            clashing = sorted(set(options) & _VALIDATOR_SETTINGS)
             clashing += ["http_client"] if http_client is not None else []
             if clashing:
                 raise ConfigurationError(
@@ -174,7 +193,7 @@ class ApiGuard:
                 )
         self._validator = validator
         self._http_client = http_client
-        self._options = dict(options)
+        self._options: dict[str, Any] = dict(options)
         if app is not None:
             self.init_app(app)
 
@@ -184,25 +203,21 @@ class ApiGuard:
         Raises:
             ConfigurationError: a setting is missing, unknown or unsafe.
         """
-        settings = _read_config(app.config)
+        settings, labels = _read_config(app.config)
         settings.update(self._options)
-        realm_setting = settings.pop("realm", _UNSET)
-        exempt_options = _boolean(settings.pop("exempt_options", True))
-        if self._validator is not None:
-            validator = self._validator
-        else:
-            for name in ("issuer", "audience"):
-                if settings.get(name) in (None, ""):
-                    raise ConfigurationError(
-                        f"{_CONFIG_PREFIX}{name.upper()}: required (set it in app.config "
-                        f"or pass {name}= to ApiGuard)"
-                    )
-            validator = Validator(http_client=self._http_client, **_coerce(settings))
-        realm = pick_realm(
-            DEFAULT_REALM if realm_setting is _UNSET else realm_setting,
-            validator.audiences,
-            name=f"{_CONFIG_PREFIX}REALM",
-        )
+        labels.update({name: name for name in self._options})
+        try:
+            realm_setting = settings.pop("realm", DEFAULT_REALM)
+            exempt_options = boolean("exempt_options", settings.pop("exempt_options", True))
+            if self._validator is not None:
+                validator = self._validator
+            else:
+                validator = _build_validator(settings, self._http_client)
+            realm = pick_realm(
+                realm_setting, validator.audiences, name=labels.get("realm", "realm")
+            )
+        except ConfigurationError as exc:
+            raise _relabel(exc, labels) from None
         app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options)
         # An application that registered its own handler first keeps it.
         handlers = app.error_handler_spec[None][None]
@@ -220,40 +235,48 @@ class ApiGuard:
         return _state(app or current_app)
 
 
-def _read_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def _read_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``APIGUARD_*`` settings of ``config`` (text read by kind), and each one's key."""
     settings: dict[str, Any] = {}
+    labels: dict[str, str] = {}
     for key, value in config.items():
         if not key.startswith(_CONFIG_PREFIX):
             continue
         name = key[len(_CONFIG_PREFIX) :].lower()
-        if name not in _VALIDATOR_OPTIONS | _OWN_OPTIONS:
-            raise ConfigurationError(f"{key}: not an apiguard setting")
+        info = SETTINGS.get(name)
+        if info is None:
+            raise ConfigurationError(f"{key}: not an apiguard setting", setting=key)
+        if isinstance(value, str) and info.kind != "string":
+            value = from_text(info, value, name=key)
         settings[name] = value
-    return settings
+        labels[name] = key
+    return settings, labels
 
 
-def _coerce(settings: dict[str, Any]) -> dict[str, Any]:
-    coerced: dict[str, Any] = {}
-    for name, value in settings.items():
-        if isinstance(value, str) and name in _NUMBERS:
-            try:
-                value = float(value) if "." in value else int(value)
-            except ValueError:
-                raise ConfigurationError(
-                    f"{_CONFIG_PREFIX}{name.upper()}: must be a number, not {value!r}"
-                ) from None
-        elif isinstance(value, str) and name in _LISTS:
-            value = value.split()
-        coerced[name] = value
-    return coerced
+def _build_validator(settings: dict[str, Any], client: httpx.Client | None) -> Validator:
+    issuer = settings.pop("issuer", None)
+    if isinstance(issuer, str):
+        # One issuer URL, or several separated by spaces (no issuer contains a space).
+        urls = issuer.split()
+        if len(urls) > 1 and settings.get("issuers") is None:
+            settings["issuers"] = urls
+            issuer = None
+        else:
+            issuer = urls[0] if urls else None
+    if issuer is None and settings.get("issuers") is None and settings.get("resolver") is None:
+        raise fail("issuer", "required (set it in app.config or pass issuer= to ApiGuard)")
+    return Validator(issuer=issuer, http_client=client, **settings)
 
 
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise ConfigurationError(f"{_CONFIG_PREFIX}EXEMPT_OPTIONS: must be a boolean, not {value!r}")
+def _relabel(error: ConfigurationError, labels: Mapping[str, str]) -> ConfigurationError:
+    """Name the setting in ``error`` as the user wrote it (``APIGUARD_LEEWAY``, ``leeway``)."""
+    name = error.setting
+    if name is None or name not in SETTINGS or not error.detail.startswith(name):
+        return error  # no setting of ours, or already named as given
+    label = labels.get(name, _CONFIG_PREFIX + name.upper())
+    if label == name:
+        return error
+    return ConfigurationError(label + error.detail[len(name) :], setting=label)
 
 
 def _state(app: Flask) -> GuardState:
@@ -479,3 +502,8 @@ def _current_token() -> AccessToken:
 #: Falsy outside a protected view and when an optional view got no token; any attribute
 #: access then raises a RuntimeError that says why.
 current_token: AccessToken = cast(AccessToken, LocalProxy(_current_token))
+
+
+ApiGuard.__doc__ = (ApiGuard.__doc__ or "").format(
+    settings=describe(SETTINGS, prefix=_CONFIG_PREFIX)
+)

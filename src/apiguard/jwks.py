@@ -94,6 +94,11 @@ class KeySet:
     def __contains__(self, key: object) -> bool:
         return id(key) in self._members
 
+    @property
+    def ambiguous_kids(self) -> frozenset[str]:
+        """Kids that name several keys of the set (unusable: apiguard never guesses)."""
+        return self._ambiguous
+
     def __len__(self) -> int:
         return len(self.keys)
 
@@ -268,7 +273,10 @@ class KeySource:
         self._s = _Settings(
             issuer, jwks_uri, frozenset(algorithms), cache_max_age, cooldown, max_stale
         )
+        self.issuer = issuer
         self.jwks_uri = jwks_uri
+        #: The shells' single-flight lock for this source (set by whoever creates it).
+        self.lock: Any = None
         self._discovery = _discovery_urls(issuer)
         self._discovery_index = 0
         self.keys: KeySet | None = None
@@ -282,6 +290,30 @@ class KeySource:
     def is_fresh(self, now: float) -> bool:
         """Tell whether the cached key set is within its freshness lifetime."""
         return now < self._fresh_until
+
+    def is_usable(self, now: float) -> bool:
+        """Tell whether the cached key set may still serve (fresh, or stale within bounds)."""
+        return self.keys is not None and now < self._usable_until
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last fetch failed, or None after a success (or before any fetch)."""
+        return self._last_error
+
+    def retire(self) -> None:
+        """Mark the source as no longer in use: cached tokens verified with its keys miss."""
+        self._fresh_until = -math.inf
+
+    def refresh_request(self, now: float) -> FetchRequest | None:
+        """What to fetch for fresh keys now, or None: fresh already, or on cooldown."""
+        if now < self._next_fetch:
+            return None
+        if self.jwks_uri is None:
+            url = self._discovery[self._discovery_index]
+            return FetchRequest(url, "discovery", self.generation)
+        if self.keys is None or now >= self._fresh_until:
+            return FetchRequest(self.jwks_uri, "jwks", self.generation)
+        return None
 
     def lookup(
         self,

@@ -23,14 +23,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from ._core import Settings
+from .issuers import IssuerPolicy, PolicySettings
 from .validator import AsyncValidator, Validator
 
 __all__ = ["REMOVE", "LocalIssuer", "SigningKey", "serve_issuer"]
@@ -241,26 +243,44 @@ class LocalIssuer:
         """Route this issuer's URLs in a respx router (``respx_mock`` fixture or ``respx.mock``)."""
         router.route(host=httpx.URL(self.issuer).host).mock(side_effect=self.handle)
 
-    def validator(self, **options: Any) -> Validator:
-        """A :class:`Validator` for this issuer that fetches through :meth:`transport`."""
-        options.setdefault("issuer", self.issuer)
-        options.setdefault("audience", self.audience)
-        options.setdefault("clock", self.clock)
-        client = httpx.Client(transport=self.transport())
-        validator = Validator(http_client=client, **options)
-        # The kit made this client for the validator alone: closing the validator closes it.
-        validator._owns_client = True
-        return validator
+    def policy(self, **settings: Unpack[PolicySettings]) -> IssuerPolicy:
+        """An :class:`~apiguard.IssuerPolicy` for this issuer (``audience`` defaults to its own)."""
+        settings.setdefault("audience", self.audience)
+        return IssuerPolicy(self.issuer, **settings)
 
-    def async_validator(self, **options: Any) -> AsyncValidator:
+    def validator(
+        self,
+        *,
+        issuers: Iterable[str | IssuerPolicy] | None = None,
+        **settings: Unpack[Settings],
+    ) -> Validator:
+        """A :class:`Validator` for this issuer that fetches through :meth:`transport`.
+
+        Settings override the defaults: this issuer and its audience (unless ``issuers``
+        or ``resolver`` is given), and its clock.
+        """
+        options = self._defaults(issuers, settings)
+        return Validator(transport=self.transport(), **options)
+
+    def async_validator(
+        self,
+        *,
+        issuers: Iterable[str | IssuerPolicy] | None = None,
+        **settings: Unpack[Settings],
+    ) -> AsyncValidator:
         """An :class:`AsyncValidator` for this issuer that fetches through :meth:`transport`."""
-        options.setdefault("issuer", self.issuer)
-        options.setdefault("audience", self.audience)
+        options = self._defaults(issuers, settings)
+        return AsyncValidator(transport=self.transport(), **options)
+
+    def _defaults(self, issuers: Any, settings: Any) -> Any:
+        options = dict(settings)
+        if issuers is not None:
+            options["issuers"] = issuers
+        elif "resolver" not in options:
+            options["issuer"] = self.issuer
+            options.setdefault("audience", self.audience)
         options.setdefault("clock", self.clock)
-        client = httpx.AsyncClient(transport=self.transport())
-        validator = AsyncValidator(http_client=client, **options)
-        validator._owns_client = True
-        return validator
+        return options
 
 
 @contextlib.contextmanager

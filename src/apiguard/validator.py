@@ -8,120 +8,139 @@ deadline and a body cap. Everything else, validation and caching included, is th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import anyio
 import httpx
 
-from ._core import Pending, ValidatorCore, build_config
-from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
-from .errors import ConfigurationError
-from .jwks import FetchRequest, Response
+from ._core import (
+    CONFIG_SETTINGS,
+    POLICY_SETTINGS,
+    CacheInfo,
+    Pending,
+    Settings,
+    ValidatorCore,
+    build_config,
+)
+from ._settings import describe, fail
+from .claims import AccessToken
+from .issuers import IssuerHealth, IssuerPolicy
+from .jwks import FetchRequest, KeySource, Response
 
 __all__ = ["AsyncValidator", "Validator"]
 
 _HEADERS = {"Accept": "application/json"}
+#: Discovery, then the JWKS, then one retry: enough rounds for prefetch() to settle.
+_WARM_UP_ROUNDS = 4
 
 
 class _Base:
     _core: ValidatorCore
 
-    def __init__(
+    def _setup(
         self,
-        *,
-        issuer: str,
-        audience: str | Iterable[str],
-        jwks_uri: str | None = None,
-        algorithms: Iterable[str] | None = None,
-        leeway: float = 30.0,
-        max_token_age: float | None = None,
-        required_claims: Iterable[str] = (),
-        token_type: str | None = None,
-        scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
-        shared_secret: str | bytes | None = None,
-        cache_max_age: float = 600.0,
-        cooldown: float = 30.0,
-        max_stale: float = 86400.0,
-        timeout: float = 5.0,
-        max_token_size: int = 16384,
-        max_jwks_size: int = 1 << 20,
-        token_cache_size: int = 4096,
-        clock: Callable[[], float] | None = None,
+        issuer: str | None,
+        issuers: Iterable[str | IssuerPolicy] | None,
+        settings: dict[str, Any],
+        lock_factory: Any,
     ) -> None:
-        self._core = ValidatorCore(
-            build_config(
-                issuer=issuer,
-                audience=audience,
-                jwks_uri=jwks_uri,
-                algorithms=algorithms,
-                leeway=leeway,
-                max_token_age=max_token_age,
-                required_claims=required_claims,
-                token_type=token_type,
-                scope_claims=scope_claims,
-                shared_secret=shared_secret,
-                cache_max_age=cache_max_age,
-                cooldown=cooldown,
-                max_stale=max_stale,
-                timeout=timeout,
-                max_token_size=max_token_size,
-                max_jwks_size=max_jwks_size,
-                token_cache_size=token_cache_size,
-                clock=clock,
-            )
+        config = build_config(
+            issuer=issuer, issuers=issuers, owner=self.__class__.__name__, **settings
         )
+        self._core = ValidatorCore(config, lock_factory=lock_factory)
 
     @property
-    def issuer(self) -> str:
-        """The issuer tokens must come from."""
-        return self._core.config.issuer
+    def issuers(self) -> tuple[str, ...]:
+        """The configured issuers (a resolver may trust more)."""
+        return tuple(self._core.registry.policies)
+
+    @property
+    def issuer(self) -> str | None:
+        """The issuer tokens must come from, when exactly one is configured; else None."""
+        issuers = self.issuers
+        return issuers[0] if len(issuers) == 1 and self._core.config.resolver is None else None
 
     @property
     def audiences(self) -> frozenset[str]:
-        """The audiences a token may name (any one of them suffices)."""
-        return self._core.config.audiences
+        """The audiences a token may name (any one of them), over all configured issuers."""
+        policies = self._core.registry.policies.values()
+        return frozenset().union(*(policy.audiences for policy in policies))
+
+    @property
+    def wants_request(self) -> bool:
+        """Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured)."""
+        return self._core.config.resolver is not None
+
+    def health(self) -> dict[str, IssuerHealth]:
+        """Per issuer, whether its keys are ``fresh``, ``stale`` or ``missing``.
+
+        For a readiness probe: configured issuers first, then those a resolver admitted
+        whose key sources are still kept. No I/O.
+
+        >>> all(h.state != "missing" for h in validator.health().values())  # doctest: +SKIP
+        """
+        return self._core.health()
+
+    def cache_info(self) -> CacheInfo:
+        """What the verified-token cache holds (``currsize``, ``maxsize``, ``seen_once``)."""
+        return self._core.cache_info()
+
+    def cache_clear(self) -> None:
+        """Empty the verified-token cache: every token is validated in full next time."""
+        self._core.cache_clear()
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(issuer={self.issuer!r})"
+        issuers = self.issuers
+        shown = [f"issuer={issuers[0]!r}"] if len(issuers) == 1 else [f"issuers={list(issuers)!r}"]
+        if self._core.config.resolver is not None:
+            shown = [*shown[: bool(issuers)], f"resolver={self._core.config.resolver!r}"]
+        return f"{self.__class__.__name__}({', '.join(shown)})"
+
+
+def _client(
+    name: str, client: Any, transport: Any, client_type: type, transport_type: type
+) -> tuple[Any, bool]:
+    """The HTTP client to fetch with, and whether the validator owns (closes) it."""
+    if client is not None and transport is not None:
+        raise fail("transport", "give http_client or transport, not both")
+    if client is not None:
+        if not isinstance(client, client_type):
+            raise fail("http_client", f"must be an {client_type.__module__}.{client_type.__name__}")
+        return client, False
+    if transport is not None and not isinstance(transport, transport_type):
+        raise fail("transport", f"must be an {transport_type.__module__}.{transport_type.__name__}")
+    return client_type(transport=transport), True
 
 
 class Validator(_Base):
-    """Validate JWT access tokens, fetching the issuer's keys with an ``httpx.Client``.
+    """Validate JWT access tokens, fetching the issuers' keys with an ``httpx.Client``.
 
     Args:
-        issuer: the exact ``iss`` expected (Auth0's ends with ``/``). Keys are discovered
-            from it unless ``jwks_uri`` or ``shared_secret`` is given.
-        audience: the API identifier(s); a token must name at least one in ``aud``.
-        jwks_uri: where the keys are, instead of discovery. https only (http only for
-            loopback hosts).
-        algorithms: allowed ``alg`` values. Default: every asymmetric algorithm (RS*, PS*,
-            ES*, EdDSA), each only with a key of its own type and curve. ``none`` never.
-        leeway: clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds (0 to 300).
-        max_token_age: reject tokens whose ``iat`` is older than this many seconds.
-        required_claims: claim names that must be present.
-        token_type: ``"at+jwt"`` for RFC 9068 strict mode (``typ`` and the RFC's claims
-            required); None accepts ``typ`` absent, ``JWT`` or ``at+jwt``.
-        scope_claims: where scopes are read (default ``scope``, ``scp``, ``permissions``).
-        shared_secret: the API's HS256 signing secret (Auth0 HS256 APIs); at least as long
-            as the hash. Excludes a JWKS.
-        cache_max_age: how long fetched keys are fresh, in seconds (``Cache-Control:
-            max-age`` is honoured between ``cooldown`` and this).
-        cooldown: the least time between two key fetches, in seconds.
-        max_stale: how long past freshness the last good keys still serve while the
-            issuer is unreachable, in seconds.
-        timeout: total time for one fetch, body included, in seconds.
-        max_token_size: longest token accepted, in characters.
-        max_jwks_size: largest discovery or JWKS body read, in bytes.
-        token_cache_size: how many verified tokens are remembered (0 turns the cache off).
-            Entries expire with the token and leave with their key; time claims are
-            checked again on every hit.
+        issuer: the exact ``iss`` expected, for one issuer (Auth0's ends with ``/``). Keys
+            are discovered from it unless ``jwks_uri``, ``jwks``, ``public_keys`` or
+            ``shared_secret`` is given.
+        issuers: several trusted issuers: issuer URLs (each gets the per-issuer settings
+            given here) and/or :class:`~apiguard.IssuerPolicy` objects (each complete).
         http_client: an ``httpx.Client`` to fetch with (not closed by :meth:`close`).
-        clock: returns seconds since the epoch (default ``time.time``); for tests.
+        transport: an ``httpx.BaseTransport`` for a client the validator makes and closes
+            (e.g. a test issuer's in-process transport).
+        **settings: the per-issuer settings (for ``issuer`` and the URLs in ``issuers``)
+            and the validator-wide ones, listed below.
+
+    Per-issuer settings (see :class:`~apiguard.IssuerPolicy`):
+
+    {policy}
+
+    Validator-wide settings:
+
+    {wide}
 
     Raises:
-        ConfigurationError: a setting is missing or unsafe (the message names it).
+        ConfigurationError: a setting is missing or unsafe (the message starts with its
+            name).
+        TypeError: an unknown keyword.
 
     >>> with Validator(issuer="https://tenant.example/", audience="https://api") as v:
     ...     token = v.validate(bearer)  # doctest: +SKIP
@@ -131,36 +150,70 @@ class Validator(_Base):
         guarantees above; ``http://`` issuers are for loopback development only.
     """
 
-    def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise ConfigurationError("http_client: must be an httpx.Client")
-        super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.Client()
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        *,
+        issuer: str | None = None,
+        issuers: Iterable[str | IssuerPolicy] | None = None,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **settings: Unpack[Settings],
+    ) -> None:
+        self._client, self._owns_client = _client(
+            "http_client", http_client, transport, httpx.Client, httpx.BaseTransport
+        )
+        try:
+            self._setup(issuer, issuers, dict(settings), threading.Lock)
+        except BaseException:
+            if self._owns_client:
+                self._client.close()
+            raise
 
-    def validate(self, token: str) -> AccessToken:
+    def validate(self, token: str, *, request: Any = None) -> AccessToken:
         """Validate ``token`` and return what it grants.
+
+        Args:
+            token: the compact JWT.
+            request: the framework's request, for an issuer resolver (layers pass it).
 
         Raises:
             InvalidToken: (a subclass per reason) the token is not acceptable.
             KeySetUnavailable: the issuer's keys cannot be had; answer 503.
         """
-        result = self._core.validate(token)
+        result = self._core.validate(token, request)
         while isinstance(result, Pending):
-            request = result.request
+            request_ = result.request
+            lock = result.source.lock
             # An optional refresh is skipped while another caller fetches: the keys we have
             # still serve, so nobody waits on the network for them.
-            if self._lock.acquire(blocking=not request.optional):
+            if lock.acquire(blocking=not request_.optional):
                 try:
-                    if self._core.generation == request.generation:
-                        self._core.receive(request, self._fetch(request))
+                    if result.source.generation == request_.generation:
+                        self._core.receive(result, self._fetch(request_))
                 finally:
-                    self._lock.release()
+                    lock.release()
                 result = self._core.resume(result)
             else:
                 result = self._core.resume(result, refresh=False)
         return result
+
+    def prefetch(self) -> dict[str, IssuerHealth]:
+        """Fetch the keys of every configured issuer now (at start-up), one after another.
+
+        A failure is not raised: it is logged and shows in the returned :meth:`health`.
+        """
+        for _ in range(_WARM_UP_ROUNDS):
+            wanted = self._core.warm_up()
+            if not wanted:
+                break
+            for source, request in wanted:
+                self._warm(source, request)
+        return self.health()
+
+    def _warm(self, source: KeySource, request: FetchRequest) -> None:
+        with source.lock:
+            if source.generation == request.generation:
+                self._core.receive_for(source, request, self._fetch(request))
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
         timeout = self._core.config.timeout
@@ -194,34 +247,61 @@ class AsyncValidator(_Base):
     """Validate JWT access tokens in async code, fetching keys with an ``httpx.AsyncClient``.
 
     Takes the same arguments as :class:`Validator` (``http_client`` an
-    ``httpx.AsyncClient``). One fetch at a time across tasks; the event loop is never
-    blocked.
+    ``httpx.AsyncClient``, ``transport`` an ``httpx.AsyncBaseTransport``). One fetch at a
+    time per issuer across tasks; the event loop is never blocked.
 
     >>> async with AsyncValidator(issuer="https://tenant.example/", audience="https://api") as v:
     ...     token = await v.validate(bearer)  # doctest: +SKIP
     """
 
-    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
-        super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient()
-        self._lock = anyio.Lock()
+    def __init__(
+        self,
+        *,
+        issuer: str | None = None,
+        issuers: Iterable[str | IssuerPolicy] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **settings: Unpack[Settings],
+    ) -> None:
+        self._client, self._owns_client = _client(
+            "http_client", http_client, transport, httpx.AsyncClient, httpx.AsyncBaseTransport
+        )
+        # anyio.Lock binds to no event loop until first used, so it can be made here.
+        self._setup(issuer, issuers, dict(settings), anyio.Lock)
 
-    async def validate(self, token: str) -> AccessToken:
+    async def validate(self, token: str, *, request: Any = None) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
-        result = self._core.validate(token)
+        result = self._core.validate(token, request)
         while isinstance(result, Pending):
-            request = result.request
-            if request.optional and self._lock.locked():
+            request_ = result.request
+            lock = result.source.lock
+            if request_.optional and lock.locked():
                 result = self._core.resume(result, refresh=False)
                 continue
-            async with self._lock:
-                if self._core.generation == request.generation:
-                    self._core.receive(request, await self._fetch(request))
+            async with lock:
+                if result.source.generation == request_.generation:
+                    self._core.receive(result, await self._fetch(request_))
             result = self._core.resume(result)
         return result
+
+    async def prefetch(self) -> dict[str, IssuerHealth]:
+        """Fetch the keys of every configured issuer now (at start-up), concurrently.
+
+        A failure is not raised: it is logged and shows in the returned :meth:`health`.
+        """
+        for _ in range(_WARM_UP_ROUNDS):
+            wanted = self._core.warm_up()
+            if not wanted:
+                break
+            async with anyio.create_task_group() as group:
+                for source, request in wanted:
+                    group.start_soon(self._warm, source, request)
+        return self.health()
+
+    async def _warm(self, source: KeySource, request: FetchRequest) -> None:
+        async with source.lock:
+            if source.generation == request.generation:
+                self._core.receive_for(source, request, await self._fetch(request))
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
         timeout = self._core.config.timeout
@@ -251,3 +331,8 @@ class AsyncValidator(_Base):
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+Validator.__doc__ = (Validator.__doc__ or "").format(
+    policy=describe(POLICY_SETTINGS), wide=describe(CONFIG_SETTINGS)
+)

@@ -11,8 +11,8 @@ import pytest
 
 from apiguard.testing import LocalIssuer
 
-#: The shared test vectors live beside the repository (``../shared/vectors``).
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
+#: The public test vectors, kept in the repository (see tests/vectors/README.md).
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 NOW = 1_700_000_000.0
 
 
@@ -30,10 +30,10 @@ class FakeClock:
 
 
 def load_vectors(relative: str) -> Any:
-    """Load a vector file, or skip the test when the vector directory is absent."""
+    """Load a vector file; a missing one fails the test (it never skips)."""
     path = VECTORS / relative
-    if not path.exists():
-        pytest.skip(f"test vectors not found at {path.resolve()} (../shared/vectors)")
+    if not path.is_file():
+        pytest.fail(f"test vector file missing: tests/vectors/{relative}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -36,25 +36,22 @@ def test_a_token_enters_on_its_second_validation(issuer: LocalIssuer) -> None:
     """A token validated once takes no cache entry; the second validation caches it."""
     token = issuer.token()
     with issuer.validator() as validator:
-        entries = validator._core._cache
-        assert entries is not None
         first = validator.validate(token)
-        assert len(entries) == 0
+        assert validator.cache_info() == (0, 4096, 1)
         second = validator.validate(token)
         assert second is not first
-        assert len(entries) == 1
+        assert validator.cache_info().currsize == 1
         assert validator.validate(token) is second
 
 
 def test_tokens_seen_once_are_remembered_within_bounds(issuer: LocalIssuer) -> None:
     """The record of tokens seen once is bounded like the cache, and nothing else grows."""
     with issuer.validator(token_cache_size=2) as validator:
-        entries = validator._core._cache
-        assert entries is not None
         for index in range(5):
             validator.validate(issuer.token(sub=f"u{index}"))
-        assert len(entries._seen) <= 2
-        assert len(entries) == 0
+        info = validator.cache_info()
+        assert info.seen_once <= 2
+        assert info.currsize == 0
 
 
 def test_time_claims_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -> None:
@@ -105,8 +102,7 @@ def test_cache_is_bounded(issuer: LocalIssuer) -> None:
     with issuer.validator(token_cache_size=2) as validator:
         for index in range(5):
             cache(validator, issuer.token(sub=f"u{index}"))
-        assert validator._core._cache is not None
-        assert len(validator._core._cache) == 2
+        assert validator.cache_info().currsize == 2
 
 
 def test_cache_evicts_the_least_recently_used(issuer: LocalIssuer) -> None:
@@ -130,8 +126,7 @@ def test_expired_entry_leaves_the_cache(issuer: LocalIssuer, clock: FakeClock) -
         clock.advance(60 + 30)
         with pytest.raises(TokenExpired):
             validator.validate(short)
-        assert validator._core._cache is not None
-        assert len(validator._core._cache) == 1
+        assert validator.cache_info().currsize == 1
 
 
 def test_not_yet_valid_rechecked_on_hit(issuer: LocalIssuer, clock: FakeClock) -> None:
@@ -179,10 +174,10 @@ def test_key_set_swapped_during_verification(
         def verify_then_refresh(key: VerificationKey, jws: CompactJWS) -> None:
             verify(key, jws)
             # Another thread's refresh lands between the lookup and the cache insert.
-            assert core._keys is not None
-            assert core._keys.jwks_uri is not None
-            request = FetchRequest(core._keys.jwks_uri, "jwks", core.generation)
-            core.receive(request, Response(200, {}, new_jwks))
+            source = core.registry.remote(core.registry.policies[issuer.issuer])
+            assert source.jwks_uri is not None
+            request = FetchRequest(source.jwks_uri, "jwks", source.generation)
+            core.receive_for(source, request, Response(200, {}, new_jwks))
 
         validator.validate(token)  # seen once: the next validation caches it
         monkeypatch.setattr(VerificationKey, "verify", verify_then_refresh)
@@ -190,6 +185,16 @@ def test_key_set_swapped_during_verification(
         monkeypatch.undo()
         with pytest.raises(UnknownSigningKey):
             validator.validate(token)
+
+
+def test_cache_clear_forgets_every_token(issuer: LocalIssuer) -> None:
+    """cache_clear() empties the cache: the next validation is a full one."""
+    token = issuer.token()
+    with issuer.validator() as validator:
+        first = cache(validator, token)
+        validator.cache_clear()
+        assert validator.cache_info() == (0, 4096, 0)
+        assert validator.validate(token) is not first
 
 
 def test_cache_disabled(issuer: LocalIssuer) -> None:

@@ -14,6 +14,7 @@ from apiguard import (
     MalformedToken,
     TokenExpired,
     TokenNotYetValid,
+    UntrustedIssuer,
     Validator,
     WrongAudience,
     WrongIssuer,
@@ -62,14 +63,14 @@ REJECTED = [
     pytest.param({"aud": REMOVE}, WrongAudience, id="D5-missing"),
     pytest.param({"aud": None}, WrongAudience, id="D5-null"),
     pytest.param({"aud": {"a": AUD}}, WrongAudience, id="D5-object"),
-    # D6: iss.
-    pytest.param({"iss": ISS.rstrip("/")}, WrongIssuer, id="D6-no-trailing-slash"),
-    pytest.param({"iss": ISS.upper()}, WrongIssuer, id="D6-case"),
-    pytest.param({"iss": ISS[:-3]}, WrongIssuer, id="D6-prefix"),
-    pytest.param({"iss": ISS + "tenant/"}, WrongIssuer, id="D6-extension"),
+    # D6: iss, matched exactly before any key is looked at (UntrustedIssuer is a WrongIssuer).
+    pytest.param({"iss": ISS.rstrip("/")}, UntrustedIssuer, id="D6-no-trailing-slash"),
+    pytest.param({"iss": ISS.upper()}, UntrustedIssuer, id="D6-case"),
+    pytest.param({"iss": ISS[:-3]}, UntrustedIssuer, id="D6-prefix"),
+    pytest.param({"iss": ISS + "tenant/"}, UntrustedIssuer, id="D6-extension"),
     pytest.param({"iss": [ISS]}, WrongIssuer, id="D6-list"),
     pytest.param({"iss": REMOVE}, WrongIssuer, id="D6-missing"),
-    pytest.param({"iss": "https://other.test/"}, WrongIssuer, id="B5-other-tenant"),
+    pytest.param({"iss": "https://other.test/"}, UntrustedIssuer, id="B5-other-tenant"),
     # D8: an ID token.
     pytest.param({"nonce": "n-0S6_WzA2Mj"}, WrongTokenType, id="D8-nonce"),
     pytest.param({"at_hash": "77QmUPtjPfzWtF2AnpK9RQ"}, WrongTokenType, id="D8-at_hash"),

@@ -158,3 +158,45 @@ async def test_async_client_lifecycle() -> None:
     async with httpx.AsyncClient() as client:
         await AsyncValidator(http_client=client, **BASE).aclose()
         assert not client.is_closed
+
+
+def test_typed_keywords_match_the_declaration() -> None:
+    """The typed keyword lists (for mypy and IDEs) name exactly the declared settings."""
+    import typing
+
+    from apiguard._core import CONFIG_SETTINGS, POLICY_SETTINGS, Settings
+    from apiguard.issuers import PolicySettings
+
+    assert set(PolicySettings.__annotations__) == set(POLICY_SETTINGS)
+    assert set(typing.get_type_hints(Settings)) == set(POLICY_SETTINGS) | set(CONFIG_SETTINGS)
+    for name, info in {**POLICY_SETTINGS, **CONFIG_SETTINGS}.items():
+        assert Settings.__annotations__[name].__forward_arg__ == info.annotation, name
+        assert info.doc, name
+
+
+def test_validator_docstring_lists_every_setting() -> None:
+    """The Validator's docstring is generated from the declaration: every setting is in it."""
+    from apiguard._core import CONFIG_SETTINGS, POLICY_SETTINGS
+
+    doc = Validator.__doc__ or ""
+    for name in {**POLICY_SETTINGS, **CONFIG_SETTINGS}:
+        assert f"\n    {name}: " in doc, name
+
+
+def test_unknown_keyword_is_a_type_error() -> None:
+    """A misspelt keyword fails as Python's own calls do, naming it."""
+    with pytest.raises(TypeError, match="unexpected keyword argument 'leway'"):
+        Validator(**BASE, leway=5)  # type: ignore[call-arg]
+
+
+def test_transport_makes_an_owned_client() -> None:
+    """transport= gives the validator a client of its own, closed with it; not with http_client."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(404))
+    validator = Validator(transport=transport, **BASE)
+    own = validator._client
+    validator.close()
+    assert own.is_closed
+    with httpx.Client() as client, pytest.raises(ConfigurationError, match=r"^transport: "):
+        Validator(http_client=client, transport=transport, **BASE)
+    with pytest.raises(ConfigurationError, match=r"^transport: "):
+        Validator(transport=object(), **BASE)  # type: ignore[arg-type]

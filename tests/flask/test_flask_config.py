@@ -45,66 +45,66 @@ def configured_app(config: dict[str, Any]) -> Flask:
 @pytest.mark.parametrize(
     ("config", "options", "message"),
     [
-        pytest.param({"APIGUARD_AUDIENCE": AUDIENCE}, {}, "APIGUARD_ISSUER", id="no-issuer"),
-        pytest.param({"APIGUARD_ISSUER": ISSUER}, {}, "APIGUARD_AUDIENCE", id="no-audience"),
+        pytest.param({"APIGUARD_AUDIENCE": AUDIENCE}, {}, "^APIGUARD_ISSUER: ", id="no-issuer"),
+        pytest.param({"APIGUARD_ISSUER": ISSUER}, {}, "^APIGUARD_AUDIENCE: ", id="no-audience"),
         pytest.param(
             {"APIGUARD_ISSUER": "", "APIGUARD_AUDIENCE": AUDIENCE},
             {},
-            "APIGUARD_ISSUER",
+            "^APIGUARD_ISSUER: ",
             id="empty-issuer",
         ),
         pytest.param(
             {"APIGUARD_ISSUER": "http://issuer.example/", "APIGUARD_AUDIENCE": AUDIENCE},
             {},
-            "issuer",
+            "^APIGUARD_ISSUER: must be https",
             id="http-issuer-off-loopback",
         ),
         pytest.param(
             {"APIGUARD_AUDIENCES": AUDIENCE, "APIGUARD_ISSUER": ISSUER},
             {},
-            "APIGUARD_AUDIENCES",
+            "^APIGUARD_AUDIENCES: not an apiguard setting",
             id="misspelt-key",
         ),
         pytest.param(
             {"APIGUARD_LEEWAY": "soon"},
             {"issuer": ISSUER, "audience": AUDIENCE},
-            "LEEWAY",
+            "^APIGUARD_LEEWAY: must be a number",
             id="leeway-not-a-number",
         ),
         pytest.param(
             {"APIGUARD_LEEWAY": 3600},
             {"issuer": ISSUER, "audience": AUDIENCE},
-            "leeway",
+            "^APIGUARD_LEEWAY: must be between",
             id="leeway-too-large",
         ),
         pytest.param(
             {"APIGUARD_ALGORITHMS": "RS256 none"},
             {"issuer": ISSUER, "audience": AUDIENCE},
-            "algorithms",
+            "^APIGUARD_ALGORITHMS: ",
             id="alg-none",
         ),
         pytest.param(
             {"APIGUARD_ALGORITHMS": "HS256"},
             {"issuer": ISSUER, "audience": AUDIENCE},
-            "algorithms",
+            "^APIGUARD_ALGORITHMS: ",
             id="hmac-with-jwks",
         ),
         pytest.param(
             {"APIGUARD_JWKS_URI": "http://keys.example/jwks.json"},
             {"issuer": ISSUER, "audience": AUDIENCE},
-            "jwks_uri",
+            "^APIGUARD_JWKS_URI: ",
             id="http-jwks-uri",
         ),
         pytest.param(
             {"APIGUARD_REALM": 'say "hi"'},
             {"issuer": ISSUER, "audience": AUDIENCE},
-            "REALM",
+            "^APIGUARD_REALM: ",
             id="realm-with-quote",
         ),
         pytest.param(
             {"APIGUARD_EXEMPT_OPTIONS": "perhaps"},
             {"issuer": ISSUER, "audience": AUDIENCE},
-            "EXEMPT_OPTIONS",
+            "^APIGUARD_EXEMPT_OPTIONS: must be a boolean",
             id="exempt-options-not-boolean",
         ),
     ],
@@ -120,7 +120,6 @@ def test_wrong_settings_fail_at_start_up(
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        pytest.param({"issuers": ISSUER}, "unknown options", id="unknown-keyword"),
         pytest.param({"validator": object()}, "must be an apiguard.Validator", id="not-validator"),
         pytest.param({"validator": "ready", "leeway": 5}, "excludes", id="validator-and-options"),
     ],
@@ -137,6 +136,38 @@ def test_wrong_keywords_fail_at_construction(
     else:
         with pytest.raises(ConfigurationError, match=message):
             ApiGuard(**arguments)
+
+
+def test_unknown_keyword_is_a_type_error() -> None:
+    """A keyword ApiGuard does not declare is a TypeError, as for any Python callable."""
+    with pytest.raises(TypeError, match="unexpected keyword argument 'isuer'"):
+        ApiGuard(isuer=ISSUER)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"leeway": 3600}, "^leeway: must be between", id="leeway"),
+        pytest.param({"exempt_options": "perhaps"}, "^exempt_options: ", id="exempt_options"),
+        pytest.param({"realm": 'say "hi"'}, "^realm: ", id="realm"),
+        pytest.param({"audience": ""}, "^audience: ", id="audience"),
+    ],
+)
+def test_keyword_errors_name_the_keyword(options: dict[str, Any], message: str) -> None:
+    """A bad keyword setting is named as the keyword (not as an APIGUARD_* key)."""
+    with pytest.raises(ConfigurationError, match=message):
+        ApiGuard(configured_app({}), **{"issuer": ISSUER, "audience": AUDIENCE, **options})
+
+
+def test_every_declared_setting_has_a_config_key() -> None:
+    """ApiGuard reads an APIGUARD_* key for each declared validator and layer setting."""
+    from apiguard._core import CONFIG_SETTINGS, POLICY_SETTINGS
+    from apiguard.flask import SETTINGS
+
+    assert POLICY_SETTINGS.keys() | CONFIG_SETTINGS.keys() <= SETTINGS.keys()
+    assert {"issuer", "issuers", "realm", "exempt_options"} <= SETTINGS.keys()
+    for name in ("APIGUARD_LEEWAY", "APIGUARD_MAX_KEY_SOURCES", "APIGUARD_AUDIENCE_CLAIM"):
+        assert name in (ApiGuard.__doc__ or "")
 
 
 def test_settings_from_environment_strings(
