@@ -82,6 +82,58 @@ async def _afetch(
         return exc
 
 
+class _SyncClient:
+    """The ``httpx.Client`` of a sync shell: given by the caller, or owned and closed here."""
+
+    _client: httpx.Client
+    _owns_client: bool
+
+    def _use_client(self, client: httpx.Client | None) -> None:
+        if client is not None and not isinstance(client, httpx.Client):
+            raise ConfigurationError("http_client: must be an httpx.Client")
+        self._owns_client = client is None
+        self._client = client or httpx.Client()
+
+    def close(self) -> None:
+        """Close the HTTP client, unless it was given by the caller."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _AsyncClient:
+    """The ``httpx.AsyncClient`` of an async shell: given by the caller, or owned here."""
+
+    _client: httpx.AsyncClient
+    _owns_client: bool
+
+    def _use_client(self, client: httpx.AsyncClient | None) -> None:
+        if client is not None and not isinstance(client, httpx.AsyncClient):
+            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless it was given by the caller."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
 class _Base:
     _core: ValidatorCore
 
@@ -144,7 +196,7 @@ class _Base:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
 
 
-class Validator(_Base):
+class Validator(_SyncClient, _Base):
     """Validate JWT access tokens, fetching the issuer's keys with an ``httpx.Client``.
 
     Args:
@@ -189,11 +241,8 @@ class Validator(_Base):
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise ConfigurationError("http_client: must be an httpx.Client")
         super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.Client()
+        self._use_client(http_client)
         self._lock = threading.Lock()
 
     def validate(self, token: str) -> AccessToken:
@@ -222,21 +271,8 @@ class Validator(_Base):
     def _fetch(self, request: FetchRequest) -> Response | Exception:
         return _fetch(self._client, request, self._core.body_reader, self._core.config.timeout)
 
-    def close(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            self._client.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class AsyncValidator(_Base):
+class AsyncValidator(_AsyncClient, _Base):
     """Validate JWT access tokens in async code, fetching keys with an ``httpx.AsyncClient``.
 
     Takes the same arguments as :class:`Validator` (``http_client`` an
@@ -248,11 +284,8 @@ class AsyncValidator(_Base):
     """
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
         super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient()
+        self._use_client(http_client)
         self._lock = anyio.Lock()
 
     async def validate(self, token: str) -> AccessToken:
@@ -273,19 +306,6 @@ class AsyncValidator(_Base):
         return await _afetch(
             self._client, request, self._core.body_reader, self._core.config.timeout
         )
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class _IntrospectorBase:
@@ -346,7 +366,7 @@ class _IntrospectorBase:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
 
 
-class Introspector(_IntrospectorBase):
+class Introspector(_SyncClient, _IntrospectorBase):
     """Validate opaque access tokens by asking the issuer (RFC 7662), with a safe cache.
 
     Args:
@@ -372,11 +392,8 @@ class Introspector(_IntrospectorBase):
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise ConfigurationError("http_client: must be an httpx.Client")
         super().__init__(lock_factory=threading.Lock, **options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.Client()
+        self._use_client(http_client)
 
     def validate(self, token: str) -> AccessToken:
         """Introspect ``token`` (or answer from the cache) and return what it grants.
@@ -397,21 +414,8 @@ class Introspector(_IntrospectorBase):
             result = core.resume(result)
         return result
 
-    def close(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            self._client.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class AsyncIntrospector(_IntrospectorBase):
+class AsyncIntrospector(_AsyncClient, _IntrospectorBase):
     """Validate opaque access tokens in async code (see :class:`Introspector`).
 
     Takes the same arguments (``http_client`` an ``httpx.AsyncClient``); concurrent tasks
@@ -419,11 +423,8 @@ class AsyncIntrospector(_IntrospectorBase):
     """
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
         super().__init__(lock_factory=anyio.Lock, **options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient()
+        self._use_client(http_client)
 
     async def validate(self, token: str) -> AccessToken:
         """Introspect ``token`` (see :meth:`Introspector.validate`)."""
@@ -438,16 +439,3 @@ class AsyncIntrospector(_IntrospectorBase):
                     core.receive(result, answer)
             result = core.resume(result)
         return result
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
