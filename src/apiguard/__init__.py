@@ -15,7 +15,9 @@ from .errors import (
     ApiguardError,
     BearerError,
     ConfigurationError,
+    InactiveToken,
     InsufficientScope,
+    IntrospectionFailed,
     InvalidClaim,
     InvalidRequest,
     InvalidSignature,
@@ -24,6 +26,7 @@ from .errors import (
     KeySetUnavailable,
     MalformedToken,
     MissingToken,
+    ServiceUnavailable,
     TokenExpired,
     TokenNotYetValid,
     UnknownSigningKey,
@@ -34,8 +37,9 @@ from .errors import (
     WrongIssuer,
     WrongTokenType,
 )
+from .introspection import Introspection
 from .issuers import IssuerHealth, IssuerPolicy, IssuerResolver, TenantIssuers
-from .validator import AsyncValidator, Validator
+from .validator import AsyncIntrospector, AsyncValidator, Introspector, Validator
 
 try:
     __version__ = version("apiguard")
@@ -46,11 +50,16 @@ __all__ = [
     "AccessToken",
     "AlgorithmNotAllowed",
     "ApiguardError",
+    "AsyncIntrospector",
     "AsyncValidator",
     "BearerError",
     "CacheInfo",
     "ConfigurationError",
+    "InactiveToken",
     "InsufficientScope",
+    "Introspection",
+    "IntrospectionFailed",
+    "Introspector",
     "InvalidClaim",
     "InvalidRequest",
     "InvalidSignature",
@@ -62,6 +71,7 @@ __all__ = [
     "KeySetUnavailable",
     "MalformedToken",
     "MissingToken",
+    "ServiceUnavailable",
     "TenantIssuers",
     "TokenExpired",
     "TokenNotYetValid",

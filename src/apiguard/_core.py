@@ -16,7 +16,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from types import MappingProxyType
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from ._settings import fail, number, setting, settings_of
 from .claims import AccessToken
@@ -58,6 +59,8 @@ _NO_TIME: Final = -math.inf
 #: Claims that must be strings when present; the strict dialect requires the first three.
 _STRING_CLAIMS: Final = ("sub", "jti", "client_id", "azp")
 _STRICT_STRING_CLAIMS: Final = _STRING_CLAIMS[:3]
+_V = TypeVar("_V")
+_NO_HEADER: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,7 +298,7 @@ class CacheInfo(NamedTuple):
     seen_once: int
 
 
-class _TokenCache:
+class _TokenCache(Generic[_V]):
     """A bounded LRU of verified tokens: reads take no lock, writes are serialised.
 
     cachetools would be the usual choice, but its LRUCache keeps the order in Python code
@@ -313,7 +316,7 @@ class _TokenCache:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._data: OrderedDict[str, _Cached] = OrderedDict()
+        self._data: OrderedDict[str, _V] = OrderedDict()
         self._lock = threading.Lock()
         #: Hashes of tokens validated once; a collision only admits a token early.
         self._seen: set[int] = set()
@@ -330,7 +333,7 @@ class _TokenCache:
         seen.add(digest)
         return False
 
-    def get(self, token: str) -> _Cached | None:
+    def get(self, token: str) -> _V | None:
         """The entry for ``token``, now the most recently used, or None."""
         data = self._data
         entry = data.get(token)
@@ -342,7 +345,7 @@ class _TokenCache:
                 pass
         return entry
 
-    def put(self, token: str, entry: _Cached) -> None:
+    def put(self, token: str, entry: _V) -> None:
         """Remember ``entry``, evicting the least recently used beyond ``maxsize``."""
         with self._lock:
             data = self._data
@@ -425,9 +428,15 @@ class ValidatorCore:
             lock_factory=lock_factory,
         )
         size = config.token_cache_size
-        self._cache = _TokenCache(size) if size else None
+        self._cache: _TokenCache[_Cached] | None = _TokenCache(size) if size else None
         self._max_size = config.max_token_size
         self._algorithms = self.registry.algorithms
+
+    def _only_policy(self) -> Compiled:
+        only = self.registry.only
+        if only is None:
+            raise ValueError("check_claims needs a policy when several issuers are trusted")
+        return only
 
     def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
         """A reader for a fetched response, with the configured cap and deadline."""
@@ -598,6 +607,31 @@ class ValidatorCore:
             kind = (typ or "").lower()
             if kind not in (_STRICT_TYPES if strict else _ACCESS_TOKEN_TYPES):
                 raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
+        return self.check_claims(claims, now, header, c)
+
+    def check_claims(
+        self,
+        claims: dict[str, Any],
+        now: float,
+        header: Mapping[str, Any] = _NO_HEADER,
+        policy: Compiled | None = None,
+    ) -> tuple[AccessToken, tuple[float, float]]:
+        """Check a claims set, wherever it came from: a verified JWT or an introspection answer.
+
+        Returns the token and the window ``[not_before, not_after)`` in which its time
+        claims hold.
+
+        Args:
+            claims: the claims set.
+            now: the current time, in seconds since the epoch.
+            header: the JOSE header, for the AccessToken.
+            policy: the issuer's policy; default the one configured (with exactly one).
+
+        Raises:
+            InvalidToken: (a subclass per reason) a claim is missing or not acceptable.
+        """
+        c = policy if policy is not None else self._only_policy()
+        strict = c.strict
         if not strict and not _ID_TOKEN_CLAIMS.isdisjoint(claims):
             raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
         if "cnf" in claims:

@@ -43,7 +43,7 @@ from .errors import (
     AlgorithmNotAllowed,
     BearerError,
     IssuerResolutionFailed,
-    KeySetUnavailable,
+    ServiceUnavailable,
     UnknownSigningKey,
     UntrustedIssuer,
     WrongIssuer,
@@ -634,10 +634,8 @@ class IssuerRegistry:
     def _resolve(self, iss: str, request: Any) -> Compiled:
         try:
             resolved = self.resolver(iss, request)  # type: ignore[misc]
-        except BearerError:
-            raise  # the resolver's own refusal, with its reason
-        except KeySetUnavailable:
-            raise
+        except (BearerError, ServiceUnavailable):
+            raise  # the resolver's own refusal (401) or outage (503), with its reason
         except Exception as exc:
             logger.exception("issuer resolver failed for iss %r", iss[:128])
             raise IssuerResolutionFailed(
