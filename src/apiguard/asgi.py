@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any, Final, TypeVar, Unpack, overload
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
@@ -43,7 +43,7 @@ from ._core import Settings
 from ._request import OPTIONAL, PathExemptions, RequestView, Requirement, guard, run_async
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, Match
-from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .issuers import IssuerPolicy
 from .validator import AsyncValidator
 
@@ -292,9 +292,11 @@ class BearerAuthMiddleware:
 
         try:
             token = await run_async(
-                guard(view, self._requirement), self.validator.validate, read_form
+                guard(view, self._requirement),
+                _validate_with_request(self.validator, scope),
+                read_form,
             )
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             await self._refuse(exc, scope, send)
             return
         scope[VALIDATOR_KEY] = self.validator
@@ -369,14 +371,23 @@ class BearerAuthMiddleware:
                 await close()
 
 
+def _validate_with_request(
+    validator: AsyncValidator, scope: Scope
+) -> Callable[[str], Awaitable[AccessToken]]:
+    """The validator's ``validate``, handing an issuer resolver the connection if it has one."""
+    if not validator.wants_request:
+        return validator.validate
+    return functools.partial(validator.validate, request=HTTPConnection(scope))
+
+
 def _ws_code(error: ApiguardError) -> int:
-    return WS_TRY_AGAIN_LATER if isinstance(error, KeySetUnavailable) else WS_POLICY_VIOLATION
+    return WS_TRY_AGAIN_LATER if isinstance(error, ServiceUnavailable) else WS_POLICY_VIOLATION
 
 
 def _ws_reason(error: ApiguardError) -> str:
     if isinstance(error, BearerError) and error.error is not None:
         return error.error
-    if isinstance(error, KeySetUnavailable):
+    if isinstance(error, ServiceUnavailable):
         return "temporarily_unavailable"
     return "unauthorized"
 

@@ -36,10 +36,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._request import Requirement, guard, run_async
-from .asgi import REALM_KEY, VALIDATOR_KEY, get_token, request_view
+from .asgi import REALM_KEY, VALIDATOR_KEY, _validate_with_request, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, check_match
-from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .validator import AsyncValidator
 
 __all__ = ["Authorize", "BearerException", "bearer_exception_handler", "check_routes", "install"]
@@ -203,7 +203,7 @@ class Authorize(SecurityBase):
         requirement = self.requirement(security_scopes.scopes)
         try:
             return await self._decide(request, requirement)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             raise BearerException(exc, realm) from None
 
     async def _decide(self, request: Request, requirement: Requirement) -> AccessToken | None:
@@ -227,9 +227,8 @@ class Authorize(SecurityBase):
                 return list(form.keys())
             return await request.body()
 
-        return await run_async(
-            guard(request_view(scope), requirement), self.validator.validate, read_form
-        )
+        validate = _validate_with_request(self.validator, scope)
+        return await run_async(guard(request_view(scope), requirement), validate, read_form)
 
     def __repr__(self) -> str:
         return f"Authorize(validator={self.validator!r}, scheme_name={self.scheme_name!r})"

@@ -50,7 +50,7 @@ from ._request import PathExemptions, RequestView, Requirement, guard, run
 from ._settings import SettingInfo, boolean, describe, fail, from_text, setting, settings_of
 from .bearer import DEFAULT_REALM, pick_realm, render_error
 from .claims import AccessToken, Match
-from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .issuers import IssuerPolicy
 from .validator import Validator
 
@@ -217,7 +217,7 @@ class ApiGuard:
         app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options)
         # An application that registered its own handler first keeps it.
         handlers = app.error_handler_spec[None][None]
-        for error in (BearerError, KeySetUnavailable):
+        for error in (BearerError, ServiceUnavailable):
             if error not in handlers:
                 app.register_error_handler(error, _answer)
 
@@ -348,7 +348,7 @@ def _authorize(
         if known is not None and known[0] is validator and known[1] == raw:
             token: AccessToken = known[2]
             return token
-        token = validator.validate(raw)
+        token = validator.validate(raw, request=req)  # the request, for an issuer resolver
         environ[_VALIDATED] = (validator, raw, token)
         return token
 

@@ -547,6 +547,7 @@ class TenantIssuers:
             **settings: the :class:`IssuerPolicy` settings (``audience``: the application
                 ID URI and/or the client id).
         """
+        jwks_uri: str | None
         if version == "2.0":
             template = f"{authority.rstrip('/')}/{{tenant}}/v2.0"
             jwks_uri = f"{authority.rstrip('/')}/{{tenant}}/discovery/v2.0/keys"
@@ -555,6 +556,8 @@ class TenantIssuers:
             jwks_uri = f"{authority.rstrip('/')}/{{tenant}}/discovery/keys"
         else:
             raise fail("version", "must be '1.0' or '2.0'")
+        if any(settings.get(name) is not None for name in _KEY_MATERIAL):
+            jwks_uri = None  # keys given locally (air-gapped, tests) take the place of Entra's
         return cls(template, tenants, jwks_uri_template=jwks_uri, tenant_claim="tid", **settings)
 
     @property

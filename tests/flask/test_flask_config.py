@@ -270,3 +270,39 @@ def test_importing_apiguard_does_not_import_flask() -> None:
         "import apiguard.flask; assert 'flask' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_several_issuers_from_one_setting() -> None:
+    """APIGUARD_ISSUER may list several issuer URLs separated by spaces: each is trusted."""
+    first = LocalIssuer("https://first.test/", audience=AUDIENCE)
+    second = LocalIssuer("https://second.test/", audience=AUDIENCE)
+    second.rotate(keep_previous=False)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        issuer = first if request.url.host == "first.test" else second
+        return issuer.handle(request)
+
+    app = configured_app(
+        {"APIGUARD_ISSUER": f" {first.issuer}  {second.issuer} ", "APIGUARD_AUDIENCE": AUDIENCE}
+    )
+    with httpx.Client(transport=httpx.MockTransport(handle)) as client:
+        ApiGuard(app, http_client=client)
+        assert app.extensions["apiguard"].validator.issuers == (first.issuer, second.issuer)
+        test = app.test_client()
+        for issuer in (first, second):
+            assert test.get("/private", headers=bearer(issuer.token())).status_code == 200
+        third = test.get("/private", headers=bearer(first.token(iss="https://third.test/")))
+        assert third.status_code == 401
+
+
+def test_issuer_policies_in_the_config() -> None:
+    """APIGUARD_ISSUERS takes IssuerPolicy objects (set from Python code, not from text)."""
+    from apiguard import IssuerPolicy
+
+    issuer = LocalIssuer("https://static.test/", audience=AUDIENCE)
+    policy = IssuerPolicy(issuer.issuer, audience=AUDIENCE, jwks=issuer.jwks)
+    app = configured_app({"APIGUARD_ISSUERS": [policy]})
+    ApiGuard(app)
+    assert app.test_client().get("/private", headers=bearer(issuer.token())).status_code == 200
+    with pytest.raises(ConfigurationError, match=r"^APIGUARD_RESOLVER: cannot be given as text"):
+        ApiGuard(configured_app({"APIGUARD_ISSUER": ISSUER, "APIGUARD_RESOLVER": "module.fn"}))
