@@ -23,7 +23,9 @@ from .errors import (
     DPoPProofReplayed,
     DPoPTokenHashMismatch,
     DPoPURIMismatch,
+    InactiveToken,
     InsufficientScope,
+    IntrospectionFailed,
     InvalidClaim,
     InvalidDPoPKey,
     InvalidDPoPProof,
@@ -52,7 +54,8 @@ from .errors import (
     WrongIssuer,
     WrongTokenType,
 )
-from .validator import AsyncValidator, Validator
+from .introspection import Introspection
+from .validator import AsyncIntrospector, AsyncValidator, Introspector, Validator
 
 try:
     __version__ = version("apiguard")
@@ -63,6 +66,7 @@ __all__ = [
     "AccessToken",
     "AlgorithmNotAllowed",
     "ApiguardError",
+    "AsyncIntrospector",
     "AsyncValidator",
     "BearerError",
     "ConfigurationError",
@@ -75,7 +79,11 @@ __all__ = [
     "DPoPProofReplayed",
     "DPoPTokenHashMismatch",
     "DPoPURIMismatch",
+    "InactiveToken",
     "InsufficientScope",
+    "Introspection",
+    "IntrospectionFailed",
+    "Introspector",
     "InvalidClaim",
     "InvalidDPoPKey",
     "InvalidDPoPProof",

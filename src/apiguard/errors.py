@@ -5,7 +5,8 @@
     ApiguardError
     ├── ConfigurationError (also ValueError)   raised at construction, never per request
     ├── ServiceUnavailable                     503, no challenge, Retry-After
-    │   ├── KeySetUnavailable                  the issuer's keys cannot be had
+    │   ├── KeySetUnavailable                  the issuer's signing keys
+    │   ├── IntrospectionFailed                the introspection endpoint (RFC 7662)
     │   └── ReplayStoreUnavailable             the DPoP replay store cannot be reached
     └── BearerError                            everything RFC 6750 and RFC 9449 answer
         ├── MissingToken                       401, bare challenge
@@ -25,6 +26,7 @@
         │   ├── WrongIssuer
         │   ├── WrongAudience
         │   ├── InvalidClaim
+        │   ├── InactiveToken                  introspection answered ``active: false``
         │   ├── DPoPKeyMismatch                cnf.jkt is not the proof's key
         │   ├── DPoPBoundTokenAsBearer         a DPoP-bound token sent as Bearer
         │   └── TokenNotDPoPBound              a token without cnf.jkt sent as DPoP
@@ -74,7 +76,9 @@ __all__ = [
     "DPoPProofReplayed",
     "DPoPTokenHashMismatch",
     "DPoPURIMismatch",
+    "InactiveToken",
     "InsufficientScope",
+    "IntrospectionFailed",
     "InvalidClaim",
     "InvalidDPoPKey",
     "InvalidDPoPProof",
@@ -123,24 +127,21 @@ class ConfigurationError(ApiguardError, ValueError):
 
 
 class ServiceUnavailable(ApiguardError):
-    """Something the API depends on cannot be reached: the request cannot be decided.
+    """Something apiguard needs to decide cannot be reached: the server's fault, not the client's.
 
-    This is the server's fault, not the client's, hence 503 rather than 401.
+    Answered 503 with ``Retry-After`` and no challenge, never 401: the token may well be
+    good, and the client should try again rather than fetch another one.
     """
 
     reason = "service_unavailable"
     status_code: ClassVar[int] = 503
     error: ClassVar[str | None] = None
-    description: ClassVar[str] = "The service is temporarily unavailable"
-    #: The default ``Retry-After``, in seconds.
-    retry_after_default: ClassVar[int] = 30
+    description: ClassVar[str] = "A service needed to check the access token is unavailable"
 
-    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: int = 30) -> None:
         super().__init__(detail)
         #: Seconds after which a retry may succeed (the ``Retry-After`` header).
-        self.retry_after = max(
-            1, int(self.retry_after_default if retry_after is None else retry_after)
-        )
+        self.retry_after = max(1, int(retry_after))
 
 
 class KeySetUnavailable(ServiceUnavailable):
@@ -148,6 +149,18 @@ class KeySetUnavailable(ServiceUnavailable):
 
     reason = "key_set_unavailable"
     description = "The signing keys of the token issuer are unavailable"
+
+
+class IntrospectionFailed(ServiceUnavailable):
+    """The introspection endpoint (RFC 7662) is unreachable or gave no usable answer.
+
+    Timeouts, 5xx, a refused client authentication, bodies that are too large or not a
+    JSON object with a boolean ``active``: none of them says anything about the token, so
+    the request is answered 503, never accepted and never 401.
+    """
+
+    reason = "introspection_failed"
+    description = "The token issuer could not be asked about the access token"
 
 
 class ReplayStoreUnavailable(ServiceUnavailable):
@@ -158,7 +171,9 @@ class ReplayStoreUnavailable(ServiceUnavailable):
 
     reason = "replay_store_unavailable"
     description = "The DPoP replay store is unavailable"
-    retry_after_default = 5
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, retry_after=retry_after)
 
 
 class BearerError(ApiguardError):
@@ -283,6 +298,16 @@ class InvalidClaim(InvalidToken):
 
     reason = "invalid_claim"
     description = "The access token has an invalid claim"
+
+
+class InactiveToken(InvalidToken):
+    """The issuer's introspection endpoint says the token is not active (RFC 7662 §2.2).
+
+    Revoked, expired, unknown, or a token the issuer will not describe to this API.
+    """
+
+    reason = "inactive_token"
+    description = "The access token is not active"
 
 
 class MultipleDPoPProofs(InvalidRequest):
