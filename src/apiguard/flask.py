@@ -348,7 +348,10 @@ def _authorize(
         if known is not None and known[0] is validator and known[1] == raw:
             token: AccessToken = known[2]
             return token
-        token = validator.validate(raw, request=req)  # the request, for an issuer resolver
+        if validator.wants_request:  # an issuer resolver is handed the request
+            token = validator.validate(raw, request=req)
+        else:
+            token = validator.validate(raw)
         environ[_VALIDATED] = (validator, raw, token)
         return token
 
