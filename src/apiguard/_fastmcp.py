@@ -14,9 +14,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from .bearer import DEFAULT_REALM, pick_realm
-from .claims import AccessToken
+from .claims import AccessToken, check_scope_names
 from .mcp import ChallengeMiddleware, McpToken, checked_validator, metadata_routes, verify
-from .metadata import ResourceMetadata, check_scope_names, resource_metadata
+from .metadata import ResourceMetadata, resource_metadata
 from .validator import AsyncValidator
 
 __all__ = ["FastMCPAuth"]

@@ -46,18 +46,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._request import ANY_TOKEN, RequestView, Requirement, guard, is_preflight, run_async
 from .asgi import _encode_headers
-from .bearer import DEFAULT_REALM, extract_token, pick_realm, query_names_token, render_error
-from .claims import AccessToken, check_match
+from .bearer import DEFAULT_REALM, extract_token, pick_realm, render_error
+from .claims import AccessToken, check_scope_names
 from .errors import (
     ApiguardError,
     BearerError,
     ConfigurationError,
     InsufficientScope,
-    InvalidRequest,
-    KeySetUnavailable,
+    MissingToken,
+    ServiceUnavailable,
 )
-from .metadata import ResourceMetadata, check_scope_names, resource_metadata
+from .metadata import ResourceMetadata, resource_metadata
 from .validator import AsyncValidator
 
 if TYPE_CHECKING:
@@ -156,16 +157,15 @@ def current_token() -> AccessToken | None:
     return found if isinstance(found, AccessToken) else None
 
 
-def refusal(scopes: tuple[str, ...], match: str) -> str | None:
-    """Why the current request may not run a tool needing ``scopes``, or None if it may."""
-    token = current_token()
-    if token is None:
+def refusal(requirement: Requirement) -> str | None:
+    """Why the current request may not run a tool with ``requirement``, or None if it may."""
+    try:
+        requirement.check(current_token())
+    except MissingToken:
         return "The request carries no access token validated by apiguard"
-    if scopes and not token.has_scopes(*scopes, match=check_match(match)):
-        which = "all of" if match == "all" else "one of"
-        return f"{InsufficientScope.description}: this tool needs {which} the scopes " + " ".join(
-            scopes
-        )
+    except InsufficientScope as exc:
+        which = "all of" if exc.match == "all" else "one of"
+        return f"{exc.description}: this tool needs {which} the scopes {' '.join(exc.required)}"
     return None
 
 
@@ -265,13 +265,9 @@ class McpAuth:
         Raises:
             ConfigurationError: ``match`` is wrong, or a scope is not an RFC 6749 scope token.
         """
-        try:
-            check_match(match)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        needed = check_scope_names(scopes)
-        self.metadata = self.metadata.with_scopes(needed)
-        return tool_guard(needed, match)
+        requirement = Requirement.declare(scopes, match)
+        self.metadata = self.metadata.with_scopes(requirement.scopes)
+        return tool_guard(requirement)
 
     def app(
         self, server: MCPServer[Any], *, close_validator: bool = False, **options: Any
@@ -319,15 +315,15 @@ class McpAuth:
         return app
 
 
-def tool_guard(scopes: tuple[str, ...], match: str) -> Callable[[F], F]:
-    """A decorator that refuses a tool call whose token lacks ``scopes`` (a ToolError)."""
+def tool_guard(requirement: Requirement) -> Callable[[F], F]:
+    """A decorator that refuses a tool call the requirement does not allow (a ToolError)."""
 
     def decorator(func: F) -> F:
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_tool(*args: Any, **kwargs: Any) -> Any:
-                reason = refusal(scopes, match)
+                reason = refusal(requirement)
                 if reason is not None:
                     raise ToolError(reason)
                 return await func(*args, **kwargs)
@@ -336,7 +332,7 @@ def tool_guard(scopes: tuple[str, ...], match: str) -> Callable[[F], F]:
 
         @functools.wraps(func)
         def sync_tool(*args: Any, **kwargs: Any) -> Any:
-            reason = refusal(scopes, match)
+            reason = refusal(requirement)
             if reason is not None:
                 raise ToolError(reason)
             return func(*args, **kwargs)
@@ -382,25 +378,32 @@ class ChallengeMiddleware:
         self.resource_metadata = resource_metadata
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths or _preflight(scope):
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        names = {name for name, _ in scope["headers"]}
+        view = RequestView(
+            method=scope["method"],
+            path=scope["path"],
+            authorization=tuple(
+                v.decode("latin-1") for k, v in scope["headers"] if k == _AUTHORIZATION
+            ),
+            query=scope.get("query_string", b""),
+            origin=b"origin" in names,
+            preflight_method=b"access-control-request-method" in names,
+        )
+        if is_preflight(view):
+            # It carries no credentials; the SDK (or a CORS middleware) answers it.
             await self.app(scope, receive, send)
             return
         try:
-            await self._check(scope)
-        except (BearerError, KeySetUnavailable) as exc:
+            # The one request path of every layer. MCP messages are JSON, so no form body
+            # is read for a repeated token (the SDK refuses a form-encoded body anyway).
+            await run_async(guard(view, ANY_TOKEN), self.validator.validate, _no_form)
+        except (BearerError, ServiceUnavailable) as exc:
             await self._refuse(exc, send)
             return
-        try:
-            await self.app(scope, receive, send)
-        except KeySetUnavailable as exc:  # pragma: no cover - the keys went between checks
-            await self._refuse(exc, send)
-
-    async def _check(self, scope: Scope) -> None:
-        values = [v.decode("latin-1") for k, v in scope["headers"] if k == _AUTHORIZATION]
-        raw = extract_token(values or None)
-        if query_names_token(scope.get("query_string", b"")):
-            raise InvalidRequest("bearer token sent in both the header and the query")
-        await self.validator.validate(raw)
+        await self.app(scope, receive, send)
 
     async def _refuse(self, error: ApiguardError, send: Send) -> None:
         answer = render_error(error, self.realm, self.resource_metadata)
@@ -409,12 +412,8 @@ class ChallengeMiddleware:
         await send({"type": "http.response.body", "body": answer.body})
 
 
-def _preflight(scope: Scope) -> bool:
-    # A CORS preflight carries no credentials; the SDK (or CORS middleware) answers it.
-    if scope["method"] != "OPTIONS":
-        return False
-    names = {name for name, _ in scope["headers"]}
-    return b"origin" in names and b"access-control-request-method" in names
+async def _no_form() -> bytes:  # pragma: no cover - a view without a content type
+    return b""
 
 
 def __getattr__(name: str) -> Any:

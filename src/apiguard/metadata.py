@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from .claims import check_scope_names
 from .errors import ConfigurationError
 
 __all__ = [
@@ -47,24 +48,6 @@ DEFAULT_MAX_AGE: Final = 3600
 _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 # What may stand inside a quoted WWW-Authenticate parameter (RFC 6750 §3 charset).
 _QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]+")
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
-_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
-
-
-def check_scope_names(scopes: Iterable[object], *, name: str = "scopes") -> tuple[str, ...]:
-    """The scope names, each checked against RFC 6749's ``scope-token`` rule.
-
-    Raises:
-        ConfigurationError: ``scopes`` is one string, or a name is not a scope token.
-    """
-    if isinstance(scopes, str):
-        raise ConfigurationError(f"{name}: give scope names one by one, not one string")
-    checked: list[str] = []
-    for scope in scopes:
-        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
-            raise ConfigurationError(f"{name}: not an RFC 6749 scope token: {scope!r}")
-        checked.append(scope)
-    return tuple(checked)
 
 
 def _check_url(name: str, value: object, *, resource: bool = False) -> str:
