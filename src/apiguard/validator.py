@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import Any, Required, Self, TypedDict, Unpack
 
 import anyio
 import httpx
@@ -388,6 +388,21 @@ class AsyncValidator(_AsyncClient, _Base):
         )
 
 
+class IntrospectorSettings(TypedDict, total=False):
+    """The keyword settings of the introspectors, for typing (see :class:`Introspector`)."""
+
+    issuer: Required[str]
+    audience: Required[str | Iterable[str]]
+    introspection: Required[Introspection]
+    leeway: float
+    max_token_age: float | None
+    required_claims: Iterable[str]
+    scope_claims: Sequence[str]
+    timeout: float
+    max_token_size: int
+    clock: Callable[[], float] | None
+
+
 class _IntrospectorBase:
     _core: IntrospectionCore
 
@@ -471,9 +486,15 @@ class Introspector(_SyncClient, _IntrospectorBase):
         token is refused only once its entry expires.
     """
 
-    def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        super().__init__(lock_factory=threading.Lock, **options)
-        self._use_client(http_client)
+    def __init__(
+        self,
+        *,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **settings: Unpack[IntrospectorSettings],
+    ) -> None:
+        super().__init__(lock_factory=threading.Lock, **settings)
+        self._use_client(http_client, transport)
 
     def validate(self, token: str) -> AccessToken:
         """Introspect ``token`` (or answer from the cache) and return what it grants.
@@ -502,9 +523,15 @@ class AsyncIntrospector(_AsyncClient, _IntrospectorBase):
     with the same new token share one request.
     """
 
-    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        super().__init__(lock_factory=anyio.Lock, **options)
-        self._use_client(http_client)
+    def __init__(
+        self,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **settings: Unpack[IntrospectorSettings],
+    ) -> None:
+        super().__init__(lock_factory=anyio.Lock, **settings)
+        self._use_client(http_client, transport)
 
     async def validate(self, token: str) -> AccessToken:
         """Introspect ``token`` (see :meth:`Introspector.validate`)."""
