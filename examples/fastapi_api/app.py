@@ -59,7 +59,8 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
     owned = validator is None
     if validator is None:
         validator = AsyncValidator(
-            issuer=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER),
+            # One issuer URL, or several separated by spaces: each is trusted on its own.
+            issuers=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split(),
             audience=os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE),
         )
     auth = Authorize(validator)

@@ -106,6 +106,7 @@ def list_tasks() -> dict[str, Any]:
 def create_app(**guard_options: Any) -> Flask:
     """Build the Organizer API; ``guard_options`` go to ApiGuard (e.g. ``validator=``)."""
     app = Flask(__name__)
+    # One issuer URL, or several separated by spaces: ApiGuard trusts each on its own.
     app.config["APIGUARD_ISSUER"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER)
     app.config["APIGUARD_AUDIENCE"] = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
     app.extensions["organizer"] = Organizer()

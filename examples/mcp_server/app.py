@@ -46,8 +46,9 @@ def create_app(validator: AsyncValidator | None = None) -> Starlette:
     audience = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
     owned = validator is None
     if validator is None:
-        issuer = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER)
-        validator = AsyncValidator(issuer=issuer, audience=audience)
+        # One issuer URL, or several separated by spaces: each is trusted on its own.
+        issuers = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
+        validator = AsyncValidator(issuers=issuers, audience=audience)
     auth = McpAuth(validator, resource=audience, resource_name="Organizer MCP server")
     organizer = Organizer()
 

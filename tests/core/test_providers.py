@@ -496,3 +496,27 @@ def test_every_provider_page_has_a_recipe() -> None:
     assert pages == ["auth0", "cognito", "entra", "google", "keycloak", "okta"]
     for page in pages:
         assert recipe(page)
+
+
+def test_readme_several_issuers_snippet(offline: list[Provider], clock: FakeClock) -> None:
+    """The README's "Several issuers" code builds what it says, and prefetch() reports health."""
+    readme = (DOCS.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Several issuers", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    auth0 = Provider(AUTH0, jwks_uri=AUTH0 + ".well-known/jwks.json", kid="k1", clock=clock)
+    offline.append(auth0)
+    namespace: dict[str, Any] = {}
+    exec(code[1], namespace)
+    validator: Validator = namespace["validator"]
+    with validator:
+        assert len(validator.issuers) == 3
+        assert validator.wants_request
+        health = validator.health()
+        assert health[AUTH0].state == "fresh"  # prefetched
+        assert health["https://login.organizer.example/"].state == "missing"
+        token = auth0.sign(
+            {"alg": "RS256", "typ": "JWT", "kid": ""},
+            {"iss": AUTH0, "sub": "x", "aud": ORGANIZER, "iat": T, "exp": T + 60},
+        )
+        assert validator.validate(token).subject == "x"
