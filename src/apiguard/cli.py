@@ -680,28 +680,20 @@ def _print_issuer(result: Mapping[str, Any], out: TextIO) -> None:
         out.write(f"           {name}: {_printable(value)}\n")
     out.write(f"Cache      apiguard keeps these keys fresh for {jwks['fresh_for_seconds']:g} s\n")
     out.write(f"\nKeys ({len(result['keys'])})\n")
-    rows: list[tuple[str, ...]] = [("kid", "kty", "alg", "size", "use", "apiguard")]
+    rows = [["kid", "kty", "alg", "size", "use", "apiguard"]]
     for key in result["keys"]:
+        cells = (key["kid"], key["kty"], key["alg"], key["size"], key["use"])
+        row = [_printable(cell if cell is not None else "-", 48) for cell in cells]
         verdict = (
             f"verifies {', '.join(key['algorithms'])}"
             if key["usable"]
             else f"skipped: {key['why']}"
         )
-        rows.append(
-            tuple(
-                _printable(v if v is not None else "-", 48)
-                for v in (key["kid"], key["kty"], key["alg"], key["size"], key["use"], verdict)
-            )
-        )
+        rows.append([*row, _printable(verdict)])
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        out.write(
-            "  "
-            + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-            + "  "
-            + row[5]
-            + "\n"
-        )
+        padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.write("  " + "  ".join([*padded, row[5]]) + "\n")
     if result["warnings"]:
         out.write("\nWarnings\n")
         for warning in result["warnings"]:
