@@ -14,7 +14,9 @@ from .errors import (
     ApiguardError,
     BearerError,
     ConfigurationError,
+    InactiveToken,
     InsufficientScope,
+    IntrospectionFailed,
     InvalidClaim,
     InvalidRequest,
     InvalidSignature,
@@ -22,6 +24,7 @@ from .errors import (
     KeySetUnavailable,
     MalformedToken,
     MissingToken,
+    ServiceUnavailable,
     TokenExpired,
     TokenNotYetValid,
     UnknownSigningKey,
@@ -31,7 +34,8 @@ from .errors import (
     WrongIssuer,
     WrongTokenType,
 )
-from .validator import AsyncValidator, Validator
+from .introspection import Introspection
+from .validator import AsyncIntrospector, AsyncValidator, Introspector, Validator
 
 try:
     __version__ = version("apiguard")
@@ -42,10 +46,15 @@ __all__ = [
     "AccessToken",
     "AlgorithmNotAllowed",
     "ApiguardError",
+    "AsyncIntrospector",
     "AsyncValidator",
     "BearerError",
     "ConfigurationError",
+    "InactiveToken",
     "InsufficientScope",
+    "Introspection",
+    "IntrospectionFailed",
+    "Introspector",
     "InvalidClaim",
     "InvalidRequest",
     "InvalidSignature",
@@ -53,6 +62,7 @@ __all__ = [
     "KeySetUnavailable",
     "MalformedToken",
     "MissingToken",
+    "ServiceUnavailable",
     "TokenExpired",
     "TokenNotYetValid",
     "UnknownSigningKey",
