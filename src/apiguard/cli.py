@@ -47,7 +47,7 @@ from .errors import (
     BearerError,
     ConfigurationError,
     InsufficientScope,
-    KeySetUnavailable,
+    ServiceUnavailable,
 )
 from .jwks import (
     Response,
@@ -431,7 +431,7 @@ def _explain(
         got = rule.got(*_unverified(token))
     result: dict[str, Any] = {
         "ok": False,
-        "verdict": "unavailable" if isinstance(error, KeySetUnavailable) else "refused",
+        "verdict": "unavailable" if isinstance(error, ServiceUnavailable) else "refused",
         "reason": reason,
         "description": getattr(error, "description", None),
         "detail": error.detail,
@@ -443,10 +443,10 @@ def _explain(
     if isinstance(error, BearerError):
         result["status"] = error.status_code
         result["www_authenticate"] = challenge(error)
-    elif isinstance(error, KeySetUnavailable):
+    elif isinstance(error, ServiceUnavailable):
         result["status"] = error.status_code
         result["retry_after"] = error.retry_after
-    code = EXIT_UNAVAILABLE if isinstance(error, KeySetUnavailable) else EXIT_NEGATIVE
+    code = EXIT_UNAVAILABLE if isinstance(error, ServiceUnavailable) else EXIT_NEGATIVE
     return code, result
 
 
