@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .models import APP_TYPES, AUTH_METHODS, GRANT_TYPES, TOKEN_DIALECTS
+from .models import ACCESS_TOKEN_FORMATS, APP_TYPES, AUTH_METHODS, GRANT_TYPES, TOKEN_DIALECTS
 from .settings import Settings
 from .store import Store
 from .tenant import Tenant, TenantError, scope_list
@@ -41,6 +41,21 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--lifetime", type=int, default=86400, help="token lifetime in seconds")
     api.add_argument("--offline", action="store_true", help="allow offline access (refresh)")
     api.add_argument("--dialect", choices=TOKEN_DIALECTS, default="access_token")
+    api.add_argument(
+        "--token-format", choices=ACCESS_TOKEN_FORMATS, default="jwt", help="access tokens"
+    )
+    api.add_argument(
+        "--introspection-client",
+        action="append",
+        default=[],
+        help="a client that may introspect the API's tokens (repeatable)",
+    )
+
+    token_format = sub.add_parser(
+        "set-token-format", help="issue JWTs or opaque reference tokens for an API"
+    )
+    token_format.add_argument("api", help="API id or identifier")
+    token_format.add_argument("format", choices=ACCESS_TOKEN_FORMATS)
 
     scope = sub.add_parser("add-scope", help="add a scope to an API")
     scope.add_argument("api", help="API id or identifier")
@@ -144,8 +159,12 @@ def run_admin(tenant: Tenant, args: argparse.Namespace) -> Any:
             token_lifetime=args.lifetime,
             allow_offline_access=args.offline,
             token_dialect=args.dialect,
+            access_token_format=args.token_format,
+            introspection_clients=args.introspection_client,
         )
         return api.to_json(include_secret=True)
+    if command == "set-token-format":
+        return tenant.update_api(args.api, {"access_token_format": args.format}).to_json()
     if command == "add-scope":
         return tenant.add_scope(args.api, args.scope, args.description).to_json()
     if command == "create-client":
