@@ -8,7 +8,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._core import CacheInfo
+from ._lru import CacheInfo
 from .claims import AccessToken
 from .errors import (
     AlgorithmNotAllowed,

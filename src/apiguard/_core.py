@@ -9,20 +9,22 @@ and :meth:`ValidatorCore.resume`. No validation logic lives in the shells.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, Generic, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple
 
+from ._lru import CacheInfo, TokenCache
 from ._settings import fail, number, setting, settings_of
 from .claims import AccessToken
 from .errors import (
     BearerError,
+    IntrospectionFailed,
     InvalidClaim,
     MalformedToken,
     TokenExpired,
@@ -31,6 +33,7 @@ from .errors import (
     WrongIssuer,
     WrongTokenType,
 )
+from .introspection import IntrospectionCore, IntrospectionPending
 from .issuers import (
     Compiled,
     IssuerHealth,
@@ -40,10 +43,20 @@ from .issuers import (
     PolicySettings,
     Source,
 )
-from .jwks import FetchRequest, KeySet, KeySource, Response
+from .jwks import BodyReader, FetchRequest, KeySet, KeySource, Response
 from .jws import CompactJWS, VerificationKey, decode_compact, decode_json_object
 
 logger = logging.getLogger("apiguard")
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Whether a token has the shape of a compact JWS or JWE (``auto`` mode's routing).
+
+    Two or four dots and a first segment that encodes a JSON object (``{"`` is ``eyJ``
+    in base64url). Anything else is an opaque token: it is introspected, never parsed.
+    """
+    return token.startswith("eyJ") and token.count(".") in (2, 4)
+
 
 #: Claims that make a token an ID token (or a code/hash-bound artefact), never an access token.
 _ID_TOKEN_CLAIMS: Final = frozenset({"nonce", "at_hash", "c_hash"})
@@ -59,7 +72,6 @@ _NO_TIME: Final = -math.inf
 #: Claims that must be strings when present; the strict dialect requires the first three.
 _STRING_CLAIMS: Final = ("sub", "jti", "client_id", "azp")
 _STRICT_STRING_CLAIMS: Final = _STRING_CLAIMS[:3]
-_V = TypeVar("_V")
 _NO_HEADER: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
@@ -284,126 +296,6 @@ class _Cached(NamedTuple):
     not_after: float
 
 
-class CacheInfo(NamedTuple):
-    """What the verified-token cache holds (see :meth:`Validator.cache_info`).
-
-    Attributes:
-        currsize: tokens cached now.
-        maxsize: the most it keeps (``token_cache_size``; 0 when the cache is off).
-        seen_once: tokens validated once and remembered, to be cached on their second time.
-    """
-
-    currsize: int
-    maxsize: int
-    seen_once: int
-
-
-class _TokenCache(Generic[_V]):
-    """A bounded LRU of verified tokens: reads take no lock, writes are serialised.
-
-    cachetools would be the usual choice, but its LRUCache keeps the order in Python code
-    that needs a lock even on a read. An OrderedDict's methods are each atomic (C code
-    that calls back into no Python for ``str`` keys), so a hit needs no lock, as the hot path
-    should not, and costs about half as much (see bench/README.md).
-
-    A token enters only when it is validated for the second time (a "doorkeeper", as in
-    TinyLFU): clients reuse a token until it expires, so nearly every cache-worthy token
-    comes back, while a token seen once would cost a full entry (about 2 KB kept alive,
-    which slows the next misses down) for nothing.
-    """
-
-    __slots__ = ("_data", "_lock", "_seen", "maxsize")
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._data: OrderedDict[str, _V] = OrderedDict()
-        self._lock = threading.Lock()
-        #: Hashes of tokens validated once; a collision only admits a token early.
-        self._seen: set[int] = set()
-
-    def admit(self, token: str) -> bool:
-        """Whether ``token``, just validated, should be cached: yes from its second time."""
-        seen = self._seen
-        digest = hash(token)
-        if digest in seen:
-            seen.discard(digest)
-            return True
-        if len(seen) >= self.maxsize:
-            seen.clear()  # bounded like the cache; forgetting only delays an admission
-        seen.add(digest)
-        return False
-
-    def get(self, token: str) -> _V | None:
-        """The entry for ``token``, now the most recently used, or None."""
-        data = self._data
-        entry = data.get(token)
-        if entry is not None:
-            # contextlib.suppress would cost as much as the rest of a hit.
-            try:  # noqa: SIM105
-                data.move_to_end(token)
-            except KeyError:  # another thread evicted it since: the entry is still good
-                pass
-        return entry
-
-    def put(self, token: str, entry: _V) -> None:
-        """Remember ``entry``, evicting the least recently used beyond ``maxsize``."""
-        with self._lock:
-            data = self._data
-            data[token] = entry
-            data.move_to_end(token)
-            if len(data) > self.maxsize:
-                data.popitem(last=False)
-
-    def pop(self, token: str) -> None:
-        """Forget ``token`` (nothing happens if it is not cached)."""
-        self._data.pop(token, None)
-
-    def clear(self) -> None:
-        """Forget every token, cached or seen once."""
-        with self._lock:
-            self._data.clear()
-            self._seen.clear()
-
-    def info(self) -> CacheInfo:
-        """Sizes, for :meth:`ValidatorCore.cache_info`."""
-        return CacheInfo(len(self._data), self.maxsize, len(self._seen))
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-class BodyReader:
-    """Collects a fetched body under the size cap and the total deadline."""
-
-    __slots__ = ("_chunks", "_deadline", "_limit", "_size", "headers", "status")
-
-    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, timeout: float):
-        self.status = status
-        self.headers = {"cache-control": headers.get("cache-control", "")}
-        self._limit = limit
-        self._deadline = time.monotonic() + timeout
-        self._chunks: list[bytes] = []
-        self._size = 0
-
-    @property
-    def wants_body(self) -> bool:
-        """Only a 200 answer's body is read; anything else is a failed fetch anyway."""
-        return self.status == 200
-
-    def feed(self, chunk: bytes) -> None:
-        """Add a chunk; raise ValueError past the size cap, TimeoutError past the deadline."""
-        self._size += len(chunk)
-        if self._size > self._limit:
-            raise ValueError(f"body larger than {self._limit} bytes")
-        if time.monotonic() > self._deadline:
-            raise TimeoutError("body not received within the timeout")
-        self._chunks.append(chunk)
-
-    def response(self) -> Response:
-        """The collected response."""
-        return Response(self.status, self.headers, b"".join(self._chunks))
-
-
 class ValidatorCore:
     """The validator without I/O. Thread-safe for reads; ``receive`` is serialised by shells.
 
@@ -428,9 +320,13 @@ class ValidatorCore:
             lock_factory=lock_factory,
         )
         size = config.token_cache_size
-        self._cache: _TokenCache[_Cached] | None = _TokenCache(size) if size else None
+        self._cache: TokenCache[_Cached] | None = TokenCache(size) if size else None
         self._max_size = config.max_token_size
         self._algorithms = self.registry.algorithms
+        self._lock_factory = lock_factory
+        #: One introspection core per issuer that introspects, made on first use.
+        self._introspectors: dict[str, IntrospectionCore] = {}
+        self._introspectors_lock = threading.Lock()
 
     def _only_policy(self) -> Compiled:
         only = self.registry.only
@@ -468,11 +364,15 @@ class ValidatorCore:
         return self._cache.info()
 
     def cache_clear(self) -> None:
-        """Empty the verified-token cache (keys stay cached)."""
+        """Empty the verified-token cache and the introspection answers (keys stay cached)."""
         if self._cache is not None:
             self._cache.clear()
+        for introspector in list(self._introspectors.values()):
+            introspector.cache_clear()
 
-    def validate(self, token: str, request: Any = None) -> AccessToken | Pending:
+    def validate(
+        self, token: str, request: Any = None
+    ) -> AccessToken | Pending | IntrospectionPending:
         """Validate ``token``, or pause with the fetch that must come first.
 
         ``request`` is the framework's request, handed to the issuer resolver only.
@@ -481,22 +381,82 @@ class ValidatorCore:
             cached = self._cache_hit(token) if self._cache is not None else None
             if cached is not None:
                 return cached
-            jws = decode_compact(token, max_size=self._max_size, algorithms=self._algorithms)
-            # The issuer is read (not trusted) before any key work: it picks the policy and
-            # the key source, and an untrusted one is refused before anything is fetched.
-            claims: dict[str, Any] | None
+            opaque = self.registry.opaque
+            if opaque is not None and not looks_like_jwt(token):
+                return self.introspection_core(opaque).introspect(token)
             try:
-                claims = decode_json_object(jws.payload)
-            except MalformedToken:
-                if self.registry.only is None:
-                    raise
-                claims = None  # the signature first: then the payload is refused again
-            iss = claims.get("iss") if claims is not None else None
-            policy = self.registry.policy(iss, request)
+                jws = decode_compact(token, max_size=self._max_size, algorithms=self._algorithms)
+                # The issuer is read (not trusted) before any key work: it picks the policy
+                # and the key source, and an untrusted one is refused before any fetch.
+                claims: dict[str, Any] | None
+                try:
+                    claims = decode_json_object(jws.payload)
+                except MalformedToken:
+                    if self.registry.only is None:
+                        raise
+                    claims = None  # the signature first: then the payload is refused again
+                iss = claims.get("iss") if claims is not None else None
+                policy = self.registry.policy(iss, request)
+            except BearerError:
+                if opaque is not None and opaque.token_mode == "introspection":
+                    # Every token is the issuer's to judge, whatever it looks like here.
+                    return self.introspection_core(opaque).introspect(token)
+                raise
+            if policy.token_mode == "introspection":
+                return self.introspection_core(policy).introspect(token)
             return self._continue(jws, claims, policy, token, refresh=True)
         except BearerError as exc:
             logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
             raise
+
+    def check_revocation(
+        self, token: str, validated: AccessToken
+    ) -> AccessToken | IntrospectionPending:
+        """Ask the issuer whether a token validated here is still active (revocation check).
+
+        Returns ``validated`` at once when it came from introspection already; otherwise
+        what the issuer's introspection core answers (a token, or the request to make).
+
+        Raises:
+            InvalidToken: the issuer says the token is not active (InactiveToken...).
+            IntrospectionFailed: the issuer cannot be asked, or has no introspection
+                configured (an operator's mistake: refused rather than let through).
+        """
+        if not validated.header:
+            return validated  # an introspection answer (a JWT always has a header)
+        policy = self.registry.policies.get(validated.issuer)
+        if policy is None or policy.introspection is None:
+            logger.error(
+                "a route checks revocation but issuer %r has no introspection configured",
+                validated.issuer[:128],
+            )
+            raise IntrospectionFailed("revocation check without introspection settings")
+        return self.introspection_core(policy).introspect(token)
+
+    def introspection_core(self, policy: Compiled) -> IntrospectionCore:
+        """The introspection core of ``policy``'s issuer, made on first use."""
+        found = self._introspectors.get(policy.issuer)
+        if found is not None:
+            return found
+        assert policy.introspection is not None
+        with self._introspectors_lock:
+            found = self._introspectors.get(policy.issuer)
+            if found is None:
+                found = self._introspectors[policy.issuer] = IntrospectionCore(
+                    policy.introspection,
+                    issuer=policy.issuer,
+                    check=functools.partial(self._check_answer, policy=policy),
+                    lock_factory=self._lock_factory,
+                    clock=self._clock,
+                    timeout=self.config.timeout,
+                    max_token_size=self._max_size,
+                )
+        return found
+
+    def _check_answer(
+        self, claims: dict[str, Any], now: float, *, policy: Compiled
+    ) -> tuple[AccessToken, tuple[float, float]]:
+        return self.check_claims(claims, now, policy=policy)
 
     def resume(self, pending: Pending, *, refresh: bool = True) -> AccessToken | Pending:
         """Go on after the fetch :attr:`Pending.request` was done (or skipped)."""

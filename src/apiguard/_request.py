@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl
 
 from .bearer import extract_token, query_names_token
@@ -46,6 +46,7 @@ __all__ = [
     "Requirement",
     "Validate",
     "authenticate",
+    "confirm",
     "form_names_token",
     "guard",
     "is_preflight",
@@ -206,29 +207,40 @@ class Requirement:
         match: ``"all"`` of them, or ``"any"`` one.
         optional: let a request without a token through (a token sent must still be
             valid); not allowed with scopes.
+        check_revocation: also ask the issuer whether the token is still active (RFC 7662
+            introspection, with the issuer's ``introspection`` settings and cache), for the
+            routes where a revoked JWT must stop working before it expires.
     """
 
     scopes: tuple[str, ...] = ()
     match: Match = "all"
     optional: bool = False
+    check_revocation: bool = False
 
     @classmethod
     def declare(
-        cls, scopes: Iterable[object] = (), match: object = "all", *, optional: bool = False
+        cls,
+        scopes: Iterable[object] = (),
+        match: object = "all",
+        *,
+        optional: bool = False,
+        check_revocation: bool = False,
     ) -> Requirement:
         """Check a route's requirement once, where it is declared.
 
         Raises:
             ConfigurationError: a scope is not an RFC 6749 scope token, ``match`` is not
-                ``"all"`` or ``"any"``, or ``optional`` is combined with scopes.
+                ``"all"`` or ``"any"``, ``optional`` is combined with scopes, or a flag is
+                not a boolean.
         """
         checked = check_scope_names(scopes)
         wanted = check_match(match)
-        if not isinstance(optional, bool):
-            raise ConfigurationError(f"optional: must be a boolean, not {optional!r}")
+        for name, flag in (("optional", optional), ("check_revocation", check_revocation)):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{name}: must be a boolean, not {flag!r}")
         if optional and checked:
             raise ConfigurationError("optional authentication cannot require scopes")
-        return cls(checked, wanted, optional)
+        return cls(checked, wanted, optional, check_revocation)
 
     def check(self, token: AccessToken | None) -> None:
         """Decide on the request's token (None: it sent none).
@@ -261,9 +273,14 @@ OPTIONAL: Final = Requirement(optional=True)
 
 @dataclass(frozen=True, slots=True)
 class Validate:
-    """Step of :func:`guard`: validate ``token`` and send back the AccessToken."""
+    """Step of :func:`guard`: validate ``token`` and send back the AccessToken.
+
+    With ``check_revocation``, the validator also asks the issuer whether the token is
+    still active (``validator.validate(token, check_revocation=True)``).
+    """
 
     token: str
+    check_revocation: bool = False
 
 
 class _ReadForm:
@@ -313,12 +330,12 @@ def _may_have_form_token(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == _FORM_TYPE
 
 
-def authenticate(view: RequestView) -> Flow:
+def authenticate(view: RequestView, *, check_revocation: bool = False) -> Flow:
     """Steps 2-4 of the module's rules: read, validate, and check the body for a repeat."""
     raw = bearer_token(view)
     if raw is None:
         return None
-    token: AccessToken = yield Validate(raw)
+    token: AccessToken = yield Validate(raw, check_revocation)
     if _may_have_form_token(view.content_type):
         form = yield READ_FORM
         if form_names_token(form):
@@ -347,21 +364,57 @@ def guard(
     """
     if exempt or (exemptions and exemptions.match(view.path, view.raw_path)):
         return None
-    token = yield from authenticate(view)
+    token = yield from authenticate(view, check_revocation=requirement.check_revocation)
     requirement.check(token)
     return token
 
 
+def confirm(view: RequestView, requirement: Requirement, token: AccessToken | None) -> Flow:
+    """The route's requirement on a token another part of the layer validated already.
+
+    For a decorator behind the middleware: the requirement decides on the token and, if it
+    checks revocation, the token is asked about once more (a cache hit for the JWT, and
+    one introspection per token while the issuer's answer is cached).
+    """
+    requirement.check(token)
+    if token is not None and requirement.check_revocation:
+        raw = bearer_token(view)
+        if raw is not None:
+            yield Validate(raw, check_revocation=True)
+    return token
+
+
+class SyncCheck(Protocol):
+    """How :func:`run` validates: ``Validator.validate`` (bound, or with its request)."""
+
+    def __call__(self, token: str, /, *, check_revocation: bool = ...) -> AccessToken: ...
+
+
+class AsyncCheck(Protocol):
+    """How :func:`run_async` validates: ``AsyncValidator.validate``."""
+
+    def __call__(
+        self, token: str, /, *, check_revocation: bool = ...
+    ) -> Awaitable[AccessToken]: ...
+
+
 def run(
     flow: Flow,
-    validate: Callable[[str], AccessToken],
+    validate: SyncCheck,
     read_form: Callable[[], bytes | Iterable[str]],
 ) -> AccessToken | None:
     """Drive a :data:`Flow` with a synchronous validator; apiguard's errors propagate."""
     try:
         step = next(flow)
         while True:
-            step = flow.send(validate(step.token) if isinstance(step, Validate) else read_form())
+            if isinstance(step, Validate):
+                step = flow.send(
+                    validate(step.token, check_revocation=True)
+                    if step.check_revocation
+                    else validate(step.token)
+                )
+            else:
+                step = flow.send(read_form())
     except StopIteration as done:
         result: AccessToken | None = done.value
         return result
@@ -371,7 +424,7 @@ def run(
 
 async def run_async(
     flow: Flow,
-    validate: Callable[[str], Awaitable[AccessToken]],
+    validate: AsyncCheck,
     read_form: Callable[[], Awaitable[bytes | Iterable[str]]],
 ) -> AccessToken | None:
     """Drive a :data:`Flow` with an asynchronous validator; apiguard's errors propagate."""
@@ -379,7 +432,13 @@ async def run_async(
         step = next(flow)
         while True:
             if isinstance(step, Validate):
-                step = flow.send(await validate(step.token))
+                step = flow.send(
+                    await (
+                        validate(step.token, check_revocation=True)
+                        if step.check_revocation
+                        else validate(step.token)
+                    )
+                )
             else:
                 step = flow.send(await read_form())
     except StopIteration as done:

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Final, TypeVar, Unpack, overload
 
+import anyio.from_thread
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -40,7 +41,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ._core import Settings
-from ._request import OPTIONAL, PathExemptions, RequestView, Requirement, guard, run_async
+from ._request import (
+    OPTIONAL,
+    AsyncCheck,
+    PathExemptions,
+    RequestView,
+    Requirement,
+    confirm,
+    guard,
+    run_async,
+)
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, Match
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
@@ -371,9 +381,7 @@ class BearerAuthMiddleware:
                 await close()
 
 
-def _validate_with_request(
-    validator: AsyncValidator, scope: Scope
-) -> Callable[[str], Awaitable[AccessToken]]:
+def _validate_with_request(validator: AsyncValidator, scope: Scope) -> AsyncCheck:
     """The validator's ``validate``, handing an issuer resolver the connection if it has one."""
     if not validator.wants_request:
         return validator.validate
@@ -382,6 +390,14 @@ def _validate_with_request(
 
 def _ws_code(error: ApiguardError) -> int:
     return WS_TRY_AGAIN_LATER if isinstance(error, ServiceUnavailable) else WS_POLICY_VIOLATION
+
+
+async def _no_form() -> bytes:
+    return b""  # behind the middleware, the body was checked for a second token already
+
+
+async def _unchecked(token: str, /, *, check_revocation: bool = False) -> AccessToken:
+    raise AssertionError("a token without the middleware's validator")  # pragma: no cover
 
 
 def _ws_reason(error: ApiguardError) -> str:
@@ -408,7 +424,28 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
             answer.body, answer.status_code, answer.headers, media_type=answer.media_type
         )
 
-    def refusal(conn: HTTPConnection) -> BearerError | None:
+    async def confirmed(conn: HTTPConnection) -> None:
+        # The requirement, and the revocation check it may ask for (one request path).
+        validator = conn.scope.get(VALIDATOR_KEY)
+        flow = confirm(request_view(conn.scope), requirement, get_token(conn))
+        check = _validate_with_request(validator, conn.scope) if validator else _unchecked
+        await run_async(flow, check, _no_form)
+
+    async def refusal(conn: HTTPConnection) -> ApiguardError | None:
+        try:
+            if requirement.check_revocation:
+                await confirmed(conn)
+            else:
+                requirement.check(get_token(conn))
+        except (BearerError, ServiceUnavailable) as exc:
+            return exc
+        return None
+
+    def sync_refusal(conn: HTTPConnection) -> ApiguardError | None:
+        if requirement.check_revocation:
+            # Starlette runs a sync endpoint in a worker thread of anyio's: the async
+            # validator is driven from there on the event loop.
+            return anyio.from_thread.run(refusal, conn)
         try:
             requirement.check(get_token(conn))
         except BearerError as exc:
@@ -421,11 +458,11 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 conn = _find_connection(args, kwargs)
-                error = refusal(conn)
+                error = await refusal(conn)
                 if error is None:
                     return await func(*args, **kwargs)
                 if isinstance(conn, WebSocket):
-                    await conn.close(WS_POLICY_VIOLATION, _ws_reason(error))
+                    await conn.close(_ws_code(error), _ws_reason(error))
                     return None
                 return response(conn, error)
 
@@ -434,7 +471,7 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
         @functools.wraps(func)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             conn = _find_connection(args, kwargs)
-            error = refusal(conn)
+            error = sync_refusal(conn)
             if error is None:
                 return func(*args, **kwargs)
             return response(conn, error)
@@ -444,7 +481,9 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
     return decorator
 
 
-def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
+def requires_scope(
+    *scopes: str, match: Match = "all", check_revocation: bool = False
+) -> Callable[[F], F]:
     """Guard a Starlette endpoint: the request needs a valid token granting ``scopes``.
 
     Works on request/response functions (async or sync) and ``HTTPEndpoint`` methods, and
@@ -467,27 +506,37 @@ def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
     >>> @requires_scope("read:contacts", "read:tasks", match="any")
     ... async def overview(request): ...
     """
-    return _guard_endpoint(Requirement.declare(scopes, match))
+    return _guard_endpoint(Requirement.declare(scopes, match, check_revocation=check_revocation))
 
 
 @overload
 def requires_auth(func: F, /) -> F: ...
 @overload
-def requires_auth(*, optional: bool = False) -> Callable[[F], F]: ...
-def requires_auth(func: F | None = None, /, *, optional: bool = False) -> F | Callable[[F], F]:
+def requires_auth(
+    *, optional: bool = False, check_revocation: bool = False
+) -> Callable[[F], F]: ...
+def requires_auth(
+    func: F | None = None, /, *, optional: bool = False, check_revocation: bool = False
+) -> F | Callable[[F], F]:
     """Guard a Starlette endpoint: the request needs a valid token (as in apiguard.flask).
 
     Use bare (``@requires_auth``) or with options (``@requires_auth(optional=True)``). With
     ``optional`` a request without a token goes through (:func:`get_token` is then None);
     a token that was sent has been validated by :class:`BearerAuthMiddleware` already.
 
+    ``check_revocation=True`` also asks the issuer whether the token is still active
+    (RFC 7662, the issuer's ``introspection`` settings and cache): a revoked JWT is then
+    refused before it expires.
+
     Raises:
-        ConfigurationError: at decoration time, ``optional`` is not a boolean.
+        ConfigurationError: at decoration time, a flag is not a boolean.
 
     >>> @requires_auth
     ... async def private(request): ...
     """
-    decorate = _guard_endpoint(
-        OPTIONAL if optional is True else Requirement.declare(optional=optional)
-    )
+    if optional is True and check_revocation is False:
+        requirement = OPTIONAL
+    else:
+        requirement = Requirement.declare(optional=optional, check_revocation=check_revocation)
+    decorate = _guard_endpoint(requirement)
     return decorate(func) if func is not None else decorate

@@ -39,7 +39,6 @@ from typing import Any, Final, NoReturn, TextIO
 import httpx
 
 from . import __version__
-from ._core import BodyReader
 from .bearer import challenge
 from .claims import AccessToken
 from .errors import (
@@ -50,6 +49,7 @@ from .errors import (
     ServiceUnavailable,
 )
 from .jwks import (
+    BodyReader,
     Response,
     _duplicate_kids,
     _FetchFailed,

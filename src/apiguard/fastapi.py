@@ -35,7 +35,7 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._request import Requirement, guard, run_async
+from ._request import Requirement, confirm, guard, run_async
 from .asgi import REALM_KEY, VALIDATOR_KEY, _validate_with_request, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, check_match
@@ -142,6 +142,9 @@ class Authorize(SecurityBase):
         match: ``"all"`` or ``"any"`` of the scopes asked for by ``Security``.
         required: False lets a request without a token through (the dependency returns
             None); a token that is sent must still be valid. Not allowed with scopes.
+        check_revocation: also ask the issuer whether the token is still active (RFC 7662,
+            the issuer's ``introspection`` settings and cache), so that a revoked JWT is
+            refused before it expires.
         realm: the challenge's ``realm``, or None for none. Default: the middleware's when
             it validated the token, else the validator's one audience (or ``"api"``).
         scheme_name: the name of the security scheme in the OpenAPI document.
@@ -164,6 +167,7 @@ class Authorize(SecurityBase):
         *,
         match: str = "all",
         required: bool = True,
+        check_revocation: bool = False,
         realm: str | None = DEFAULT_REALM,
         scheme_name: str = "bearerAuth",
         description: str | None = "An OAuth 2.0 access token (JWT)",
@@ -172,6 +176,7 @@ class Authorize(SecurityBase):
             raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
         self.match = check_match(match)
         self.required = required
+        self.check_revocation = check_revocation
         self._requirements: dict[tuple[str, ...], Requirement] = {}
         self.requirement(())
         self._own_realm = realm is not DEFAULT_REALM
@@ -191,7 +196,12 @@ class Authorize(SecurityBase):
         key = tuple(scopes)
         known = self._requirements.get(key)
         if known is None:
-            known = Requirement.declare(key, self.match, optional=not self.required)
+            known = Requirement.declare(
+                key,
+                self.match,
+                optional=not self.required,
+                check_revocation=self.check_revocation,
+            )
             self._requirements[key] = known
         return known
 
@@ -217,8 +227,14 @@ class Authorize(SecurityBase):
             # The middleware decided with this validator (or on an excluded path, did not
             # look at all: then there is no token, and the requirement says what that means).
             token = get_token(request)
-            requirement.check(token)
-            return token
+            if token is None or not requirement.check_revocation:
+                requirement.check(token)
+                return token
+            # A token is there, so the middleware validated it, with this validator.
+            flow = confirm(request_view(scope), requirement, token)
+            validator = decided_by
+            assert isinstance(validator, AsyncValidator)
+            return await run_async(flow, _validate_with_request(validator, scope), _no_body)
 
         async def read_form() -> bytes | Iterable[str]:
             # FastAPI may have parsed the form already, which consumes the stream.
@@ -232,3 +248,7 @@ class Authorize(SecurityBase):
 
     def __repr__(self) -> str:
         return f"Authorize(validator={self.validator!r}, scheme_name={self.scheme_name!r})"
+
+
+async def _no_body() -> bytes:
+    return b""  # the middleware checked the body for a second token already

@@ -341,18 +341,24 @@ def _authorize(
         and bool(getattr(req.url_rule, "provide_automatic_options", False))
     )
 
-    def validate(raw: str) -> AccessToken:
+    def validate(raw: str, /, *, check_revocation: bool = False) -> AccessToken:
         # The request's own environ is the only state: a pushed app context or a sub-request
-        # never shares it. One validation per request, even with protect() and a decorator.
+        # never shares it. One validation per request, even with protect() and a decorator
+        # (and one revocation check, if any asks for it).
         known = environ.get(_VALIDATED)
-        if known is not None and known[0] is validator and known[1] == raw:
+        if (
+            known is not None
+            and known[0] is validator
+            and known[1] == raw
+            and (known[3] or not check_revocation)
+        ):
             token: AccessToken = known[2]
             return token
+        options: dict[str, Any] = {"check_revocation": True} if check_revocation else {}
         if validator.wants_request:  # an issuer resolver is handed the request
-            token = validator.validate(raw, request=req)
-        else:
-            token = validator.validate(raw)
-        environ[_VALIDATED] = (validator, raw, token)
+            options["request"] = req
+        token = validator.validate(raw, **options)
+        environ[_VALIDATED] = (validator, raw, token, check_revocation)
         return token
 
     def read_form() -> bytes:
@@ -388,8 +394,12 @@ def _guarded(view: F, requirement: Requirement) -> F:
 @overload
 def requires_auth(view: F, /) -> F: ...
 @overload
-def requires_auth(*, optional: bool = False) -> Callable[[F], F]: ...
-def requires_auth(view: F | None = None, /, *, optional: bool = False) -> F | Callable[[F], F]:
+def requires_auth(
+    *, optional: bool = False, check_revocation: bool = False
+) -> Callable[[F], F]: ...
+def requires_auth(
+    view: F | None = None, /, *, optional: bool = False, check_revocation: bool = False
+) -> F | Callable[[F], F]:
     """Require a valid access token to call the view.
 
     Use bare (``@requires_auth``) or with options (``@requires_auth(optional=True)``).
@@ -398,9 +408,12 @@ def requires_auth(view: F | None = None, /, *, optional: bool = False) -> F | Ca
         view: the view function (sync or ``async def``).
         optional: let a request without a token through (:data:`current_token` is then
             falsy); a token that is present must still be valid.
+        check_revocation: also ask the issuer whether the token is still active (RFC 7662;
+            the issuer's ``introspection`` settings), for routes where a revoked JWT must
+            stop working at once.
 
     Raises:
-        ConfigurationError: at decoration time, ``optional`` is not a boolean.
+        ConfigurationError: at decoration time, a flag is not a boolean.
 
     The view answers 401 with a bare challenge when no token is sent, 400 when the
     ``Authorization`` header is malformed or repeated or the token is also in the query
@@ -413,7 +426,7 @@ def requires_auth(view: F | None = None, /, *, optional: bool = False) -> F | Ca
     ... def private():
     ...     return {"subject": current_token.subject}
     """
-    requirement = Requirement.declare(optional=optional)
+    requirement = Requirement.declare(optional=optional, check_revocation=check_revocation)
 
     def decorate(function: F) -> F:
         return _guarded(function, requirement)
@@ -421,7 +434,9 @@ def requires_auth(view: F | None = None, /, *, optional: bool = False) -> F | Ca
     return decorate(view) if view is not None else decorate
 
 
-def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
+def requires_scope(
+    *scopes: str, match: Match = "all", check_revocation: bool = False
+) -> Callable[[F], F]:
     """Require a valid access token that grants ``scopes`` (all of them, or any).
 
     Args:
@@ -429,6 +444,8 @@ def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
             valid token and nothing more, as :func:`requires_auth` (the same in every
             apiguard layer).
         match: ``"all"`` (default) or ``"any"``.
+        check_revocation: also ask the issuer whether the token is still active (see
+            :func:`requires_auth`).
 
     Raises:
         ConfigurationError: (a ValueError) at decoration time, for a name that is not an
@@ -441,7 +458,7 @@ def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
     ... @requires_scope("create:appointments")
     ... def create_appointment(): ...
     """
-    requirement = Requirement.declare(scopes, match)
+    requirement = Requirement.declare(scopes, match, check_revocation=check_revocation)
 
     def decorate(function: F) -> F:
         return _guarded(function, requirement)

@@ -45,7 +45,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._core import BodyReader, _TokenCache
+from ._lru import TokenCache
 from ._settings import fail as _fail
 from ._settings import number as _number
 from .claims import AccessToken
@@ -58,7 +58,14 @@ from .errors import (
     MalformedToken,
     WrongTokenType,
 )
-from .jwks import FetchRequest, Response, discovery_urls, is_safe_url, server_metadata
+from .jwks import (
+    BodyReader,
+    FetchRequest,
+    Response,
+    discovery_urls,
+    is_safe_url,
+    server_metadata,
+)
 from .jws import ASYMMETRIC_ALGORITHMS
 
 __all__ = ["AuthMethod", "Introspection", "IntrospectionCore", "IntrospectionPending"]
@@ -226,6 +233,8 @@ class IntrospectionPending:
     flight: Flight
     digest: str
     token: str = field(repr=False)
+    #: The core that asked: the shells hand it the outcome and resume with it.
+    core: IntrospectionCore = field(repr=False, compare=False)
 
     @property
     def request(self) -> FetchRequest:
@@ -284,18 +293,19 @@ class IntrospectionCore:
         self._check = check
         self._lock_factory = lock_factory
         self._clock = clock
-        self._timeout = timeout
+        #: The shells' deadline for one request, in seconds.
+        self.timeout = timeout
         self._max_token_size = max_token_size
         self._discovery = discovery_urls(issuer)
         self._discovery_index = 0
         self._next_discovery = -math.inf
         self._discovery_error = "not fetched yet"
         size = settings.cache_size
-        self._accepted: _TokenCache[_Accepted] | None = (
-            _TokenCache(size) if size and settings.cache_ttl else None
+        self._accepted: TokenCache[_Accepted] | None = (
+            TokenCache(size) if size and settings.cache_ttl else None
         )
-        self._refused: _TokenCache[_Refused] | None = (
-            _TokenCache(size) if size and settings.negative_cache_ttl else None
+        self._refused: TokenCache[_Refused] | None = (
+            TokenCache(size) if size and settings.negative_cache_ttl else None
         )
         self._flights: dict[str, Flight] = {}
         self._flights_lock = threading.Lock()
@@ -303,7 +313,7 @@ class IntrospectionCore:
     def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
         """A reader for an answer, with the size cap and the deadline."""
         limit = self.settings.max_response_size
-        return BodyReader(status, headers, limit=limit, timeout=self._timeout)
+        return BodyReader(status, headers, limit=limit, timeout=self.timeout)
 
     def cache_clear(self) -> None:
         """Forget every remembered answer (accepted and refused)."""
@@ -357,7 +367,7 @@ class IntrospectionCore:
             key = digest
             flight = self._flights.get(key)
             if flight is not None:
-                return IntrospectionPending(flight, digest, token)
+                return IntrospectionPending(flight, digest, token, self)
             # Built outside the lock (signing an assertion takes a while); a loser's request
             # is dropped unused.
             request = self._request(endpoint, token)
@@ -365,7 +375,7 @@ class IntrospectionCore:
             flight = self._flights.get(key)
             if flight is None:
                 flight = self._flights[key] = Flight(key, request, self._lock_factory())
-        return IntrospectionPending(flight, digest, token)
+        return IntrospectionPending(flight, digest, token, self)
 
     def _request(self, endpoint: str, token: str) -> FetchRequest:
         s = self.settings

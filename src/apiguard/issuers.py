@@ -48,6 +48,7 @@ from .errors import (
     UntrustedIssuer,
     WrongIssuer,
 )
+from .introspection import Introspection
 from .jwks import FetchRequest, KeySet, KeySource, is_safe_url
 from .jws import (
     ASYMMETRIC_ALGORITHMS,
@@ -95,6 +96,8 @@ class PolicySettings(TypedDict, total=False):
     required_claims: str | Collection[str]
     expected_claims: Mapping[str, str | Collection[str]] | None
     scope_claims: str | Sequence[str]
+    token_mode: Literal["jwt", "introspection", "auto"]
+    introspection: Introspection | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,20 @@ class IssuerPolicy:
         doc="the claims scopes are read from (space-separated strings or lists)",
         kind="strings",
     )
+    token_mode: Literal["jwt", "introspection", "auto"] = setting(
+        "jwt",
+        doc="``jwt``: tokens are JWTs validated here; ``introspection``: every token is "
+        "asked about at the issuer (RFC 7662); ``auto``: JWT-shaped tokens validated here, "
+        "others (opaque) introspected",
+        kind="string",
+    )
+    introspection: Introspection | None = setting(
+        None,
+        doc="how to introspect (client credentials, endpoint, cache): an "
+        "apiguard.Introspection; required by the introspection and auto modes and by routes "
+        "that check revocation",
+        kind="object",
+    )
     _compiled: Compiled = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -214,6 +231,8 @@ class Compiled:
     expected_claims: tuple[tuple[str, frozenset[str]], ...]
     strict: bool
     scope_claims: tuple[str, ...]
+    token_mode: str = "jwt"
+    introspection: Introspection | None = None
 
     @property
     def source_key(self) -> tuple[str, str | None, frozenset[str]]:
@@ -263,7 +282,20 @@ def _compile(policy: IssuerPolicy) -> Compiled:
         expected_claims=_expected(policy.expected_claims),
         strict=strict,
         scope_claims=strings("scope_claims", policy.scope_claims, allow_empty=True),
+        token_mode=policy.token_mode,
+        introspection=_introspection(policy),
     )
+
+
+def _introspection(policy: IssuerPolicy) -> Introspection | None:
+    settings = policy.introspection
+    if settings is not None and not isinstance(settings, Introspection):
+        raise fail("introspection", "must be an apiguard.Introspection")
+    if policy.token_mode not in ("jwt", "introspection", "auto"):
+        raise fail("token_mode", "must be 'jwt', 'introspection' or 'auto'")
+    if policy.token_mode != "jwt" and settings is None:
+        raise fail("introspection", f"required with token_mode={policy.token_mode!r}")
+    return settings
 
 
 def _issuer(value: Any, *, discovered: bool) -> str:
@@ -611,6 +643,15 @@ class IssuerRegistry:
         self.only = next(iter(self.policies.values())) if len(policies) == 1 else None
         if resolver is not None:
             self.only = None
+        introspecting = [c for c in self.policies.values() if c.token_mode != "jwt"]
+        if len(introspecting) > 1:
+            # An opaque token names no issuer: which one to ask would be a guess.
+            raise fail(
+                "token_mode",
+                "at most one issuer may introspect opaque tokens (introspection or auto)",
+            )
+        #: The issuer opaque tokens are introspected at (token_mode introspection or auto).
+        self.opaque = introspecting[0] if introspecting else None
         algorithms = set().union(*(c.algorithms for c in self.policies.values()))
         #: What a token's header ``alg`` may be before its issuer is known.
         self.algorithms = frozenset(SUPPORTED_ALGORITHMS if resolver else algorithms)

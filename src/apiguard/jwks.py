@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -37,6 +38,7 @@ from .errors import (
 from .jws import ASYMMETRIC_ALGORITHMS, UnusableKey, VerificationKey
 
 __all__ = [
+    "BodyReader",
     "FetchRequest",
     "KeySet",
     "KeySource",
@@ -513,3 +515,35 @@ def discovery_urls(issuer: str) -> tuple[str, str]:
         f"{base}/.well-known/openid-configuration",
         f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}",
     )
+
+
+class BodyReader:
+    """Collects a fetched body under the size cap and the total deadline."""
+
+    __slots__ = ("_chunks", "_deadline", "_limit", "_size", "headers", "status")
+
+    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, timeout: float):
+        self.status = status
+        self.headers = {"cache-control": headers.get("cache-control", "")}
+        self._limit = limit
+        self._deadline = time.monotonic() + timeout
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    @property
+    def wants_body(self) -> bool:
+        """Only a 200 answer's body is read; anything else is a failed fetch anyway."""
+        return self.status == 200
+
+    def feed(self, chunk: bytes) -> None:
+        """Add a chunk; raise ValueError past the size cap, TimeoutError past the deadline."""
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise ValueError(f"body larger than {self._limit} bytes")
+        if time.monotonic() > self._deadline:
+            raise TimeoutError("body not received within the timeout")
+        self._chunks.append(chunk)
+
+    def response(self) -> Response:
+        """The collected response."""
+        return Response(self.status, self.headers, b"".join(self._chunks))

@@ -303,14 +303,17 @@ class LocalIssuer:
         """An :class:`AsyncIntrospector` for this issuer, as its introspection client."""
         return AsyncIntrospector(transport=self.transport(), **self._introspector_options(options))
 
+    @property
+    def introspection_settings(self) -> Introspection:
+        """:class:`~apiguard.Introspection` settings for :attr:`introspection_client`."""
+        client_id, secret = self.introspection_client
+        return Introspection(client_id=client_id, client_secret=secret)
+
     def _introspector_options(self, options: dict[str, Any]) -> dict[str, Any]:
         options.setdefault("issuer", self.issuer)
         options.setdefault("audience", self.audience)
         options.setdefault("clock", self.clock)
-        client_id, secret = self.introspection_client
-        options.setdefault(
-            "introspection", Introspection(client_id=client_id, client_secret=secret)
-        )
+        options.setdefault("introspection", self.introspection_settings)
         return options
 
     # -- serving -------------------------------------------------------------------------
@@ -381,6 +384,8 @@ class LocalIssuer:
         elif "resolver" not in options:
             options["issuer"] = self.issuer
             options.setdefault("audience", self.audience)
+            # Ready for token_mode="introspection"/"auto" and routes that check revocation.
+            options.setdefault("introspection", self.introspection_settings)
         options.setdefault("clock", self.clock)
         return options
 

@@ -23,19 +23,18 @@ import httpx
 from ._core import (
     CONFIG_SETTINGS,
     POLICY_SETTINGS,
-    BodyReader,
-    CacheInfo,
     Pending,
     Settings,
     ValidatorCore,
     build_config,
 )
+from ._lru import CacheInfo
 from ._settings import describe, fail
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
 from .errors import ConfigurationError
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .issuers import IssuerHealth, IssuerPolicy
-from .jwks import FetchRequest, KeySource, Response
+from .jwks import BodyReader, FetchRequest, KeySource, Response
 
 __all__ = ["AsyncIntrospector", "AsyncValidator", "Introspector", "Validator"]
 
@@ -122,6 +121,15 @@ class _SyncClient:
             client, transport, httpx.Client, httpx.BaseTransport
         )
 
+    def _introspect(self, pending: IntrospectionPending) -> AccessToken | IntrospectionPending:
+        """One step of an introspection: ask (unless someone did meanwhile), then go on."""
+        core, flight = pending.core, pending.flight
+        with flight.lock:
+            if not flight.done:
+                answer = _fetch(self._client, flight.request, core.body_reader, core.timeout)
+                core.receive(pending, answer)
+        return core.resume(pending)
+
     def close(self) -> None:
         """Close the HTTP client, unless it was given by the caller."""
         if self._owns_client:
@@ -148,6 +156,18 @@ class _AsyncClient:
         self._client, self._owns_client = _client(
             client, transport, httpx.AsyncClient, httpx.AsyncBaseTransport
         )
+
+    async def _introspect(
+        self, pending: IntrospectionPending
+    ) -> AccessToken | IntrospectionPending:
+        """One step of an introspection (see the sync shells' ``_introspect``)."""
+        core, flight = pending.core, pending.flight
+        async with flight.lock:
+            if not flight.done:
+                request = flight.request
+                answer = await _afetch(self._client, request, core.body_reader, core.timeout)
+                core.receive(pending, answer)
+        return core.resume(pending)
 
     async def aclose(self) -> None:
         """Close the HTTP client, unless it was given by the caller."""
@@ -215,7 +235,10 @@ class _Base:
         return self._core.cache_info()
 
     def cache_clear(self) -> None:
-        """Empty the verified-token cache: every token is validated in full next time."""
+        """Empty the verified-token cache and the remembered introspection answers.
+
+        Every token is validated in full (or asked about) next time.
+        """
         self._core.cache_clear()
 
     def __repr__(self) -> str:
@@ -274,19 +297,35 @@ class Validator(_SyncClient, _Base):
         self._setup(issuer, issuers, dict(settings), threading.Lock)
         self._use_client(http_client, transport)
 
-    def validate(self, token: str, *, request: Any = None) -> AccessToken:
+    def validate(
+        self, token: str, *, request: Any = None, check_revocation: bool = False
+    ) -> AccessToken:
         """Validate ``token`` and return what it grants.
 
         Args:
-            token: the compact JWT.
+            token: the access token: a compact JWT, or an opaque token where the issuer's
+                ``token_mode`` introspects.
             request: the framework's request, for an issuer resolver (layers pass it).
+            check_revocation: also ask the issuer whether a JWT is still active (RFC 7662,
+                with the issuer's ``introspection`` settings and cache).
 
         Raises:
-            InvalidToken: (a subclass per reason) the token is not acceptable.
-            KeySetUnavailable: the issuer's keys cannot be had; answer 503.
+            InvalidToken: (a subclass per reason) the token is not acceptable;
+                InactiveToken when the issuer says it is not active.
+            KeySetUnavailable, IntrospectionFailed: the issuer's keys or introspection
+                endpoint cannot be had; answer 503.
         """
-        result = self._core.validate(token, request)
-        while isinstance(result, Pending):
+        result = self._settle(self._core.validate(token, request))
+        if check_revocation:
+            self._settle(self._core.check_revocation(token, result))
+        return result
+
+    def _settle(self, result: AccessToken | Pending | IntrospectionPending) -> AccessToken:
+        """Perform what the core asks for until it has a token (or raises)."""
+        while not isinstance(result, AccessToken):
+            if isinstance(result, IntrospectionPending):
+                result = self._introspect(result)
+                continue
             request_ = result.request
             lock = result.source.lock
             # An optional refresh is skipped while another caller fetches: the keys we have
@@ -348,10 +387,21 @@ class AsyncValidator(_AsyncClient, _Base):
         self._setup(issuer, issuers, dict(settings), anyio.Lock)
         self._use_client(http_client, transport)
 
-    async def validate(self, token: str, *, request: Any = None) -> AccessToken:
+    async def validate(
+        self, token: str, *, request: Any = None, check_revocation: bool = False
+    ) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
-        result = self._core.validate(token, request)
-        while isinstance(result, Pending):
+        result = await self._settle(self._core.validate(token, request))
+        if check_revocation:
+            await self._settle(self._core.check_revocation(token, result))
+        return result
+
+    async def _settle(self, result: AccessToken | Pending | IntrospectionPending) -> AccessToken:
+        """Perform what the core asks for until it has a token (or raises)."""
+        while not isinstance(result, AccessToken):
+            if isinstance(result, IntrospectionPending):
+                result = await self._introspect(result)
+                continue
             request_ = result.request
             lock = result.source.lock
             if request_.optional and lock.locked():
@@ -504,15 +554,9 @@ class Introspector(_SyncClient, _IntrospectorBase):
                 WrongAudience, TokenExpired... for an answer that fails the checks.
             IntrospectionFailed: the authorization server gave no usable answer; 503.
         """
-        core = self._core
-        result = core.introspect(token)
+        result = self._core.introspect(token)
         while isinstance(result, IntrospectionPending):
-            flight = result.flight
-            with flight.lock:
-                if not flight.done:
-                    answer = _fetch(self._client, flight.request, core.body_reader, self._timeout)
-                    core.receive(result, answer)
-            result = core.resume(result)
+            result = self._introspect(result)
         return result
 
 
@@ -535,16 +579,9 @@ class AsyncIntrospector(_AsyncClient, _IntrospectorBase):
 
     async def validate(self, token: str) -> AccessToken:
         """Introspect ``token`` (see :meth:`Introspector.validate`)."""
-        core = self._core
-        result = core.introspect(token)
+        result = self._core.introspect(token)
         while isinstance(result, IntrospectionPending):
-            flight = result.flight
-            async with flight.lock:
-                if not flight.done:
-                    request = flight.request
-                    answer = await _afetch(self._client, request, core.body_reader, self._timeout)
-                    core.receive(result, answer)
-            result = core.resume(result)
+            result = await self._introspect(result)
         return result
 
 

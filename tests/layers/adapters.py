@@ -11,6 +11,8 @@ The API, in every layer (realm ``"api"``):
 - ``GET /optional``: a token if one is sent;
 - ``GET, OPTIONS /options``: any valid token, the view declares ``OPTIONS`` itself;
 - ``GET, POST /form``: any valid token (a form body may come with it);
+- ``GET /revocable``: any valid token, and the issuer must say it is still active
+  (``check_revocation``);
 - ``GET /public`` and ``GET /static/public/{path}``: excluded paths, and
   ``GET /static/private/{path}``: behind the app-wide guard only.
 
@@ -67,7 +69,8 @@ class Layer:
 
     name: str
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
+    def build(self, issuer: LocalIssuer, *, required: bool, **settings: Any) -> Any:
+        """The API; ``settings`` go to the layer's validator (``token_mode``...)."""
         raise NotImplementedError
 
     def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
@@ -84,7 +87,7 @@ def _flask_subject() -> dict[str, Any]:
 class FlaskLayer(Layer):
     name = "flask"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Flask:
+    def build(self, issuer: LocalIssuer, *, required: bool, **settings: Any) -> Flask:
         app = Flask("layer-table")
         app.config["APIGUARD_REALM"] = REALM
         view = _flask_subject
@@ -97,13 +100,14 @@ class FlaskLayer(Layer):
             ("/optional", ["GET"], fg.requires_auth(optional=True)(view)),
             ("/options", ["GET", "OPTIONS"], fg.requires_auth(view)),
             ("/form", ["GET", "POST"], fg.requires_auth(view)),
+            ("/revocable", ["GET"], fg.requires_auth(check_revocation=True)(view)),
             ("/public", ["GET"], view),
             ("/static/public/<path:name>", ["GET"], lambda name: view()),
             ("/static/private/<path:name>", ["GET"], lambda name: view()),
         ]
         for index, (rule, methods, function) in enumerate(routes):
             app.add_url_rule(rule, f"route{index}", function, methods=methods)
-        fg.ApiGuard(app, validator=issuer.validator())
+        fg.ApiGuard(app, validator=issuer.validator(**settings))
         fg.protect(app, optional=not required, exclude_paths=EXCLUDED)
         return app
 
@@ -177,7 +181,7 @@ async def _call_asgi(app: Any, method: str, target: str, headers: Headers, body:
 class StarletteLayer(Layer):
     name = "starlette"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Starlette:
+    def build(self, issuer: LocalIssuer, *, required: bool, **settings: Any) -> Starlette:
         view = _asgi_subject
         routes = [
             Route("/private", ag.requires_auth(view)),
@@ -188,13 +192,14 @@ class StarletteLayer(Layer):
             Route("/optional", ag.requires_auth(optional=True)(view)),
             Route("/options", ag.requires_auth(view), methods=["GET", "OPTIONS"]),
             Route("/form", ag.requires_auth(view), methods=["GET", "POST"]),
+            Route("/revocable", ag.requires_auth(check_revocation=True)(view)),
             Route("/public", view),
             Route("/static/public/{name:path}", view),
             Route("/static/private/{name:path}", view),
         ]
         guard = Middleware(
             ag.BearerAuthMiddleware,
-            validator=issuer.async_validator(),
+            validator=issuer.async_validator(**settings),
             required=required,
             exclude_paths=EXCLUDED,
             realm=REALM,
@@ -218,9 +223,10 @@ class FastAPILayer(Layer):
 
     name = "fastapi"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
-        validator: AsyncValidator = issuer.async_validator()
+    def build(self, issuer: LocalIssuer, *, required: bool, **settings: Any) -> Any:
+        validator: AsyncValidator = issuer.async_validator(**settings)
         auth = fa.Authorize(validator, realm=REALM)
+        revocable = fa.Authorize(validator, check_revocation=True, realm=REALM)
         either = fa.Authorize(validator, match="any", realm=REALM)
         maybe = fa.Authorize(validator, required=False, realm=REALM)
         app = FastAPI()
@@ -264,6 +270,10 @@ class FastAPILayer(Layer):
 
         @app.api_route("/form", methods=["GET", "POST"])
         async def form(token: Token) -> Any:
+            return subject(token)
+
+        @app.get("/revocable")
+        async def revocable_route(token: Annotated[AccessToken, Depends(revocable)]) -> Any:
             return subject(token)
 
         @app.get("/public")

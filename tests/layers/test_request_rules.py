@@ -31,6 +31,9 @@ EXPIRED = 'Bearer realm="api", error="invalid_token", error_description="The acc
 MALFORMED = (
     'Bearer realm="api", error="invalid_token", error_description="The access token is malformed"'
 )
+INACTIVE = (
+    'Bearer realm="api", error="invalid_token", error_description="The access token is not active"'
+)
 
 
 def scope_challenge(scope: str) -> str:
@@ -49,6 +52,19 @@ def raw(*headers: tuple[str, str]) -> Make:
 
 
 NONE: Make = raw()
+
+
+def revoked(issuer: LocalIssuer) -> list[tuple[str, str]]:
+    """A valid JWT that its issuer has revoked (its introspection says active: false)."""
+    token = issuer.token()
+    issuer.revoke(token)
+    return [("Authorization", f"Bearer {token}")]
+
+
+def opaque(issuer: LocalIssuer) -> list[tuple[str, str]]:
+    return [("Authorization", f"Bearer {issuer.opaque_token()}")]
+
+
 SUBJECT = {"subject": "auth0|user-1"}
 ANONYMOUS = {"subject": None}
 
@@ -197,6 +213,11 @@ ROWS = [
         id="optional-empty-bearer",
     ),
     # -- OPTIONS -------------------------------------------------------------------------
+    pytest.param(Row("GET", "/revocable", bearer(), 200, None, SUBJECT), id="revocation-active"),
+    pytest.param(Row("GET", "/revocable", revoked, 401, INACTIVE), id="revocation-revoked"),
+    pytest.param(Row("GET", "/private", revoked, 200, None, SUBJECT), id="revoked-jwt-unchecked"),
+    pytest.param(Row("GET", "/revocable", NONE, 401, BARE), id="revocation-no-token"),
+    pytest.param(Row("GET", "/revocable", opaque, 401, MALFORMED), id="opaque-in-jwt-mode"),
     pytest.param(Row("OPTIONS", "/options", NONE, 401, BARE), id="declared-options-no-token"),
     pytest.param(
         Row(
@@ -283,6 +304,70 @@ def test_every_layer_answers_the_same(local_issuer: LocalIssuer, row: Row) -> No
     challenges = {name: answer.headers.get("www-authenticate") for name, answer in answers.items()}
     assert len({repr(b) for b in bodies.values()}) == 1, bodies
     assert len(set(challenges.values())) == 1, challenges
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "challenge"),
+    [
+        pytest.param("/private", opaque, 200, None, id="opaque-token"),
+        pytest.param("/scoped", opaque, 403, scope_challenge("read:a"), id="opaque-scope-rule"),
+        pytest.param("/revocable", opaque, 200, None, id="opaque-revocation-check"),
+        pytest.param("/private", bearer(), 200, None, id="jwt-still-local"),
+        pytest.param(
+            "/private",
+            raw(("Authorization", "Bearer opaque-never-issued")),
+            401,
+            INACTIVE,
+            id="unknown-opaque-token",
+        ),
+    ],
+)
+def test_every_layer_in_auto_mode(
+    local_issuer: LocalIssuer, path: str, headers: Make, status: int, challenge: str | None
+) -> None:
+    """token_mode=auto: opaque tokens are introspected, and every rule works on them alike."""
+    answers = [
+        layer.send(
+            layer.build(local_issuer, required=False, token_mode="auto"),
+            "GET",
+            path,
+            headers(local_issuer),
+            b"",
+        )
+        for layer in LAYERS
+    ]
+    for answer in answers:
+        assert answer.status == status, answer
+        assert answer.headers.get("www-authenticate") == challenge
+    assert len({repr(answer.json()) for answer in answers}) == 1
+
+
+def test_every_layer_answers_503_when_introspection_fails(local_issuer: LocalIssuer) -> None:
+    """The introspection endpoint down: 503 with Retry-After in every layer, never 401."""
+    original = local_issuer.handle
+
+    def down(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/introspect"):
+            return httpx.Response(503)
+        return original(request)
+
+    local_issuer.handle = down  # type: ignore[method-assign]
+    answers = [
+        layer.send(
+            layer.build(local_issuer, required=False, token_mode="auto"),
+            "GET",
+            path,
+            headers(local_issuer),
+            b"",
+        )
+        for layer in LAYERS
+        for path, headers in (("/private", opaque), ("/revocable", bearer()))
+    ]
+    for answer in answers:
+        assert answer.status == 503
+        assert "www-authenticate" not in answer.headers
+        assert int(answer.headers["retry-after"]) >= 1
+    assert len({repr(answer.json()) for answer in answers}) == 1
 
 
 def test_every_layer_answers_503_without_keys(local_issuer: LocalIssuer) -> None:
