@@ -19,6 +19,9 @@ import httpx
 __all__ = ["PortTaken", "Service", "Stack", "port_is_free"]
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The example APIs' introspection client (seeded) and their cache lifetime in the demo.
+INTROSPECTION_CLIENT = ("organizer-api", "organizer-api-dev-secret")
+DEMO_CACHE_TTL = 2.0
 
 
 class PortTaken(RuntimeError):
@@ -129,6 +132,12 @@ class Stack:
         api_env = {
             "APIGUARD_ISSUER": self.issuer,
             "APIGUARD_AUDIENCE": "https://organizer.example/api",
+            # JWTs are validated locally; opaque tokens (step 9) are introspected by the
+            # APIs' own client, and cached only briefly so that a revocation shows.
+            "APIGUARD_TOKEN_MODE": "auto",
+            "APIGUARD_INTROSPECTION_CLIENT_ID": INTROSPECTION_CLIENT[0],
+            "APIGUARD_INTROSPECTION_CLIENT_SECRET": INTROSPECTION_CLIENT[1],
+            "APIGUARD_INTROSPECTION_CACHE_TTL": str(DEMO_CACHE_TTL),
         }
         self.authz = Service(
             "authorization server",

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import httpx
 
 from .browser import Browser, callback_params, pkce_pair
 from .mcp_client import ToolCall, call_tools
-from .servers import ROOT
+from .servers import DEMO_CACHE_TTL, ROOT
 
 ORGANIZER = "https://organizer.example/api"
 BILLING = "https://billing.example/api"
@@ -85,7 +86,13 @@ class Walk:
         body = response.json()
         if response.status_code != expect:
             raise RuntimeError(f"{what}: /oauth/token answered {response.status_code}: {body}")
-        if response.status_code == 200:
+        if response.status_code == 200 and "." not in body["access_token"]:
+            self.out(
+                f"   {what}: 200, an opaque token with scope "
+                f'"{body.get("scope", "")}" (expires in {body["expires_in"]} s): '
+                "nothing in it to decode, the APIs ask the server about it"
+            )
+        elif response.status_code == 200:
             claims = _claims(body["access_token"])
             self.out(
                 f"   {what}: 200, a token for {claims.get('sub')} "
@@ -149,6 +156,7 @@ class Walk:
         self.wrong_api()
         if self.mcp is not None:
             self.mcp_tools(self.mcp)
+        self.opaque_tokens()
         return self.calls
 
     def client_credentials(self) -> None:
@@ -325,6 +333,34 @@ class Walk:
             verdict = f"refused: {result.text}" if result.is_error else "ok"
             self.out(f"   call {result.name}: {verdict}")
         return results
+
+    def opaque_tokens(self) -> None:
+        """An API with opaque tokens: introspected, cached briefly, and revoked for real."""
+        self.heading("9. Opaque tokens: introspection, its cache, and revocation")
+        self.cli("set-token-format", ORGANIZER, "opaque")
+        self.out("   admin CLI: the Organizer API now issues opaque reference tokens")
+        try:
+            token = self.token("client_credentials", world_mappers_grant(ORGANIZER))
+            opaque = token["access_token"]
+            for when in ("first call: introspected", "second call: from the cache"):
+                started = time.perf_counter()
+                self.call(opaque, "GET", "/api/appointments")
+                took = (time.perf_counter() - started) * 1000 / len(self.apis)
+                self.out(f"   ({when}, {took:.1f} ms a call)")
+            client_id, secret = WORLD_MAPPERS
+            revoked = self.http.post(
+                urljoin(self.issuer, "oauth/revoke"),
+                data={"token": opaque, "client_id": client_id, "client_secret": secret},
+            )
+            self.out(f"   revoked at /oauth/revoke: {revoked.status_code}")
+            self.call(opaque, "GET", "/api/appointments")
+            self.out(f"   (still served from the cache, for at most {DEMO_CACHE_TTL:g} s)")
+            time.sleep(DEMO_CACHE_TTL + 0.5)
+            self.call(opaque, "GET", "/api/appointments")
+            self.out("   (the cache entry expired: the server says inactive, the APIs refuse)")
+        finally:
+            self.cli("set-token-format", ORGANIZER, "jwt")
+            self.out("   admin CLI: the Organizer API issues JWTs again")
 
 
 def world_mappers_grant(audience: str) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """The Organizer API on FastAPI: one public route, one for any valid token, one per scope.
 
-``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
+``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment
+(and, for opaque tokens, ``APIGUARD_TOKEN_MODE`` with ``APIGUARD_INTROSPECTION_CLIENT_ID``
+and ``_SECRET``),
 with defaults that point at the local authorization server (``python -m
 examples.authz_server``) and its Organizer API. It answers exactly as the Flask and the
 Starlette examples do, and its OpenAPI document describes every route's security.
@@ -18,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 
-from apiguard import AccessToken, AsyncValidator
+from apiguard import AccessToken, AsyncValidator, Introspection
 from apiguard.fastapi import Authorize, install
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
@@ -62,6 +64,9 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
             # One issuer URL, or several separated by spaces: each is trusted on its own.
             issuers=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split(),
             audience=os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE),
+            # Opaque tokens: jwt (the default), introspection or auto, with the API's client.
+            token_mode=os.environ.get("APIGUARD_TOKEN_MODE", "jwt"),
+            introspection=Introspection.from_env(),
         )
     auth = Authorize(validator)
     organizer = Organizer()

@@ -2,7 +2,9 @@
 
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API.
+examples.authz_server``) and its Organizer API; for opaque tokens, ``APIGUARD_TOKEN_MODE``
+(``jwt``, ``introspection`` or ``auto``) and the introspection client's
+``APIGUARD_INTROSPECTION_CLIENT_ID`` and ``APIGUARD_INTROSPECTION_CLIENT_SECRET``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 
+from apiguard import Introspection
 from apiguard.flask import ApiGuard, current_token, requires_auth, requires_scope
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
@@ -109,6 +112,9 @@ def create_app(**guard_options: Any) -> Flask:
     # One issuer URL, or several separated by spaces: ApiGuard trusts each on its own.
     app.config["APIGUARD_ISSUER"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER)
     app.config["APIGUARD_AUDIENCE"] = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
+    # Opaque tokens: jwt (the default), introspection or auto, with the API's own client.
+    app.config["APIGUARD_TOKEN_MODE"] = os.environ.get("APIGUARD_TOKEN_MODE", "jwt")
+    app.config["APIGUARD_INTROSPECTION"] = Introspection.from_env()
     app.extensions["organizer"] = Organizer()
     app.register_blueprint(api)
     ApiGuard(app, **guard_options)

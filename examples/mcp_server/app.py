@@ -1,6 +1,8 @@
 """The Organizer tools as an MCP server: list appointments, create one, each with its scope.
 
-``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
+``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment
+(and, for opaque tokens, ``APIGUARD_TOKEN_MODE`` with ``APIGUARD_INTROSPECTION_CLIENT_ID``
+and ``_SECRET``),
 with defaults that point at the local authorization server (``python -m
 examples.authz_server``) and its Organizer API. The audience is also the server's resource
 identifier in its protected-resource metadata (RFC 9728): a client asks the authorization
@@ -18,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.applications import Starlette
 
-from apiguard import AsyncValidator
+from apiguard import AsyncValidator, Introspection
 from apiguard.mcp import McpAuth, current_token
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
@@ -48,7 +50,13 @@ def create_app(validator: AsyncValidator | None = None) -> Starlette:
     if validator is None:
         # One issuer URL, or several separated by spaces: each is trusted on its own.
         issuers = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
-        validator = AsyncValidator(issuers=issuers, audience=audience)
+        validator = AsyncValidator(
+            issuers=issuers,
+            audience=audience,
+            # Opaque tokens: jwt (the default), introspection or auto, with the API's client.
+            token_mode=os.environ.get("APIGUARD_TOKEN_MODE", "jwt"),
+            introspection=Introspection.from_env(),
+        )
     auth = McpAuth(validator, resource=audience, resource_name="Organizer MCP server")
     organizer = Organizer()
 

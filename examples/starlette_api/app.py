@@ -1,6 +1,8 @@
 """The Organizer API on Starlette: one public route, one for any valid token, one per scope.
 
-``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
+``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment
+(and, for opaque tokens, ``APIGUARD_TOKEN_MODE`` with ``APIGUARD_INTROSPECTION_CLIENT_ID``
+and ``_SECRET``),
 with defaults that point at the local authorization server (``python -m
 examples.authz_server``) and its Organizer API.
 """
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from apiguard import Introspection
 from apiguard.asgi import BearerAuthMiddleware, get_token, requires_auth, requires_scope
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
@@ -98,6 +101,9 @@ def create_app(**guard_options: Any) -> Starlette:
         issuers = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
         guard_options.setdefault("issuers", issuers)
         guard_options.setdefault("audience", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
+        # Opaque tokens: jwt (the default), introspection or auto, with the API's own client.
+        guard_options.setdefault("token_mode", os.environ.get("APIGUARD_TOKEN_MODE", "jwt"))
+        guard_options.setdefault("introspection", Introspection.from_env())
     routes = [
         Route("/api/public", public),
         Route("/api/private", private),

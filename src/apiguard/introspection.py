@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -142,6 +143,23 @@ class Introspection:
     #: The private key as a ``cryptography`` object, built once.
     signing_key: Any = field(default=None, init=False, repr=False, compare=False)
 
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, prefix: str = "APIGUARD_INTROSPECTION_"
+    ) -> Introspection | None:
+        """The settings from environment variables; None when ``<prefix>CLIENT_ID`` is unset.
+
+        Reads ``APIGUARD_INTROSPECTION_CLIENT_ID`` and ``_CLIENT_SECRET`` (sent with
+        ``client_secret_basic`` unless ``_AUTH_METHOD`` says otherwise), and optionally
+        ``_ENDPOINT`` and ``_CACHE_TTL`` (seconds).
+
+        Raises:
+            ConfigurationError: a variable holds an unusable value.
+
+        >>> settings = Introspection.from_env()  # doctest: +SKIP
+        """
+        return _from_env(cls, environ, prefix)
+
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
         if not _printable(self.client_id):
@@ -176,6 +194,27 @@ class Introspection:
         set_("cache_size", int(_number("cache_size", self.cache_size, low=0, high=1 << 20)))
         size = _number("max_response_size", self.max_response_size, low=1024, high=16 << 20)
         set_("max_response_size", int(size))
+
+
+def _from_env(
+    cls: type[Introspection], environ: Mapping[str, str] | None, prefix: str
+) -> Introspection | None:
+    env = os.environ if environ is None else environ
+    client_id = env.get(prefix + "CLIENT_ID")
+    if not client_id:
+        return None
+    options: dict[str, Any] = {"client_id": client_id}
+    for name in ("client_secret", "auth_method", "endpoint"):
+        value = env.get(prefix + name.upper())
+        if value:
+            options[name] = value
+    ttl = env.get(prefix + "CACHE_TTL")
+    if ttl:
+        try:
+            options["cache_ttl"] = float(ttl)
+        except ValueError:
+            raise _fail(prefix + "CACHE_TTL", f"must be a number of seconds, not {ttl!r}") from None
+    return cls(**options)
 
 
 def _printable(value: object) -> bool:

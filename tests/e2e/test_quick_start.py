@@ -34,6 +34,11 @@ EXPECTED = [
     ("5", "GET", "/api/appointments", 403),
     ("6", "GET", "/api/tasks", 200),
     ("7", "GET", "/api/private", 401),
+    # 9: an opaque token introspected, cached, revoked: served from the cache, then refused.
+    ("9", "GET", "/api/appointments", 200),
+    ("9", "GET", "/api/appointments", 200),
+    ("9", "GET", "/api/appointments", 200),
+    ("9", "GET", "/api/appointments", 401),
 ]
 
 
@@ -77,10 +82,11 @@ def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
     private = [
         challenge for step, path, challenge in refusals if (step, path) == ("1", "/api/private")
     ]
+    # The APIs run in auto mode: "not-a-token" is no JWT, so the server is asked about it.
     assert private == [
         realm,
         None,
-        f'{realm}, error="invalid_token", error_description="The access token is malformed"',
+        f'{realm}, error="invalid_token", error_description="The access token is not active"',
     ]
     assert challenges[("1", "/api/tasks")] == (
         f'{realm}, error="insufficient_scope", '
@@ -120,10 +126,27 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    for heading in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7.", "== 8."):
-        assert heading in out
+    for step in range(1, 10):
+        assert f"== {step}." in out
     assert f"http://127.0.0.1:{ports[0]}/dashboard" in out
     assert "eyJ" not in out  # the transcript describes tokens, it never prints them
+
+
+def test_opaque_tokens_step(calls: list[Call], stack: Stack) -> None:
+    """Step 9: each API introspects the opaque token once, then answers from its cache until
+    the revocation shows, and refuses the token with inactive_token after that."""
+    step = [c for c in calls if c.step.startswith("9.")]
+    for api in ("flask", "starlette", "fastapi"):
+        statuses = [c.status for c in step if c.api == api]
+        assert statuses == [200, 200, 200, 401]
+        refused = [c for c in step if c.api == api][-1]
+        assert refused.challenge is not None
+        assert 'error_description="The access token is not active"' in refused.challenge
+    assert stack.authz.log is not None
+    log = stack.authz.log.read_text()
+    # Per API: "not-a-token" in step 1, then the first call and the one after the cache
+    # expired in step 9.
+    assert log.count("POST /oauth/introspect") == 3 * 3
 
 
 def test_demo_reports_a_taken_port(stack: Stack, tmp_path: Path) -> None:
