@@ -94,9 +94,9 @@ async def list_tasks(request: Request) -> JSONResponse:
 def create_app(**guard_options: Any) -> Starlette:
     """Build the Organizer API; ``guard_options`` go to the middleware (e.g. ``validator=``)."""
     if "validator" not in guard_options:
-        # One issuer URL, or several separated by spaces: each is trusted on its own.
-        issuers = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
-        guard_options.setdefault("issuers", issuers)
+        if "issuer" not in guard_options and "issuers" not in guard_options:
+            # One issuer URL, or several separated by spaces: each is trusted on its own.
+            guard_options["issuers"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
         guard_options.setdefault("audience", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [
         Route("/api/public", public),

@@ -177,6 +177,8 @@ class _Base:
             issuer=issuer, issuers=issuers, owner=self.__class__.__name__, **settings
         )
         self._core = ValidatorCore(config, lock_factory=lock_factory)
+        # Bound once: a cache hit is short enough for a second attribute lookup to show.
+        self._validate = self._core.validate
 
     @property
     def issuers(self) -> tuple[str, ...]:
@@ -285,7 +287,7 @@ class Validator(_SyncClient, _Base):
             InvalidToken: (a subclass per reason) the token is not acceptable.
             KeySetUnavailable: the issuer's keys cannot be had; answer 503.
         """
-        result = self._core.validate(token, request)
+        result = self._validate(token, request)
         while isinstance(result, Pending):
             request_ = result.request
             lock = result.source.lock
@@ -350,7 +352,7 @@ class AsyncValidator(_AsyncClient, _Base):
 
     async def validate(self, token: str, *, request: Any = None) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
-        result = self._core.validate(token, request)
+        result = self._validate(token, request)
         while isinstance(result, Pending):
             request_ = result.request
             lock = result.source.lock
