@@ -420,6 +420,13 @@ class Grants:
         on their own keep accepting it until ``exp``, which is why access tokens are short.
         Unknown, expired or foreign-issuer tokens are ignored (RFC 7009 §2.2).
         """
+        reference = self.domain.revocations.reference(token_digest(token))
+        if reference is not None:
+            # An opaque access token: inactive at introspection from now on.
+            if reference.client_id != client.client_id:
+                raise OAuthError("invalid_grant", "The token was not issued to this client")
+            self.domain.revocations.revoke_reference(reference.token_hash)
+            return
         refresh = self._tokens.find_refresh(token_digest(token))
         if refresh is not None:
             if refresh.client_id != client.client_id:

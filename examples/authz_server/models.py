@@ -30,6 +30,9 @@ GRANT_TYPES = (
     "password",
 )
 TOKEN_DIALECTS = ("access_token", "access_token_authz", "rfc9068_profile", "rfc9068_profile_authz")
+#: ``jwt``: self-contained signed tokens; ``opaque``: random reference tokens stored hashed,
+#: which APIs check at the introspection endpoint (RFC 7662) and which revoke at once.
+ACCESS_TOKEN_FORMATS = ("jwt", "opaque")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class ResourceServer:
     scopes: tuple[Scope, ...]
     is_system: bool
     created_at: int
+    access_token_format: str = "jwt"
+    #: Clients (the API's own back ends) allowed to introspect tokens issued for this API.
+    introspection_clients: tuple[str, ...] = ()
 
     @property
     def scope_values(self) -> frozenset[str]:
@@ -220,6 +226,16 @@ class Interaction:
     sid_hash: str
     params: dict[str, Any] = field(hash=False)
     created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class ReferenceToken:
+    """An opaque access token: its claims, stored under the digest of its value."""
+
+    token_hash: str
+    client_id: str
+    claims: dict[str, Any] = field(hash=False)
     expires_at: int
 
 

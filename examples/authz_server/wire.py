@@ -35,6 +35,8 @@ def api_json(api: ResourceServer, *, include_secret: bool = False) -> dict[str, 
         "token_dialect": api.token_dialect,
         "scopes": [scope_json(s) for s in api.scopes],
         "is_system": api.is_system,
+        "access_token_format": api.access_token_format,
+        "introspection_clients": list(api.introspection_clients),
     }
     if include_secret and api.signing_secret is not None:
         data["signing_secret"] = api.signing_secret

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .. import rules
-from ..models import TOKEN_DIALECTS, ResourceServer, Scope
+from ..models import ACCESS_TOKEN_FORMATS, TOKEN_DIALECTS, ResourceServer, Scope
 from ..rules import Conflict, NotFound, ValidationError
 from ..security import new_id, new_secret
 from ..settings import Settings
@@ -92,8 +92,14 @@ class ApiService:
         scopes: Iterable[object] = (),
         signing_secret: str | None = None,
         api_id: str | None = None,
+        access_token_format: str = "jwt",
+        introspection_clients: object = (),
     ) -> ResourceServer:
-        """Register an API. HS256 APIs get their own random 256-bit signing secret."""
+        """Register an API. HS256 APIs get their own random 256-bit signing secret.
+
+        ``access_token_format="opaque"`` issues reference tokens that the API checks at the
+        introspection endpoint as one of its ``introspection_clients``.
+        """
         name = rules.display_name(name)
         identifier = rules.api_identifier(identifier)
         if signing_alg not in ("RS256", "HS256"):
@@ -124,6 +130,8 @@ class ApiService:
             scopes=rules.scopes(scopes),
             is_system=False,
             created_at=self._now(),
+            access_token_format=self._token_format(access_token_format),
+            introspection_clients=self._introspection_clients(introspection_clients),
         )
         try:
             self._store.apis.insert(api)
@@ -155,10 +163,38 @@ class ApiService:
                 if not isinstance(value, list):
                     raise ValidationError("scopes must be a list")
                 checked[key] = rules.scopes(value)
+            elif key == "access_token_format":
+                checked[key] = self._token_format(value)
+            elif key == "introspection_clients":
+                checked[key] = self._introspection_clients(value)
             else:
                 raise ValidationError(f"unknown property {key!r}")
         self._store.apis.update(api.id, checked)
         return self.get(api.id)
+
+    @staticmethod
+    def _token_format(value: object) -> str:
+        if value not in ACCESS_TOKEN_FORMATS:
+            raise ValidationError("access_token_format must be jwt or opaque")
+        return str(value)
+
+    def _introspection_clients(self, value: object) -> tuple[str, ...]:
+        """Client ids that may introspect an API's tokens: existing confidential clients."""
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ValidationError("introspection_clients must be a list of client ids")
+        ids: list[str] = []
+        for client_id in value:
+            client = self._store.clients.find(client_id) if isinstance(client_id, str) else None
+            if client is None:
+                raise ValidationError("introspection_clients must name existing clients")
+            if not client.is_confidential:
+                # Introspection needs client authentication (RFC 7662 §2.1).
+                raise ValidationError("introspection clients must be confidential clients")
+            if client_id not in ids:
+                ids.append(client_id)
+        if len(ids) > 20:
+            raise ValidationError("at most 20 introspection clients")
+        return tuple(ids)
 
     def add_scope(self, id_or_identifier: str, value: str, description: str = "") -> ResourceServer:
         """Add (or re-describe) one scope of an API."""

@@ -233,9 +233,13 @@ class ClientService:
         return self.get(client.client_id), secret
 
     def delete(self, client_id: str) -> None:
-        """Delete a client, its grants and its refresh tokens."""
+        """Delete a client, its grants and its refresh tokens (and its introspection rights)."""
         client = self.get(client_id)
         with self._store.transaction():
+            for api in self._store.apis.all():
+                if client.client_id in api.introspection_clients:
+                    remaining = tuple(c for c in api.introspection_clients if c != client_id)
+                    self._store.apis.update(api.id, {"introspection_clients": remaining})
             self._store.tokens.revoke_refresh(self._now(), client_id=client.client_id)
             self._store.clients.delete(client.client_id)
 

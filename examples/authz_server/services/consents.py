@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from ..models import UserGrant
+from ..models import ReferenceToken, UserGrant
 from ..rules import NotFound
 from ..security import new_id
 from ..settings import Settings
@@ -62,7 +63,7 @@ class ConsentService:
 
 
 class Revocations:
-    """Revoked refresh-token families and access tokens."""
+    """Revoked refresh-token families and access tokens, and the live opaque ones."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
@@ -95,3 +96,20 @@ class Revocations:
     def is_revoked(self, jti: str) -> bool:
         """Whether the access token *jti* was revoked at ``/oauth/revoke``."""
         return self._store.tokens.is_revoked(jti)
+
+    # -------------------------------------------- opaque access (reference) tokens
+
+    def store_reference(self, token_hash: str, claims: Mapping[str, Any]) -> None:
+        """Remember an opaque access token's claims under its hash (never the token)."""
+        self._store.tokens.add_reference(
+            ReferenceToken(token_hash, str(claims["azp"]), dict(claims), int(claims["exp"])),
+            self._now(),
+        )
+
+    def reference(self, token_hash: str) -> ReferenceToken | None:
+        """The live opaque access token with this hash, or ``None``."""
+        return self._store.tokens.find_reference(token_hash, self._now())
+
+    def revoke_reference(self, token_hash: str) -> None:
+        """Forget an opaque access token: from now on it is inactive."""
+        self._store.tokens.drop_reference(token_hash)

@@ -98,6 +98,7 @@ def load(domain: Domain, data: Mapping[str, Any]) -> dict[str, int]:
     Returns how many objects of each kind were added.
     """
     added = {"resource_servers": 0, "clients": 0, "client_grants": 0, "users": 0}
+    introspectors: dict[str, object] = {}
     if not isinstance(data, Mapping):
         raise ValidationError("a tenant document must be a JSON object")
     with domain.store.transaction():
@@ -117,7 +118,10 @@ def load(domain: Domain, data: Mapping[str, Any]) -> dict[str, int]:
                 ),
                 token_dialect=api.get("token_dialect", "access_token"),
                 scopes=api.get("scopes", []),
+                access_token_format=api.get("access_token_format", "jwt"),
             )
+            if api.get("introspection_clients"):
+                introspectors[api["identifier"]] = api["introspection_clients"]
             added["resource_servers"] += 1
         for client in data.get("clients", []):
             if domain.clients.find(client["client_id"]) is not None:
@@ -141,6 +145,9 @@ def load(domain: Domain, data: Mapping[str, Any]) -> dict[str, int]:
                 },
             )
             added["clients"] += 1
+        for identifier, clients in introspectors.items():
+            # The clients an API names exist only now that the clients are loaded.
+            domain.apis.update(identifier, {"introspection_clients": clients})
         for user in data.get("users", []):
             if domain.users.find_by_email(user["email"]) is not None:
                 continue

@@ -17,6 +17,8 @@ _COLUMNS = {
     "skip_consent_for_verifiable_first_party_clients": "skip_consent",
     "token_dialect": "token_dialect",
     "scopes": "scopes",
+    "access_token_format": "access_token_format",
+    "introspection_clients": "introspection_clients",
 }
 
 
@@ -34,11 +36,23 @@ def _api(row: sqlite3.Row) -> ResourceServer:
         scopes=tuple(Scope(s["value"], s["description"]) for s in json.loads(row["scopes"])),
         is_system=bool(row["is_system"]),
         created_at=row["created_at"],
+        access_token_format=row["access_token_format"],
+        introspection_clients=tuple(json.loads(row["introspection_clients"])),
     )
 
 
 def _scopes(scopes: tuple[Scope, ...]) -> str:
     return json.dumps([{"value": s.value, "description": s.description} for s in scopes])
+
+
+def _column_value(field: str, value: object) -> object:
+    if field == "scopes":
+        assert isinstance(value, tuple)
+        return _scopes(value)
+    if field == "introspection_clients":
+        assert isinstance(value, tuple)
+        return json.dumps(list(value))
+    return value
 
 
 class ApiRepository:
@@ -71,7 +85,8 @@ class ApiRepository:
             self._db.execute(
                 "INSERT INTO resource_servers (id, name, identifier, signing_alg, signing_secret, "
                 "token_lifetime, allow_offline_access, skip_consent, token_dialect, scopes, "
-                "is_system, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "is_system, created_at, access_token_format, introspection_clients) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     api.id,
                     api.name,
@@ -85,6 +100,8 @@ class ApiRepository:
                     _scopes(api.scopes),
                     api.is_system,
                     api.created_at,
+                    api.access_token_format,
+                    json.dumps(list(api.introspection_clients)),
                 ),
             )
         except sqlite3.IntegrityError:
@@ -94,7 +111,7 @@ class ApiRepository:
         """Change the named fields (``scopes`` as a tuple of ``Scope``)."""
         if not changes:
             return
-        values = [_scopes(v) if k == "scopes" else v for k, v in changes.items()]  # type: ignore[arg-type]
+        values = [_column_value(k, v) for k, v in changes.items()]
         assignments = ", ".join(f"{_COLUMNS[k]} = ?" for k in changes)
         self._db.execute(
             f"UPDATE resource_servers SET {assignments} WHERE id = ?",  # noqa: S608 - fixed names

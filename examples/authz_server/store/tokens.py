@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
-from ..models import AuthorizationCode, RefreshToken
+from ..models import AuthorizationCode, ReferenceToken, RefreshToken
 from .connection import Connection
 
 
@@ -43,7 +44,8 @@ def _refresh(row: sqlite3.Row) -> RefreshToken:
 
 
 class TokenRepository:
-    """The ``auth_codes``, ``refresh_tokens`` and ``revoked_tokens`` tables."""
+    """The ``auth_codes``, ``refresh_tokens``, ``revoked_tokens`` and ``reference_tokens``
+    tables."""
 
     def __init__(self, db: Connection) -> None:
         self._db = db
@@ -163,3 +165,31 @@ class TokenRepository:
     def is_revoked(self, jti: str) -> bool:
         """Whether the access token *jti* was revoked."""
         return self._db.one("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)) is not None
+
+    # -------------------------------------------- opaque access (reference) tokens
+
+    def add_reference(self, token: ReferenceToken, now: int) -> None:
+        """Store an opaque access token's claims (expired ones are purged)."""
+        with self._db.transaction():
+            self._db.execute("DELETE FROM reference_tokens WHERE expires_at <= ?", (now,))
+            self._db.execute(
+                "INSERT INTO reference_tokens (token_hash, client_id, claims, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (token.token_hash, token.client_id, json.dumps(token.claims), token.expires_at),
+            )
+
+    def find_reference(self, token_hash: str, now: int) -> ReferenceToken | None:
+        """The live opaque access token stored under this digest."""
+        row = self._db.one(
+            "SELECT * FROM reference_tokens WHERE token_hash = ? AND expires_at > ?",
+            (token_hash, now),
+        )
+        if row is None:
+            return None
+        return ReferenceToken(
+            row["token_hash"], row["client_id"], json.loads(row["claims"]), row["expires_at"]
+        )
+
+    def drop_reference(self, token_hash: str) -> None:
+        """Forget an opaque access token: from now on it is inactive."""
+        self._db.execute("DELETE FROM reference_tokens WHERE token_hash = ?", (token_hash,))

@@ -94,7 +94,10 @@ async def api_quickstart(request: Request, viewer: Viewer) -> Response:
 def _settings_page(
     request: Request, viewer: Viewer, api: ResourceServer, error: str | None, status: int = 200
 ) -> Response:
-    return api_page(request, viewer, api, "settings", {"error": error}, status_code=status)
+    # Only confidential clients can authenticate at the introspection endpoint.
+    clients = [c for c in services(request).domain.clients.all() if c.is_confidential]
+    extra = {"error": error, "introspection_candidates": clients}
+    return api_page(request, viewer, api, "settings", extra, status_code=status)
 
 
 @page(admin=True)
@@ -105,7 +108,7 @@ async def api_settings(request: Request, viewer: Viewer) -> Response:
 
 @page(admin=True)
 async def save_api_settings(request: Request, viewer: Viewer) -> Response:
-    """``POST /dashboard/apis/{id}/settings``: name, token lifetime, offline access, consent."""
+    """``POST /dashboard/apis/{id}/settings``: name, lifetime, offline access, consent, format."""
     api = api_of_path(request)
     try:
         lifetime = int(viewer.value("token_lifetime"))
@@ -118,6 +121,8 @@ async def save_api_settings(request: Request, viewer: Viewer) -> Response:
         "token_lifetime": lifetime,
         "allow_offline_access": checkbox(viewer, "allow_offline_access"),
         "skip_consent_for_verifiable_first_party_clients": checkbox(viewer, "skip_consent"),
+        "access_token_format": viewer.value("access_token_format") or api.access_token_format,
+        "introspection_clients": viewer.values("introspection_clients"),
     }
     try:
         services(request).domain.apis.update(api.id, changes)

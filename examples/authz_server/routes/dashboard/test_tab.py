@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ... import introspection
 from ... import probe as probing
 from ...grants import OAuthError
 from ...models import Client, ResourceServer
@@ -76,7 +77,13 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
     context |= {"response": probing.pretty(body), "response_status": status}
     token = body.get("access_token")
     if isinstance(token, str):
-        context["decoded"] = probing.decode_token(token)
+        if api.access_token_format == "opaque":
+            # Nothing to decode: show what the API learns at the introspection endpoint.
+            claims = introspection.live_claims(bundle.domain, bundle.minter, token)
+            answer = introspection.active_answer(claims) if claims else introspection.INACTIVE
+            context["introspected"] = probing.pretty(answer)
+        else:
+            context["decoded"] = probing.decode_token(token)
         if url:
             transport = getattr(request.app.state, "probe_transport", None)
             context["verdict"] = await probing.probe(url, token, transport=transport)
