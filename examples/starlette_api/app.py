@@ -98,6 +98,8 @@ def create_app(**guard_options: Any) -> Starlette:
             # One issuer URL, or several separated by spaces: each is trusted on its own.
             guard_options["issuers"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
         guard_options.setdefault("audience", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    guard_options.setdefault("resource", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [
         Route("/api/public", public),
         Route("/api/private", private),
