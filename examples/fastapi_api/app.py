@@ -58,17 +58,19 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
         validator: the validator to use (tests pass their own); by default one built from
             ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE``, closed when the app stops.
     """
+    audience = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
     owned = validator is None
     if validator is None:
         validator = AsyncValidator(
             # One issuer URL, or several separated by spaces: each is trusted on its own.
             issuers=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split(),
-            audience=os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE),
+            audience=audience,
             # Opaque tokens: jwt (the default), introspection or auto, with the API's client.
             token_mode=os.environ.get("APIGUARD_TOKEN_MODE", "jwt"),
             introspection=Introspection.from_env(),
         )
-    auth = Authorize(validator)
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    auth = Authorize(validator, resource=audience)
     organizer = Organizer()
 
     @asynccontextmanager

@@ -112,6 +112,8 @@ def create_app(**guard_options: Any) -> Flask:
     # One issuer URL, or several separated by spaces: ApiGuard trusts each on its own.
     app.config["APIGUARD_ISSUER"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER)
     app.config["APIGUARD_AUDIENCE"] = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    app.config["APIGUARD_RESOURCE"] = app.config["APIGUARD_AUDIENCE"]
     # Opaque tokens: jwt (the default), introspection or auto, with the API's own client.
     app.config["APIGUARD_TOKEN_MODE"] = os.environ.get("APIGUARD_TOKEN_MODE", "jwt")
     app.config["APIGUARD_INTROSPECTION"] = Introspection.from_env()

@@ -97,13 +97,15 @@ async def list_tasks(request: Request) -> JSONResponse:
 def create_app(**guard_options: Any) -> Starlette:
     """Build the Organizer API; ``guard_options`` go to the middleware (e.g. ``validator=``)."""
     if "validator" not in guard_options:
-        # One issuer URL, or several separated by spaces: each is trusted on its own.
-        issuers = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
-        guard_options.setdefault("issuers", issuers)
+        if "issuer" not in guard_options and "issuers" not in guard_options:
+            # One issuer URL, or several separated by spaces: each is trusted on its own.
+            guard_options["issuers"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
         guard_options.setdefault("audience", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
         # Opaque tokens: jwt (the default), introspection or auto, with the API's own client.
         guard_options.setdefault("token_mode", os.environ.get("APIGUARD_TOKEN_MODE", "jwt"))
         guard_options.setdefault("introspection", Introspection.from_env())
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    guard_options.setdefault("resource", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [
         Route("/api/public", public),
         Route("/api/private", private),

@@ -23,6 +23,7 @@ from ._lru import CacheInfo, TokenCache
 from ._settings import fail, number, setting, settings_of
 from .claims import AccessToken
 from .errors import (
+    AlgorithmNotAllowed,
     BearerError,
     IntrospectionFailed,
     InvalidClaim,
@@ -323,6 +324,8 @@ class ValidatorCore:
         self._cache: TokenCache[_Cached] | None = TokenCache(size) if size else None
         self._max_size = config.max_token_size
         self._algorithms = self.registry.algorithms
+        self._policies = self.registry.policies
+        self._opaque = self.registry.opaque
         self._lock_factory = lock_factory
         #: One introspection core per issuer that introspects, made on first use.
         self._introspectors: dict[str, IntrospectionCore] = {}
@@ -381,7 +384,7 @@ class ValidatorCore:
             cached = self._cache_hit(token) if self._cache is not None else None
             if cached is not None:
                 return cached
-            opaque = self.registry.opaque
+            opaque = self._opaque
             if opaque is not None and not looks_like_jwt(token):
                 return self.introspection_core(opaque).introspect(token)
             try:
@@ -396,7 +399,10 @@ class ValidatorCore:
                         raise
                     claims = None  # the signature first: then the payload is refused again
                 iss = claims.get("iss") if claims is not None else None
-                policy = self.registry.policy(iss, request)
+                # The common case inline: a configured issuer, matched exactly.
+                policy = self._policies.get(iss) if type(iss) is str else None
+                if policy is None:
+                    policy = self.registry.policy(iss, request)
             except BearerError:
                 if opaque is not None and opaque.token_mode == "introspection":
                     # Every token is the issuer's to judge, whatever it looks like here.
@@ -487,7 +493,8 @@ class ValidatorCore:
         now = self._clock()
         alg = jws.alg
         if alg not in policy.algorithms:
-            self.registry.check_algorithm(policy, alg)
+            # Allowed for some trusted issuer (the header passed), not for this one.
+            raise AlgorithmNotAllowed(f"alg {alg} is not allowed for this issuer")
         source: Source = self.registry.source(policy)
         remote: KeySource | None = None
         if isinstance(source, KeySource):
@@ -518,26 +525,23 @@ class ValidatorCore:
         if hit is None:
             return None
         now = self._clock()
-        source = hit.source
+        # One unpacking costs less than reading the fields by name.
+        access_token, key, source, known, policy, not_before, not_after = hit
         if source is not None:
             keys = source.keys
-            if (
-                keys is None
-                or (keys is not hit.keys and hit.key not in keys)
-                or not source.is_fresh(now)
-            ):
+            if keys is None or (keys is not known and key not in keys) or now >= source.fresh_until:
                 # The key that verified it has left the issuer's key set, or the set is due
                 # for a refresh that only a full validation asks for (a hit must not keep a
                 # withdrawn key alive), or the source was evicted: validate afresh.
                 self._cache.pop(token)
                 return None
-        if not hit.not_before <= now < hit.not_after:
+        if not not_before <= now < not_after:
             try:
-                self._check_times(hit.token.claims, now, hit.policy)
+                self._check_times(access_token.claims, now, policy)
             except TokenExpired:
                 self._cache.pop(token)  # it will never be valid again
                 raise
-        return hit.token
+        return access_token
 
     @staticmethod
     def _check_times(claims: Mapping[str, Any], now: float, policy: Compiled) -> None:

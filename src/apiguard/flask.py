@@ -52,6 +52,13 @@ from .bearer import DEFAULT_REALM, pick_realm, render_error
 from .claims import AccessToken, Match
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .issuers import IssuerPolicy
+from .metadata import (
+    REQUIREMENT_ATTRIBUTE,
+    ProtectedResource,
+    ResourceMetadata,
+    declared_scopes,
+    protected_resource,
+)
 from .validator import Validator
 
 __all__ = [
@@ -75,6 +82,8 @@ EXTENSION_KEY: Final = "apiguard"
 _TOKEN: Final = "apiguard.token"
 _VALIDATED: Final = "apiguard.validated"
 _UNSET: Any = object()
+#: The endpoint name of the protected-resource metadata view ApiGuard registers.
+METADATA_ENDPOINT: Final = "apiguard_protected_resource"
 _CONFIG_PREFIX: Final = "APIGUARD_"
 
 
@@ -99,6 +108,14 @@ class _LayerSettings:
     exempt_options: bool = setting(
         True, doc="let OPTIONS requests (CORS preflight) through unauthenticated", kind="boolean"
     )
+    resource: str | ProtectedResource | None = setting(
+        None,
+        doc="the resource identifier (one of the audiences) or an "
+        "apiguard.metadata.ProtectedResource: the app then serves its RFC 9728 metadata at "
+        "/.well-known/oauth-protected-resource and every challenge names it in "
+        "resource_metadata (scopes_supported defaults to the scopes the views declare)",
+        kind="string",
+    )
 
 
 class GuardSettings(Settings, total=False):
@@ -108,13 +125,14 @@ class GuardSettings(Settings, total=False):
     issuers: Iterable[str | IssuerPolicy] | None
     realm: str | None
     exempt_options: bool
+    resource: str | ProtectedResource | None
 
 
 #: Every ``APIGUARD_*`` setting: this layer's, then the per-issuer and validator-wide ones.
 _LAYER: Final = settings_of(_LayerSettings)
 SETTINGS: Final[dict[str, SettingInfo]] = {**_LAYER, **POLICY_SETTINGS, **CONFIG_SETTINGS}
 #: Settings that only make sense for a validator ApiGuard builds itself.
-_VALIDATOR_SETTINGS: Final = SETTINGS.keys() - {"realm", "exempt_options"}
+_VALIDATOR_SETTINGS: Final = SETTINGS.keys() - {"realm", "exempt_options", "resource"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +144,18 @@ class GuardState:
         realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
         exempt_options: whether ``OPTIONS`` requests that Flask answers itself (no view
             declares ``OPTIONS``: CORS preflights) pass :func:`protect` unauthenticated.
+        metadata: the protected-resource metadata (RFC 9728) served, or None.
     """
 
     validator: Validator
     realm: str | None
     exempt_options: bool
+    metadata: ResourceMetadata | None = None
+
+    @property
+    def resource_metadata(self) -> str | None:
+        """The ``resource_metadata`` of every challenge: the document's URL, or None."""
+        return self.metadata.url if self.metadata is not None else None
 
 
 class ApiGuard:
@@ -205,6 +230,7 @@ class ApiGuard:
         try:
             realm_setting = settings.pop("realm", DEFAULT_REALM)
             exempt_options = boolean("exempt_options", settings.pop("exempt_options", True))
+            resource_setting = settings.pop("resource", None)
             if self._validator is not None:
                 validator = self._validator
             else:
@@ -212,9 +238,18 @@ class ApiGuard:
             realm = pick_realm(
                 realm_setting, validator.audiences, name=labels.get("realm", "realm")
             )
+            metadata = protected_resource(
+                resource_setting,
+                validator.audiences,
+                validator.issuers,
+                name=labels.get("resource", "resource"),
+            )
         except ConfigurationError as exc:
             raise _relabel(exc, labels) from None
-        app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options)
+        app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options, metadata)
+        if metadata is not None:
+            for path in metadata.paths:
+                app.add_url_rule(path, METADATA_ENDPOINT, _metadata_view, methods=["GET"])
         # An application that registered its own handler first keeps it.
         handlers = app.error_handler_spec[None][None]
         for error in (BearerError, ServiceUnavailable):
@@ -285,10 +320,24 @@ def _state(app: Flask) -> GuardState:
     return state
 
 
+def _metadata_view() -> Response:
+    # Public and the same for everyone; the scopes are gathered from the views on each
+    # request (a walk of the app's view functions: cheap, and always current).
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    metadata = _state(app).metadata
+    assert metadata is not None  # the rule exists only with metadata
+    body, headers = metadata.with_route_scopes(
+        declared_scopes(app.view_functions.values())
+    ).render()
+    return Response(body, status=200, headers=headers)
+
+
 def _answer(error: ApiguardError) -> Response:
     state = current_app.extensions.get(EXTENSION_KEY)
-    realm = state.realm if isinstance(state, GuardState) else None
-    rendered = render_error(error, realm)
+    if isinstance(state, GuardState):
+        rendered = render_error(error, state.realm, state.resource_metadata)
+    else:
+        rendered = render_error(error)
     return Response(
         rendered.body,
         status=rendered.status_code,
@@ -385,6 +434,7 @@ def _guarded(view: F, requirement: Requirement) -> F:
             return current_app.ensure_sync(view)(*args, **kwargs)
         return view(*args, **kwargs)
 
+    setattr(wrapper, REQUIREMENT_ATTRIBUTE, requirement)
     return cast(F, wrapper)
 
 
@@ -506,6 +556,10 @@ def protect(
     exemptions = PathExemptions(exclude_paths) or None
 
     def guard_request() -> None:
+        # The metadata document is public (RFC 9728 §3): the endpoint Flask routed to, not
+        # a path prefix, so no spelling of another path reaches it.
+        if request.endpoint == METADATA_ENDPOINT:
+            return
         _authorize(requirement, exemptions=exemptions, from_hook=True)
 
     target.before_request(guard_request)

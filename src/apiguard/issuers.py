@@ -40,7 +40,6 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from ._settings import fail, number, setting, settings_of, strings
 from .claims import DEFAULT_SCOPE_CLAIMS
 from .errors import (
-    AlgorithmNotAllowed,
     BearerError,
     IssuerResolutionFailed,
     ServiceUnavailable,
@@ -233,11 +232,11 @@ class Compiled:
     scope_claims: tuple[str, ...]
     token_mode: str = "jwt"
     introspection: Introspection | None = None
+    #: What identifies this issuer's key source: two policies alike share one.
+    source_key: tuple[str, str | None, frozenset[str]] = field(init=False)
 
-    @property
-    def source_key(self) -> tuple[str, str | None, frozenset[str]]:
-        """What identifies this issuer's key source: two policies alike share one."""
-        return (self.issuer, self.jwks_uri, self.algorithms)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source_key", (self.issuer, self.jwks_uri, self.algorithms))
 
 
 def _compile(policy: IssuerPolicy) -> Compiled:
@@ -711,10 +710,13 @@ class IssuerRegistry:
         sources = self._sources
         found = sources.get(key)
         if found is not None:
-            try:  # noqa: SIM105 - as in the token cache: cheaper than contextlib.suppress
-                sources.move_to_end(key)
-            except KeyError:  # evicted by another thread meanwhile: still usable once
-                pass
+            if self.resolver is not None:
+                # Without a resolver only configured issuers have sources, never more than
+                # the maximum: nothing is evicted, so the order needs no upkeep.
+                try:  # noqa: SIM105 - as in the token cache: cheaper than contextlib.suppress
+                    sources.move_to_end(key)
+                except KeyError:  # evicted by another thread meanwhile: still usable once
+                    pass
             return found
         with self._lock:
             found = sources.get(key)
@@ -732,11 +734,6 @@ class IssuerRegistry:
                     evicted.retire()
                     logger.info("key source of %r evicted (max_key_sources)", evicted.issuer)
             return found
-
-    def check_algorithm(self, policy: Compiled, alg: str) -> None:
-        """Refuse an ``alg`` the token's own issuer does not allow."""
-        if alg not in policy.algorithms:
-            raise AlgorithmNotAllowed(f"alg {alg} is not allowed for this issuer")
 
     def warm_up(self, now: float) -> list[tuple[KeySource, FetchRequest]]:
         """The fetches that would give every configured issuer fresh keys now."""

@@ -324,7 +324,9 @@ class KeySource:
         self._discovery = discovery_urls(issuer)
         self._discovery_index = 0
         self.keys: KeySet | None = None
-        self._fresh_until = -math.inf
+        #: Until when (seconds since the epoch) the key set is fresh; read on every cache hit,
+        #: so it is an attribute rather than a call (see :meth:`is_fresh`).
+        self.fresh_until = -math.inf
         self._usable_until = -math.inf
         self._next_fetch = -math.inf
         self._last_error: str | None = None
@@ -333,7 +335,7 @@ class KeySource:
 
     def is_fresh(self, now: float) -> bool:
         """Tell whether the cached key set is within its freshness lifetime."""
-        return now < self._fresh_until
+        return now < self.fresh_until
 
     def is_usable(self, now: float) -> bool:
         """Tell whether the cached key set may still serve (fresh, or stale within bounds)."""
@@ -346,7 +348,7 @@ class KeySource:
 
     def retire(self) -> None:
         """Mark the source as no longer in use: cached tokens verified with its keys miss."""
-        self._fresh_until = -math.inf
+        self.fresh_until = -math.inf
 
     def refresh_request(self, now: float) -> FetchRequest | None:
         """What to fetch for fresh keys now, or None: fresh already, or on cooldown."""
@@ -355,7 +357,7 @@ class KeySource:
         if self.jwks_uri is None:
             url = self._discovery[self._discovery_index]
             return FetchRequest(url, "discovery", self.generation)
-        if self.keys is None or now >= self._fresh_until:
+        if self.keys is None or now >= self.fresh_until:
             return FetchRequest(self.jwks_uri, "jwks", self.generation)
         return None
 
@@ -400,7 +402,7 @@ class KeySource:
                     retry_after=self._retry_after(now),
                 )
             raise UnknownSigningKey(f"no key with kid {str(kid)[:64]!r}")
-        if refresh and may_fetch and now >= self._fresh_until:
+        if refresh and may_fetch and now >= self.fresh_until:
             return FetchRequest(self.jwks_uri, "jwks", self.generation, optional=True)
         return key
 
@@ -456,7 +458,7 @@ class KeySource:
             raise _FetchFailed("JWKS has no usable signing key")
         ttl = self._ttl(response.headers.get("cache-control"))
         self.keys = keys
-        self._fresh_until = now + ttl
+        self.fresh_until = now + ttl
         self._usable_until = now + ttl + self._s.max_stale
         self._next_fetch = now + self._s.cooldown
         self._last_error = None

@@ -197,6 +197,8 @@ class _Base:
             issuer=issuer, issuers=issuers, owner=self.__class__.__name__, **settings
         )
         self._core = ValidatorCore(config, lock_factory=lock_factory)
+        # Bound once: a cache hit is short enough for a second attribute lookup to show.
+        self._validate = self._core.validate
 
     @property
     def issuers(self) -> tuple[str, ...]:
@@ -315,7 +317,7 @@ class Validator(_SyncClient, _Base):
             KeySetUnavailable, IntrospectionFailed: the issuer's keys or introspection
                 endpoint cannot be had; answer 503.
         """
-        result = self._settle(self._core.validate(token, request))
+        result = self._settle(self._validate(token, request))
         if check_revocation:
             self._settle(self._core.check_revocation(token, result))
         return result
@@ -391,7 +393,7 @@ class AsyncValidator(_AsyncClient, _Base):
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
-        result = await self._settle(self._core.validate(token, request))
+        result = await self._settle(self._validate(token, request))
         if check_revocation:
             await self._settle(self._core.check_revocation(token, result))
         return result
