@@ -507,8 +507,9 @@ class ValidatorCore:
             # A sender-constrained token (DPoP, mTLS) presented as a plain bearer token.
             raise InvalidClaim("cnf: proof of possession is not supported")
         for name in c.required_claims:
-            if name not in claims:
-                raise InvalidClaim(f"required claim {name!r} is missing")
+            # Present and not null: ``"org_id": null`` asserts nothing.
+            if claims.get(name) is None:
+                raise InvalidClaim(f"required claim {name!r} is missing or null")
         iss = claims.get("iss")
         if iss != c.issuer:
             raise WrongIssuer(f"iss {str(iss)[:128]!r} is not {c.issuer!r}")
@@ -547,8 +548,9 @@ class ValidatorCore:
                 if not isinstance(claims.get(name), str):
                     raise InvalidClaim(f"{name} is not a string")
         for name in _STRING_CLAIMS:
-            value = claims.get(name)
-            if value is not None and not isinstance(value, str):
+            # Null is not a string either: a null identifier would read as "absent" to
+            # code that then falls back to another claim.
+            if name in claims and not isinstance(claims[name], str):
                 raise InvalidClaim(f"{name} is not a string")
         if not not_before <= now < not_after:
             self._check_times(claims, now)

@@ -100,10 +100,12 @@ class Validator(_Base):
             ES*, EdDSA), each only with a key of its own type and curve. ``none`` never.
         leeway: clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds (0 to 300).
         max_token_age: reject tokens whose ``iat`` is older than this many seconds.
-        required_claims: claim names that must be present.
+        required_claims: claim names that must be present and not null.
         token_type: ``"at+jwt"`` for RFC 9068 strict mode (``typ`` and the RFC's claims
             required); None accepts ``typ`` absent, ``JWT`` or ``at+jwt``.
-        scope_claims: where scopes are read (default ``scope``, ``scp``, ``permissions``).
+        scope_claims: where scopes are read (default ``scope`` and ``scp``). Add
+            ``"permissions"`` only if a token's Auth0 RBAC permissions should count as
+            granted scopes (see the warning).
         shared_secret: the API's HS256 signing secret (Auth0 HS256 APIs); at least as long
             as the hash. Excludes a JWKS.
         cache_max_age: how long fetched keys are fresh, in seconds (``Cache-Control:
@@ -129,6 +131,11 @@ class Validator(_Base):
     Warning:
         Raising ``leeway`` or ``max_stale``, or setting ``cooldown`` to 0, weakens the
         guarantees above; ``http://`` issuers are for loopback development only.
+        ``scope_claims=("scope", "scp", "permissions")`` reads Auth0's RBAC
+        ``permissions`` as scopes: everything the *user* may do then counts as granted to
+        whichever app holds the token, a third-party app that was consented one scope
+        included. Leave it out and check :attr:`AccessToken.permissions` where a route
+        really means the user's role.
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:

@@ -164,6 +164,16 @@ ROWS = [
         Row("GET", "/scoped", bearer(scope="read:all Read:a"), 403, scope_challenge("read:a")),
         id="scope-prefix-and-case",
     ),
+    pytest.param(
+        Row(
+            "GET",
+            "/scoped",
+            bearer(scope="read:b", permissions=["read:a"]),
+            403,
+            scope_challenge("read:a"),
+        ),
+        id="user-permissions-are-not-app-scopes",
+    ),
     pytest.param(Row("GET", "/scoped", NONE, 401, BARE), id="scope-route-no-token"),
     pytest.param(
         Row("GET", "/all", bearer(scope="read:a"), 403, scope_challenge("read:a read:b")),
