@@ -332,11 +332,11 @@ class BodyReader:
 
     __slots__ = ("_chunks", "_deadline", "_limit", "_size", "headers", "status")
 
-    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, timeout: float):
+    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, deadline: float):
         self.status = status
         self.headers = {"cache-control": headers.get("cache-control", "")}
         self._limit = limit
-        self._deadline = time.monotonic() + timeout
+        self._deadline = deadline
         self._chunks: list[bytes] = []
         self._size = 0
 
@@ -383,10 +383,16 @@ class ValidatorCore:
         """Moves on with every fetch outcome received (see FetchRequest.generation)."""
         return self._keys.generation if self._keys is not None else 0
 
-    def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
-        """A reader for a fetched response, with the configured cap and deadline."""
-        c = self.config
-        return BodyReader(status, headers, limit=c.max_jwks_size, timeout=c.timeout)
+    def deadline(self) -> float:
+        """When a fetch that starts now must be over (``time.monotonic``): the one deadline
+        covers connecting, the response headers and the body."""
+        return time.monotonic() + self.config.timeout
+
+    def body_reader(
+        self, status: int, headers: Mapping[str, str], *, deadline: float
+    ) -> BodyReader:
+        """A reader for a fetched response, with the size cap and the fetch's deadline."""
+        return BodyReader(status, headers, limit=self.config.max_jwks_size, deadline=deadline)
 
     def receive(self, request: FetchRequest, outcome: Response | BaseException) -> None:
         """Hand the outcome of a fetch to the key cache."""

@@ -7,6 +7,8 @@ deadline and a body cap. Everything else, validation and caching included, is th
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
@@ -23,6 +25,58 @@ from .jwks import FetchRequest, Response
 __all__ = ["AsyncValidator", "Validator"]
 
 _HEADERS = {"Accept": "application/json"}
+# The sync shell's deadline needs the fetch's own socket (see _Watchdog): asking the server
+# to close keeps that connection out of the pool, so the next fetch opens its own too.
+_FETCH_HEADERS = {**_HEADERS, "Connection": "close"}
+
+
+class _Watchdog:
+    """Ends a sync fetch at its deadline, connect, headers and body included.
+
+    httpx's sync timeouts apply to each socket operation, so an issuer that trickles its
+    response headers a byte at a time never trips them. The async shell has a cancel scope
+    for this; here a timer shuts the fetch's socket down (found through httpx's ``trace``
+    extension when the connection is opened), which wakes the blocked read with an error.
+    A connection reused from a caller's pool is not seen: it keeps the per-read timeouts.
+    """
+
+    __slots__ = ("_lock", "_sockets", "_timer", "fired")
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx ``trace`` hook: remember the fetch's socket; stop at once if past due."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    if self.fired:
+                        _shut(sock)
+        if self.fired:
+            raise TimeoutError("fetch not done within the timeout")
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        """The fetch is over: the timer must not touch a socket that may be reused."""
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: the fetch is over anyway
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Base:
@@ -171,17 +225,28 @@ class Validator(_Base):
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
         timeout = self._core.config.timeout
+        deadline = self._core.deadline()
+        watchdog = _Watchdog(timeout)
         try:
             with self._client.stream(
-                "GET", request.url, headers=_HEADERS, follow_redirects=False, timeout=timeout
+                "GET",
+                request.url,
+                headers=_FETCH_HEADERS,
+                follow_redirects=False,
+                timeout=timeout,
+                extensions={"trace": watchdog.trace},
             ) as answer:
-                reader = self._core.body_reader(answer.status_code, answer.headers)
+                reader = self._core.body_reader(
+                    answer.status_code, answer.headers, deadline=deadline
+                )
                 if reader.wants_body:
                     for chunk in answer.iter_bytes():
                         reader.feed(chunk)
                 return reader.response()
         except Exception as exc:  # any failure of the fetch is the core's to judge
-            return exc
+            return TimeoutError("fetch not done within the timeout") if watchdog.fired else exc
+        finally:
+            watchdog.cancel()
 
     def close(self) -> None:
         """Close the HTTP client, unless it was given by the caller."""
@@ -232,13 +297,16 @@ class AsyncValidator(_Base):
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
         timeout = self._core.config.timeout
+        deadline = self._core.deadline()
         try:
             # The deadline covers the body too: a server trickling bytes cannot hold us.
             with anyio.fail_after(timeout):
                 async with self._client.stream(
                     "GET", request.url, headers=_HEADERS, follow_redirects=False, timeout=timeout
                 ) as answer:
-                    reader = self._core.body_reader(answer.status_code, answer.headers)
+                    reader = self._core.body_reader(
+                        answer.status_code, answer.headers, deadline=deadline
+                    )
                     if reader.wants_body:
                         async for chunk in answer.aiter_bytes():
                             reader.feed(chunk)
