@@ -116,6 +116,26 @@ ROWS = [
         id="header-repeated",
     ),
     pytest.param(
+        Row(
+            "GET",
+            "/private",
+            lambda i: [("Authorization", "Basic eDp5"), ("Authorization", f"Bearer {i.token()}")],
+            400,
+            INVALID_REQUEST,
+        ),
+        id="bearer-next-to-another-scheme",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/private",
+            raw(("Authorization", "Basic eDp5"), ("Authorization", "Basic eTp6")),
+            401,
+            BARE,
+        ),
+        id="two-headers-without-bearer",
+    ),
+    pytest.param(
         Row("GET", "/private?access_token=abc", bearer(), 400, INVALID_REQUEST),
         id="header-and-query",
     ),
