@@ -4,10 +4,15 @@
 
     ApiguardError
     ├── ConfigurationError (also ValueError)   raised at construction, never per request
-    ├── KeySetUnavailable                      503, no challenge, Retry-After
-    └── BearerError                            everything RFC 6750 answers
+    ├── ServiceUnavailable                     503, no challenge, Retry-After
+    │   ├── KeySetUnavailable                  the issuer's signing keys
+    │   ├── IntrospectionFailed                the introspection endpoint (RFC 7662)
+    │   └── ReplayStoreUnavailable             the DPoP replay store cannot be reached
+    └── BearerError                            everything RFC 6750 and RFC 9449 answer
         ├── MissingToken                       401, bare challenge
         ├── InvalidRequest                     400, error="invalid_request"
+        │   ├── MultipleDPoPProofs             more than one DPoP header
+        │   └── MalformedRequestURI            Host (or a trusted forwarded header) unusable
         ├── InvalidToken                       401, error="invalid_token"
         │   ├── MalformedToken
         │   ├── UnsupportedTokenType           JWE, nested JWT, JSON serialization
@@ -20,7 +25,25 @@
         │   ├── TokenNotYetValid
         │   ├── WrongIssuer
         │   ├── WrongAudience
-        │   └── InvalidClaim
+        │   ├── InvalidClaim
+        │   ├── InactiveToken                  introspection answered ``active: false``
+        │   ├── DPoPKeyMismatch                cnf.jkt is not the proof's key
+        │   ├── DPoPBoundTokenAsBearer         a DPoP-bound token sent as Bearer
+        │   └── TokenNotDPoPBound              a token without cnf.jkt sent as DPoP
+        ├── InvalidDPoPProof                   401, error="invalid_dpop_proof" (RFC 9449)
+        │   ├── MissingDPoPProof
+        │   ├── MalformedDPoPProof
+        │   ├── WrongDPoPProofType             header ``typ`` is not dpop+jwt
+        │   ├── DPoPAlgorithmNotAllowed
+        │   ├── InvalidDPoPKey                 header ``jwk``
+        │   ├── InvalidDPoPSignature
+        │   ├── DPoPMethodMismatch             ``htm``
+        │   ├── DPoPURIMismatch                ``htu``
+        │   ├── DPoPProofExpired               ``iat`` too old
+        │   ├── DPoPProofNotYetValid           ``iat`` in the future
+        │   ├── DPoPTokenHashMismatch          ``ath``
+        │   └── DPoPProofReplayed              ``jti`` seen before
+        ├── UseDPoPNonce                       401, error="use_dpop_nonce" + DPoP-Nonce
         └── InsufficientScope                  403, error="insufficient_scope"
 
 The HTTP data lives on the classes as constants (``status_code``, ``error``,
@@ -29,6 +52,9 @@ The HTTP data lives on the classes as constants (``status_code``, ``error``,
 never contains anything taken from the request. What went wrong in detail (expected and
 received issuer, the kid, the clock delta) is in ``detail``, meant for logs at debug level;
 it never contains the token.
+
+DPoP errors (RFC 9449) set ``scheme = "DPoP"``: their ``error`` belongs on the ``DPoP``
+challenge, whichever scheme the request used.
 """
 
 from __future__ import annotations
@@ -41,20 +67,43 @@ __all__ = [
     "ApiguardError",
     "BearerError",
     "ConfigurationError",
+    "DPoPAlgorithmNotAllowed",
+    "DPoPBoundTokenAsBearer",
+    "DPoPKeyMismatch",
+    "DPoPMethodMismatch",
+    "DPoPProofExpired",
+    "DPoPProofNotYetValid",
+    "DPoPProofReplayed",
+    "DPoPTokenHashMismatch",
+    "DPoPURIMismatch",
+    "InactiveToken",
     "InsufficientScope",
+    "IntrospectionFailed",
     "InvalidClaim",
+    "InvalidDPoPKey",
+    "InvalidDPoPProof",
+    "InvalidDPoPSignature",
     "InvalidRequest",
     "InvalidSignature",
     "InvalidToken",
     "KeySetUnavailable",
+    "MalformedDPoPProof",
+    "MalformedRequestURI",
     "MalformedToken",
+    "MissingDPoPProof",
     "MissingToken",
+    "MultipleDPoPProofs",
+    "ReplayStoreUnavailable",
+    "ServiceUnavailable",
     "TokenExpired",
+    "TokenNotDPoPBound",
     "TokenNotYetValid",
     "UnknownSigningKey",
     "UnsupportedCriticalHeader",
     "UnsupportedTokenType",
+    "UseDPoPNonce",
     "WrongAudience",
+    "WrongDPoPProofType",
     "WrongIssuer",
     "WrongTokenType",
 ]
@@ -77,21 +126,54 @@ class ConfigurationError(ApiguardError, ValueError):
     reason = "configuration_error"
 
 
-class KeySetUnavailable(ApiguardError):
-    """No signing key could be had: the JWKS is unreachable and nothing cached fits.
+class ServiceUnavailable(ApiguardError):
+    """Something apiguard needs to decide cannot be reached: the server's fault, not the client's.
 
-    This is the server's fault, not the client's, hence 503 rather than 401.
+    Answered 503 with ``Retry-After`` and no challenge, never 401: the token may well be
+    good, and the client should try again rather than fetch another one.
     """
 
-    reason = "key_set_unavailable"
+    reason = "service_unavailable"
     status_code: ClassVar[int] = 503
     error: ClassVar[str | None] = None
-    description: ClassVar[str] = "The signing keys of the token issuer are unavailable"
+    description: ClassVar[str] = "A service needed to check the access token is unavailable"
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 30) -> None:
         super().__init__(detail)
         #: Seconds after which a retry may succeed (the ``Retry-After`` header).
         self.retry_after = max(1, int(retry_after))
+
+
+class KeySetUnavailable(ServiceUnavailable):
+    """No signing key could be had: the JWKS is unreachable and nothing cached fits."""
+
+    reason = "key_set_unavailable"
+    description = "The signing keys of the token issuer are unavailable"
+
+
+class IntrospectionFailed(ServiceUnavailable):
+    """The introspection endpoint (RFC 7662) is unreachable or gave no usable answer.
+
+    Timeouts, 5xx, a refused client authentication, bodies that are too large or not a
+    JSON object with a boolean ``active``: none of them says anything about the token, so
+    the request is answered 503, never accepted and never 401.
+    """
+
+    reason = "introspection_failed"
+    description = "The token issuer could not be asked about the access token"
+
+
+class ReplayStoreUnavailable(ServiceUnavailable):
+    """The DPoP replay store cannot be reached (or is full), so no proof can be accepted.
+
+    Accepting the proof unchecked could accept a replay (RFC 9449 §11.1), hence 503.
+    """
+
+    reason = "replay_store_unavailable"
+    description = "The DPoP replay store is unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, retry_after=retry_after)
 
 
 class BearerError(ApiguardError):
@@ -102,6 +184,9 @@ class BearerError(ApiguardError):
     #: RFC 6750 error code; ``None`` means a bare challenge.
     error: ClassVar[str | None] = None
     description: ClassVar[str] = "Authentication required"
+    #: The challenge the ``error`` belongs on: None for the scheme of the request (or
+    #: ``Bearer``), ``"DPoP"`` for the RFC 9449 errors.
+    scheme: ClassVar[str | None] = None
 
 
 class MissingToken(BearerError):
@@ -213,6 +298,172 @@ class InvalidClaim(InvalidToken):
 
     reason = "invalid_claim"
     description = "The access token has an invalid claim"
+
+
+class InactiveToken(InvalidToken):
+    """The issuer's introspection endpoint says the token is not active (RFC 7662 §2.2).
+
+    Revoked, expired, unknown, or a token the issuer will not describe to this API.
+    """
+
+    reason = "inactive_token"
+    description = "The access token is not active"
+
+
+class MultipleDPoPProofs(InvalidRequest):
+    """The request carried more than one ``DPoP`` header (RFC 9449 §4.3, check 1)."""
+
+    reason = "dpop_proof_repeated"
+    description = "The request carries more than one DPoP proof"
+    scheme = "DPoP"
+
+
+class MalformedRequestURI(InvalidRequest):
+    """The request's ``Host`` (or a trusted forwarded header) does not make a URI.
+
+    A DPoP proof is bound to the request URI, which apiguard builds from the scheme, the
+    ``Host`` header and the path; a ``Host`` that smuggles a path, a query or a user
+    (``api.example/admin?``) is refused before any URI is built from it.
+    """
+
+    reason = "request_uri_malformed"
+    description = "The request URI is malformed"
+
+
+class DPoPKeyMismatch(InvalidToken):
+    """The token's ``cnf.jkt`` is not the thumbprint of the proof's key (RFC 9449 §7.1)."""
+
+    reason = "dpop_key_mismatch"
+    description = "Invalid DPoP key binding"
+    scheme = "DPoP"
+
+
+class DPoPBoundTokenAsBearer(InvalidToken):
+    """A DPoP-bound token (``cnf.jkt``) was presented with the ``Bearer`` scheme.
+
+    Accepting it would strip its binding: whoever stole it could use it (RFC 9449 §7.2).
+    """
+
+    reason = "dpop_bound_token_as_bearer"
+    description = "The access token is bound to a DPoP key and must be sent with DPoP"
+    scheme = "DPoP"
+
+
+class TokenNotDPoPBound(InvalidToken):
+    """A token without ``cnf.jkt`` was presented with the ``DPoP`` scheme."""
+
+    reason = "dpop_token_not_bound"
+    description = "The access token is not bound to a DPoP key"
+    scheme = "DPoP"
+
+
+class InvalidDPoPProof(BearerError):
+    """The DPoP proof is not acceptable (RFC 9449 §4.3)."""
+
+    reason = "invalid_dpop_proof"
+    status_code = 401
+    error = "invalid_dpop_proof"
+    description = "The DPoP proof is invalid"
+    scheme = "DPoP"
+
+
+class MissingDPoPProof(InvalidDPoPProof):
+    """A DPoP request (or a DPoP-bound token) came without a ``DPoP`` header."""
+
+    reason = "dpop_proof_missing"
+    description = "The request carries no DPoP proof"
+
+
+class MalformedDPoPProof(InvalidDPoPProof):
+    """The proof is not a compact JWS with JSON header and claims, or a claim is missing."""
+
+    reason = "dpop_proof_malformed"
+    description = "The DPoP proof is malformed"
+
+
+class WrongDPoPProofType(InvalidDPoPProof):
+    """The proof's header ``typ`` is not ``dpop+jwt``."""
+
+    reason = "dpop_proof_wrong_type"
+    description = "The DPoP proof is not of type dpop+jwt"
+
+
+class DPoPAlgorithmNotAllowed(InvalidDPoPProof):
+    """The proof's ``alg`` is not one of the allowed asymmetric algorithms."""
+
+    reason = "dpop_algorithm_not_allowed"
+    description = "The DPoP proof is signed with an algorithm that is not allowed"
+
+
+class InvalidDPoPKey(InvalidDPoPProof):
+    """The proof's ``jwk`` is missing, private, unusable, or does not fit ``alg``."""
+
+    reason = "dpop_key_invalid"
+    description = "The DPoP proof key is invalid"
+
+
+class InvalidDPoPSignature(InvalidDPoPProof):
+    """The proof's signature does not verify with the key in its own ``jwk`` header."""
+
+    reason = "dpop_signature_invalid"
+    description = "The DPoP proof signature is invalid"
+
+
+class DPoPMethodMismatch(InvalidDPoPProof):
+    """The proof's ``htm`` is not the request method."""
+
+    reason = "dpop_method_mismatch"
+    description = "The DPoP proof is for another HTTP method"
+
+
+class DPoPURIMismatch(InvalidDPoPProof):
+    """The proof's ``htu`` is not the request URI (without query and fragment)."""
+
+    reason = "dpop_uri_mismatch"
+    description = "The DPoP proof is for another URI"
+
+
+class DPoPProofExpired(InvalidDPoPProof):
+    """The proof's ``iat`` is older than the accepted window."""
+
+    reason = "dpop_proof_expired"
+    description = "The DPoP proof is too old"
+
+
+class DPoPProofNotYetValid(InvalidDPoPProof):
+    """The proof's ``iat`` lies in the future beyond the leeway."""
+
+    reason = "dpop_proof_not_yet_valid"
+    description = "The DPoP proof is issued in the future"
+
+
+class DPoPTokenHashMismatch(InvalidDPoPProof):
+    """The proof's ``ath`` is missing or is not the hash of the presented access token."""
+
+    reason = "dpop_ath_mismatch"
+    description = "The DPoP proof is for another access token"
+
+
+class DPoPProofReplayed(InvalidDPoPProof):
+    """The proof's ``jti`` was already used within its window (RFC 9449 §11.1)."""
+
+    reason = "dpop_proof_replayed"
+    description = "The DPoP proof was already used"
+
+
+class UseDPoPNonce(BearerError):
+    """The proof lacks the server's current nonce (RFC 9449 §9): retry with ``DPoP-Nonce``."""
+
+    reason = "use_dpop_nonce"
+    status_code = 401
+    error = "use_dpop_nonce"
+    description = "Resource server requires nonce in DPoP proof"
+    scheme = "DPoP"
+
+    def __init__(self, nonce: str, detail: str | None = None) -> None:
+        super().__init__(detail)
+        #: The nonce to send in the ``DPoP-Nonce`` header of the answer.
+        self.nonce = nonce
 
 
 class InsufficientScope(BearerError):

@@ -1,8 +1,12 @@
-"""The validators: thin sync and async shells over :class:`~apiguard._core.ValidatorCore`.
+"""The validators: thin sync and async shells over the sans-I/O cores.
 
-Each shell does only what the core cannot: the HTTP request the core asks for, performed
-by one caller at a time (a lock per validator, single flight), with redirects off, a total
-deadline and a body cap. Everything else, validation and caching included, is the core's.
+:class:`Validator` and :class:`AsyncValidator` run :class:`~apiguard._core.ValidatorCore`
+(JWTs), :class:`Introspector` and :class:`AsyncIntrospector` run
+:class:`~apiguard.introspection.IntrospectionCore` (opaque tokens, RFC 7662). Each shell
+does only what its core cannot: the HTTP request the core asks for, performed by one caller
+at a time (single flight), through one fetch function per I/O style with redirects off, a
+total deadline and a body cap. Everything else, validation and caching included, is the
+cores'.
 """
 
 from __future__ import annotations
@@ -10,34 +14,44 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import anyio
 import httpx
 
-from ._core import Pending, ValidatorCore, build_config
+from ._core import BodyReader, Pending, ValidatorCore, build_config
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
 from .errors import ConfigurationError
+from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .jwks import FetchRequest, Response
 
-__all__ = ["AsyncValidator", "Validator"]
+__all__ = ["AsyncIntrospector", "AsyncValidator", "Introspector", "Validator"]
 
 _HEADERS = {"Accept": "application/json"}
-# The sync shell's deadline needs the fetch's own socket (see _Watchdog): asking the server
-# to close keeps that connection out of the pool, so the next fetch opens its own too.
-_FETCH_HEADERS = {**_HEADERS, "Connection": "close"}
+
+
+class _Reader(Protocol):
+    def __call__(self, status: int, headers: httpx.Headers, *, deadline: float) -> BodyReader: ...
+
+
+def _headers(request: FetchRequest, *, fresh: bool = False) -> dict[str, str]:
+    headers = {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+    # The sync deadline needs the fetch's own socket (see _Watchdog): asking the server to
+    # close keeps the connection out of the pool, so the next fetch opens its own as well.
+    return {**headers, "Connection": "close"} if fresh else headers
 
 
 class _Watchdog:
     """Ends a sync fetch at its deadline, connect, headers and body included.
 
-    httpx's sync timeouts apply to each socket operation, so an issuer that trickles its
+    httpx's sync timeouts apply to each socket operation, so a server that trickles its
     response headers a byte at a time never trips them. The async shell has a cancel scope
     for this; here a timer shuts the fetch's socket down (found through httpx's ``trace``
     extension when the connection is opened), which wakes the blocked read with an error.
-    A connection reused from a caller's pool is not seen: it keeps the per-read timeouts.
+    A connection reused from a pool is not seen: it keeps the per-read timeouts.
     """
 
     __slots__ = ("_lock", "_sockets", "_timer", "fired")
@@ -77,6 +91,120 @@ class _Watchdog:
 def _shut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):  # already closed: the fetch is over anyway
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def _fetch(
+    client: httpx.Client,
+    request: FetchRequest,
+    body_reader: _Reader,
+    timeout: float,
+    *,
+    fresh: bool = False,
+) -> Response | Exception:
+    """Perform ``request`` for a core: no redirects, a capped body, one deadline.
+
+    The deadline (``timeout`` seconds) covers connecting, the response headers and the
+    body; ``fresh`` asks for a connection of the fetch's own, which the deadline can always
+    cut short (worth it for rare fetches such as key sets).
+    """
+    deadline = time.monotonic() + timeout
+    watchdog = _Watchdog(timeout)
+    try:
+        with client.stream(
+            request.method,
+            request.url,
+            headers=_headers(request, fresh=fresh),
+            content=request.body or None,
+            follow_redirects=False,
+            timeout=timeout,
+            extensions={"trace": watchdog.trace},
+        ) as answer:
+            reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
+            if reader.wants_body:
+                for chunk in answer.iter_bytes():
+                    reader.feed(chunk)
+            return reader.response()
+    except Exception as exc:  # any failure of the fetch is the core's to judge
+        return TimeoutError("fetch not done within the timeout") if watchdog.fired else exc
+    finally:
+        watchdog.cancel()
+
+
+async def _afetch(
+    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, seconds: float
+) -> Response | Exception:
+    """The async :func:`_fetch` (a cancel scope holds the deadline of ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    timeout = seconds
+    try:
+        with anyio.fail_after(seconds):
+            async with client.stream(
+                request.method,
+                request.url,
+                headers=_headers(request),
+                content=request.body or None,
+                follow_redirects=False,
+                timeout=timeout,
+            ) as answer:
+                reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
+                if reader.wants_body:
+                    async for chunk in answer.aiter_bytes():
+                        reader.feed(chunk)
+                return reader.response()
+    except Exception as exc:  # any failure of the fetch is the core's to judge
+        return exc
+
+
+class _SyncClient:
+    """The ``httpx.Client`` of a sync shell: given by the caller, or owned and closed here."""
+
+    _client: httpx.Client
+    _owns_client: bool
+
+    def _use_client(self, client: httpx.Client | None) -> None:
+        if client is not None and not isinstance(client, httpx.Client):
+            raise ConfigurationError("http_client: must be an httpx.Client")
+        self._owns_client = client is None
+        self._client = client or httpx.Client()
+
+    def close(self) -> None:
+        """Close the HTTP client, unless it was given by the caller."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _AsyncClient:
+    """The ``httpx.AsyncClient`` of an async shell: given by the caller, or owned here."""
+
+    _client: httpx.AsyncClient
+    _owns_client: bool
+
+    def _use_client(self, client: httpx.AsyncClient | None) -> None:
+        if client is not None and not isinstance(client, httpx.AsyncClient):
+            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless it was given by the caller."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 class _Base:
@@ -141,7 +269,7 @@ class _Base:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
 
 
-class Validator(_Base):
+class Validator(_SyncClient, _Base):
     """Validate JWT access tokens, fetching the issuer's keys with an ``httpx.Client``.
 
     Args:
@@ -167,7 +295,7 @@ class Validator(_Base):
         cooldown: the least time between two key fetches, in seconds.
         max_stale: how long past freshness the last good keys still serve while the
             issuer is unreachable, in seconds.
-        timeout: total time for one fetch, body included, in seconds.
+        timeout: total time for one fetch (connect, headers and body), in seconds.
         max_token_size: longest token accepted, in characters.
         max_jwks_size: largest discovery or JWKS body read, in bytes.
         token_cache_size: how many verified tokens are remembered (0 turns the cache off).
@@ -193,11 +321,8 @@ class Validator(_Base):
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise ConfigurationError("http_client: must be an httpx.Client")
         super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.Client()
+        self._use_client(http_client)
         self._lock = threading.Lock()
 
     def validate(self, token: str) -> AccessToken:
@@ -224,45 +349,11 @@ class Validator(_Base):
         return result
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
-        timeout = self._core.config.timeout
-        deadline = self._core.deadline()
-        watchdog = _Watchdog(timeout)
-        try:
-            with self._client.stream(
-                "GET",
-                request.url,
-                headers=_FETCH_HEADERS,
-                follow_redirects=False,
-                timeout=timeout,
-                extensions={"trace": watchdog.trace},
-            ) as answer:
-                reader = self._core.body_reader(
-                    answer.status_code, answer.headers, deadline=deadline
-                )
-                if reader.wants_body:
-                    for chunk in answer.iter_bytes():
-                        reader.feed(chunk)
-                return reader.response()
-        except Exception as exc:  # any failure of the fetch is the core's to judge
-            return TimeoutError("fetch not done within the timeout") if watchdog.fired else exc
-        finally:
-            watchdog.cancel()
-
-    def close(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        core = self._core
+        return _fetch(self._client, request, core.body_reader, core.config.timeout, fresh=True)
 
 
-class AsyncValidator(_Base):
+class AsyncValidator(_AsyncClient, _Base):
     """Validate JWT access tokens in async code, fetching keys with an ``httpx.AsyncClient``.
 
     Takes the same arguments as :class:`Validator` (``http_client`` an
@@ -274,11 +365,8 @@ class AsyncValidator(_Base):
     """
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
         super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient()
+        self._use_client(http_client)
         self._lock = anyio.Lock()
 
     async def validate(self, token: str) -> AccessToken:
@@ -296,33 +384,139 @@ class AsyncValidator(_Base):
         return result
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
-        timeout = self._core.config.timeout
-        deadline = self._core.deadline()
-        try:
-            # The deadline covers the body too: a server trickling bytes cannot hold us.
-            with anyio.fail_after(timeout):
-                async with self._client.stream(
-                    "GET", request.url, headers=_HEADERS, follow_redirects=False, timeout=timeout
-                ) as answer:
-                    reader = self._core.body_reader(
-                        answer.status_code, answer.headers, deadline=deadline
-                    )
-                    if reader.wants_body:
-                        async for chunk in answer.aiter_bytes():
-                            reader.feed(chunk)
-                    return reader.response()
-        except Exception as exc:  # any failure of the fetch is the core's to judge
-            return exc
+        return await _afetch(
+            self._client, request, self._core.body_reader, self._core.config.timeout
+        )
 
-    async def aclose(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            await self._client.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
+class _IntrospectorBase:
+    _core: IntrospectionCore
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Iterable[str],
+        introspection: Introspection,
+        leeway: float = 30.0,
+        max_token_age: float | None = None,
+        required_claims: Iterable[str] = (),
+        scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
+        timeout: float = 5.0,
+        max_token_size: int = 16384,
+        clock: Callable[[], float] | None = None,
+        lock_factory: Callable[[], Any],
     ) -> None:
-        await self.aclose()
+        if not isinstance(introspection, Introspection):
+            raise ConfigurationError("introspection: must be an apiguard.Introspection")
+        config = build_config(
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway,
+            max_token_age=max_token_age,
+            required_claims=required_claims,
+            scope_claims=scope_claims,
+            timeout=timeout,
+            max_token_size=max_token_size,
+            token_cache_size=0,
+            clock=clock,
+        )
+        # The claims of an answer are checked by the very code that checks a JWT's.
+        claims = ValidatorCore(config)
+        self._core = IntrospectionCore(
+            introspection,
+            issuer=config.issuer,
+            check=claims.check_claims,
+            lock_factory=lock_factory,
+            clock=config.clock,
+            timeout=config.timeout,
+            max_token_size=config.max_token_size,
+        )
+        self._timeout = config.timeout
+
+    @property
+    def issuer(self) -> str:
+        """The issuer whose tokens are introspected."""
+        return self._core.issuer
+
+    def cache_clear(self) -> None:
+        """Forget every remembered answer, e.g. after revoking tokens in a test."""
+        self._core.cache_clear()
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(issuer={self.issuer!r})"
+
+
+class Introspector(_SyncClient, _IntrospectorBase):
+    """Validate opaque access tokens by asking the issuer (RFC 7662), with a safe cache.
+
+    Args:
+        issuer: the exact ``iss`` the answers must name; the introspection endpoint is
+            discovered from it unless ``introspection.endpoint`` is given.
+        audience: the API identifier(s); an answer must name at least one in ``aud``.
+        introspection: the client credentials and cache settings (:class:`Introspection`).
+        leeway, max_token_age, required_claims, scope_claims, max_token_size, clock: as
+            for :class:`Validator`; the answer's claims are checked as a JWT's are.
+        timeout: total time for one introspection request, body included, in seconds.
+        http_client: an ``httpx.Client`` to send with (not closed by :meth:`close`).
+
+    Raises:
+        ConfigurationError: a setting is missing or unsafe (the message names it).
+
+    >>> settings = Introspection(client_id="organizer-api", client_secret=secret)
+    >>> with Introspector(issuer=issuer, audience=api, introspection=settings) as i:
+    ...     token = i.validate(opaque)  # doctest: +SKIP
+
+    Warning:
+        Answers are reused for up to ``introspection.cache_ttl`` seconds, so a revoked
+        token is refused only once its entry expires.
+    """
+
+    def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
+        super().__init__(lock_factory=threading.Lock, **options)
+        self._use_client(http_client)
+
+    def validate(self, token: str) -> AccessToken:
+        """Introspect ``token`` (or answer from the cache) and return what it grants.
+
+        Raises:
+            InvalidToken: (a subclass per reason) InactiveToken for ``active: false``,
+                WrongAudience, TokenExpired... for an answer that fails the checks.
+            IntrospectionFailed: the authorization server gave no usable answer; 503.
+        """
+        core = self._core
+        result = core.introspect(token)
+        while isinstance(result, IntrospectionPending):
+            flight = result.flight
+            with flight.lock:
+                if not flight.done:
+                    answer = _fetch(self._client, flight.request, core.body_reader, self._timeout)
+                    core.receive(result, answer)
+            result = core.resume(result)
+        return result
+
+
+class AsyncIntrospector(_AsyncClient, _IntrospectorBase):
+    """Validate opaque access tokens in async code (see :class:`Introspector`).
+
+    Takes the same arguments (``http_client`` an ``httpx.AsyncClient``); concurrent tasks
+    with the same new token share one request.
+    """
+
+    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
+        super().__init__(lock_factory=anyio.Lock, **options)
+        self._use_client(http_client)
+
+    async def validate(self, token: str) -> AccessToken:
+        """Introspect ``token`` (see :meth:`Introspector.validate`)."""
+        core = self._core
+        result = core.introspect(token)
+        while isinstance(result, IntrospectionPending):
+            flight = result.flight
+            async with flight.lock:
+                if not flight.done:
+                    request = flight.request
+                    answer = await _afetch(self._client, request, core.body_reader, self._timeout)
+                    core.receive(result, answer)
+            result = core.resume(result)
+        return result
