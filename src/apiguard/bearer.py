@@ -1,8 +1,9 @@
 """RFC 6750 without I/O: read the token from the Authorization header, render the answers.
 
-Every framework layer (Flask, ASGI, FastAPI) calls :func:`extract_token` on the request's
-``Authorization`` header values and :func:`render_error` on whatever apiguard raised, so
-they all answer the same status, ``WWW-Authenticate`` header and JSON body.
+The one request path (:mod:`apiguard._request`, which every framework layer drives) calls
+:func:`extract_token` on the request's ``Authorization`` header values, and every layer
+renders whatever apiguard raised with :func:`render_error`, so they all answer the same
+status, ``WWW-Authenticate`` header and JSON body.
 """
 
 from __future__ import annotations
