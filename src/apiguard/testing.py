@@ -182,7 +182,7 @@ class LocalIssuer:
         key_pool: a :class:`KeyPool` to borrow private keys from instead of generating
             them (faster in a large suite). Without one, the issuer's keys are its own.
 
-    Every instance has its own keys and its own key ids (``key-<n>-<random>``), so tokens
+    Every instance has its own keys and its own key ids (``key-<n>-<six random digits>``), so tokens
     of one issuer (an "attacker" in a test, say) never verify for another's validator.
     Keys are generated when first needed.
 
@@ -219,7 +219,7 @@ class LocalIssuer:
         self._pool = key_pool
         self._made: list[tuple[str, SigningKey]] = []
         # Key ids differ between instances too: a kid names one key of one issuer.
-        self._tag = secrets.token_hex(3)
+        self._tag = f"{secrets.randbelow(10**6):06d}"
         self.add_key(algorithm)
 
     # -- keys ------------------------------------------------------------------------------
