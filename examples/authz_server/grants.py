@@ -420,6 +420,13 @@ class Grants:
         on their own keep accepting it until ``exp``, which is why access tokens are short.
         Unknown, expired or foreign-issuer tokens are ignored (RFC 7009 §2.2).
         """
+        reference = self.tenant.reference_token(token_digest(token))
+        if reference is not None:
+            # An opaque access token: inactive at introspection from now on.
+            if reference[0] != client.client_id:
+                raise OAuthError("invalid_grant", "The token was not issued to this client")
+            self.tenant.revoke_reference_token(token_digest(token))
+            return
         row = self.tenant.store.one(
             "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_digest(token),)
         )

@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS resource_servers (
     token_dialect      TEXT NOT NULL,
     scopes             TEXT NOT NULL,
     is_system          INTEGER NOT NULL DEFAULT 0,
-    created_at         INTEGER NOT NULL
+    created_at         INTEGER NOT NULL,
+    access_token_format TEXT NOT NULL DEFAULT 'jwt',
+    introspection_clients TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS clients (
     client_id          TEXT PRIMARY KEY,
@@ -145,15 +147,24 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
     jti         TEXT PRIMARY KEY,
     expires_at  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reference_tokens (
+    token_hash  TEXT PRIMARY KEY,
+    client_id   TEXT NOT NULL,
+    claims      TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reference_tokens_expiry ON reference_tokens (expires_at);
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Columns added after the first released schema: (table, column, definition). A store of
-# version 0 or 1 gets each one that it lacks.
+# an earlier version gets each one that it lacks.
 _ADDED_COLUMNS = (
     ("users", "email_verified", "INTEGER NOT NULL DEFAULT 0"),
     ("users", "blocked", "INTEGER NOT NULL DEFAULT 0"),
+    ("resource_servers", "access_token_format", "TEXT NOT NULL DEFAULT 'jwt'"),
+    ("resource_servers", "introspection_clients", "TEXT NOT NULL DEFAULT '[]'"),
 )
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from .keys import KeyRing
 from .models import (
+    ACCESS_TOKEN_FORMATS,
     APP_TYPES,
     AUTH_METHODS,
     GRANT_TYPES,
@@ -305,6 +306,8 @@ class Tenant:
         scopes: Iterable[object] = (),
         signing_secret: str | None = None,
         api_id: str | None = None,
+        access_token_format: str = "jwt",
+        introspection_clients: object = (),
     ) -> ResourceServer:
         """Register an API. HS256 APIs get their own random 256-bit signing secret."""
         name = validate_name(name)
@@ -322,6 +325,8 @@ class Tenant:
         if not isinstance(scopes, (list, tuple)):
             raise ValidationError("scopes must be a list")
         parsed_scopes = parse_scopes(scopes)
+        token_format = self._token_format(access_token_format)
+        introspectors = self._introspection_clients(introspection_clients)
         if signing_alg == "HS256":
             signing_secret = signing_secret or new_secret(32)
             if len(signing_secret.encode()) < 32:
@@ -333,7 +338,8 @@ class Tenant:
             self.store.execute(
                 "INSERT INTO resource_servers (id, name, identifier, signing_alg, signing_secret, "
                 "token_lifetime, allow_offline_access, skip_consent, token_dialect, scopes, "
-                "is_system, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                "is_system, created_at, access_token_format, introspection_clients) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
                 (
                     api_id,
                     name,
@@ -346,6 +352,8 @@ class Tenant:
                     token_dialect,
                     json.dumps([s.to_json() for s in parsed_scopes]),
                     self.now(),
+                    token_format,
+                    json.dumps(introspectors),
                 ),
             )
         except sqlite3.IntegrityError:
@@ -378,6 +386,10 @@ class Tenant:
                 if not isinstance(value, list):
                     raise ValidationError("scopes must be a list")
                 columns["scopes"] = json.dumps([s.to_json() for s in parse_scopes(value)])
+            elif key == "access_token_format":
+                columns["access_token_format"] = self._token_format(value)
+            elif key == "introspection_clients":
+                columns["introspection_clients"] = json.dumps(self._introspection_clients(value))
             else:
                 raise ValidationError(f"unknown property {key!r}")
         if columns:
@@ -387,6 +399,30 @@ class Tenant:
                 (*columns.values(), api.id),
             )
         return self.get_api(api.id)
+
+    @staticmethod
+    def _token_format(value: object) -> str:
+        if value not in ACCESS_TOKEN_FORMATS:
+            raise ValidationError("access_token_format must be jwt or opaque")
+        return str(value)
+
+    def _introspection_clients(self, value: object) -> list[str]:
+        """Client ids that may introspect an API's tokens: existing confidential clients."""
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ValidationError("introspection_clients must be a list of client ids")
+        ids: list[str] = []
+        for client_id in value:
+            client = self.find_client(client_id) if isinstance(client_id, str) else None
+            if client is None:
+                raise ValidationError("introspection_clients must name existing clients")
+            if not client.is_confidential:
+                # Introspection needs client authentication (RFC 7662 §2.1).
+                raise ValidationError("introspection clients must be confidential clients")
+            if client_id not in ids:
+                ids.append(client_id)
+        if len(ids) > 20:
+            raise ValidationError("at most 20 introspection clients")
+        return ids
 
     def add_scope(self, id_or_identifier: str, value: str, description: str = "") -> ResourceServer:
         """Add (or re-describe) one scope of an API."""
@@ -631,9 +667,16 @@ class Tenant:
         return self.get_client(client.client_id), secret
 
     def delete_client(self, client_id: str) -> None:
-        """Delete a client, its grants and its refresh tokens."""
+        """Delete a client, its grants and its refresh tokens (and its introspection rights)."""
         client = self.get_client(client_id)
         with self.store.transaction():
+            for api in self.list_apis():
+                if client.client_id in api.introspection_clients:
+                    remaining = [c for c in api.introspection_clients if c != client.client_id]
+                    self.store.execute(
+                        "UPDATE resource_servers SET introspection_clients = ? WHERE id = ?",
+                        (json.dumps(remaining), api.id),
+                    )
             self.store.execute(
                 "UPDATE refresh_tokens SET revoked_at = ? "
                 "WHERE client_id = ? AND revoked_at IS NULL",
@@ -877,6 +920,35 @@ class Tenant:
     def is_token_revoked(self, jti: str) -> bool:
         """Whether the access token *jti* was revoked at ``/oauth/revoke``."""
         return self.store.one("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)) is not None
+
+    # ---------------------------------------------------- opaque reference tokens
+
+    def store_reference_token(self, token_hash: str, claims: Mapping[str, Any]) -> None:
+        """Remember an opaque access token's claims under its hash (never the token)."""
+        now = self.now()
+        with self.store.transaction():
+            self.store.execute("DELETE FROM reference_tokens WHERE expires_at <= ?", (now,))
+            self.store.execute(
+                "INSERT INTO reference_tokens (token_hash, client_id, claims, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (token_hash, claims["azp"], json.dumps(claims), claims["exp"]),
+            )
+
+    def reference_token(self, token_hash: str) -> tuple[str, dict[str, Any]] | None:
+        """The client and claims of a live opaque access token, or None."""
+        row = self.store.one(
+            "SELECT client_id, claims FROM reference_tokens "
+            "WHERE token_hash = ? AND expires_at > ?",
+            (token_hash, self.now()),
+        )
+        if row is None:
+            return None
+        claims: dict[str, Any] = json.loads(row["claims"])
+        return row["client_id"], claims
+
+    def revoke_reference_token(self, token_hash: str) -> None:
+        """Forget an opaque access token: from now on it is inactive."""
+        self.store.execute("DELETE FROM reference_tokens WHERE token_hash = ?", (token_hash,))
 
     # --------------------------------------------------------------------- users
 
@@ -1205,6 +1277,7 @@ class Tenant:
         Returns how many objects of each kind were added.
         """
         added = {"resource_servers": 0, "clients": 0, "client_grants": 0, "users": 0}
+        introspectors: dict[str, object] = {}
         if not isinstance(data, Mapping):
             raise ValidationError("a tenant document must be a JSON object")
         with self.store.transaction():
@@ -1224,7 +1297,10 @@ class Tenant:
                     ),
                     token_dialect=api.get("token_dialect", "access_token"),
                     scopes=api.get("scopes", []),
+                    access_token_format=api.get("access_token_format", "jwt"),
                 )
+                if api.get("introspection_clients"):
+                    introspectors[api["identifier"]] = api["introspection_clients"]
                 added["resource_servers"] += 1
             for client in data.get("clients", []):
                 if self.find_client(client["client_id"]) is not None:
@@ -1248,6 +1324,9 @@ class Tenant:
                     },
                 )
                 added["clients"] += 1
+            for identifier, clients in introspectors.items():
+                # The clients an API names exist only now that the clients are loaded.
+                self.update_api(identifier, {"introspection_clients": clients})
             for user in data.get("users", []):
                 if self.find_user_by_email(user["email"]) is not None:
                     continue

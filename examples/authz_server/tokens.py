@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 
 from .models import ResourceServer, User
-from .security import half_hash, new_secret
+from .security import half_hash, new_secret, token_digest
 from .tenant import Tenant
 
 
@@ -51,7 +51,10 @@ class TokenMinter:
         grant_type: str | None = None,
         lifetime: int | None = None,
     ) -> IssuedToken:
-        """Sign an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
+        """Issue an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
+
+        A signed JWT, or for an API whose ``access_token_format`` is ``opaque`` a random
+        reference token whose claims are stored under its hash.
 
         ``aud`` is the API identifier, or a list with the userinfo URL when ``openid`` was
         granted and the token is RS256 (``/userinfo`` refuses HS256 tokens). ``gty`` is set
@@ -62,7 +65,9 @@ class TokenMinter:
             lifetime = lifetime or 86400
         else:
             lifetime = min(lifetime or api.token_lifetime, api.token_lifetime)
-        symmetric = api is not None and api.signing_alg == "HS256"
+        opaque = api is not None and api.access_token_format == "opaque"
+        # An opaque token is checked here (introspection, /userinfo), never by a signature.
+        symmetric = api is not None and api.signing_alg == "HS256" and not opaque
         audience: str | list[str]
         if api is None:
             audience = self.userinfo_url
@@ -90,7 +95,10 @@ class TokenMinter:
         if dialect.endswith("_authz") and api is not None:
             claims["permissions"] = [s for s in scopes if s in api.scope_values]
         typ = "at+jwt" if dialect.startswith("rfc9068") else "JWT"
-        if api is not None and symmetric:
+        if opaque:
+            token = new_secret(32)
+            self.tenant.store_reference_token(token_digest(token), claims)
+        elif api is not None and symmetric:
             assert api.signing_secret is not None
             token = jwt.encode(
                 claims, api.signing_secret.encode("utf-8"), algorithm="HS256", headers={"typ": typ}

@@ -178,6 +178,8 @@ async def create_resource_server(request: Request) -> Response:
         "skip_consent_for_verifiable_first_party_clients",
         "token_dialect",
         "scopes",
+        "access_token_format",
+        "introspection_clients",
     }
     _require(data, "identifier", allowed=allowed)
     data.setdefault("name", data["identifier"])

@@ -1,4 +1,4 @@
-"""Back-channel OAuth endpoints: token, revocation, userinfo and dynamic registration."""
+"""Back-channel OAuth endpoints: token, revocation, introspection, userinfo, registration."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-import jwt
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .. import introspection
 from ..grants import Grants, OAuthError
 from ..models import Client
 from ..tenant import RegistrationError
@@ -164,7 +164,7 @@ async def token(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    """``POST /oauth/revoke`` (RFC 7009) for refresh tokens."""
+    """``POST /oauth/revoke`` (RFC 7009) for refresh and access tokens."""
     bundle = services(request)
     try:
         params = await read_params(request)
@@ -176,6 +176,27 @@ async def revoke(request: Request) -> Response:
     except OAuthError as exc:
         return error_response(exc)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+async def introspect(request: Request) -> Response:
+    """``POST /oauth/introspect`` (RFC 7662): what a token is, for the APIs allowed to ask.
+
+    The caller authenticates as a confidential client; it learns about a token only if it
+    may introspect the tokens of the token's API, and gets ``{"active": false}`` otherwise.
+    """
+    bundle = services(request)
+    try:
+        params = await read_params(request)
+        client = authenticate_client(bundle, request, params)
+        if not client.is_confidential:
+            raise OAuthError("invalid_client", "Introspection needs client authentication", 401)
+        token_value = params.get("token")
+        if not token_value:
+            raise OAuthError("invalid_request", "Missing required parameter: token")
+    except OAuthError as exc:
+        return error_response(exc)
+    answer = introspection.introspect(bundle.tenant, bundle.minter, client, token_value)
+    return json_response(answer)
 
 
 def _bearer_error(description: str, status: int = 401, error: str = "invalid_token") -> Response:
@@ -204,11 +225,8 @@ async def userinfo(request: Request) -> Response:
     token_value = token_value.strip()
     if not token_value or " " in token_value:
         return _bearer_error("The Authorization header is malformed", 400, "invalid_request")
-    try:
-        claims = bundle.minter.verify(token_value, audience=bundle.minter.userinfo_url)
-    except jwt.PyJWTError:
-        return _bearer_error("The access token is invalid")
-    if bundle.tenant.is_token_revoked(str(claims["jti"])):
+    claims = introspection.live_claims(bundle.tenant, bundle.minter, token_value, allow_hs256=False)
+    if claims is None or bundle.minter.userinfo_url not in introspection.audiences(claims):
         return _bearer_error("The access token is invalid")
     scopes = str(claims.get("scope", "")).split()
     if "openid" not in scopes:
@@ -282,6 +300,7 @@ ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 routes: list[BaseRoute] = [
     Route("/oauth/token", post_only(token), methods=ANY_METHOD),
     Route("/oauth/revoke", post_only(revoke), methods=ANY_METHOD),
+    Route("/oauth/introspect", post_only(introspect), methods=ANY_METHOD),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/oidc/register", register, methods=["POST"]),
 ]
