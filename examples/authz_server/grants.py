@@ -297,7 +297,7 @@ class Grants:
         # RFC 8707 §2.2: a resource (or Auth0 audience) named again here must be the one
         # the code was issued for; a code is never turned into a token for another API.
         requested = resolve_audience(params)
-        if requested is not None and requested != (row["audience"] or None):
+        if requested is not None and requested != (code.audience or None):
             raise OAuthError(
                 "invalid_target", "The resource is not the one the code was issued for"
             )
