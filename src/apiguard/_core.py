@@ -105,7 +105,9 @@ class Config:
         kind="number",
     )
     timeout: float = setting(
-        5.0, doc="total time for one fetch, body included, in seconds", kind="number"
+        5.0,
+        doc="total time for one fetch (connect, headers and body), in seconds",
+        kind="number",
     )
     max_token_size: int = setting(
         16384, doc="longest token accepted, in characters", kind="integer"
@@ -337,10 +339,11 @@ class ValidatorCore:
             raise ValueError("check_claims needs a policy when several issuers are trusted")
         return only
 
-    def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
-        """A reader for a fetched response, with the configured cap and deadline."""
-        c = self.config
-        return BodyReader(status, headers, limit=c.max_jwks_size, timeout=c.timeout)
+    def body_reader(
+        self, status: int, headers: Mapping[str, str], *, deadline: float
+    ) -> BodyReader:
+        """A reader for a fetched response, with the size cap and the fetch's deadline."""
+        return BodyReader(status, headers, limit=self.config.max_jwks_size, deadline=deadline)
 
     def receive(self, pending: Pending, outcome: Response | BaseException) -> None:
         """Hand the outcome of the fetch ``pending`` asked for to its key source."""
@@ -602,8 +605,9 @@ class ValidatorCore:
             # A sender-constrained token (DPoP, mTLS) presented as a plain bearer token.
             raise InvalidClaim("cnf: proof of possession is not supported")
         for name in c.required_claims:
-            if name not in claims:
-                raise InvalidClaim(f"required claim {name!r} is missing")
+            # Present and not null: ``"org_id": null`` asserts nothing.
+            if claims.get(name) is None:
+                raise InvalidClaim(f"required claim {name!r} is missing or null")
         iss = claims.get("iss")
         if iss != c.issuer:
             raise WrongIssuer(f"iss {str(iss)[:128]!r} is not {c.issuer!r}")
@@ -648,8 +652,9 @@ class ValidatorCore:
                 if not isinstance(claims.get(name), str):
                     raise InvalidClaim(f"{name} is not a string")
         for name in _STRING_CLAIMS:
-            value = claims.get(name)
-            if value is not None and not isinstance(value, str):
+            # Null is not a string either: a null identifier would read as "absent" to
+            # code that then falls back to another claim.
+            if name in claims and not isinstance(claims[name], str):
                 raise InvalidClaim(f"{name} is not a string")
         if not not_before <= now < not_after:
             self._check_times(claims, now, c)

@@ -174,7 +174,7 @@ class IssuerPolicy:
         None, doc="refuse tokens whose ``iat`` is older than this, in seconds", kind="number"
     )
     required_claims: str | Collection[str] = setting(
-        (), doc="claim names that must be present", kind="strings"
+        (), doc="claim names that must be present and not null", kind="strings"
     )
     expected_claims: Mapping[str, str | Collection[str]] | None = setting(
         None,
@@ -184,7 +184,8 @@ class IssuerPolicy:
     )
     scope_claims: str | Sequence[str] = setting(
         DEFAULT_SCOPE_CLAIMS,
-        doc="the claims scopes are read from (space-separated strings or lists)",
+        doc="the claims scopes are read from (space-separated strings or lists); add "
+        "``permissions`` only if Auth0 RBAC permissions should count as granted scopes",
         kind="strings",
     )
     token_mode: Literal["jwt", "introspection", "auto"] = setting(

@@ -524,11 +524,11 @@ class BodyReader:
 
     __slots__ = ("_chunks", "_deadline", "_limit", "_size", "headers", "status")
 
-    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, timeout: float):
+    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, deadline: float):
         self.status = status
         self.headers = {"cache-control": headers.get("cache-control", "")}
         self._limit = limit
-        self._deadline = time.monotonic() + timeout
+        self._deadline = deadline
         self._chunks: list[bytes] = []
         self._size = 0
 

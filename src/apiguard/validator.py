@@ -11,11 +11,13 @@ cores'.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Required, Self, TypedDict, Unpack
+from typing import Any, Protocol, Required, Self, TypedDict, Unpack
 
 import anyio
 import httpx
@@ -42,51 +44,121 @@ _HEADERS = {"Accept": "application/json"}
 #: Discovery, then the JWKS, then one retry: enough rounds for prefetch() to settle.
 _WARM_UP_ROUNDS = 4
 
-_Reader = Callable[[int, httpx.Headers], BodyReader]
+
+class _Reader(Protocol):
+    def __call__(self, status: int, headers: httpx.Headers, *, deadline: float) -> BodyReader: ...
 
 
-def _headers(request: FetchRequest) -> dict[str, str]:
-    return {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+def _headers(request: FetchRequest, *, fresh: bool = False) -> dict[str, str]:
+    headers = {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+    # The sync deadline needs the fetch's own socket (see _Watchdog): asking the server to
+    # close keeps the connection out of the pool, so the next fetch opens its own as well.
+    return {**headers, "Connection": "close"} if fresh else headers
+
+
+class _Watchdog:
+    """Ends a sync fetch at its deadline, connect, headers and body included.
+
+    httpx's sync timeouts apply to each socket operation, so a server that trickles its
+    response headers a byte at a time never trips them. The async shell has a cancel scope
+    for this; here a timer shuts the fetch's socket down (found through httpx's ``trace``
+    extension when the connection is opened), which wakes the blocked read with an error.
+    A connection reused from a pool is not seen: it keeps the per-read timeouts.
+    """
+
+    __slots__ = ("_lock", "_sockets", "_timer", "fired")
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx ``trace`` hook: remember the fetch's socket; stop at once if past due."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    if self.fired:
+                        _shut(sock)
+        if self.fired:
+            raise TimeoutError("fetch not done within the timeout")
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        """The fetch is over: the timer must not touch a socket that may be reused."""
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: the fetch is over anyway
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _fetch(
-    client: httpx.Client, request: FetchRequest, body_reader: _Reader, timeout: float
+    client: httpx.Client,
+    request: FetchRequest,
+    body_reader: _Reader,
+    timeout: float,
+    *,
+    fresh: bool = False,
 ) -> Response | Exception:
-    """Perform ``request`` for a core: no redirects, a capped body, one deadline."""
+    """Perform ``request`` for a core: no redirects, a capped body, one deadline.
+
+    The deadline (``timeout`` seconds) covers connecting, the response headers and the
+    body; ``fresh`` asks for a connection of the fetch's own, which the deadline can always
+    cut short (worth it for rare fetches such as key sets).
+    """
+    deadline = time.monotonic() + timeout
+    watchdog = _Watchdog(timeout)
     try:
         with client.stream(
             request.method,
             request.url,
-            headers=_headers(request),
+            headers=_headers(request, fresh=fresh),
             content=request.body or None,
             follow_redirects=False,
             timeout=timeout,
+            extensions={"trace": watchdog.trace},
         ) as answer:
-            reader = body_reader(answer.status_code, answer.headers)
+            reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
             if reader.wants_body:
                 for chunk in answer.iter_bytes():
                     reader.feed(chunk)
             return reader.response()
     except Exception as exc:  # any failure of the fetch is the core's to judge
-        return exc
+        return TimeoutError("fetch not done within the timeout") if watchdog.fired else exc
+    finally:
+        watchdog.cancel()
 
 
 async def _afetch(
-    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, deadline: float
+    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, seconds: float
 ) -> Response | Exception:
-    """The async :func:`_fetch`."""
+    """The async :func:`_fetch` (a cancel scope holds the deadline of ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    timeout = seconds
     try:
-        # The deadline covers the body too: a server trickling bytes cannot hold us.
-        with anyio.fail_after(deadline):
+        with anyio.fail_after(seconds):
             async with client.stream(
                 request.method,
                 request.url,
                 headers=_headers(request),
                 content=request.body or None,
                 follow_redirects=False,
-                timeout=deadline,
+                timeout=timeout,
             ) as answer:
-                reader = body_reader(answer.status_code, answer.headers)
+                reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
                 if reader.wants_body:
                     async for chunk in answer.aiter_bytes():
                         reader.feed(chunk)
@@ -285,6 +357,11 @@ class Validator(_SyncClient, _Base):
     Warning:
         Raising ``leeway`` or ``max_stale``, or setting ``cooldown`` to 0, weakens the
         guarantees above; ``http://`` issuers are for loopback development only.
+        ``scope_claims=("scope", "scp", "permissions")`` reads Auth0's RBAC
+        ``permissions`` as scopes: everything the *user* may do then counts as granted to
+        whichever app holds the token, a third-party app that was consented one scope
+        included. Leave it out and check :attr:`AccessToken.permissions` where a route
+        really means the user's role.
     """
 
     def __init__(
@@ -362,7 +439,8 @@ class Validator(_SyncClient, _Base):
                 self._core.receive_for(source, request, self._fetch(request))
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
-        return _fetch(self._client, request, self._core.body_reader, self._core.config.timeout)
+        core = self._core
+        return _fetch(self._client, request, core.body_reader, core.config.timeout, fresh=True)
 
 
 class AsyncValidator(_AsyncClient, _Base):

@@ -477,7 +477,7 @@ def test_pem_public_keys(issuer: LocalIssuer) -> None:
     mapping = IssuerPolicy(
         issuer.issuer,
         audience=issuer.audience,
-        public_keys={"key-1": _pem(issuer.current_key).decode(), "es": _pem(other)},
+        public_keys={issuer.current_key.kid: _pem(issuer.current_key).decode(), "es": _pem(other)},
     )
     with Validator(issuers=[mapping], clock=issuer.clock) as validator:
         validator.validate(issuer.token())

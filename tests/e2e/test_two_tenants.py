@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 AUDIENCE = "https://organizer.example/api"
 UNTRUSTED = (
     'Bearer realm="https://organizer.example/api", error="invalid_token", '
-    'error_description="The access token was issued by an untrusted issuer"'
+    'error_description="The access token was issued by an untrusted issuer", '
+    'resource_metadata="https://organizer.example/.well-known/oauth-protected-resource/api"'
 )
 
 
