@@ -2,7 +2,9 @@
 
 Every framework layer (Flask, ASGI, FastAPI) calls :func:`extract_token` on the request's
 ``Authorization`` header values and :func:`render_error` on whatever apiguard raised, so
-they all answer the same status, ``WWW-Authenticate`` header and JSON body.
+they all answer the same status, ``WWW-Authenticate`` header and JSON body. With DPoP
+(RFC 9449) on, :func:`extract_credentials` also reads the ``DPoP`` scheme, and the answers
+carry the ``DPoP`` challenge of RFC 9449 §7.1 (and ``DPoP-Nonce`` when a nonce is asked).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from .errors import (
     InvalidRequest,
     MissingToken,
     ServiceUnavailable,
+    UseDPoPNonce,
 )
 
 __all__ = [
     "DEFAULT_REALM",
     "ErrorResponse",
     "challenge",
+    "extract_credentials",
     "extract_token",
     "pick_realm",
     "query_names_token",
@@ -55,6 +59,37 @@ def extract_token(authorization: Sequence[str] | str | None) -> str:
     >>> extract_token("Bearer abc.def.ghi")
     'abc.def.ghi'
     """
+    return _credentials(authorization, _BEARER_ONLY)[1]
+
+
+_BEARER_ONLY: Final = {"bearer": "Bearer"}
+_BEARER_OR_DPOP: Final = {"bearer": "Bearer", "dpop": "DPoP"}
+
+
+def extract_credentials(
+    authorization: Sequence[str] | str | None, *, dpop: bool = False
+) -> tuple[str, str]:
+    """Return the scheme (``"Bearer"`` or ``"DPoP"``) and the token of the request.
+
+    Args:
+        authorization: as for :func:`extract_token`.
+        dpop: also read the ``DPoP`` scheme (RFC 9449 §7.1), whose token has the same
+            syntax (``token68``).
+
+    Raises:
+        MissingToken: no header, or a scheme not read (``Basic``; ``DPoP`` unless
+            ``dpop``).
+        InvalidRequest: as for :func:`extract_token`.
+
+    >>> extract_credentials("DPoP abc.def.ghi", dpop=True)
+    ('DPoP', 'abc.def.ghi')
+    """
+    return _credentials(authorization, _BEARER_OR_DPOP if dpop else _BEARER_ONLY)
+
+
+def _credentials(
+    authorization: Sequence[str] | str | None, schemes: dict[str, str]
+) -> tuple[str, str]:
     if authorization is None:
         raise MissingToken("no Authorization header")
     values = [authorization] if isinstance(authorization, str) else list(authorization)
@@ -63,14 +98,15 @@ def extract_token(authorization: Sequence[str] | str | None) -> str:
     if len(values) > 1:
         raise InvalidRequest("Authorization header sent more than once")
     scheme, _, rest = values[0].strip(" \t").partition(" ")
-    if scheme.lower() != "bearer":
+    name = schemes.get(scheme.lower())
+    if name is None:
         raise MissingToken("Authorization header uses another scheme")
     token = rest.strip(" \t")
     if not token:
-        raise InvalidRequest("empty bearer token")
+        raise InvalidRequest("empty token")
     if not _B64TOKEN.fullmatch(token):
-        raise InvalidRequest("bearer token is not a single b64token")
-    return token
+        raise InvalidRequest("the token is not a single b64token")
+    return name, token
 
 
 def query_names_token(query: str | bytes) -> bool:
@@ -131,23 +167,40 @@ def _quoted(value: str) -> str:
 
 
 def challenge(error: BearerError, realm: str | None = None) -> str:
-    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3).
+    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3, RFC 9449 §7.1).
 
     A request without credentials gets a bare challenge (no ``error``); the others carry
     ``error`` and ``error_description``, and :class:`InsufficientScope` the ``scope``.
+    When the request path marked the error for an API that accepts DPoP, the value holds
+    a ``DPoP`` challenge with ``algs`` (after the ``Bearer`` one while Bearer is still
+    accepted), and the error parameters go on the scheme they concern: the DPoP errors'
+    on ``DPoP``, the others' on the scheme the request used.
 
     >>> challenge(MissingToken(), realm="api")
     'Bearer realm="api"'
     """
+    head = [f"realm={_quoted(realm)}"] if realm is not None else []
     params: list[str] = []
-    if realm is not None:
-        params.append(f"realm={_quoted(realm)}")
     if error.error is not None:
         params.append(f"error={_quoted(error.error)}")
         params.append(f"error_description={_quoted(error.description)}")
     if isinstance(error, InsufficientScope) and error.required:
         params.append(f"scope={_quoted(' '.join(error.required))}")
-    return "Bearer " + ", ".join(params) if params else "Bearer"
+    algs = error.dpop_algs
+    if algs is None:
+        return _scheme("Bearer", head + params)
+    bearer = error.bearer_offered
+    target = error.scheme or error.request_scheme or "Bearer"
+    if not bearer:
+        target = "DPoP"
+    dpop = _scheme("DPoP", head + (params if target == "DPoP" else []) + [f"algs={_quoted(algs)}"])
+    if not bearer and target == "DPoP":
+        return dpop
+    return _scheme("Bearer", head + (params if target == "Bearer" else [])) + ", " + dpop
+
+
+def _scheme(name: str, params: list[str]) -> str:
+    return f"{name} " + ", ".join(params) if params else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +238,8 @@ def render_error(error: ApiguardError, realm: str | None = None) -> ErrorRespons
         if isinstance(error, InsufficientScope):
             body["scope"] = " ".join(error.required)
         headers = {"WWW-Authenticate": challenge(error, realm), "Cache-Control": "no-store"}
+        if isinstance(error, UseDPoPNonce):
+            headers["DPoP-Nonce"] = error.nonce
         return ErrorResponse(error.status_code, headers, _json(body))
     if isinstance(error, ServiceUnavailable):
         body = {"error": "temporarily_unavailable", "error_description": error.description}

@@ -51,18 +51,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ._redis import AsyncRedisReplayStore, RedisReplayStore
 from .errors import (
     AlgorithmNotAllowed,
+    BearerError,
     ConfigurationError,
     DPoPAlgorithmNotAllowed,
+    DPoPBoundTokenAsBearer,
     DPoPKeyMismatch,
     DPoPMethodMismatch,
     DPoPProofExpired,
     DPoPProofNotYetValid,
     DPoPProofReplayed,
+    DPoPRequired,
     DPoPTokenHashMismatch,
     DPoPURIMismatch,
     InvalidDPoPKey,
@@ -74,9 +77,14 @@ from .errors import (
     MissingDPoPProof,
     MultipleDPoPProofs,
     ReplayStoreUnavailable,
+    TokenNotDPoPBound,
     UseDPoPNonce,
     WrongDPoPProofType,
 )
+
+if TYPE_CHECKING:
+    from .claims import AccessToken
+
 from .jws import (
     ASYMMETRIC_ALGORITHMS,
     UnusableKey,
@@ -89,6 +97,7 @@ __all__ = [
     "DPOP_ALGORITHMS",
     "AsyncRedisReplayStore",
     "AsyncReplayStore",
+    "DPoPGate",
     "DPoPMode",
     "DPoPPolicy",
     "MemoryReplayStore",
@@ -321,7 +330,8 @@ class TrustedProxies:
     those headers are ignored, since anyone can send them.
 
     Args:
-        proxies: IP addresses or networks (``"10.0.0.0/8"``) of the trusted proxies.
+        proxies: IP addresses or networks (``"10.0.0.0/8"``) of the trusted proxies (a
+            string is split on whitespace).
         headers: ``"x-forwarded"`` (``X-Forwarded-Proto`` and ``X-Forwarded-Host``, the
             value the nearest proxy set, i.e. the last one) or ``"forwarded"`` (RFC 7239,
             read from the nearest hop back to the first one that is not a trusted proxy).
@@ -346,7 +356,7 @@ class TrustedProxies:
         headers: Literal["x-forwarded", "forwarded"] = "x-forwarded",
     ) -> None:
         if isinstance(proxies, str):
-            proxies = [proxies]
+            proxies = proxies.split()
         networks = []
         for proxy in proxies:
             try:
@@ -898,3 +908,155 @@ async def check_replay_async(store: ReplayStore | AsyncReplayStore, proof: Verif
         seen = await seen
     if not seen:
         raise DPoPProofReplayed("the proof's jti was used before")
+
+
+# --- the request path's questions -------------------------------------------------------------
+
+
+class ProofRequest(Protocol):
+    """What the gate reads of a request (``apiguard._request.RequestView`` has it all)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def raw_path(self) -> str | None: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def peer(self) -> str | None: ...
+    @property
+    def dpop(self) -> tuple[str, ...]: ...
+    @property
+    def forwarded(self) -> tuple[tuple[str, str], ...]: ...
+
+
+def _modes_of(policies: Iterable[DPoPPolicy]) -> tuple[bool, str | None]:
+    """Whether Bearer is offered and the ``algs`` a DPoP challenge offers, across policies."""
+    on = [policy for policy in policies if policy.mode != "off"]
+    algs = " ".join(dict.fromkeys(a for policy in on for a in policy.algorithms)) or None
+    return any(policy.mode != "required" for policy in policies), algs
+
+
+class DPoPGate:
+    """The DPoP decisions of the one request path, without I/O (RFC 9449 §4.3, §7).
+
+    A validator builds it from its DPoP settings; the request path asks it which schemes
+    to read, checks every validated token's binding (and its proof) with it, and marks
+    errors with the challenges every layer then renders alike. Only the replay check
+    (:func:`check_replay`) is left to the validator shells.
+
+    Args:
+        policy: the policy of the validator's issuers.
+        issuers: issuer-specific policies, by exact issuer, overriding ``policy``.
+        proxies: the proxies whose forwarded headers give the request URI, or None.
+        clock: seconds since the epoch.
+    """
+
+    __slots__ = ("_clock", "_default", "_issuers", "_verifiers", "algs", "offers_bearer", "proxies")
+
+    def __init__(
+        self,
+        policy: DPoPPolicy,
+        *,
+        issuers: Mapping[str, DPoPPolicy] | None = None,
+        proxies: TrustedProxies | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        policies = [policy, *(issuers or {}).values()]
+        if not all(isinstance(item, DPoPPolicy) for item in policies):
+            raise ConfigurationError("dpop: must be a DPoPPolicy or a mode")
+        if proxies is not None and not isinstance(proxies, TrustedProxies):
+            raise ConfigurationError("trusted_proxies: must be a TrustedProxies or None")
+        self._default = policy
+        self._issuers = dict(issuers or {})
+        self._verifiers = {id(item): ProofVerifier(item) for item in policies}
+        self.proxies = proxies
+        self._clock = clock
+        #: For a request whose issuer is not known yet (no token, or a malformed one).
+        self.offers_bearer, self.algs = _modes_of(policies)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any issuer accepts DPoP (else the gate changes nothing)."""
+        return self.algs is not None
+
+    def policy(self, issuer: object) -> DPoPPolicy:
+        """The policy for tokens of ``issuer``."""
+        found = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        return found or self._default
+
+    def accepts_binding(self, issuer: object) -> bool:
+        """Whether tokens of ``issuer`` may carry ``cnf.jkt`` (its mode is not ``off``)."""
+        return self.policy(issuer).mode != "off"
+
+    def check(
+        self, token: AccessToken, scheme: str, raw: str, request: ProofRequest
+    ) -> VerifiedProof | None:
+        """Check a validated token's binding and, for DPoP, its proof (not yet the replay).
+
+        Args:
+            token: the validated token (from the cache or not: the proof is checked anew).
+            scheme: the scheme it came with, ``"Bearer"`` or ``"DPoP"``.
+            raw: the token as sent (``ath`` is its hash).
+            request: the request it came with.
+
+        Returns:
+            The proof to check for a replay, or None for an accepted Bearer token.
+
+        Raises:
+            DPoPBoundTokenAsBearer, DPoPRequired, TokenNotDPoPBound: the scheme does not
+                fit the token or the policy.
+            MalformedRequestURI: the request's Host (or a trusted forwarded header).
+            InvalidDPoPProof, DPoPKeyMismatch, UseDPoPNonce: the proof (see
+                :meth:`ProofVerifier.verify`).
+        """
+        try:
+            return self._check(token, scheme, raw, request)
+        except BearerError as exc:
+            self.mark(exc, token, scheme)
+            raise
+
+    def _check(
+        self, token: AccessToken, scheme: str, raw: str, request: ProofRequest
+    ) -> VerifiedProof | None:
+        policy = self.policy(token.issuer)
+        bound = token.jkt
+        if scheme == "Bearer":
+            if bound is not None:
+                raise DPoPBoundTokenAsBearer("a DPoP-bound token came with the Bearer scheme")
+            if policy.mode == "required":
+                raise DPoPRequired("a Bearer token where DPoP is required")
+            return None
+        if bound is None or policy.mode == "off":
+            raise TokenNotDPoPBound("a token without cnf.jkt came with the DPoP scheme")
+        raw_path = request.raw_path
+        forwarded = request.forwarded
+        uri = request_uri(
+            scheme=request.scheme,
+            host=request.host,
+            # The octets as sent when the server tells them (ASGI keeps them as latin-1).
+            path=request.path if raw_path is None else raw_path.encode("latin-1", "replace"),
+            peer=request.peer,
+            headers=(lambda name: [v for n, v in forwarded if n == name]) if forwarded else None,
+            proxies=self.proxies,
+        )
+        # A websocket handshake is a GET (RFC 6455 §4.1); the layers name it WEBSOCKET.
+        method = "GET" if request.method == "WEBSOCKET" else request.method
+        return self._verifiers[id(policy)].verify(
+            request.dpop, method=method, uri=uri, now=self._clock(), access_token=raw, jkt=bound
+        )
+
+    def mark(self, error: BearerError, token: AccessToken | None, scheme: str | None) -> None:
+        """Tell ``error`` which challenges to render (RFC 9449 §7.1) for this request."""
+        if token is None:
+            error.dpop_algs, error.bearer_offered = self.algs, self.offers_bearer
+        else:
+            policy = self.policy(token.issuer)
+            if policy.mode == "off":
+                return
+            error.dpop_algs, error.bearer_offered = policy.algs, policy.mode == "allowed"
+        error.request_scheme = scheme

@@ -36,10 +36,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._request import Requirement, guard, run_async
-from .asgi import REALM_KEY, VALIDATOR_KEY, get_token, request_view
+from .asgi import DPOP_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, check_match
-from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .validator import AsyncValidator
 
 __all__ = ["Authorize", "BearerException", "bearer_exception_handler", "check_routes", "install"]
@@ -203,7 +203,7 @@ class Authorize(SecurityBase):
         requirement = self.requirement(security_scopes.scopes)
         try:
             return await self._decide(request, requirement)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             raise BearerException(exc, realm) from None
 
     async def _decide(self, request: Request, requirement: Requirement) -> AccessToken | None:
@@ -217,7 +217,13 @@ class Authorize(SecurityBase):
             # The middleware decided with this validator (or on an excluded path, did not
             # look at all: then there is no token, and the requirement says what that means).
             token = get_token(request)
-            requirement.check(token)
+            try:
+                requirement.check(token)
+            except BearerError as exc:
+                gate = scope.get(DPOP_KEY)
+                if gate is not None:
+                    gate.mark(exc, token, None if token is None else token.scheme)
+                raise
             return token
 
         async def read_form() -> bytes | Iterable[str]:
@@ -227,8 +233,11 @@ class Authorize(SecurityBase):
                 return list(form.keys())
             return await request.body()
 
+        gate = self.validator.dpop
         return await run_async(
-            guard(request_view(scope), requirement), self.validator.validate, read_form
+            guard(request_view(scope, dpop=gate is not None), requirement, dpop=gate),
+            self.validator.validate_credentials,
+            read_form,
         )
 
     def __repr__(self) -> str:

@@ -67,7 +67,8 @@ class Layer:
 
     name: str
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Any:
+        """Build the API; ``options`` go to the validator (``dpop="required"``...)."""
         raise NotImplementedError
 
     def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
@@ -84,7 +85,7 @@ def _flask_subject() -> dict[str, Any]:
 class FlaskLayer(Layer):
     name = "flask"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Flask:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Flask:
         app = Flask("layer-table")
         app.config["APIGUARD_REALM"] = REALM
         view = _flask_subject
@@ -103,7 +104,7 @@ class FlaskLayer(Layer):
         ]
         for index, (rule, methods, function) in enumerate(routes):
             app.add_url_rule(rule, f"route{index}", function, methods=methods)
-        fg.ApiGuard(app, validator=issuer.validator())
+        fg.ApiGuard(app, validator=issuer.validator(**options))
         fg.protect(app, optional=not required, exclude_paths=EXCLUDED)
         return app
 
@@ -177,7 +178,7 @@ async def _call_asgi(app: Any, method: str, target: str, headers: Headers, body:
 class StarletteLayer(Layer):
     name = "starlette"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Starlette:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Starlette:
         view = _asgi_subject
         routes = [
             Route("/private", ag.requires_auth(view)),
@@ -194,7 +195,7 @@ class StarletteLayer(Layer):
         ]
         guard = Middleware(
             ag.BearerAuthMiddleware,
-            validator=issuer.async_validator(),
+            validator=issuer.async_validator(**options),
             required=required,
             exclude_paths=EXCLUDED,
             realm=REALM,
@@ -218,8 +219,8 @@ class FastAPILayer(Layer):
 
     name = "fastapi"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
-        validator: AsyncValidator = issuer.async_validator()
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Any:
+        validator: AsyncValidator = issuer.async_validator(**options)
         auth = fa.Authorize(validator, realm=REALM)
         either = fa.Authorize(validator, match="any", realm=REALM)
         maybe = fa.Authorize(validator, required=False, realm=REALM)
