@@ -203,6 +203,8 @@ class _Base:
         gate = self._dpop
         self._core = ValidatorCore(config, binding=None if gate is None else gate.accepts_binding)
         self._replay_store: Any = None
+        #: A store built here from a URL is closed with the validator.
+        self._owns_store = isinstance(replay_store, str)
         if gate is not None:
             if isinstance(replay_store, str):
                 # A redis:// URL: the store of this shell's I/O style.
@@ -336,6 +338,12 @@ class Validator(_SyncClient, _Base):
                 result = self._core.resume(result, refresh=False)
         return result
 
+    def close(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        super().close()
+        if self._owns_store:
+            self._replay_store.close()
+
     def validate_credentials(self, credentials: Validate) -> AccessToken:
         """Validate a request's credentials: the token, and with DPoP its binding and proof.
 
@@ -389,6 +397,12 @@ class AsyncValidator(_AsyncClient, _Base):
                     self._core.receive(request, await self._fetch(request))
             result = self._core.resume(result)
         return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        await super().aclose()
+        if self._owns_store:
+            await self._replay_store.aclose()
 
     async def validate_credentials(self, credentials: Validate) -> AccessToken:
         """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
