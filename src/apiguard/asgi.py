@@ -28,6 +28,7 @@ once with its RFC 6750 response (websockets are closed before the handshake with
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Collection
@@ -106,19 +107,21 @@ def request_view(scope: Scope, *, dpop: bool = False) -> RequestView:
         elif name == _PREFLIGHT_METHOD:
             preflight_method = True
     raw = scope.get("raw_path")
-    method = scope.get("method", "WEBSOCKET") if scope["type"] == "http" else "WEBSOCKET"
-    raw_path = raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else None
-    if not dpop:
-        return RequestView(
-            method=method,
-            path=scope["path"],
-            raw_path=raw_path,
-            authorization=tuple(authorization),
-            query=scope.get("query_string", b""),
-            content_type=content_type if scope["type"] == "http" else None,
-            origin=origin,
-            preflight_method=preflight_method,
-        )
+    view = RequestView(
+        method=scope.get("method", "WEBSOCKET") if scope["type"] == "http" else "WEBSOCKET",
+        path=scope["path"],
+        raw_path=raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else None,
+        authorization=tuple(authorization),
+        query=scope.get("query_string", b""),
+        content_type=content_type if scope["type"] == "http" else None,
+        origin=origin,
+        preflight_method=preflight_method,
+    )
+    return _with_dpop(view, scope) if dpop else view
+
+
+def _with_dpop(view: RequestView, scope: Scope) -> RequestView:
+    """``view`` with what a DPoP proof is checked against (only when DPoP is on)."""
     host: str | None = None
     proofs: list[str] = []
     forwarded: list[tuple[str, str]] = []
@@ -130,15 +133,8 @@ def request_view(scope: Scope, *, dpop: bool = False) -> RequestView:
         elif name in _FORWARDED:
             forwarded.append((name.decode("latin-1"), value.decode("latin-1")))
     client = scope.get("client")
-    return RequestView(
-        method=method,
-        path=scope["path"],
-        raw_path=raw_path,
-        authorization=tuple(authorization),
-        query=scope.get("query_string", b""),
-        content_type=content_type if scope["type"] == "http" else None,
-        origin=origin,
-        preflight_method=preflight_method,
+    return dataclasses.replace(
+        view,
         scheme=scope.get("scheme", "http"),
         host=host,
         peer=client[0] if client else None,

@@ -13,17 +13,16 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from werkzeug.serving import make_server
 
 from apiguard.testing import DPoPKey, LocalIssuer
 from examples.flask_api.app import create_app as flask_app
 from examples.starlette_api.app import create_app as starlette_app
+from tests.e2e.threaded import serve_uvicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -34,24 +33,6 @@ AUDIENCE = "https://organizer.example/api"
 def issuer() -> LocalIssuer:
     """The issuer both APIs trust (its keys reach them in-process)."""
     return LocalIssuer(audience=AUDIENCE)
-
-
-def _uvicorn(app: Any) -> Iterator[tuple[str, int]]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield sock.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def _werkzeug(app: Any) -> Iterator[tuple[str, int]]:
@@ -70,7 +51,8 @@ def api(request: pytest.FixtureRequest, issuer: LocalIssuer) -> Iterator[tuple[s
     """One example API in DPoP-required mode on a free port."""
     if request.param == "starlette":
         app = starlette_app(validator=issuer.async_validator(dpop="required"))
-        yield from _uvicorn(app)
+        with serve_uvicorn(app) as address:
+            yield address
     else:
         yield from _werkzeug(flask_app(validator=issuer.validator(dpop="required")))
 

@@ -292,4 +292,23 @@ class FastAPILayer(Layer):
 
 LAYERS: list[Layer] = [FlaskLayer(), StarletteLayer(), FastAPILayer()]
 
-__all__ = ["EXCLUDED", "LAYERS", "REALM", "Answer", "Layer", "Validator"]
+
+def assert_same(
+    answers: dict[str, Answer], status: int, challenge: str | None, body: Any = None
+) -> None:
+    """Every layer answered ``status`` (and ``challenge``, ``body`` when given), and the same."""
+    for name, answer in answers.items():
+        assert answer.status == status, (name, answer)
+        if challenge is not None:
+            assert answer.headers.get("www-authenticate") == challenge, name
+        elif status < 400:
+            assert "www-authenticate" not in answer.headers, name
+        if body is not None:
+            assert answer.json() == body, name
+    bodies = {name: answer.json() for name, answer in answers.items()}
+    challenges = {name: answer.headers.get("www-authenticate") for name, answer in answers.items()}
+    assert len({repr(b) for b in bodies.values()}) == 1, bodies
+    assert len(set(challenges.values())) == 1, challenges
+
+
+__all__ = ["EXCLUDED", "LAYERS", "REALM", "Answer", "Layer", "Validator", "assert_same"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from adapters import LAYERS, Answer, Layer
+from adapters import LAYERS, Answer, Layer, assert_same
 
 from apiguard.dpop import DPoPPolicy, NonceIssuer
 from apiguard.testing import DPoPKey, LocalIssuer
@@ -399,18 +399,7 @@ def test_every_layer_answers_dpop_the_same(local_issuer: LocalIssuer, row: Row) 
     for layer in LAYERS:
         app = layer.build(local_issuer, required=False, dpop=policy(row.mode))
         answers[layer.name] = _send(layer, app, row, local_issuer)
-    for name, answer in answers.items():
-        assert answer.status == row.status, (name, answer)
-        if row.challenge is not None:
-            assert answer.headers.get("www-authenticate") == row.challenge, name
-        elif row.status < 400:
-            assert "www-authenticate" not in answer.headers, name
-        if row.body is not None:
-            assert answer.json() == row.body, name
-    bodies = {name: answer.json() for name, answer in answers.items()}
-    assert len({repr(b) for b in bodies.values()}) == 1, bodies
-    challenges = {name: answer.headers.get("www-authenticate") for name, answer in answers.items()}
-    assert len(set(challenges.values())) == 1, challenges
+    assert_same(answers, row.status, row.challenge, row.body)
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
