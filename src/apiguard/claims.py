@@ -187,7 +187,7 @@ class AccessToken:
     def jkt(self) -> str | None:
         """``cnf.jkt``, the thumbprint of the DPoP key the token is bound to, or None."""
         cnf = self.claims.get("cnf")
-        jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None  # decoded JSON: a dict
         return jkt if isinstance(jkt, str) else None
 
     @property

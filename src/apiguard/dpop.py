@@ -37,7 +37,7 @@ second time.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -129,8 +129,12 @@ _MAX_URI_LENGTH: Final = 8192
 _KEY_CACHE_SIZE: Final = 1024
 
 
+_URLSAFE: Final = str.maketrans("+/", "-_", "=")
+
+
 def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # One C call and one translation: a hash is encoded on every request.
+    return binascii.b2a_base64(data, newline=False).decode("ascii").translate(_URLSAFE)
 
 
 # --- thumbprints and hashes -------------------------------------------------------------------
@@ -186,6 +190,10 @@ def access_token_hash(token: str) -> str:
     'fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo'
     """
     return _b64url(hashlib.sha256(token.encode("ascii")).digest())
+
+
+#: A client sends one token with many proofs: its hash is computed once.
+_ath: Final = functools.lru_cache(maxsize=1024)(access_token_hash)
 
 
 # --- the request URI ----------------------------------------------------------------------------
@@ -288,13 +296,14 @@ def normalize_uri(uri: str) -> str:
     return f"{scheme}://{_authority(scheme, authority)}{_path(path)}"
 
 
-def _request_path(path: str | bytes) -> str:
+def _request_path(path: str | bytes, octets: bool = False) -> str:
     """The path of a request target as a URI path: what a client had to put in ``htu``.
 
-    Bytes are the octets received (ASGI's ``raw_path``, WSGI's ``PATH_INFO`` encoded back
-    to latin-1); text is Unicode (a framework's decoded path), encoded as UTF-8.
+    Bytes, or text with ``octets`` (one latin-1 character per octet, as the layers keep a
+    raw path), are the octets received; other text is Unicode (a framework's decoded
+    path), encoded as UTF-8.
     """
-    is_raw = isinstance(path, bytes)
+    is_raw = octets or isinstance(path, bytes)
     text = path.decode("latin-1") if isinstance(path, bytes) else path
     text = text.partition("?")[0]
     if not text.startswith("/"):
@@ -303,12 +312,15 @@ def _request_path(path: str | bytes) -> str:
     if not _PATH_TEXT.fullmatch(text):
         # A server that decoded the path hands over octets a URI cannot hold: encode them
         # as a client must have (a space as %20, a lone "%" as %25).
-        octets = text.encode("latin-1") if is_raw else text.encode("utf-8")
+        try:
+            data = text.encode("latin-1" if is_raw else "utf-8")
+        except UnicodeEncodeError:  # "octets" that are not: read them as the text they are
+            data = text.encode("utf-8")
         out = []
-        for index, byte in enumerate(octets):
+        for index, byte in enumerate(data):
             char = chr(byte)
             if char in _PATH_CHARS or (
-                char == "%" and _PERCENT.match(octets[index : index + 3].decode("latin-1"))
+                char == "%" and _PERCENT.match(data[index : index + 3].decode("latin-1"))
             ):
                 out.append(char)
             else:
@@ -485,6 +497,12 @@ def request_uri(
         forwarded_scheme, forwarded_host = proxies.original(headers)
         scheme = forwarded_scheme or scheme
         host = forwarded_host or host
+    return _uri(scheme, host, path)
+
+
+@functools.lru_cache(maxsize=512)
+def _uri(scheme: str, host: str | None, path: str | bytes, octets: bool = False) -> str:
+    # An API serves a handful of origins and paths: most requests repeat one exactly.
     normal = _SCHEMES.get(scheme.lower()) if isinstance(scheme, str) else None
     if normal is None:
         raise MalformedRequestURI("the request scheme is not http(s)")
@@ -494,7 +512,7 @@ def request_uri(
         authority = _authority(normal, host)
     except ValueError:
         raise MalformedRequestURI("the Host header is not a host[:port]") from None
-    return f"{normal}://{authority}{_request_path(path)}"
+    return f"{normal}://{authority}{_request_path(path, octets)}"
 
 
 # --- nonces -----------------------------------------------------------------------------------
@@ -651,7 +669,7 @@ class VerifiedProof(NamedTuple):
     jkt: str
     jti: str
     iat: float
-    #: What the replay store remembers: a hash of the key and the ``jti``, so that one
+    #: What the replay store remembers: the key's thumbprint and the ``jti``, so that one
     #: client's identifiers never collide with (or block) another's.
     replay_key: str
     #: Seconds until the proof would be refused as too old anyway (the store's expiry).
@@ -755,7 +773,7 @@ class ProofVerifier:
             ath = claims.get("ath")
             if not isinstance(ath, str):
                 raise DPoPTokenHashMismatch("ath is missing or not a string")
-            if not hmac.compare_digest(ath, access_token_hash(access_token)):
+            if not hmac.compare_digest(ath, _ath(access_token)):
                 raise DPoPTokenHashMismatch("ath is not the hash of the access token")
         if jkt is not None and not hmac.compare_digest(jkt, thumbprint):
             raise DPoPKeyMismatch("the proof key is not the key the token is bound to")
@@ -768,12 +786,19 @@ class ProofVerifier:
                 raise UseDPoPNonce(current, "the proof lacks a current nonce")
             if nonce != current:
                 next_nonce = current
-        replay_key = _b64url(hashlib.sha256(f"{thumbprint}\n{jti}".encode()).digest())
         ttl = float(iat) + policy.max_age + policy.leeway - now
-        return VerifiedProof(thumbprint, jti, float(iat), replay_key, max(ttl, 1.0), next_nonce)
+        # tuple.__new__ skips the named tuple's Python-level constructor (once per request).
+        return tuple.__new__(
+            VerifiedProof,
+            (thumbprint, jti, float(iat), f"{thumbprint}.{jti}", max(ttl, 1.0), next_nonce),
+        )
 
     @staticmethod
     def _single(proofs: str | Sequence[str] | None) -> str:
+        if type(proofs) is tuple and len(proofs) == 1:  # what the layers hand over
+            value: str = proofs[0]
+            if "," not in value and value and value[0] not in " \t" and value[-1] not in " \t":
+                return value
         values = [proofs] if isinstance(proofs, str) else list(proofs or ())
         if not values:
             raise MissingDPoPProof("no DPoP header")
@@ -788,7 +813,11 @@ class ProofVerifier:
         return value
 
     def _key(self, segment: str, header: Mapping[str, Any]) -> tuple[VerificationKey, str]:
-        """The proof key of a header, and its thumbprint; remembered per header text."""
+        """The proof key of a header, and its thumbprint; remembered per header text.
+
+        A client signs every proof with one key under one header, so its key is built
+        (and its point checked) once, however many clients there are (up to 1,024).
+        """
         cached = self._keys.get(segment)
         if cached is not None:
             return cached
@@ -1035,15 +1064,15 @@ class DPoPGate:
             raise TokenNotDPoPBound("a token without cnf.jkt came with the DPoP scheme")
         raw_path = request.raw_path
         forwarded = request.forwarded
-        uri = request_uri(
-            scheme=request.scheme,
-            host=request.host,
-            # The octets as sent when the server tells them (ASGI keeps them as latin-1).
-            path=request.path if raw_path is None else raw_path.encode("latin-1", "replace"),
-            peer=request.peer,
-            headers=(lambda name: [v for n, v in forwarded if n == name]) if forwarded else None,
-            proxies=self.proxies,
-        )
+        scheme_, host = request.scheme, request.host
+        if forwarded and self.proxies is not None and self.proxies.trusts(request.peer):
+            original = self.proxies.original(lambda name: [v for n, v in forwarded if n == name])
+            scheme_, host = original[0] or scheme_, original[1] or host
+        # The octets as sent when the server tells them (the layers keep them as latin-1).
+        if raw_path is None:
+            uri = _uri(scheme_, host, request.path)
+        else:
+            uri = _uri(scheme_, host, raw_path, True)
         # A websocket handshake is a GET (RFC 6455 §4.1); the layers name it WEBSOCKET.
         method = "GET" if request.method == "WEBSOCKET" else request.method
         return self._verifiers[id(policy)].verify(
