@@ -25,6 +25,9 @@ GRANT_TYPES = (
     "password",
 )
 TOKEN_DIALECTS = ("access_token", "access_token_authz", "rfc9068_profile", "rfc9068_profile_authz")
+#: ``jwt``: self-contained signed tokens; ``opaque``: random reference tokens stored hashed,
+#: which APIs check at the introspection endpoint (RFC 7662) and which revoke at once.
+ACCESS_TOKEN_FORMATS = ("jwt", "opaque")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class ResourceServer:
     scopes: tuple[Scope, ...]
     is_system: bool
     created_at: int
+    access_token_format: str = "jwt"
+    #: Clients (the API's own back ends) allowed to introspect tokens issued for this API.
+    introspection_clients: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ResourceServer:
@@ -72,6 +78,8 @@ class ResourceServer:
             scopes=tuple(Scope(s["value"], s["description"]) for s in json.loads(row["scopes"])),
             is_system=bool(row["is_system"]),
             created_at=row["created_at"],
+            access_token_format=row["access_token_format"],
+            introspection_clients=tuple(json.loads(row["introspection_clients"])),
         )
 
     @property
@@ -101,6 +109,8 @@ class ResourceServer:
             "token_dialect": self.token_dialect,
             "scopes": [s.to_json() for s in self.scopes],
             "is_system": self.is_system,
+            "access_token_format": self.access_token_format,
+            "introspection_clients": list(self.introspection_clients),
         }
         if include_secret and self.signing_secret is not None:
             data["signing_secret"] = self.signing_secret
@@ -210,6 +220,8 @@ class User:
     is_admin: bool
     created_at: int
     updated_at: int
+    email_verified: bool = False
+    blocked: bool = False
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> User:
@@ -222,6 +234,8 @@ class User:
             is_admin=bool(row["is_admin"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            email_verified=bool(row["email_verified"]),
+            blocked=bool(row["blocked"]),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -229,7 +243,8 @@ class User:
         return {
             "user_id": self.user_id,
             "email": self.email,
-            "email_verified": True,
+            "email_verified": self.email_verified,
+            "blocked": self.blocked,
             "name": self.name,
             "identities": [
                 {

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 
 from .models import ResourceServer, User
-from .security import half_hash, new_secret
+from .security import half_hash, new_secret, token_digest
 from .tenant import Tenant
 
 
@@ -51,7 +51,10 @@ class TokenMinter:
         grant_type: str | None = None,
         lifetime: int | None = None,
     ) -> IssuedToken:
-        """Sign an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
+        """Issue an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
+
+        A signed JWT, or for an API whose ``access_token_format`` is ``opaque`` a random
+        reference token whose claims are stored under its hash.
 
         ``aud`` is the API identifier, or a list with the userinfo URL when ``openid`` was
         granted and the token is RS256 (``/userinfo`` refuses HS256 tokens). ``gty`` is set
@@ -62,7 +65,9 @@ class TokenMinter:
             lifetime = lifetime or 86400
         else:
             lifetime = min(lifetime or api.token_lifetime, api.token_lifetime)
-        symmetric = api is not None and api.signing_alg == "HS256"
+        opaque = api is not None and api.access_token_format == "opaque"
+        # An opaque token is checked here (introspection, /userinfo), never by a signature.
+        symmetric = api is not None and api.signing_alg == "HS256" and not opaque
         audience: str | list[str]
         if api is None:
             audience = self.userinfo_url
@@ -90,7 +95,10 @@ class TokenMinter:
         if dialect.endswith("_authz") and api is not None:
             claims["permissions"] = [s for s in scopes if s in api.scope_values]
         typ = "at+jwt" if dialect.startswith("rfc9068") else "JWT"
-        if api is not None and symmetric:
+        if opaque:
+            token = new_secret(32)
+            self.tenant.store_reference_token(token_digest(token), claims)
+        elif api is not None and symmetric:
             assert api.signing_secret is not None
             token = jwt.encode(
                 claims, api.signing_secret.encode("utf-8"), algorithm="HS256", headers={"typ": typ}
@@ -98,6 +106,42 @@ class TokenMinter:
         else:
             token = self._sign_rs256(claims, typ)
         return IssuedToken(token, lifetime, tuple(scopes), jti)
+
+    def verify(
+        self, token: str, *, audience: str | None, allow_hs256: bool = False
+    ) -> dict[str, Any]:
+        """The claims of an access token this server signed and that has not expired.
+
+        RS256 tokens verify with a published key; HS256 tokens (only when *allow_hs256*)
+        with the secret of the API their ``aud`` names. ``audience=None`` accepts any
+        audience. Raises ``jwt.PyJWTError``.
+        """
+        header = jwt.get_unverified_header(token)
+        alg = header.get("alg")
+        key: Any
+        if alg == "RS256":
+            kid = header.get("kid")
+            found = [k for k in self.tenant.keys.published() if k.kid == kid]
+            if not found:
+                raise jwt.InvalidKeyError("unknown kid")
+            key = found[0].private_key.public_key()
+        elif alg == "HS256" and allow_hs256:
+            aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
+            api = self.tenant.find_api(aud) if isinstance(aud, str) else None
+            if api is None or api.signing_secret is None:
+                raise jwt.InvalidKeyError("not an HS256 API of this server")
+            key = api.signing_secret.encode("utf-8")
+        else:
+            raise jwt.InvalidAlgorithmError("not a token signed by this server")
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            audience=audience,
+            issuer=self.settings.issuer,
+            options={"verify_aud": audience is not None, "require": ["exp", "jti"]},
+        )
+        return claims
 
     def id_token(
         self,
@@ -137,5 +181,6 @@ def user_claims(user: User, scopes: Sequence[str]) -> dict[str, Any]:
         claims["updated_at"] = user.updated_at
     if "email" in scopes:
         claims["email"] = user.email
-        claims["email_verified"] = True
+        # Only an address someone proved they receive mail at says so ("nOAuth").
+        claims["email_verified"] = user.email_verified
     return claims

@@ -166,11 +166,15 @@ def _quoted(value: str) -> str:
     return f'"{value}"'
 
 
-def challenge(error: BearerError, realm: str | None = None) -> str:
+def challenge(
+    error: BearerError, realm: str | None = None, resource_metadata: str | None = None
+) -> str:
     """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3, RFC 9449 §7.1).
 
     A request without credentials gets a bare challenge (no ``error``); the others carry
     ``error`` and ``error_description``, and :class:`InsufficientScope` the ``scope``.
+    ``resource_metadata`` (RFC 9728 §5.1) is the URL of the API's protected-resource
+    metadata, checked when the layer started (:func:`apiguard.metadata.resource_metadata`).
     When the request path marked the error for an API that accepts DPoP, the value holds
     a ``DPoP`` challenge with ``algs`` (after the ``Bearer`` one while Bearer is still
     accepted), and the error parameters go on the scheme they concern: the DPoP errors'
@@ -186,17 +190,20 @@ def challenge(error: BearerError, realm: str | None = None) -> str:
         params.append(f"error_description={_quoted(error.description)}")
     if isinstance(error, InsufficientScope) and error.required:
         params.append(f"scope={_quoted(' '.join(error.required))}")
+    tail = [] if resource_metadata is None else [f"resource_metadata={_quoted(resource_metadata)}"]
     algs = error.dpop_algs
     if algs is None:
-        return _scheme("Bearer", head + params)
+        return _scheme("Bearer", head + params + tail)
     bearer = error.bearer_offered
     target = error.scheme or error.request_scheme or "Bearer"
     if not bearer:
         target = "DPoP"
-    dpop = _scheme("DPoP", head + (params if target == "DPoP" else []) + [f"algs={_quoted(algs)}"])
+    dpop = _scheme(
+        "DPoP", head + (params if target == "DPoP" else []) + tail + [f"algs={_quoted(algs)}"]
+    )
     if not bearer and target == "DPoP":
         return dpop
-    return _scheme("Bearer", head + (params if target == "Bearer" else [])) + ", " + dpop
+    return _scheme("Bearer", head + (params if target == "Bearer" else []) + tail) + ", " + dpop
 
 
 def _scheme(name: str, params: list[str]) -> str:
@@ -217,7 +224,9 @@ class ErrorResponse:
         return "application/json"
 
 
-def render_error(error: ApiguardError, realm: str | None = None) -> ErrorResponse:
+def render_error(
+    error: ApiguardError, realm: str | None = None, resource_metadata: str | None = None
+) -> ErrorResponse:
     """Render the HTTP answer for an error apiguard raised during a request.
 
     Args:
@@ -225,6 +234,8 @@ def render_error(error: ApiguardError, realm: str | None = None) -> ErrorRespons
             :class:`ServiceUnavailable` such as :class:`KeySetUnavailable` (503 with
             ``Retry-After``).
         realm: the ``realm`` of the challenge, or None for none.
+        resource_metadata: the URL of the protected-resource metadata (RFC 9728) that
+            every challenge points at, or None when the API serves none.
 
     Raises:
         TypeError: for other errors (a :class:`ConfigurationError` is a start-up bug,
@@ -237,7 +248,10 @@ def render_error(error: ApiguardError, realm: str | None = None) -> ErrorRespons
             body = {"error": error.error, **body}
         if isinstance(error, InsufficientScope):
             body["scope"] = " ".join(error.required)
-        headers = {"WWW-Authenticate": challenge(error, realm), "Cache-Control": "no-store"}
+        headers = {
+            "WWW-Authenticate": challenge(error, realm, resource_metadata),
+            "Cache-Control": "no-store",
+        }
         if isinstance(error, UseDPoPNonce):
             headers["DPoP-Nonce"] = error.nonce
         return ErrorResponse(error.status_code, headers, _json(body))

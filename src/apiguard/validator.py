@@ -232,6 +232,11 @@ class _Base:
         return self._core.config.issuer
 
     @property
+    def issuers(self) -> tuple[str, ...]:
+        """Every issuer whose tokens are trusted (the one :attr:`issuer` today)."""
+        return (self._core.config.issuer,)
+
+    @property
     def audiences(self) -> frozenset[str]:
         """The audiences a token may name (any one of them suffices)."""
         return self._core.config.audiences
@@ -494,7 +499,7 @@ class Introspector(_SyncClient, _IntrospectorBase):
     Raises:
         ConfigurationError: a setting is missing or unsafe (the message names it).
 
-    >>> settings = Introspection(client_id="organizer-api", client_secret=secret)
+    >>> settings = Introspection(client_id="organizer-api", client_secret=secret)  # doctest: +SKIP
     >>> with Introspector(issuer=issuer, audience=api, introspection=settings) as i:
     ...     token = i.validate(opaque)  # doctest: +SKIP
 

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .. import introspection
 from ..grants import Grants, OAuthError
 from ..keys import SigningKeyError
 from ..models import APP_TYPES, GRANT_TYPES, Client, ResourceServer
@@ -196,7 +197,10 @@ async def api_quickstart(request: Request, viewer: Viewer) -> Response:
 def _settings_page(
     request: Request, viewer: Viewer, api: ResourceServer, error: str | None, status: int = 200
 ) -> Response:
-    return _api_page(request, viewer, api, "settings", {"error": error}, status_code=status)
+    # Only confidential clients can authenticate at the introspection endpoint.
+    clients = [c for c in services(request).tenant.list_clients() if c.is_confidential]
+    extra = {"error": error, "introspection_candidates": clients}
+    return _api_page(request, viewer, api, "settings", extra, status_code=status)
 
 
 @page(admin=True)
@@ -207,7 +211,7 @@ async def api_settings(request: Request, viewer: Viewer) -> Response:
 
 @page(admin=True)
 async def save_api_settings(request: Request, viewer: Viewer) -> Response:
-    """``POST /dashboard/apis/{id}/settings``: name, token lifetime, offline access, consent."""
+    """``POST /dashboard/apis/{id}/settings``: name, lifetime, offline access, consent, format."""
     api = _api(request)
     try:
         lifetime = int(viewer.value("token_lifetime"))
@@ -220,6 +224,8 @@ async def save_api_settings(request: Request, viewer: Viewer) -> Response:
         "token_lifetime": lifetime,
         "allow_offline_access": _checkbox(viewer, "allow_offline_access"),
         "skip_consent_for_verifiable_first_party_clients": _checkbox(viewer, "skip_consent"),
+        "access_token_format": viewer.value("access_token_format") or api.access_token_format,
+        "introspection_clients": viewer.values("introspection_clients"),
     }
     try:
         services(request).tenant.update_api(api.id, changes)
@@ -586,7 +592,13 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
     context |= {"response": pretty(body), "response_status": status}
     token = body.get("access_token")
     if isinstance(token, str):
-        context["decoded"] = decode_token(token)
+        if api.access_token_format == "opaque":
+            # Nothing to decode: show what the API learns at the introspection endpoint.
+            claims = introspection.live_claims(bundle.tenant, bundle.minter, token)
+            answer = introspection.active_answer(claims) if claims else introspection.INACTIVE
+            context["introspected"] = pretty(answer)
+        else:
+            context["decoded"] = decode_token(token)
         if url:
             context["verdict"] = await probe(request, url, token)
     return _test_page(request, viewer, api, context)
