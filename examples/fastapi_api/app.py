@@ -2,8 +2,11 @@
 
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API. It answers exactly as the Flask and the
-Starlette examples do, and its OpenAPI document describes every route's security.
+examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the
+default; ``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that
+several workers share; in memory when unset) for DPoP-bound tokens. It answers exactly as
+the Flask and the Starlette examples do, and its OpenAPI document describes every route's
+security.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route functions' annotations
@@ -61,6 +64,8 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
         validator = AsyncValidator(
             issuer=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER),
             audience=os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE),
+            dpop=os.environ.get("APIGUARD_DPOP", "off"),  # type: ignore[arg-type]
+            replay_store=os.environ.get("APIGUARD_REPLAY_STORE") or None,
         )
     auth = Authorize(validator)
     organizer = Organizer()
