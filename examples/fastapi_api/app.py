@@ -59,15 +59,17 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
         validator: the validator to use (tests pass their own); by default one built from
             ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE``, closed when the app stops.
     """
+    audience = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
     owned = validator is None
     if validator is None:
         validator = AsyncValidator(
             issuer=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER),
-            audience=os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE),
+            audience=audience,
             dpop=os.environ.get("APIGUARD_DPOP", "off"),  # type: ignore[arg-type]
             replay_store=os.environ.get("APIGUARD_REPLAY_STORE") or None,
         )
-    auth = Authorize(validator)
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    auth = Authorize(validator, resource=audience)
     organizer = Organizer()
 
     @asynccontextmanager

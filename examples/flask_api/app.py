@@ -113,6 +113,8 @@ def create_app(**guard_options: Any) -> Flask:
     app.config["APIGUARD_DPOP"] = os.environ.get("APIGUARD_DPOP", "off")
     if os.environ.get("APIGUARD_REPLAY_STORE"):
         app.config["APIGUARD_REPLAY_STORE"] = os.environ["APIGUARD_REPLAY_STORE"]
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    app.config["APIGUARD_RESOURCE"] = app.config["APIGUARD_AUDIENCE"]
     app.extensions["organizer"] = Organizer()
     app.register_blueprint(api)
     ApiGuard(app, **guard_options)

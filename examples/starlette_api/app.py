@@ -101,6 +101,8 @@ def create_app(**guard_options: Any) -> Starlette:
         guard_options.setdefault("dpop", os.environ.get("APIGUARD_DPOP", "off"))
         if os.environ.get("APIGUARD_REPLAY_STORE"):
             guard_options.setdefault("replay_store", os.environ["APIGUARD_REPLAY_STORE"])
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    guard_options.setdefault("resource", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [
         Route("/api/public", public),
         Route("/api/private", private),
