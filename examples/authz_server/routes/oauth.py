@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import introspection
-from ..grants import Grants, OAuthError
+from .. import introspection, wire
+from ..grants import OAuthError
 from ..models import Client
-from ..tenant import RegistrationError
+from ..rules import RegistrationError
 from ..tokens import user_claims
 from ..web import NO_STORE, Services, client_ip, json_response, parse_json, services
 
@@ -118,9 +118,10 @@ def authenticate_client(bundle: Services, request: Request, params: Mapping[str,
         method = "none" if secret is None else "client_secret_post"
         if not client_id:
             raise failure("Client authentication is required")
-    client = bundle.tenant.find_client(client_id)
+    clients = bundle.domain.clients
+    client = clients.find(client_id)
     if client is None or not client.is_confidential:
-        bundle.tenant.authenticate_client("", secret or "")  # same work as a real check
+        clients.authenticate("", secret or "")  # same work as a real check
         if client is None:
             raise failure()
         if method != "none":
@@ -129,7 +130,7 @@ def authenticate_client(bundle: Services, request: Request, params: Mapping[str,
     if method != client.token_endpoint_auth_method:
         raise failure("The client must use its registered authentication method")
     assert secret is not None
-    if bundle.tenant.authenticate_client(client_id, secret) is None:
+    if clients.authenticate(client_id, secret) is None:
         raise failure()
     return client
 
@@ -151,9 +152,8 @@ async def token(request: Request) -> Response:
                 raise OAuthError(
                     "too_many_attempts", "Too many attempts", 429, {"Retry-After": str(wait)}
                 )
-        grants = Grants(bundle.tenant, bundle.minter)
         try:
-            body = grants.token(client, params)
+            body = bundle.grants.token(client, params)
         except OAuthError as exc:
             if params.get("grant_type") == "password" and exc.error == "invalid_grant":
                 bundle.login_limiter.hit(f"ip:{client_ip(request)}")
@@ -172,7 +172,7 @@ async def revoke(request: Request) -> Response:
         token_value = params.get("token")
         if not token_value:
             raise OAuthError("invalid_request", "Missing required parameter: token")
-        Grants(bundle.tenant, bundle.minter).revoke(client, token_value)
+        bundle.grants.revoke(client, token_value)
     except OAuthError as exc:
         return error_response(exc)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
@@ -195,7 +195,7 @@ async def introspect(request: Request) -> Response:
             raise OAuthError("invalid_request", "Missing required parameter: token")
     except OAuthError as exc:
         return error_response(exc)
-    answer = introspection.introspect(bundle.tenant, bundle.minter, client, token_value)
+    answer = introspection.introspect(bundle.domain, bundle.minter, client, token_value)
     return json_response(answer)
 
 
@@ -225,13 +225,13 @@ async def userinfo(request: Request) -> Response:
     token_value = token_value.strip()
     if not token_value or " " in token_value:
         return _bearer_error("The Authorization header is malformed", 400, "invalid_request")
-    claims = introspection.live_claims(bundle.tenant, bundle.minter, token_value, allow_hs256=False)
+    claims = introspection.live_claims(bundle.domain, bundle.minter, token_value, allow_hs256=False)
     if claims is None or bundle.minter.userinfo_url not in introspection.audiences(claims):
         return _bearer_error("The access token is invalid")
     scopes = str(claims.get("scope", "")).split()
     if "openid" not in scopes:
         return _bearer_error("The openid scope is required", 403, "insufficient_scope")
-    user = bundle.tenant.find_user(str(claims.get("sub")))
+    user = bundle.domain.users.find(str(claims.get("sub")))
     if user is None or user.blocked:
         return _bearer_error("The access token is invalid")
     return json_response({"sub": user.user_id, **user_claims(user, scopes)})
@@ -272,10 +272,10 @@ async def register(request: Request) -> Response:
             400,
         )
     try:
-        body = bundle.tenant.register_client(metadata, dynamic=True)
+        registration = bundle.domain.clients.register(metadata, dynamic=True)
     except RegistrationError as exc:
         return json_response({"error": exc.error, "error_description": exc.message}, 400)
-    return json_response(body, 201)
+    return json_response(wire.registration_json(registration), 201)
 
 
 def post_only(
