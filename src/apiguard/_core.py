@@ -341,11 +341,11 @@ class BodyReader:
 
     __slots__ = ("_chunks", "_deadline", "_limit", "_size", "headers", "status")
 
-    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, timeout: float):
+    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, deadline: float):
         self.status = status
         self.headers = {"cache-control": headers.get("cache-control", "")}
         self._limit = limit
-        self._deadline = time.monotonic() + timeout
+        self._deadline = deadline
         self._chunks: list[bytes] = []
         self._size = 0
 
@@ -397,10 +397,11 @@ class ValidatorCore:
         """Moves on with every fetch outcome received (see FetchRequest.generation)."""
         return self._keys.generation if self._keys is not None else 0
 
-    def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
-        """A reader for a fetched response, with the configured cap and deadline."""
-        c = self.config
-        return BodyReader(status, headers, limit=c.max_jwks_size, timeout=c.timeout)
+    def body_reader(
+        self, status: int, headers: Mapping[str, str], *, deadline: float
+    ) -> BodyReader:
+        """A reader for a fetched response, with the size cap and the fetch's deadline."""
+        return BodyReader(status, headers, limit=self.config.max_jwks_size, deadline=deadline)
 
     def receive(self, request: FetchRequest, outcome: Response | BaseException) -> None:
         """Hand the outcome of a fetch to the key cache."""
@@ -546,8 +547,9 @@ class ValidatorCore:
         if "cnf" in claims:
             self._check_binding(claims)
         for name in c.required_claims:
-            if name not in claims:
-                raise InvalidClaim(f"required claim {name!r} is missing")
+            # Present and not null: ``"org_id": null`` asserts nothing.
+            if claims.get(name) is None:
+                raise InvalidClaim(f"required claim {name!r} is missing or null")
         iss = claims.get("iss")
         if iss != c.issuer:
             raise WrongIssuer(f"iss {str(iss)[:128]!r} is not {c.issuer!r}")
@@ -586,8 +588,9 @@ class ValidatorCore:
                 if not isinstance(claims.get(name), str):
                     raise InvalidClaim(f"{name} is not a string")
         for name in _STRING_CLAIMS:
-            value = claims.get(name)
-            if value is not None and not isinstance(value, str):
+            # Null is not a string either: a null identifier would read as "absent" to
+            # code that then falls back to another claim.
+            if name in claims and not isinstance(claims[name], str):
                 raise InvalidClaim(f"{name} is not a string")
         if not not_before <= now < not_after:
             self._check_times(claims, now)

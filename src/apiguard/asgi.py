@@ -5,7 +5,9 @@ from the scope, validates the token with an :class:`~apiguard.AsyncValidator` an
 Starlette's ``scope["auth"]`` and ``scope["user"]``, so ``request.auth.scopes``,
 ``request.user`` and Starlette's own ``@requires`` keep working. A bad token is answered at
 once with its RFC 6750 response (websockets are closed before the handshake with 1008).
-:func:`requires_scope` guards endpoints with the proper 401/403 challenges.
+:func:`requires_auth` and :func:`requires_scope` guard endpoints with the proper 401/403
+challenges. The rules are apiguard's one request path, shared with apiguard.flask and
+apiguard.fastapi: this module only translates an ASGI scope for it.
 
 >>> from starlette.applications import Starlette
 >>> from starlette.middleware import Middleware

@@ -1,10 +1,11 @@
 """RFC 6750 without I/O: read the token from the Authorization header, render the answers.
 
-Every framework layer (Flask, ASGI, FastAPI) calls :func:`extract_token` on the request's
-``Authorization`` header values and :func:`render_error` on whatever apiguard raised, so
-they all answer the same status, ``WWW-Authenticate`` header and JSON body. With DPoP
-(RFC 9449) on, :func:`extract_credentials` also reads the ``DPoP`` scheme, and the answers
-carry the ``DPoP`` challenge of RFC 9449 §7.1 (and ``DPoP-Nonce`` when a nonce is asked).
+The one request path (:mod:`apiguard._request`, which every framework layer drives) calls
+:func:`extract_token` on the request's ``Authorization`` header values, and every layer
+renders whatever apiguard raised with :func:`render_error`, so they all answer the same
+status, ``WWW-Authenticate`` header and JSON body. With DPoP (RFC 9449) on,
+:func:`extract_credentials` also reads the ``DPoP`` scheme, and the answers carry the
+``DPoP`` challenge of RFC 9449 §7.1 (and ``DPoP-Nonce`` when a nonce is asked).
 """
 
 from __future__ import annotations
@@ -47,14 +48,18 @@ _QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]*")
 def extract_token(authorization: Sequence[str] | str | None) -> str:
     """Return the bearer token from the ``Authorization`` header value(s).
 
+    Repeated headers are read as RFC 9110 §5.3 lets a recipient combine them (joined with
+    ``", "``), which is what a WSGI server hands on anyway; so every layer decides the same
+    way whether its server kept the repeats (ASGI) or joined them (WSGI).
+
     Args:
         authorization: the header's value, or all of its values when the request repeated
             it (ASGI keeps repeats; pass them all so that a repeat is refused), or None.
 
     Raises:
-        MissingToken: no header, or another scheme (``Basic``, ``DPoP``...).
-        InvalidRequest: the header is repeated, or ``Bearer`` with an empty value or one
-            that is not a single RFC 6750 ``b64token``.
+        MissingToken: no header, or no bearer credentials in it (``Basic``, ``DPoP``...).
+        InvalidRequest: ``Bearer`` with an empty value or one that is not a single RFC 6750
+            ``b64token``, or a bearer credential next to another (a repeated header).
 
     >>> extract_token("Bearer abc.def.ghi")
     'abc.def.ghi'
@@ -92,21 +97,31 @@ def _credentials(
 ) -> tuple[str, str]:
     if authorization is None:
         raise MissingToken("no Authorization header")
-    values = [authorization] if isinstance(authorization, str) else list(authorization)
-    if not values:
-        raise MissingToken("no Authorization header")
-    if len(values) > 1:
-        raise InvalidRequest("Authorization header sent more than once")
-    scheme, _, rest = values[0].strip(" \t").partition(" ")
+    if isinstance(authorization, str):
+        value = authorization
+    else:
+        if not authorization:
+            raise MissingToken("no Authorization header")
+        value = ", ".join(authorization)
+    scheme, _, rest = value.strip(" \t").partition(" ")
     name = schemes.get(scheme.lower())
     if name is None:
+        if "," in value and any(_is_ours(part, schemes) for part in value.split(",")):
+            raise InvalidRequest("token credentials sent along with others")
         raise MissingToken("Authorization header uses another scheme")
     token = rest.strip(" \t")
     if not token:
         raise InvalidRequest("empty token")
     if not _B64TOKEN.fullmatch(token):
+        if "," in token:
+            raise InvalidRequest("Authorization header sent more than once")
         raise InvalidRequest("the token is not a single b64token")
     return name, token
+
+
+def _is_ours(credentials: str, schemes: dict[str, str]) -> bool:
+    scheme, _, _ = credentials.strip(" \t").partition(" ")
+    return scheme.lower() in schemes
 
 
 def query_names_token(query: str | bytes) -> bool:

@@ -3,8 +3,10 @@
 :class:`Authorize` is a FastAPI security scheme (HTTP bearer, JWT) that reads the route's
 ``SecurityScopes``, returns the validated :class:`~apiguard.AccessToken` and answers RFC 6750
 errors. It appears in the OpenAPI document, so Swagger UI's "Authorize" button sends tokens.
-It reuses the token :class:`~apiguard.asgi.BearerAuthMiddleware` validated when that runs,
-and validates the header itself otherwise.
+It decides with the validator it was given, by apiguard's one request path (the rules of
+apiguard.flask and apiguard.asgi); behind :class:`~apiguard.asgi.BearerAuthMiddleware` it
+reuses the middleware's result only when the middleware ran with that very validator.
+``Authorize(validator, required=False)`` is the optional mode (None without a token).
 
 >>> from fastapi import FastAPI, Security
 >>> from apiguard import AccessToken, AsyncValidator

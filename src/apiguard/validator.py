@@ -11,11 +11,14 @@ cores'.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 import httpx
@@ -46,51 +49,121 @@ __all__ = ["AsyncIntrospector", "AsyncValidator", "Introspector", "Validator"]
 
 _HEADERS = {"Accept": "application/json"}
 
-_Reader = Callable[[int, httpx.Headers], BodyReader]
+
+class _Reader(Protocol):
+    def __call__(self, status: int, headers: httpx.Headers, *, deadline: float) -> BodyReader: ...
 
 
-def _headers(request: FetchRequest) -> dict[str, str]:
-    return {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+def _headers(request: FetchRequest, *, fresh: bool = False) -> dict[str, str]:
+    headers = {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+    # The sync deadline needs the fetch's own socket (see _Watchdog): asking the server to
+    # close keeps the connection out of the pool, so the next fetch opens its own as well.
+    return {**headers, "Connection": "close"} if fresh else headers
+
+
+class _Watchdog:
+    """Ends a sync fetch at its deadline, connect, headers and body included.
+
+    httpx's sync timeouts apply to each socket operation, so a server that trickles its
+    response headers a byte at a time never trips them. The async shell has a cancel scope
+    for this; here a timer shuts the fetch's socket down (found through httpx's ``trace``
+    extension when the connection is opened), which wakes the blocked read with an error.
+    A connection reused from a pool is not seen: it keeps the per-read timeouts.
+    """
+
+    __slots__ = ("_lock", "_sockets", "_timer", "fired")
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx ``trace`` hook: remember the fetch's socket; stop at once if past due."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    if self.fired:
+                        _shut(sock)
+        if self.fired:
+            raise TimeoutError("fetch not done within the timeout")
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        """The fetch is over: the timer must not touch a socket that may be reused."""
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: the fetch is over anyway
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _fetch(
-    client: httpx.Client, request: FetchRequest, body_reader: _Reader, timeout: float
+    client: httpx.Client,
+    request: FetchRequest,
+    body_reader: _Reader,
+    timeout: float,
+    *,
+    fresh: bool = False,
 ) -> Response | Exception:
-    """Perform ``request`` for a core: no redirects, a capped body, one deadline."""
+    """Perform ``request`` for a core: no redirects, a capped body, one deadline.
+
+    The deadline (``timeout`` seconds) covers connecting, the response headers and the
+    body; ``fresh`` asks for a connection of the fetch's own, which the deadline can always
+    cut short (worth it for rare fetches such as key sets).
+    """
+    deadline = time.monotonic() + timeout
+    watchdog = _Watchdog(timeout)
     try:
         with client.stream(
             request.method,
             request.url,
-            headers=_headers(request),
+            headers=_headers(request, fresh=fresh),
             content=request.body or None,
             follow_redirects=False,
             timeout=timeout,
+            extensions={"trace": watchdog.trace},
         ) as answer:
-            reader = body_reader(answer.status_code, answer.headers)
+            reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
             if reader.wants_body:
                 for chunk in answer.iter_bytes():
                     reader.feed(chunk)
             return reader.response()
     except Exception as exc:  # any failure of the fetch is the core's to judge
-        return exc
+        return TimeoutError("fetch not done within the timeout") if watchdog.fired else exc
+    finally:
+        watchdog.cancel()
 
 
 async def _afetch(
-    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, deadline: float
+    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, seconds: float
 ) -> Response | Exception:
-    """The async :func:`_fetch`."""
+    """The async :func:`_fetch` (a cancel scope holds the deadline of ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    timeout = seconds
     try:
-        # The deadline covers the body too: a server trickling bytes cannot hold us.
-        with anyio.fail_after(deadline):
+        with anyio.fail_after(seconds):
             async with client.stream(
                 request.method,
                 request.url,
                 headers=_headers(request),
                 content=request.body or None,
                 follow_redirects=False,
-                timeout=deadline,
+                timeout=timeout,
             ) as answer:
-                reader = body_reader(answer.status_code, answer.headers)
+                reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
                 if reader.wants_body:
                     async for chunk in answer.aiter_bytes():
                         reader.feed(chunk)
@@ -273,10 +346,12 @@ class Validator(_SyncClient, _Base):
             ES*, EdDSA), each only with a key of its own type and curve. ``none`` never.
         leeway: clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds (0 to 300).
         max_token_age: reject tokens whose ``iat`` is older than this many seconds.
-        required_claims: claim names that must be present.
+        required_claims: claim names that must be present and not null.
         token_type: ``"at+jwt"`` for RFC 9068 strict mode (``typ`` and the RFC's claims
             required); None accepts ``typ`` absent, ``JWT`` or ``at+jwt``.
-        scope_claims: where scopes are read (default ``scope``, ``scp``, ``permissions``).
+        scope_claims: where scopes are read (default ``scope`` and ``scp``). Add
+            ``"permissions"`` only if a token's Auth0 RBAC permissions should count as
+            granted scopes (see the warning).
         shared_secret: the API's HS256 signing secret (Auth0 HS256 APIs); at least as long
             as the hash. Excludes a JWKS.
         cache_max_age: how long fetched keys are fresh, in seconds (``Cache-Control:
@@ -284,7 +359,7 @@ class Validator(_SyncClient, _Base):
         cooldown: the least time between two key fetches, in seconds.
         max_stale: how long past freshness the last good keys still serve while the
             issuer is unreachable, in seconds.
-        timeout: total time for one fetch, body included, in seconds.
+        timeout: total time for one fetch (connect, headers and body), in seconds.
         max_token_size: longest token accepted, in characters.
         max_jwks_size: largest discovery or JWKS body read, in bytes.
         token_cache_size: how many verified tokens are remembered (0 turns the cache off).
@@ -311,8 +386,12 @@ class Validator(_SyncClient, _Base):
     Warning:
         Raising ``leeway`` or ``max_stale``, or setting ``cooldown`` to 0, weakens the
         guarantees above; ``http://`` issuers are for loopback development only.
-        :meth:`validate` alone checks no DPoP proof: with DPoP on, use a framework layer
-        or :meth:`validate_credentials`.
+        ``scope_claims=("scope", "scp", "permissions")`` reads Auth0's RBAC
+        ``permissions`` as scopes: everything the *user* may do then counts as granted to
+        whichever app holds the token, a third-party app that was consented one scope
+        included. Leave it out and check :attr:`AccessToken.permissions` where a route
+        really means the user's role. :meth:`validate` alone checks no DPoP proof: with
+        DPoP on, use a framework layer or :meth:`validate_credentials`.
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
@@ -368,7 +447,8 @@ class Validator(_SyncClient, _Base):
         return token
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
-        return _fetch(self._client, request, self._core.body_reader, self._core.config.timeout)
+        core = self._core
+        return _fetch(self._client, request, core.body_reader, core.config.timeout, fresh=True)
 
 
 class AsyncValidator(_AsyncClient, _Base):

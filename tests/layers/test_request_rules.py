@@ -116,6 +116,26 @@ ROWS = [
         id="header-repeated",
     ),
     pytest.param(
+        Row(
+            "GET",
+            "/private",
+            lambda i: [("Authorization", "Basic eDp5"), ("Authorization", f"Bearer {i.token()}")],
+            400,
+            INVALID_REQUEST,
+        ),
+        id="bearer-next-to-another-scheme",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/private",
+            raw(("Authorization", "Basic eDp5"), ("Authorization", "Basic eTp6")),
+            401,
+            BARE,
+        ),
+        id="two-headers-without-bearer",
+    ),
+    pytest.param(
         Row("GET", "/private?access_token=abc", bearer(), 400, INVALID_REQUEST),
         id="header-and-query",
     ),
@@ -163,6 +183,16 @@ ROWS = [
     pytest.param(
         Row("GET", "/scoped", bearer(scope="read:all Read:a"), 403, scope_challenge("read:a")),
         id="scope-prefix-and-case",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/scoped",
+            bearer(scope="read:b", permissions=["read:a"]),
+            403,
+            scope_challenge("read:a"),
+        ),
+        id="user-permissions-are-not-app-scopes",
     ),
     pytest.param(Row("GET", "/scoped", NONE, 401, BARE), id="scope-route-no-token"),
     pytest.param(
