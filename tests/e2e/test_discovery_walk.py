@@ -6,17 +6,14 @@ own URL (so that the 401's resource_metadata points back at it, as on a deployed
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from examples.demo.discovery import discover_and_call
-from examples.demo.servers import ROOT, Service, Stack, free_port
-from examples.demo.walk import DEMO_USER
+from examples.demo.servers import Service, Stack, free_port
+from examples.demo.walk import DEMO_USER, admin_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +26,7 @@ EXAMPLES = [
 
 def admin(stack: Stack, *args: str) -> None:
     """Run the authorization server's admin CLI on the stack's store."""
-    result = subprocess.run(
-        [sys.executable, "-m", "examples.authz_server", *args],
-        cwd=ROOT,
-        env={**os.environ, "AUTHZ_DB": stack.db},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = admin_cli(stack.db, *args)
     assert result.returncode == 0, result.stderr
 
 

@@ -7,9 +7,6 @@ resource through the real login and consent pages, and calls the tools: over rea
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,8 @@ from mcp.shared.auth import (
 )
 
 from examples.demo.browser import Browser, callback_params
-from examples.demo.servers import ROOT, Service, Stack, free_port
-from examples.demo.walk import DEMO_USER
+from examples.demo.servers import Service, Stack, free_port
+from examples.demo.walk import DEMO_USER, admin_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -57,14 +54,8 @@ class Memory:
 
 
 def admin(stack: Stack, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "examples.authz_server", *args],
-        cwd=ROOT,
-        env={**os.environ, "AUTHZ_DB": stack.db},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """Run the authorization server's admin CLI on the stack's store."""
+    result = admin_cli(stack.db, *args)
     assert result.returncode == 0, result.stderr
 
 
