@@ -4,7 +4,9 @@
 (and, for opaque tokens, ``APIGUARD_TOKEN_MODE`` with ``APIGUARD_INTROSPECTION_CLIENT_ID``
 and ``_SECRET``),
 with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API.
+examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the
+default; ``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that
+several workers share; in memory when unset) for DPoP-bound tokens.
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ def create_app(**guard_options: Any) -> Starlette:
         # Opaque tokens: jwt (the default), introspection or auto, with the API's own client.
         guard_options.setdefault("token_mode", os.environ.get("APIGUARD_TOKEN_MODE", "jwt"))
         guard_options.setdefault("introspection", Introspection.from_env())
+        guard_options.setdefault("dpop", os.environ.get("APIGUARD_DPOP", "off"))
+        if os.environ.get("APIGUARD_REPLAY_STORE"):
+            guard_options.setdefault("replay_store", os.environ["APIGUARD_REPLAY_STORE"])
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
     guard_options.setdefault("resource", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [

@@ -46,14 +46,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ._request import Requirement, confirm, guard, run_async
-from .asgi import (
-    METADATA_KEY,
-    REALM_KEY,
-    VALIDATOR_KEY,
-    _validate_with_request,
-    get_token,
-    request_view,
-)
+from .asgi import DPOP_KEY, METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, check_match, check_scope_names
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
@@ -545,14 +538,21 @@ class Authorize(SecurityBase):
             # The middleware decided with this validator (or on an excluded path, did not
             # look at all: then there is no token, and the requirement says what that means).
             token = get_token(request)
-            if token is None or not requirement.check_revocation:
-                requirement.check(token)
-                return token
-            # A token is there, so the middleware validated it, with this validator.
-            flow = confirm(request_view(scope), requirement, token)
-            validator = decided_by
-            assert isinstance(validator, AsyncValidator)
-            return await run_async(flow, _validate_with_request(validator, scope), _no_body)
+            try:
+                if token is not None and requirement.check_revocation:
+                    # A token is there, so the middleware validated it with its validator.
+                    validator = decided_by
+                    assert isinstance(validator, AsyncValidator)
+                    flow = confirm(request_view(scope), requirement, token)
+                    await run_async(flow, validator.validate_credentials, _no_body)
+                else:
+                    requirement.check(token)
+            except BearerError as exc:
+                gate = scope.get(DPOP_KEY)
+                if gate is not None:
+                    gate.mark(exc, token, None if token is None else token.scheme)
+                raise
+            return token
 
         async def read_form() -> bytes | Iterable[str]:
             # FastAPI may have parsed the form already, which consumes the stream.
@@ -561,8 +561,14 @@ class Authorize(SecurityBase):
                 return list(form.keys())
             return await request.body()
 
-        validate = _validate_with_request(self.validator, scope)
-        return await run_async(guard(request_view(scope), requirement), validate, read_form)
+        gate = self.validator.dpop
+        # The full view (scheme, Host, peer...) for a DPoP proof, or for an issuer resolver.
+        full = gate is not None or self.validator.wants_request
+        return await run_async(
+            guard(request_view(scope, dpop=full), requirement, dpop=gate),
+            self.validator.validate_credentials,
+            read_form,
+        )
 
     def __repr__(self) -> str:
         return f"Authorize(validator={self.validator!r}, scheme_name={self.scheme_name!r})"

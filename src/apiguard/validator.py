@@ -12,12 +12,13 @@ cores'.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Required, Self, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, Required, Self, TypedDict, Unpack
 
 import anyio
 import httpx
@@ -33,7 +34,23 @@ from ._core import (
 from ._lru import CacheInfo
 from ._settings import describe, fail
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
+from .dpop import (
+    AsyncRedisReplayStore,
+    AsyncReplayStore,
+    DPoPGate,
+    DPoPMode,
+    DPoPPolicy,
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+    TrustedProxies,
+    check_replay,
+    check_replay_async,
+)
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ._request import Validate
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .issuers import IssuerHealth, IssuerPolicy
 from .jwks import BodyReader, FetchRequest, KeySource, Response
@@ -167,6 +184,21 @@ async def _afetch(
         return exc
 
 
+def _dpop_gate(
+    dpop: DPoPPolicy | DPoPMode,
+    proxies: TrustedProxies | str | Iterable[str] | None,
+    clock: Callable[[], float],
+) -> DPoPGate | None:
+    policy = dpop if isinstance(dpop, DPoPPolicy) else DPoPPolicy(mode=dpop)
+    if policy.mode == "off":
+        if proxies is not None:
+            raise ConfigurationError("trusted_proxies: only used with dpop 'allowed' or 'required'")
+        return None
+    if proxies is not None and not isinstance(proxies, TrustedProxies):
+        proxies = TrustedProxies(proxies)  # addresses: X-Forwarded-Proto/Host from them
+    return DPoPGate(policy, proxies=proxies, clock=clock)
+
+
 def _client(client: Any, transport: Any, client_type: type, transport_type: type) -> Any:
     """The HTTP client to fetch with, and whether the shell owns (closes) it."""
     if client is not None and transport is not None:
@@ -268,9 +300,39 @@ class _Base:
         config = build_config(
             issuer=issuer, issuers=issuers, owner=self.__class__.__name__, **settings
         )
-        self._core = ValidatorCore(config, lock_factory=lock_factory)
+        self._dpop = _dpop_gate(config.dpop, config.trusted_proxies, config.clock or time.time)
+        gate = self._dpop
+        self._core = ValidatorCore(
+            config,
+            lock_factory=lock_factory,
+            binding=None if gate is None else gate.accepts_binding,
+        )
         # Bound once: a cache hit is short enough for a second attribute lookup to show.
         self._validate = self._core.validate
+        replay_store = config.replay_store
+        self._replay_store: Any = None
+        #: A store built here from a URL is closed with the validator.
+        self._owns_store = isinstance(replay_store, str)
+        if gate is not None:
+            if isinstance(replay_store, str):
+                # A redis:// URL: the store of this shell's I/O style.
+                store = RedisReplayStore if self._sync else AsyncRedisReplayStore
+                replay_store = store(replay_store)
+            self._replay_store = replay_store if replay_store is not None else MemoryReplayStore()
+            if not isinstance(self._replay_store, ReplayStore | AsyncReplayStore):
+                raise ConfigurationError("replay_store: must have an add(key, ttl) method")
+            if self._sync and inspect.iscoroutinefunction(self._replay_store.add):
+                raise ConfigurationError("replay_store: an async store needs AsyncValidator")
+        elif replay_store is not None:
+            raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
+
+    #: Whether the shell calls a replay store synchronously.
+    _sync = True
+
+    @property
+    def dpop(self) -> DPoPGate | None:
+        """The DPoP decisions (for the request path), or None when DPoP is off."""
+        return self._dpop
 
     @property
     def issuers(self) -> tuple[str, ...]:
@@ -361,7 +423,8 @@ class Validator(_SyncClient, _Base):
         ``permissions`` as scopes: everything the *user* may do then counts as granted to
         whichever app holds the token, a third-party app that was consented one scope
         included. Leave it out and check :attr:`AccessToken.permissions` where a route
-        really means the user's role.
+        really means the user's role. :meth:`validate` alone checks no DPoP proof: with
+        DPoP on, use a framework layer or :meth:`validate_credentials`.
     """
 
     def __init__(
@@ -396,7 +459,7 @@ class Validator(_SyncClient, _Base):
         """
         result = self._settle(self._validate(token, request))
         if check_revocation:
-            self._settle(self._core.check_revocation(token, result))
+            self.check_revocation(token, result)
         return result
 
     def _settle(self, result: AccessToken | Pending | IntrospectionPending) -> AccessToken:
@@ -419,6 +482,49 @@ class Validator(_SyncClient, _Base):
             else:
                 result = self._core.resume(result, refresh=False)
         return result
+
+    def close(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        super().close()
+        if self._owns_store:
+            self._replay_store.close()
+
+    def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials: the token, and with DPoP its binding and proof.
+
+        This is the validation step of the one request path (``apiguard._request``); a
+        cached token's proof is checked anew, replay included. The request is handed to
+        an issuer resolver, if there is one.
+
+        Raises:
+            InvalidToken, InvalidDPoPProof, UseDPoPNonce, InvalidRequest: refused.
+            ServiceUnavailable: the keys or the replay store cannot be had; answer 503.
+        """
+        if self.wants_request:
+            token = self.validate(credentials.token, request=credentials.view)
+        else:
+            token = self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                check_replay(self._replay_store, proof)
+        if credentials.check_revocation:
+            self.check_revocation(credentials.token, token)
+        return token
+
+    def check_revocation(self, token: str, validated: AccessToken) -> None:
+        """Ask the issuer whether a token validated here is still active (RFC 7662).
+
+        Free for a token that was introspected already; for a JWT, one introspection while
+        the issuer's answer is cached.
+
+        Raises:
+            InactiveToken: the issuer says it is not active (revoked).
+            IntrospectionFailed: the issuer cannot be asked, or has no ``introspection``
+                settings; answer 503.
+        """
+        self._settle(self._core.check_revocation(token, validated))
 
     def prefetch(self) -> dict[str, IssuerHealth]:
         """Fetch the keys of every configured issuer now (at start-up), one after another.
@@ -454,6 +560,8 @@ class AsyncValidator(_AsyncClient, _Base):
     ...     token = await v.validate(bearer)  # doctest: +SKIP
     """
 
+    _sync = False
+
     def __init__(
         self,
         *,
@@ -473,7 +581,7 @@ class AsyncValidator(_AsyncClient, _Base):
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
         result = await self._settle(self._validate(token, request))
         if check_revocation:
-            await self._settle(self._core.check_revocation(token, result))
+            await self.check_revocation(token, result)
         return result
 
     async def _settle(self, result: AccessToken | Pending | IntrospectionPending) -> AccessToken:
@@ -492,6 +600,31 @@ class AsyncValidator(_AsyncClient, _Base):
                     self._core.receive(result, await self._fetch(request_))
             result = self._core.resume(result)
         return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        await super().aclose()
+        if self._owns_store:
+            await self._replay_store.aclose()
+
+    async def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
+        if self.wants_request:
+            token = await self.validate(credentials.token, request=credentials.view)
+        else:
+            token = await self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                await check_replay_async(self._replay_store, proof)
+        if credentials.check_revocation:
+            await self.check_revocation(credentials.token, token)
+        return token
+
+    async def check_revocation(self, token: str, validated: AccessToken) -> None:
+        """Ask the issuer whether a token validated here is still active (see the sync one)."""
+        await self._settle(self._core.check_revocation(token, validated))
 
     async def prefetch(self) -> dict[str, IssuerHealth]:
         """Fetch the keys of every configured issuer now (at start-up), concurrently.
