@@ -240,8 +240,11 @@ async def token(request: Request) -> Response:
                 raise OAuthError(
                     "too_many_attempts", "Too many attempts", 429, {"Retry-After": str(wait)}
                 )
+        # RFC 9449 §5: a proof binds the tokens to the client's key; checked (and its jti
+        # spent) before any grant is redeemed, so a bad proof never burns a code.
+        jkt = bundle.dpop.check(request.headers.getlist("dpop"))
         try:
-            body = bundle.grants.token(client, params)
+            body = bundle.grants.token(client, params, jkt=jkt)
         except OAuthError as exc:
             if params.get("grant_type") == "password" and exc.error == "invalid_grant":
                 bundle.login_limiter.hit(f"ip:{client_ip(request)}")
@@ -255,6 +258,8 @@ def _with_cors(response: Response, client: Client | None, request: Request) -> R
     origin = cors_origin(client, request.headers.get("origin")) if client else None
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
+        # A browser client reads the nonce it is asked to use (RFC 9449 §8).
+        response.headers["Access-Control-Expose-Headers"] = "DPoP-Nonce"
     if "origin" in request.headers:
         response.headers["Vary"] = "Origin"
     return response
