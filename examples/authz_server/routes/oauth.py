@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -153,7 +154,9 @@ async def token(request: Request) -> Response:
                     "too_many_attempts", "Too many attempts", 429, {"Retry-After": str(wait)}
                 )
         try:
-            body = bundle.grants.token(client, params)
+            # Signing (and the password grant's scrypt) releases the GIL: in a worker thread
+            # it runs beside the event loop, which meanwhile reads the next requests.
+            body = await run_in_threadpool(bundle.grants.token, client, params)
         except OAuthError as exc:
             if params.get("grant_type") == "password" and exc.error == "invalid_grant":
                 bundle.login_limiter.hit(f"ip:{client_ip(request)}")
