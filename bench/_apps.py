@@ -149,7 +149,7 @@ def _serve(framework: str, kind: str, issuer: str, audience: str, port: int) -> 
                 )
             app = starlette_app(async_validator)
         # h11 and asyncio, as the published figures were measured (uvicorn would pick up
-        # httptools and uvloop, which the examples extra installs for the authz server).
+        # httptools, which the examples extra installs for the authz server).
         uvicorn.run(
             app,
             host="127.0.0.1",
