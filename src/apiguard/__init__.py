@@ -8,19 +8,34 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .claims import AccessToken
+from ._rules import (
+    MULTI_FACTOR,
+    Rule,
+    claim_check,
+    claim_equals,
+    claim_includes,
+    has_permissions,
+    has_roles,
+    step_up,
+)
+from .claims import AccessToken, ClaimPath
 from .errors import (
     AlgorithmNotAllowed,
     ApiguardError,
     BearerError,
+    ClaimRuleFailed,
     ConfigurationError,
+    Forbidden,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidClaim,
     InvalidRequest,
     InvalidSignature,
     InvalidToken,
     KeySetUnavailable,
     MalformedToken,
+    MissingPermission,
+    MissingRole,
     MissingToken,
     TokenExpired,
     TokenNotYetValid,
@@ -39,20 +54,28 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "MULTI_FACTOR",
     "AccessToken",
     "AlgorithmNotAllowed",
     "ApiguardError",
     "AsyncValidator",
     "BearerError",
+    "ClaimPath",
+    "ClaimRuleFailed",
     "ConfigurationError",
+    "Forbidden",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "InvalidClaim",
     "InvalidRequest",
     "InvalidSignature",
     "InvalidToken",
     "KeySetUnavailable",
     "MalformedToken",
+    "MissingPermission",
+    "MissingRole",
     "MissingToken",
+    "Rule",
     "TokenExpired",
     "TokenNotYetValid",
     "UnknownSigningKey",
@@ -63,4 +86,10 @@ __all__ = [
     "WrongIssuer",
     "WrongTokenType",
     "__version__",
+    "claim_check",
+    "claim_equals",
+    "claim_includes",
+    "has_permissions",
+    "has_roles",
+    "step_up",
 ]
