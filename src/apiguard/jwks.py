@@ -36,7 +36,14 @@ from .errors import (
 )
 from .jws import ASYMMETRIC_ALGORITHMS, UnusableKey, VerificationKey
 
-__all__ = ["FetchRequest", "KeySet", "KeySource", "Response", "is_safe_url"]
+__all__ = [
+    "FetchRequest",
+    "KeySet",
+    "KeySource",
+    "Response",
+    "freshness_lifetime",
+    "is_safe_url",
+]
 
 logger = logging.getLogger("apiguard.jwks")
 
@@ -64,6 +71,29 @@ def is_safe_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def freshness_lifetime(
+    cache_control: str | None, *, cache_max_age: float = 600.0, cooldown: float = 30.0
+) -> float:
+    """How long a fetched key set stays fresh, in seconds, given its ``Cache-Control``.
+
+    ``max-age`` is honoured between ``cooldown`` and ``cache_max_age``; ``no-store`` or
+    ``no-cache`` mean ``cooldown``; anything else (or nothing) means ``cache_max_age``.
+
+    >>> freshness_lifetime("public, max-age=120")
+    120.0
+    """
+    ceiling = cache_max_age
+    floor = min(cooldown, ceiling)
+    if cache_control:
+        lowered = cache_control.lower()
+        if "no-store" in lowered or "no-cache" in lowered:
+            return floor
+        match = _MAX_AGE.search(cache_control)
+        if match:
+            return min(max(float(match.group(1)), floor), ceiling)
+    return ceiling
 
 
 class KeySet:
@@ -391,16 +421,9 @@ class KeySource:
         logger.debug("JWKS fetched: %d usable keys, fresh for %.0f s", len(keys), ttl)
 
     def _ttl(self, cache_control: str | None) -> float:
-        ceiling = self._s.cache_max_age
-        floor = min(self._s.cooldown, ceiling)
-        if cache_control:
-            lowered = cache_control.lower()
-            if "no-store" in lowered or "no-cache" in lowered:
-                return floor
-            match = _MAX_AGE.search(cache_control)
-            if match:
-                return min(max(float(match.group(1)), floor), ceiling)
-        return ceiling
+        return freshness_lifetime(
+            cache_control, cache_max_age=self._s.cache_max_age, cooldown=self._s.cooldown
+        )
 
     def _failed(self, request: FetchRequest, reason: str, now: float) -> None:
         self._last_error = reason

@@ -297,6 +297,10 @@ class _IssuerRequestHandler(http.server.BaseHTTPRequestHandler):
         response = issuer.handle(request)
         body = response.read()
         self.send_response(response.status_code)
+        # Headers an override sets (Cache-Control, ETag...) reach the client as given.
+        for name, value in response.headers.items():
+            if name not in ("content-type", "content-length", "transfer-encoding"):
+                self.send_header(name, value)
         self.send_header("Content-Type", response.headers.get("content-type", "application/json"))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

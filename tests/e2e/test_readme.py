@@ -117,6 +117,7 @@ def test_what_clients_see_is_what_the_example_answers(local_issuer_factory: Any)
         pytest.param(["-m", "examples.authz_server", "--help"], id="authz-cli-help"),
         pytest.param(["-m", "examples.demo", "--help"], id="demo-help"),
         pytest.param(["-m", "bench", "--help"], id="bench-help"),
+        pytest.param(["-m", "apiguard", "--help"], id="apiguard-help"),
     ],
 )
 def test_readme_commands_start(command: list[str]) -> None:

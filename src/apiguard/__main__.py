@@ -1,0 +1,5 @@
+"""``python -m apiguard`` runs the ``apiguard`` command (see :mod:`apiguard.cli`)."""
+
+from .cli import run
+
+run()
