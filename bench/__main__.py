@@ -17,7 +17,7 @@ from typing import Any
 
 from ._util import Row, table
 
-SECTIONS = ("validator", "jwks", "frameworks", "authz", "memory")
+SECTIONS = ("validator", "jwks", "frameworks", "authorization", "authz", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         "validator": lambda: _section("validator").run(args.calls),
         "jwks": lambda: _section("jwks").run(),
         "frameworks": lambda: _section("frameworks").run(args.calls),
+        "authorization": lambda: _section("authorization").run(args.calls),
         "authz": lambda: _section("authz").run(args.authz_requests),
         "memory": lambda: _section("memory").run(args.memory_tokens),
     }

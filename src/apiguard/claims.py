@@ -121,7 +121,7 @@ class AccessToken:
         if not isinstance(header, MappingProxyType):
             header = MappingProxyType(header)  # decoded headers come read-only already
         # Each set costs nothing when its claims are absent or not configured.
-        permissions = parse_scopes(claims, _PERMISSIONS) if "permissions" in claims else _NO_SCOPES
+        permissions = _permissions(claims["permissions"]) if "permissions" in claims else _NO_SCOPES
         roles = read_strings(claims, role_claims) if role_claims else _NO_SCOPES
         return cls(
             MappingProxyType(claims),
@@ -256,7 +256,7 @@ class ClaimPath:
     ('https://organizer.example/roles',)
     """
 
-    __slots__ = ("_text", "segments")
+    __slots__ = ("_head", "_rest", "_text", "segments")
 
     segments: tuple[str, ...]
 
@@ -274,6 +274,9 @@ class ClaimPath:
         else:
             raise ConfigurationError(f"claim path: a string or a tuple of segments, not {path!r}")
         self.segments = segments
+        # Most paths have one segment: reading them is one dict lookup.
+        self._head = segments[0]
+        self._rest = segments[1:]
         self._text = ".".join(_quote_segment(segment) for segment in segments)
 
     def read(self, claims: Mapping[str, Any]) -> Any:
@@ -285,15 +288,16 @@ class ClaimPath:
         >>> ClaimPath("realm_access.roles").read({"realm_access": {"roles": ["admin"]}})
         ['admin']
         """
-        segments = self.segments
-        value: Any = claims.get(segments[0], MISSING)
-        for depth in range(1, len(segments)):
+        value: Any = claims.get(self._head, MISSING)
+        if not self._rest:
+            return value
+        for depth, segment in enumerate(self._rest, 1):
             if value is MISSING:
                 return MISSING
-            if not isinstance(value, dict):
+            if type(value) is not dict:
                 # Never a TypeError: a string or list on the way is a malformed token.
-                raise InvalidClaim(f"{_join(segments[:depth])} is not a JSON object")
-            value = value.get(segments[depth], MISSING)
+                raise InvalidClaim(f"{_join(self.segments[:depth])} is not a JSON object")
+            value = value.get(segment, MISSING)
         return value
 
     def __str__(self) -> str:
@@ -394,11 +398,31 @@ def read_strings(claims: Mapping[str, Any], paths: Sequence[ClaimPath]) -> froze
         value = path.read(claims)
         if value is MISSING:
             continue
-        if isinstance(value, str):
-            items: Iterable[str] = (value,)
-        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-            items = value
-        else:
-            raise InvalidClaim(f"{path} must be a string or a list of strings")
-        found = found.union(items) if found else frozenset(items)
+        items = frozenset((value,)) if type(value) is str else _strings(value, path)
+        found = found | items if found else items
     return found
+
+
+def _permissions(value: Any) -> frozenset[str]:
+    """Auth0's ``permissions``: a list of strings (or, like ``scope``, one spaced string)."""
+    if type(value) is str:
+        return frozenset(value.split(" ")) - _EMPTY
+    return _strings(value, "permissions")
+
+
+def _strings(value: Any, name: object) -> frozenset[str]:
+    """A JSON list of strings as a set; InvalidClaim for anything else."""
+    if type(value) is list:
+        try:
+            # One C-level pass that fails on any member that is not a str (a number, null,
+            # a list or an object): cheaper than testing each member in Python.
+            "".join(value)
+        except TypeError:
+            pass
+        else:
+            return frozenset(value)
+    raise InvalidClaim(
+        f"{name} must be a list of strings"
+        if name == "permissions"
+        else f"{name} must be a string or a list of strings"
+    )

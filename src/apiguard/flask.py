@@ -90,9 +90,13 @@ _NUMBERS: Final = frozenset(
         "token_cache_size",
     }
 )
-_LISTS: Final = frozenset({"audience", "algorithms", "required_claims", "scope_claims"})
+_LISTS: Final = frozenset(
+    {"audience", "algorithms", "required_claims", "scope_claims", "role_claims"}
+)
 _STRINGS: Final = frozenset({"issuer", "jwks_uri", "token_type", "shared_secret"})
-_VALIDATOR_OPTIONS: Final = _NUMBERS | _LISTS | _STRINGS
+# Python objects only (a callable cannot come from the environment).
+_OBJECTS: Final = frozenset({"claims_validator"})
+_VALIDATOR_OPTIONS: Final = _NUMBERS | _LISTS | _STRINGS | _OBJECTS
 # Settings of this layer, not the validator's.
 _OWN_OPTIONS: Final = frozenset({"realm", "exempt_options"})
 _CONFIG_PREFIX: Final = "APIGUARD_"
@@ -124,7 +128,8 @@ class ApiGuard:
     ``APIGUARD_AUDIENCE`` (required), and every other keyword of :class:`~apiguard.Validator`
     (``APIGUARD_JWKS_URI``, ``APIGUARD_ALGORITHMS``, ``APIGUARD_LEEWAY``,
     ``APIGUARD_MAX_TOKEN_AGE``, ``APIGUARD_REQUIRED_CLAIMS``, ``APIGUARD_TOKEN_TYPE``,
-    ``APIGUARD_SCOPE_CLAIMS``, ``APIGUARD_SHARED_SECRET``, ``APIGUARD_CACHE_MAX_AGE``,
+    ``APIGUARD_SCOPE_CLAIMS``, ``APIGUARD_ROLE_CLAIMS``, ``APIGUARD_CLAIMS_VALIDATOR``,
+    ``APIGUARD_SHARED_SECRET``, ``APIGUARD_CACHE_MAX_AGE``,
     ``APIGUARD_COOLDOWN``, ``APIGUARD_MAX_STALE``, ``APIGUARD_TIMEOUT``,
     ``APIGUARD_MAX_TOKEN_SIZE``, ``APIGUARD_MAX_JWKS_SIZE``, ``APIGUARD_TOKEN_CACHE_SIZE``),
     plus ``APIGUARD_REALM`` (default: the audience when there is one, else ``"api"``; None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -19,9 +20,11 @@ from apiguard import (
     InsufficientScope,
     InsufficientUserAuthentication,
     InvalidClaim,
+    InvalidSignature,
     MissingPermission,
     MissingRole,
     Rule,
+    TokenExpired,
     claim_check,
     claim_equals,
     claim_includes,
@@ -31,8 +34,10 @@ from apiguard import (
 )
 from apiguard.bearer import challenge, render_error
 from apiguard.claims import MISSING, claim_paths, read_strings
+from apiguard.testing import LocalIssuer
 
-NOW = 1_700_000_000.0
+from .conftest import NOW
+
 ORGANIZER_ROLES = "https://organizer.example/roles"
 
 
@@ -583,3 +588,103 @@ def test_invalid_claim_with_application_text() -> None:
         InvalidClaim(description="line\nbreak")
     with pytest.raises(TypeError):
         InvalidClaim(description="")
+
+
+# -- the validator's settings: role_claims and claims_validator ------------------------------
+
+
+def test_validator_reads_roles_from_configured_paths(issuer: LocalIssuer) -> None:
+    """``role_claims`` fills AccessToken.roles from every configured path, nested or URL."""
+    with issuer.validator(
+        role_claims=[f'"{ORGANIZER_ROLES}"', "realm_access.roles", ("roles",)]
+    ) as validator:
+        access = validator.validate(
+            issuer.token(
+                **{ORGANIZER_ROLES: ["organizer-admin"]},
+                realm_access={"roles": ["user"]},
+                roles="Reader",
+            )
+        )
+    assert access.roles == {"organizer-admin", "user", "Reader"}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({"roles": 3}, id="number"),
+        pytest.param({"roles": None}, id="null"),
+        pytest.param({"roles": ["a", {"b": 1}]}, id="list-with-object"),
+        pytest.param({"realm_access": "admin"}, id="parent-is-a-string"),
+    ],
+)
+def test_validator_refuses_mistyped_roles(issuer: LocalIssuer, claims: dict[str, Any]) -> None:
+    """A configured role claim of the wrong type makes the token invalid (401)."""
+    with (
+        issuer.validator(role_claims=["roles", "realm_access.roles"]) as validator,
+        pytest.raises(InvalidClaim),
+    ):
+        validator.validate(issuer.token(**claims))
+
+
+def test_validator_ignores_roles_when_not_configured(issuer: LocalIssuer) -> None:
+    """Without ``role_claims`` role claims are not read, so a malformed one does not matter."""
+    with issuer.validator() as validator:
+        assert validator.validate(issuer.token(roles=3)).roles == frozenset()
+
+
+def test_validator_refuses_bad_role_claims_setting(issuer: LocalIssuer) -> None:
+    """A malformed role path fails at construction, naming the setting."""
+    with pytest.raises(ConfigurationError, match="role_claims"):
+        issuer.validator(role_claims=[ORGANIZER_ROLES])
+    with pytest.raises(ConfigurationError, match="claims_validator"):
+        issuer.validator(claims_validator="tid")
+
+
+def _tenant_check(access: AccessToken) -> None:
+    if access.claims.get("tid") != "tenant-a":
+        raise InvalidClaim(
+            "tid is not tenant-a", description="The tenant is not allowed", reason="wrong_tenant"
+        )
+
+
+def test_claims_validator_refuses_with_its_own_text(issuer: LocalIssuer) -> None:
+    """The hook's InvalidClaim reaches the caller with the application's text and reason."""
+    with issuer.validator(claims_validator=_tenant_check) as validator:
+        assert validator.validate(issuer.token(tid="tenant-a")).claims["tid"] == "tenant-a"
+        with pytest.raises(InvalidClaim) as caught:
+            validator.validate(issuer.token(tid="tenant-b"))
+    assert caught.value.reason == "wrong_tenant"
+    rendered = render_error(caught.value)
+    assert rendered.status_code == 401
+    assert json.loads(rendered.body) == {
+        "error": "invalid_token",
+        "error_description": "The tenant is not allowed",
+    }
+
+
+def test_claims_validator_runs_after_the_signature_and_standard_checks(
+    issuer: LocalIssuer,
+) -> None:
+    """A forged or expired token never reaches the hook: the standard error comes first."""
+    seen: list[AccessToken] = []
+    header, _, signature = issuer.token().split(".")
+    payload = base64.urlsafe_b64encode(json.dumps(issuer.claims(tid="x")).encode()).rstrip(b"=")
+    forged = f"{header}.{payload.decode()}.{signature}"
+    with issuer.validator(claims_validator=seen.append) as validator:
+        with pytest.raises(InvalidSignature):
+            validator.validate(forged)
+        with pytest.raises(TokenExpired):
+            validator.validate(issuer.token(exp=NOW - 3600))
+        assert seen == []
+        validator.validate(issuer.token())
+    assert len(seen) == 1
+
+
+def test_claims_validator_sees_the_roles(issuer: LocalIssuer) -> None:
+    """The hook gets the finished AccessToken, roles included."""
+    seen: list[frozenset[str]] = []
+    with issuer.validator(
+        role_claims=["roles"], claims_validator=lambda t: seen.append(t.roles)
+    ) as validator:
+        validator.validate(issuer.token(roles=["a"]))
+    assert seen == [frozenset({"a"})]
