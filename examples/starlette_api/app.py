@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from apiguard.asgi import BearerAuthMiddleware, get_token, requires_scope
+from apiguard.asgi import BearerAuthMiddleware, get_token, requires_auth, requires_scope
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
 DEFAULT_AUDIENCE = "https://organizer.example/api"
@@ -46,7 +46,7 @@ async def public(request: Request) -> JSONResponse:
     return JSONResponse({"message": message})
 
 
-@requires_scope()
+@requires_auth
 async def private(request: Request) -> JSONResponse:
     token = get_token(request)
     message = "Hello from a private endpoint! You need to be authenticated to see this."

@@ -26,8 +26,10 @@ from .errors import (
     ClaimRuleFailed,
     ConfigurationError,
     Forbidden,
+    InactiveToken,
     InsufficientScope,
     InsufficientUserAuthentication,
+    IntrospectionFailed,
     InvalidClaim,
     InvalidRequest,
     InvalidSignature,
@@ -37,6 +39,7 @@ from .errors import (
     MissingPermission,
     MissingRole,
     MissingToken,
+    ServiceUnavailable,
     TokenExpired,
     TokenNotYetValid,
     UnknownSigningKey,
@@ -46,7 +49,8 @@ from .errors import (
     WrongIssuer,
     WrongTokenType,
 )
-from .validator import AsyncValidator, Validator
+from .introspection import Introspection
+from .validator import AsyncIntrospector, AsyncValidator, Introspector, Validator
 
 try:
     __version__ = version("apiguard")
@@ -58,14 +62,19 @@ __all__ = [
     "AccessToken",
     "AlgorithmNotAllowed",
     "ApiguardError",
+    "AsyncIntrospector",
     "AsyncValidator",
     "BearerError",
     "ClaimPath",
     "ClaimRuleFailed",
     "ConfigurationError",
     "Forbidden",
+    "InactiveToken",
     "InsufficientScope",
     "InsufficientUserAuthentication",
+    "Introspection",
+    "IntrospectionFailed",
+    "Introspector",
     "InvalidClaim",
     "InvalidRequest",
     "InvalidSignature",
@@ -76,6 +85,7 @@ __all__ = [
     "MissingRole",
     "MissingToken",
     "Rule",
+    "ServiceUnavailable",
     "TokenExpired",
     "TokenNotYetValid",
     "UnknownSigningKey",

@@ -16,7 +16,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from types import MappingProxyType
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken, ClaimPath, claim_paths
@@ -60,6 +61,8 @@ _NO_TIME: Final = -math.inf
 #: Claims that must be strings when present; the strict dialect requires the first three.
 _STRING_CLAIMS: Final = ("sub", "jti", "client_id", "azp")
 _STRICT_STRING_CLAIMS: Final = _STRING_CLAIMS[:3]
+_V = TypeVar("_V")
+_NO_HEADER: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +274,7 @@ class _Cached(NamedTuple):
     not_after: float
 
 
-class _TokenCache:
+class _TokenCache(Generic[_V]):
     """A bounded LRU of verified tokens: reads take no lock, writes are serialised.
 
     cachetools would be the usual choice, but its LRUCache keeps the order in Python code
@@ -289,7 +292,7 @@ class _TokenCache:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._data: OrderedDict[str, _Cached] = OrderedDict()
+        self._data: OrderedDict[str, _V] = OrderedDict()
         self._lock = threading.Lock()
         #: Hashes of tokens validated once; a collision only admits a token early.
         self._seen: set[int] = set()
@@ -306,7 +309,7 @@ class _TokenCache:
         seen.add(digest)
         return False
 
-    def get(self, token: str) -> _Cached | None:
+    def get(self, token: str) -> _V | None:
         """The entry for ``token``, now the most recently used, or None."""
         data = self._data
         entry = data.get(token)
@@ -318,7 +321,7 @@ class _TokenCache:
                 pass
         return entry
 
-    def put(self, token: str, entry: _Cached) -> None:
+    def put(self, token: str, entry: _V) -> None:
         """Remember ``entry``, evicting the least recently used beyond ``maxsize``."""
         with self._lock:
             data = self._data
@@ -330,6 +333,12 @@ class _TokenCache:
     def pop(self, token: str) -> None:
         """Forget ``token`` (nothing happens if it is not cached)."""
         self._data.pop(token, None)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._data.clear()
+            self._seen.clear()
 
     def __len__(self) -> int:
         return len(self._data)
@@ -383,7 +392,9 @@ class ValidatorCore:
                 cooldown=config.cooldown,
                 max_stale=config.max_stale,
             )
-        self._cache = _TokenCache(config.token_cache_size) if config.token_cache_size else None
+        self._cache: _TokenCache[_Cached] | None = (
+            _TokenCache(config.token_cache_size) if config.token_cache_size else None
+        )
         self._strict = config.token_type == "at+jwt"
 
     @property
@@ -502,13 +513,27 @@ class ValidatorCore:
         self, header: Mapping[str, Any], claims: dict[str, Any], now: float
     ) -> tuple[AccessToken, tuple[float, float]]:
         """Check the claims; return the token and the window in which its times hold."""
-        c = self.config
         strict = self._strict
         typ = header.get("typ")
         if typ is not None or strict:
             kind = (typ or "").lower()
             if kind not in (_STRICT_TYPES if strict else _ACCESS_TOKEN_TYPES):
                 raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
+        return self.check_claims(claims, now, header)
+
+    def check_claims(
+        self, claims: dict[str, Any], now: float, header: Mapping[str, Any] = _NO_HEADER
+    ) -> tuple[AccessToken, tuple[float, float]]:
+        """Check a claims set, wherever it came from: a verified JWT or an introspection answer.
+
+        Returns the token and the window ``[not_before, not_after)`` in which its time
+        claims hold.
+
+        Raises:
+            InvalidToken: (a subclass per reason) a claim is missing or not acceptable.
+        """
+        c = self.config
+        strict = self._strict
         if not strict and not _ID_TOKEN_CLAIMS.isdisjoint(claims):
             raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
         if "cnf" in claims:

@@ -102,7 +102,7 @@ def _names(kind: str, names: Iterable[object]) -> tuple[str, ...]:
 
 def _match(kind: str, match: object) -> str:
     try:
-        return check_match(match)  # type: ignore[arg-type]
+        return check_match(match)
     except ValueError as exc:
         raise ConfigurationError(f"{kind}: {exc}") from None
 

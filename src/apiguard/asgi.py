@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Collection
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.requests import HTTPConnection
@@ -39,24 +39,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from .bearer import (
-    DEFAULT_REALM,
-    ErrorResponse,
-    extract_token,
-    pick_realm,
-    query_names_token,
-    render_error,
-)
-from .claims import AccessToken, check_match
-from .errors import (
-    ApiguardError,
-    BearerError,
-    ConfigurationError,
-    InsufficientScope,
-    InvalidRequest,
-    KeySetUnavailable,
-    MissingToken,
-)
+from ._request import OPTIONAL, PathExemptions, RequestView, Requirement, guard, run_async
+from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
+from .claims import AccessToken, Match
+from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
 from .validator import AsyncValidator
 
 __all__ = [
@@ -64,17 +50,57 @@ __all__ = [
     "TokenCredentials",
     "TokenUser",
     "get_token",
+    "requires_auth",
     "requires_scope",
 ]
 
 #: The scope key under which the middleware leaves its ``realm`` for :func:`requires_scope`.
 REALM_KEY: Final = "apiguard.realm"
+#: The scope key naming the validator that authenticated the request (absent when the
+#: middleware did not inspect it): a FastAPI dependency reuses the middleware's result only
+#: when it was given the very same validator.
+VALIDATOR_KEY: Final = "apiguard.validator"
 #: WebSocket close code for a refused token (RFC 6455 §7.4.1, policy violation).
 WS_POLICY_VIOLATION: Final = 1008
 #: WebSocket close code when the issuer's keys cannot be had (IANA registry: try again later).
 WS_TRY_AGAIN_LATER: Final = 1013
 
 _AUTHORIZATION: Final = b"authorization"
+_CONTENT_TYPE: Final = b"content-type"
+_ORIGIN: Final = b"origin"
+_PREFLIGHT_METHOD: Final = b"access-control-request-method"
+
+
+def request_view(scope: Scope) -> RequestView:
+    """The neutral view of an ASGI ``http`` or ``websocket`` scope (the one request path's input).
+
+    Every ``Authorization`` value is kept (ASGI passes repeats through, and a repeat must be
+    refused); ``raw_path`` is the path as sent, which shows what decoding hid.
+    """
+    authorization: list[str] = []
+    content_type: str | None = None
+    origin = preflight_method = False
+    for name, value in scope["headers"]:
+        if name == _AUTHORIZATION:
+            authorization.append(value.decode("latin-1"))
+        elif name == _CONTENT_TYPE:
+            content_type = value.decode("latin-1")
+        elif name == _ORIGIN:
+            origin = True
+        elif name == _PREFLIGHT_METHOD:
+            preflight_method = True
+    raw = scope.get("raw_path")
+    return RequestView(
+        method=scope.get("method", "WEBSOCKET") if scope["type"] == "http" else "WEBSOCKET",
+        path=scope["path"],
+        raw_path=raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else None,
+        authorization=tuple(authorization),
+        query=scope.get("query_string", b""),
+        content_type=content_type if scope["type"] == "http" else None,
+        origin=origin,
+        preflight_method=preflight_method,
+    )
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -132,28 +158,6 @@ def get_token(conn: HTTPConnection) -> AccessToken | None:
     return auth.token if isinstance(auth, TokenCredentials) else None
 
 
-def _path_matcher(paths: Collection[str]) -> Callable[[str], bool] | None:
-    if isinstance(paths, str):
-        raise ConfigurationError("exclude_paths: give a collection of paths, not one string")
-    exact: set[str] = set()
-    prefixes: list[str] = []
-    for path in paths:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ConfigurationError(f"exclude_paths: {path!r} is not an absolute path")
-        if path.endswith("/*"):
-            prefix = path[:-1]
-            exact.add(prefix[:-1] or "/")
-            prefixes.append(prefix)
-        else:
-            exact.add(path)
-    if not exact:
-        return None
-    frozen, starts = frozenset(exact), tuple(prefixes)
-    if not starts:
-        return frozen.__contains__
-    return lambda path: path in frozen or path.startswith(starts)
-
-
 def _encode_headers(answer: ErrorResponse) -> list[tuple[bytes, bytes]]:
     headers = [
         (name.lower().encode("latin-1"), v.encode("latin-1")) for name, v in answer.headers.items()
@@ -183,7 +187,9 @@ class BearerAuthMiddleware:
         issuer: the token issuer, when no ``validator`` is given.
         audience: the API identifier(s), when no ``validator`` is given.
         exclude_paths: paths that need no token and are not inspected at all (a token
-            there is ignored): exact paths, or ``"/prefix/*"`` for a whole subtree.
+            there is ignored): exact paths, or ``"/prefix/*"`` for a whole subtree. A
+            request path with a dot-segment (decoded or percent-encoded), an encoded slash
+            or an empty segment never matches: it stays protected (SECURITY.md).
         exclude: a predicate on the ASGI scope; True means the same as an excluded path.
         required: refuse requests without a token (401) everywhere but the excluded paths.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
@@ -194,13 +200,18 @@ class BearerAuthMiddleware:
         ConfigurationError: both a validator and settings for one are given, or neither,
             or ``exclude_paths`` is not a collection of absolute paths.
 
-    Tokens are read from the ``Authorization`` header only: a token in the query string is
-    never used, and one sent both there and in the header is refused (RFC 6750 §2).
+    Tokens are read from the ``Authorization`` header only: a token in the query string or
+    a form body is never used, and one sent there as well as in the header is refused
+    (RFC 6750 §2). The rules are apiguard's one request path, the same as in apiguard.flask
+    and apiguard.fastapi; :data:`VALIDATOR_KEY` in the scope records which validator
+    decided.
 
     Warning:
-        Put ``CORSMiddleware`` outside this one (earlier in Starlette's ``middleware``
-        list) so that CORS preflight requests, which carry no token, are answered before
-        they get here; paths excluded here are open to anyone.
+        Every method is checked, ``OPTIONS`` included: the middleware cannot know whether
+        the endpoint answers ``OPTIONS`` itself. Put ``CORSMiddleware`` outside this one
+        (earlier in Starlette's ``middleware`` list) so that CORS preflights, which carry
+        no token, are answered before they get here. Paths excluded here are open to
+        anyone.
     """
 
     def __init__(
@@ -233,7 +244,8 @@ class BearerAuthMiddleware:
         self.validator = validator
         self.realm = realm
         self.required = required
-        self._excluded_path = _path_matcher(exclude_paths)
+        self._requirement = Requirement.declare(optional=not required)
+        self._exemptions = PathExemptions(exclude_paths) or None
         self._exclude = exclude
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -246,42 +258,56 @@ class BearerAuthMiddleware:
             return
         if self.realm is not None:
             scope[REALM_KEY] = self.realm
-        if (self._excluded_path is not None and self._excluded_path(scope["path"])) or (
+        view = request_view(scope)
+        if (self._exemptions is not None and self._exemptions.match(view.path, view.raw_path)) or (
             self._exclude is not None and self._exclude(scope)
         ):
+            # Not inspected at all: no token is read, and none is recorded.
             scope["auth"] = AuthCredentials()
             scope["user"] = UnauthenticatedUser()
             await self.app(scope, receive, send)
             return
+        buffered: list[Message] = []
+
+        async def read_form() -> bytes:
+            # The body is read (only for a valid token sent with a form body) and replayed
+            # to the app, which then sees the request as it came.
+            body = bytearray()
+            while True:
+                message = await receive()
+                buffered.append(message)
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            return bytes(body)
+
         try:
-            token = await self._authenticate(scope)
+            token = await run_async(
+                guard(view, self._requirement), self.validator.validate, read_form
+            )
         except (BearerError, KeySetUnavailable) as exc:
             await self._refuse(exc, scope, send)
             return
+        scope[VALIDATOR_KEY] = self.validator
         if token is None:
             scope["auth"] = AuthCredentials()
             scope["user"] = UnauthenticatedUser()
         else:
             scope["auth"] = TokenCredentials(token)
             scope["user"] = TokenUser(token)
-        await self.app(scope, receive, send)
+        if buffered:
+            replay = iter(buffered)
 
-    async def _authenticate(self, scope: Scope) -> AccessToken | None:
-        values = [v.decode("latin-1") for k, v in scope["headers"] if k == _AUTHORIZATION]
-        if not values:
-            if self.required:
-                raise MissingToken("no Authorization header")
-            return None
-        try:
-            raw = extract_token(values)
-        except MissingToken:
-            # Another scheme (Basic, DPoP...): no bearer token, so anonymous unless required.
-            if self.required:
-                raise
-            return None
-        if query_names_token(scope.get("query_string", b"")):
-            raise InvalidRequest("bearer token sent in both the header and the query")
-        return await self.validator.validate(raw)
+            async def replaying() -> Message:
+                for message in replay:
+                    return message
+                return await receive()
+
+            await self.app(scope, replaying, send)
+        else:
+            await self.app(scope, receive, send)
 
     async def _refuse(self, error: ApiguardError, scope: Scope, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -355,47 +381,21 @@ def _find_connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConne
     raise TypeError("requires_scope: the endpoint received no Request or WebSocket")
 
 
-def requires_scope(*scopes: str, match: str = "all") -> Callable[[F], F]:
-    """Guard a Starlette endpoint: the request needs a valid token granting ``scopes``.
-
-    Works on request/response functions (async or sync) and ``HTTPEndpoint`` methods, and
-    on websocket endpoints. Without scopes it only requires a valid token.
-
-    Args:
-        *scopes: the scopes required.
-        match: ``"all"`` (default) requires every scope, ``"any"`` at least one.
-
-    Raises:
-        ValueError: ``match`` is neither ``"all"`` nor ``"any"``, or a scope is empty or
-            contains a space.
-
-    Answers 401 with a bare ``Bearer`` challenge when the request carries no validated
-    token (or :class:`BearerAuthMiddleware` did not run), 403 ``insufficient_scope`` naming
-    the scopes when it lacks them; a websocket is closed with 1008 instead.
-
-    >>> @requires_scope("read:contacts", "read:tasks", match="any")
-    ... async def overview(request): ...
-    """
-    wanted = check_match(match)
-    for scope in scopes:
-        if not isinstance(scope, str) or not scope or " " in scope:
-            raise ValueError(f"requires_scope: {scope!r} is not a scope name")
-    # Build the challenge once: also proves at import time that the scopes can be quoted.
-    render_error(InsufficientScope(scopes, match=wanted))
-
-    def refusal(conn: HTTPConnection) -> ApiguardError | None:
-        token = get_token(conn)
-        if token is None:
-            return MissingToken("no validated token on the request")
-        if scopes and not token.has_scopes(*scopes, match=wanted):
-            return InsufficientScope(scopes, match=wanted)
-        return None
+def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
+    """Wrap an endpoint so that the request's token (left by the middleware) must satisfy it."""
 
     def response(conn: HTTPConnection, error: ApiguardError) -> Response:
         answer = render_error(error, conn.scope.get(REALM_KEY))
         return Response(
             answer.body, answer.status_code, answer.headers, media_type=answer.media_type
         )
+
+    def refusal(conn: HTTPConnection) -> BearerError | None:
+        try:
+            requirement.check(get_token(conn))
+        except BearerError as exc:
+            return exc
+        return None
 
     def decorator(func: F) -> F:
         if inspect.iscoroutinefunction(func):
@@ -424,3 +424,52 @@ def requires_scope(*scopes: str, match: str = "all") -> Callable[[F], F]:
         return sync_wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
+    """Guard a Starlette endpoint: the request needs a valid token granting ``scopes``.
+
+    Works on request/response functions (async or sync) and ``HTTPEndpoint`` methods, and
+    on websocket endpoints. The token is the one :class:`BearerAuthMiddleware` validated;
+    every method is checked, ``OPTIONS`` included.
+
+    Args:
+        *scopes: the scopes required. None at all means a valid token and nothing more, as
+            :func:`requires_auth` (the same in every apiguard layer).
+        match: ``"all"`` (default) requires every scope, ``"any"`` at least one.
+
+    Raises:
+        ConfigurationError: (a ValueError) at decoration time, for a name that is not an
+            RFC 6749 scope token or another ``match``.
+
+    Answers 401 with a bare ``Bearer`` challenge when the request carries no validated
+    token (or :class:`BearerAuthMiddleware` did not run), 403 ``insufficient_scope`` naming
+    the scopes when it lacks them; a websocket is closed with 1008 instead.
+
+    >>> @requires_scope("read:contacts", "read:tasks", match="any")
+    ... async def overview(request): ...
+    """
+    return _guard_endpoint(Requirement.declare(scopes, match))
+
+
+@overload
+def requires_auth(func: F, /) -> F: ...
+@overload
+def requires_auth(*, optional: bool = False) -> Callable[[F], F]: ...
+def requires_auth(func: F | None = None, /, *, optional: bool = False) -> F | Callable[[F], F]:
+    """Guard a Starlette endpoint: the request needs a valid token (as in apiguard.flask).
+
+    Use bare (``@requires_auth``) or with options (``@requires_auth(optional=True)``). With
+    ``optional`` a request without a token goes through (:func:`get_token` is then None);
+    a token that was sent has been validated by :class:`BearerAuthMiddleware` already.
+
+    Raises:
+        ConfigurationError: at decoration time, ``optional`` is not a boolean.
+
+    >>> @requires_auth
+    ... async def private(request): ...
+    """
+    decorate = _guard_endpoint(
+        OPTIONAL if optional is True else Requirement.declare(optional=optional)
+    )
+    return decorate(func) if func is not None else decorate

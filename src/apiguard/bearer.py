@@ -22,8 +22,8 @@ from .errors import (
     InsufficientScope,
     InsufficientUserAuthentication,
     InvalidRequest,
-    KeySetUnavailable,
     MissingToken,
+    ServiceUnavailable,
 )
 
 __all__ = [
@@ -173,7 +173,8 @@ def render_error(error: ApiguardError, realm: str | None = None) -> ErrorRespons
 
     Args:
         error: a :class:`BearerError` (400/401/403 with a challenge) or a
-            :class:`KeySetUnavailable` (503 with ``Retry-After``).
+            :class:`ServiceUnavailable` such as :class:`KeySetUnavailable` (503 with
+            ``Retry-After``).
         realm: the ``realm`` of the challenge, or None for none.
 
     Raises:
@@ -188,7 +189,7 @@ def render_error(error: ApiguardError, realm: str | None = None) -> ErrorRespons
         body.update(_extra(error))
         headers = {"WWW-Authenticate": challenge(error, realm), "Cache-Control": "no-store"}
         return ErrorResponse(error.status_code, headers, _json(body))
-    if isinstance(error, KeySetUnavailable):
+    if isinstance(error, ServiceUnavailable):
         body = {"error": "temporarily_unavailable", "error_description": error.description}
         headers = {"Retry-After": str(error.retry_after), "Cache-Control": "no-store"}
         return ErrorResponse(error.status_code, headers, _json(body))

@@ -18,6 +18,8 @@ __all__ = [
     "MISSING",
     "AccessToken",
     "ClaimPath",
+    "Match",
+    "check_scope_names",
     "claim_paths",
     "parse_scopes",
     "read_strings",
@@ -27,7 +29,11 @@ __all__ = [
 #: and Auth0's RBAC ``permissions``.
 DEFAULT_SCOPE_CLAIMS: tuple[str, ...] = ("scope", "scp", "permissions")
 
+#: How several required scopes combine: every one of them, or at least one.
 Match = Literal["all", "any"]
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ): no space, '"' or '\'.
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 _NO_SCOPES: frozenset[str] = frozenset()
@@ -69,11 +75,45 @@ def parse_scopes(
     return scopes - _EMPTY if "" in scopes else scopes
 
 
-def check_match(match: str) -> Match:
-    """Return ``match`` if it is ``"all"`` or ``"any"``; raise ValueError otherwise."""
-    if match not in ("all", "any"):
-        raise ValueError(f"match must be 'all' or 'any', not {match!r}")
-    return match  # type: ignore[return-value]
+def check_match(match: object) -> Match:
+    """Return ``match`` if it is ``"all"`` or ``"any"``.
+
+    Raises:
+        ConfigurationError: (also a ValueError) for anything else.
+    """
+    if match == "all":
+        return "all"
+    if match == "any":
+        return "any"
+    raise ConfigurationError(f"match: must be 'all' or 'any', not {match!r}")
+
+
+def check_scope_names(scopes: Iterable[object], *, name: str = "scopes") -> tuple[str, ...]:
+    """Check scope names once, where a route declares them, with the RFC 6749 rule.
+
+    Every layer calls this when a decorator or dependency is declared, so that a name
+    that could never be granted (or rendered in a ``WWW-Authenticate`` challenge) fails
+    at start-up instead of answering 500 per request.
+
+    Args:
+        scopes: the scope names, e.g. ``("read:appointments",)``.
+        name: what to call them in the error message.
+
+    Raises:
+        ConfigurationError: a name is not a string or not an RFC 6749 ``scope-token``
+            (empty, or with a space, ``"``, ``\\`` or a non-ASCII character).
+
+    >>> check_scope_names(["read:a", "write:a"])
+    ('read:a', 'write:a')
+    """
+    if isinstance(scopes, str):
+        raise ConfigurationError(f"{name}: give scope names one by one, not one string")
+    checked: list[str] = []
+    for scope in scopes:
+        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
+            raise ConfigurationError(f"{name}: not an RFC 6749 scope token: {scope!r}")
+        checked.append(scope)
+    return tuple(checked)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -171,7 +211,7 @@ class AccessToken:
         """``jti``, or None."""
         return self.claims.get("jti")
 
-    def has_scopes(self, *scopes: str, match: str = "all") -> bool:
+    def has_scopes(self, *scopes: str, match: Match = "all") -> bool:
         """Tell whether the token grants all (or, with ``match="any"``, any) of ``scopes``.
 
         Scopes are compared exactly: ``read`` is not ``Read`` nor ``read:all``.

@@ -51,10 +51,10 @@ from .errors import (
 )
 from .jwks import (
     Response,
-    _discovery_urls,
     _duplicate_kids,
     _FetchFailed,
     _json_document,
+    discovery_urls,
     freshness_lifetime,
     is_safe_url,
 )
@@ -629,7 +629,7 @@ def inspect_issuer(issuer: str, args: argparse.Namespace) -> dict[str, Any]:
         jwks_uri = args.jwks_uri
         if jwks_uri is None:
             fetched = None
-            for url in _discovery_urls(issuer):
+            for url in discovery_urls(issuer):
                 fetched = _get(client, url, args.timeout)
                 if fetched.status != 404:
                     break

@@ -4,7 +4,9 @@
 
     ApiguardError
     ├── ConfigurationError (also ValueError)   raised at construction, never per request
-    ├── KeySetUnavailable                      503, no challenge, Retry-After
+    ├── ServiceUnavailable                     503, no challenge, Retry-After
+    │   ├── KeySetUnavailable                  the issuer's signing keys
+    │   └── IntrospectionFailed                the introspection endpoint (RFC 7662)
     └── BearerError                            everything RFC 6750 answers
         ├── MissingToken                       401, bare challenge
         ├── InvalidRequest                     400, error="invalid_request"
@@ -20,7 +22,8 @@
         │   ├── TokenNotYetValid
         │   ├── WrongIssuer
         │   ├── WrongAudience
-        │   └── InvalidClaim
+        │   ├── InvalidClaim
+        │   └── InactiveToken                  introspection answered ``active: false``
         ├── InsufficientUserAuthentication     401, error="insufficient_user_authentication"
         │                                      (RFC 9470 step-up: acr_values, max_age)
         └── Forbidden                          403, error="insufficient_scope"
@@ -51,8 +54,10 @@ __all__ = [
     "ClaimRuleFailed",
     "ConfigurationError",
     "Forbidden",
+    "InactiveToken",
     "InsufficientScope",
     "InsufficientUserAuthentication",
+    "IntrospectionFailed",
     "InvalidClaim",
     "InvalidRequest",
     "InvalidSignature",
@@ -62,6 +67,7 @@ __all__ = [
     "MissingPermission",
     "MissingRole",
     "MissingToken",
+    "ServiceUnavailable",
     "TokenExpired",
     "TokenNotYetValid",
     "UnknownSigningKey",
@@ -97,21 +103,41 @@ class ConfigurationError(ApiguardError, ValueError):
     reason = "configuration_error"
 
 
-class KeySetUnavailable(ApiguardError):
-    """No signing key could be had: the JWKS is unreachable and nothing cached fits.
+class ServiceUnavailable(ApiguardError):
+    """Something apiguard needs to decide cannot be reached: the server's fault, not the client's.
 
-    This is the server's fault, not the client's, hence 503 rather than 401.
+    Answered 503 with ``Retry-After`` and no challenge, never 401: the token may well be
+    good, and the client should try again rather than fetch another one.
     """
 
-    reason = "key_set_unavailable"
+    reason = "service_unavailable"
     status_code: ClassVar[int] = 503
     error: ClassVar[str | None] = None
-    description: ClassVar[str] = "The signing keys of the token issuer are unavailable"
+    description: ClassVar[str] = "A service needed to check the access token is unavailable"
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 30) -> None:
         super().__init__(detail)
         #: Seconds after which a retry may succeed (the ``Retry-After`` header).
         self.retry_after = max(1, int(retry_after))
+
+
+class KeySetUnavailable(ServiceUnavailable):
+    """No signing key could be had: the JWKS is unreachable and nothing cached fits."""
+
+    reason = "key_set_unavailable"
+    description = "The signing keys of the token issuer are unavailable"
+
+
+class IntrospectionFailed(ServiceUnavailable):
+    """The introspection endpoint (RFC 7662) is unreachable or gave no usable answer.
+
+    Timeouts, 5xx, a refused client authentication, bodies that are too large or not a
+    JSON object with a boolean ``active``: none of them says anything about the token, so
+    the request is answered 503, never accepted and never 401.
+    """
+
+    reason = "introspection_failed"
+    description = "The token issuer could not be asked about the access token"
 
 
 class BearerError(ApiguardError):
@@ -284,6 +310,16 @@ class InvalidClaim(InvalidToken):
     ) -> None:
         super().__init__(detail)
         self._own_text(description, reason)
+
+
+class InactiveToken(InvalidToken):
+    """The issuer's introspection endpoint says the token is not active (RFC 7662 §2.2).
+
+    Revoked, expired, unknown, or a token the issuer will not describe to this API.
+    """
+
+    reason = "inactive_token"
+    description = "The access token is not active"
 
 
 class InsufficientUserAuthentication(BearerError):

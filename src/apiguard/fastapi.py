@@ -22,37 +22,27 @@ middleware build and close it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .asgi import REALM_KEY, get_token
-from .bearer import (
-    DEFAULT_REALM,
-    ErrorResponse,
-    extract_token,
-    pick_realm,
-    query_names_token,
-    render_error,
-)
+from ._request import Requirement, guard, run_async
+from .asgi import REALM_KEY, VALIDATOR_KEY, get_token, request_view
+from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, check_match
-from .errors import (
-    ApiguardError,
-    BearerError,
-    ConfigurationError,
-    InsufficientScope,
-    InvalidRequest,
-    KeySetUnavailable,
-    MissingToken,
-)
+from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
 from .validator import AsyncValidator
 
-__all__ = ["Authorize", "BearerException", "bearer_exception_handler", "install"]
+__all__ = ["Authorize", "BearerException", "bearer_exception_handler", "check_routes", "install"]
 
 
 class BearerException(HTTPException):
@@ -85,8 +75,52 @@ async def bearer_exception_handler(request: Request, exc: Exception) -> Response
 
 
 def install(app: FastAPI) -> None:
-    """Register :func:`bearer_exception_handler` so refusals get the RFC 6750 JSON body."""
+    """Register :func:`bearer_exception_handler` and check the routes' scopes at start-up.
+
+    Refusals then get the RFC 6750 JSON body. At start-up (the app's lifespan), before any
+    request is served, :func:`check_routes` checks every scope the routes ask of an
+    :class:`Authorize` dependency, so that a name that could never be granted stops the
+    app instead of answering 500 per request.
+    """
     app.add_exception_handler(BearerException, bearer_exception_handler)
+    original = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def checked(target: Any) -> AsyncIterator[Any]:
+        check_routes(app)
+        async with original(target) as state:
+            yield state
+
+    app.router.lifespan_context = checked
+
+
+def _security_scopes(dependant: Any) -> Iterable[tuple[Authorize, list[str]]]:
+    call = getattr(dependant, "call", None)
+    if isinstance(call, Authorize):
+        own = getattr(dependant, "own_oauth_scopes", None) or []
+        parent = getattr(dependant, "parent_oauth_scopes", None) or []
+        yield call, [*parent, *own]
+    for sub in getattr(dependant, "dependencies", ()):
+        yield from _security_scopes(sub)
+
+
+def check_routes(app: FastAPI) -> None:
+    """Check the requirement of every route that depends on an :class:`Authorize`.
+
+    :func:`install` runs this at start-up; call it yourself after adding routes later.
+
+    Raises:
+        ConfigurationError: a route asks for a scope that is not an RFC 6749 scope token,
+            or an optional dependency is asked for scopes (the message names the route).
+    """
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for auth, scopes in _security_scopes(route.dependant):
+            try:
+                auth.requirement(scopes)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"route {route.path!r}: {exc}") from None
 
 
 class Authorize(SecurityBase):
@@ -94,23 +128,34 @@ class Authorize(SecurityBase):
 
     Use it with ``Security(auth, scopes=[...])`` (all scopes are required, or any one with
     ``match="any"``), or ``Depends(auth)`` for any valid token. It returns the
-    :class:`~apiguard.AccessToken`. OpenAPI shows an HTTP bearer (JWT) scheme.
+    :class:`~apiguard.AccessToken` (or None, with ``required=False``, for a request without
+    one). OpenAPI shows an HTTP bearer (JWT) scheme. The rules are apiguard's one request
+    path, the same as in apiguard.flask and apiguard.asgi: every method is checked,
+    ``OPTIONS`` included.
 
     Args:
-        validator: the :class:`~apiguard.AsyncValidator` that checks the
-            ``Authorization`` header. May be None when
-            :class:`~apiguard.asgi.BearerAuthMiddleware` protects the app: the token it
-            validated is then used (and a request it let through without one gets 401).
+        validator: the :class:`~apiguard.AsyncValidator` that decides. It always decides
+            with its own settings: the token :class:`~apiguard.asgi.BearerAuthMiddleware`
+            validated is reused only when the middleware ran with this very validator.
+            May be None when the middleware protects the app: its result is then used
+            (and a request it let through without a token gets 401).
         match: ``"all"`` or ``"any"`` of the scopes asked for by ``Security``.
+        required: False lets a request without a token through (the dependency returns
+            None); a token that is sent must still be valid. Not allowed with scopes.
         realm: the challenge's ``realm``, or None for none. Default: the middleware's when
             it validated the token, else the validator's one audience (or ``"api"``).
         scheme_name: the name of the security scheme in the OpenAPI document.
         description: its description there.
 
     Raises:
-        ConfigurationError: ``validator`` is not an AsyncValidator, or ``match`` is wrong.
+        ConfigurationError: ``validator`` is not an AsyncValidator, or ``match`` is wrong;
+            at start-up (see :func:`install`), a route's scope is not a scope token.
         BearerException: (per request) 400, 401, 403 or 503 with the RFC 6750 answer.
         RuntimeError: (per request) neither a validator nor the middleware is there.
+
+    >>> maybe = Authorize(validator, required=False)  # doctest: +SKIP
+    >>> @app.get("/api/feed")  # doctest: +SKIP
+    ... async def feed(token: AccessToken | None = Depends(maybe)): ...
     """
 
     def __init__(
@@ -118,16 +163,17 @@ class Authorize(SecurityBase):
         validator: AsyncValidator | None = None,
         *,
         match: str = "all",
+        required: bool = True,
         realm: str | None = DEFAULT_REALM,
         scheme_name: str = "bearerAuth",
         description: str | None = "An OAuth 2.0 access token (JWT)",
     ) -> None:
         if validator is not None and not isinstance(validator, AsyncValidator):
             raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
-        try:
-            self.match = check_match(match)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+        self.match = check_match(match)
+        self.required = required
+        self._requirements: dict[tuple[str, ...], Requirement] = {}
+        self.requirement(())
         self._own_realm = realm is not DEFAULT_REALM
         audiences = validator.audiences if validator is not None else ()
         self.validator = validator
@@ -135,31 +181,55 @@ class Authorize(SecurityBase):
         self.model = HTTPBearerModel(bearerFormat="JWT", description=description)
         self.scheme_name = scheme_name
 
-    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> AccessToken:
+    def requirement(self, scopes: Iterable[str]) -> Requirement:
+        """The checked requirement for a route's scopes (built once per set of scopes).
+
+        Raises:
+            ConfigurationError: a scope is not an RFC 6749 scope token, or scopes are
+                asked of an optional dependency.
+        """
+        key = tuple(scopes)
+        known = self._requirements.get(key)
+        if known is None:
+            known = Requirement.declare(key, self.match, optional=not self.required)
+            self._requirements[key] = known
+        return known
+
+    async def __call__(
+        self, request: Request, security_scopes: SecurityScopes
+    ) -> AccessToken | None:
         """Return the request's validated token, or raise :class:`BearerException`."""
         realm = self.realm if self._own_realm else request.scope.get(REALM_KEY, self.realm)
+        requirement = self.requirement(security_scopes.scopes)
         try:
-            token = await self._token(request)
-            required = security_scopes.scopes
-            if required and not token.has_scopes(*required, match=self.match):
-                raise InsufficientScope(required, match=self.match)
+            return await self._decide(request, requirement)
         except (BearerError, KeySetUnavailable) as exc:
             raise BearerException(exc, realm) from None
-        return token
 
-    async def _token(self, request: Request) -> AccessToken:
-        token = get_token(request)
-        if token is not None:
+    async def _decide(self, request: Request, requirement: Requirement) -> AccessToken | None:
+        scope = request.scope
+        decided_by = scope.get(VALIDATOR_KEY)
+        if self.validator is None or decided_by is self.validator:
+            if decided_by is None and "auth" not in scope:
+                raise RuntimeError(
+                    "Authorize has no validator and BearerAuthMiddleware did not run"
+                )
+            # The middleware decided with this validator (or on an excluded path, did not
+            # look at all: then there is no token, and the requirement says what that means).
+            token = get_token(request)
+            requirement.check(token)
             return token
-        if self.validator is None:
-            if "auth" in request.scope:
-                raise MissingToken("no validated token on the request")
-            raise RuntimeError("Authorize has no validator and BearerAuthMiddleware did not run")
-        values = request.headers.getlist("authorization")
-        raw = extract_token(values or None)
-        if query_names_token(request.scope.get("query_string", b"")):
-            raise InvalidRequest("bearer token sent in both the header and the query")
-        return await self.validator.validate(raw)
+
+        async def read_form() -> bytes | Iterable[str]:
+            # FastAPI may have parsed the form already, which consumes the stream.
+            form = getattr(request, "_form", None)
+            if form is not None:
+                return list(form.keys())
+            return await request.body()
+
+        return await run_async(
+            guard(request_view(scope), requirement), self.validator.validate, read_form
+        )
 
     def __repr__(self) -> str:
         return f"Authorize(validator={self.validator!r}, scheme_name={self.scheme_name!r})"

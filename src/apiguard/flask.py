@@ -22,8 +22,10 @@ keys cannot be had. Those answers come from error handlers registered on the app
 :mod:`apiguard.errors`) replaces one of them.
 
 The decorators find the extension at request time, so they can be used on views and
-blueprints defined before the app exists (application factories). The validated token is
-kept on :data:`flask.g` for the request and read through :data:`current_token`.
+blueprints defined before the app exists (application factories). The rules are apiguard's
+one request path (the same as in the ASGI and FastAPI layers); this module only translates
+a Flask request for it. The validated token is kept in the request itself (its WSGI
+environ, never :data:`flask.g`) and read through :data:`current_token`.
 
 The validator's HTTP client lives as long as the app; Flask has no shutdown hook, so it is
 closed by process exit. Call ``app.extensions["apiguard"].validator.close()`` to close it
@@ -35,26 +37,18 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NoReturn, TypeVar, cast, overload
+from typing import Any, Final, TypeVar, cast, overload
 
 import httpx
-from flask import Blueprint, Flask, Request, Response, current_app, g, has_app_context, request
+from flask import Blueprint, Flask, Request, Response, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
-from .bearer import DEFAULT_REALM, extract_token, pick_realm, query_names_token, render_error
-from .claims import AccessToken, check_match
-from .errors import (
-    ApiguardError,
-    BearerError,
-    ConfigurationError,
-    InsufficientScope,
-    InvalidRequest,
-    KeySetUnavailable,
-    MissingToken,
-)
+from ._request import PathExemptions, RequestView, Requirement, guard, run
+from .bearer import DEFAULT_REALM, pick_realm, render_error
+from .claims import AccessToken, Match
+from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
 from .validator import Validator
 
 __all__ = [
@@ -72,7 +66,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Where the extension keeps its per-app state (a :class:`GuardState`).
 EXTENSION_KEY: Final = "apiguard"
-_G_TOKEN: Final = "_apiguard_token"
+# Request state lives in the request's WSGI environ, never in flask.g (the app context,
+# which Flask reuses across requests when one is pushed): the validated token of this
+# request, and what validated it.
+_TOKEN: Final = "apiguard.token"
+_VALIDATED: Final = "apiguard.validated"
 _UNSET: Any = object()
 
 # Validator keyword arguments and how a string from the config (an environment variable,
@@ -102,8 +100,6 @@ _OWN_OPTIONS: Final = frozenset({"realm", "exempt_options"})
 _CONFIG_PREFIX: Final = "APIGUARD_"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
-# RFC 6749 §3.3 scope-token: no space, no double quote, no backslash.
-_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +109,8 @@ class GuardState:
     Attributes:
         validator: the app's validator (one per app, shared by all its threads).
         realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
-        exempt_options: whether ``OPTIONS`` requests (CORS preflight) pass unauthenticated.
+        exempt_options: whether ``OPTIONS`` requests that Flask answers itself (no view
+            declares ``OPTIONS``: CORS preflights) pass :func:`protect` unauthenticated.
     """
 
     validator: Validator
@@ -151,10 +148,9 @@ class ApiGuard:
         ConfigurationError: at :meth:`init_app`, when a setting is missing, unknown or
             unsafe (the message names it). Never per request.
 
-    Warning:
-        ``APIGUARD_EXEMPT_OPTIONS`` lets every ``OPTIONS`` request through, so that CORS
-        preflights work; a view that handles ``OPTIONS`` itself runs without a token then.
-        Set it to False when nothing needs preflight.
+    ``APIGUARD_EXEMPT_OPTIONS`` lets :func:`protect` pass the ``OPTIONS`` requests that
+    Flask answers itself (no view runs), so that CORS preflights work; a view that declares
+    ``OPTIONS`` is checked like any other method, preflight or not.
     """
 
     def __init__(
@@ -286,78 +282,77 @@ def _answer(error: ApiguardError) -> Response:
 # -- authentication of one request ----------------------------------------------------------
 
 
-def _authenticate(state: GuardState, req: Request, *, optional: bool) -> AccessToken | None:
-    """Validate the request's bearer token once per request; None when optional and absent."""
-    context = g._get_current_object()
-    known = context.get(_G_TOKEN, None)
-    if isinstance(known, AccessToken):
-        return known
+def _view(req: Request) -> RequestView:
+    """The neutral view of a Flask request (what the one request path reads)."""
     environ = req.environ
-    try:
-        # A WSGI environ holds one Authorization value (what request.headers would list).
-        token = extract_token(environ.get("HTTP_AUTHORIZATION"))
-    except MissingToken:
-        if optional:
-            setattr(context, _G_TOKEN, None)
-            return None
-        logger.debug("bearer authentication failed: missing_token")
-        raise
-    except InvalidRequest as exc:
-        logger.debug("bearer authentication failed: %s (%s)", exc.reason, exc.detail)
-        raise
-    # RFC 6750 §2: a client must not use more than one method to send the token. Only the
-    # header is read, but a token also in the query or the form body makes the request
-    # ambiguous; it is refused rather than guessed at.
-    if query_names_token(environ.get("QUERY_STRING", "")):
-        _sent_twice()
-    access_token = state.validator.validate(token)
-    # The body is looked at only for a valid token: no buffering for anonymous clients.
-    if environ.get("CONTENT_TYPE") and req.mimetype == "application/x-www-form-urlencoded":
-        # Cache the raw body first so that the view can still read it after the form.
-        req.get_data(cache=True)
-        if "access_token" in req.form:
-            _sent_twice()
-    setattr(context, _G_TOKEN, access_token)
-    return access_token
+    # A WSGI environ holds one Authorization value; werkzeug's server and gunicorn keep the
+    # request target as sent in RAW_URI / REQUEST_URI, which shows escapes PATH_INFO hid.
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    return RequestView(
+        method=req.method,
+        path=req.path,
+        raw_path=raw_uri.split("?", 1)[0] if isinstance(raw_uri, str) else None,
+        authorization=() if authorization is None else (authorization,),
+        query=environ.get("QUERY_STRING", ""),
+        content_type=environ.get("CONTENT_TYPE"),
+        origin="HTTP_ORIGIN" in environ,
+        preflight_method="HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,
+    )
 
 
-def _sent_twice() -> NoReturn:
-    logger.debug("bearer authentication failed: invalid_request (token sent twice)")
-    raise InvalidRequest("access token sent in the header and in the query or body")
-
-
-def _authorize(scopes: tuple[str, ...], match: str, *, optional: bool) -> None:
+def _authorize(
+    requirement: Requirement,
+    *,
+    exemptions: PathExemptions | None = None,
+    from_hook: bool = False,
+) -> None:
     # Each use of a context-local proxy is a lookup of its own: resolve them once.
     state = _state(current_app._get_current_object())  # type: ignore[attr-defined]
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    if req.method == "OPTIONS" and state.exempt_options:
-        return
-    access_token = _authenticate(state, req, optional=optional)
-    if scopes and access_token is not None and not access_token.has_scopes(*scopes, match=match):
-        logger.debug(
-            "bearer authorization failed: insufficient_scope (%s of %s, subject %r)",
-            match,
-            " ".join(scopes),
-            access_token.subject,
-        )
-        raise InsufficientScope(scopes, match=match)
+    environ = req.environ
+    validator = state.validator
+    # Flask answers OPTIONS itself for a rule that does not declare it: no view runs, so
+    # there is nothing to protect. A view that declares OPTIONS gets the same checks as
+    # any other method (a decorator runs only when its view does).
+    exempt = (
+        from_hook
+        and state.exempt_options
+        and req.method == "OPTIONS"
+        and req.url_rule is not None
+        and bool(getattr(req.url_rule, "provide_automatic_options", False))
+    )
+
+    def validate(raw: str) -> AccessToken:
+        # The request's own environ is the only state: a pushed app context or a sub-request
+        # never shares it. One validation per request, even with protect() and a decorator.
+        known = environ.get(_VALIDATED)
+        if known is not None and known[0] is validator and known[1] == raw:
+            token: AccessToken = known[2]
+            return token
+        token = validator.validate(raw)
+        environ[_VALIDATED] = (validator, raw, token)
+        return token
+
+    def read_form() -> bytes:
+        # Cached, so that the view can still read the body (and its form) afterwards.
+        return req.get_data(cache=True)
+
+    try:
+        flow = guard(_view(req), requirement, exemptions=exemptions, exempt=exempt)
+        token = run(flow, validate, read_form)
+    except BearerError as exc:
+        logger.debug("bearer authentication failed: %s (%s)", exc.reason, exc.detail)
+        raise
+    environ[_TOKEN] = token
 
 
-def _check_scopes(scopes: Iterable[str], match: str) -> tuple[str, ...]:
-    check_match(match)
-    checked = tuple(scopes)
-    for scope in checked:
-        if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
-            raise ValueError(f"not an RFC 6749 scope token: {scope!r}")
-    return checked
-
-
-def _guarded(view: F, scopes: tuple[str, ...], match: str, optional: bool) -> F:
+def _guarded(view: F, requirement: Requirement) -> F:
     is_async = inspect.iscoroutinefunction(view)
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _authorize(scopes, match, optional=optional)
+        _authorize(requirement)
         if is_async:
             # ensure_sync runs an ``async def`` view (Flask's own recipe for decorators).
             return current_app.ensure_sync(view)(*args, **kwargs)
@@ -383,32 +378,40 @@ def requires_auth(view: F | None = None, /, *, optional: bool = False) -> F | Ca
         optional: let a request without a token through (:data:`current_token` is then
             falsy); a token that is present must still be valid.
 
+    Raises:
+        ConfigurationError: at decoration time, ``optional`` is not a boolean.
+
     The view answers 401 with a bare challenge when no token is sent, 400 when the
-    ``Authorization`` header is malformed or repeated, 401 ``invalid_token`` when the token
-    is not acceptable and 503 when the issuer's keys cannot be had.
+    ``Authorization`` header is malformed or repeated or the token is also in the query
+    or form body, 401 ``invalid_token`` when the token is not acceptable and 503 when the
+    issuer's keys cannot be had. Every method is checked, ``OPTIONS`` included when the
+    view declares it (Flask's automatic ``OPTIONS`` answer runs no view).
 
     >>> @app.get("/api/private")  # doctest: +SKIP
     ... @requires_auth
     ... def private():
     ...     return {"subject": current_token.subject}
     """
+    requirement = Requirement.declare(optional=optional)
 
     def decorate(function: F) -> F:
-        return _guarded(function, (), "all", optional)
+        return _guarded(function, requirement)
 
     return decorate(view) if view is not None else decorate
 
 
-def requires_scope(*scopes: str, match: Literal["all", "any"] = "all") -> Callable[[F], F]:
+def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
     """Require a valid access token that grants ``scopes`` (all of them, or any).
 
     Args:
-        *scopes: the scopes required, e.g. ``"read:appointments"``.
+        *scopes: the scopes required, e.g. ``"read:appointments"``. None at all means a
+            valid token and nothing more, as :func:`requires_auth` (the same in every
+            apiguard layer).
         match: ``"all"`` (default) or ``"any"``.
 
     Raises:
-        ValueError: at decoration time, for no scope, a name that is not an RFC 6749 scope
-            token, or another ``match``.
+        ConfigurationError: (a ValueError) at decoration time, for a name that is not an
+            RFC 6749 scope token, or another ``match``.
 
     A token without them answers 403 ``insufficient_scope`` with the required scopes in
     the challenge's ``scope``; otherwise as :func:`requires_auth`.
@@ -417,12 +420,10 @@ def requires_scope(*scopes: str, match: Literal["all", "any"] = "all") -> Callab
     ... @requires_scope("create:appointments")
     ... def create_appointment(): ...
     """
-    required = _check_scopes(scopes, match)
-    if not required:
-        raise ValueError("requires_scope needs at least one scope (or use requires_auth)")
+    requirement = Requirement.declare(scopes, match)
 
     def decorate(function: F) -> F:
-        return _guarded(function, required, match, False)
+        return _guarded(function, requirement)
 
     return decorate
 
@@ -430,13 +431,17 @@ def requires_scope(*scopes: str, match: Literal["all", "any"] = "all") -> Callab
 def protect(
     target: Blueprint | Flask,
     *scopes: str,
-    match: Literal["all", "any"] = "all",
+    match: Match = "all",
     optional: bool = False,
+    exclude_paths: Collection[str] = (),
 ) -> None:
     """Require a valid token (and ``scopes``, if given) on every route of a blueprint or app.
 
     The check runs as a ``before_request`` hook of ``target``; decorators on its views add
     their own requirements on top, and the token is validated only once per request.
+    ``OPTIONS`` requests that Flask answers itself (a rule that does not declare
+    ``OPTIONS``) pass without a token while ``APIGUARD_EXEMPT_OPTIONS`` is on, so that CORS
+    preflights work; a view that declares ``OPTIONS`` is checked like any other method.
 
     Args:
         target: a :class:`flask.Blueprint` (its routes only) or a :class:`flask.Flask` app
@@ -444,28 +449,35 @@ def protect(
         *scopes: scopes every route requires, as :func:`requires_scope`.
         match: ``"all"`` or ``"any"``.
         optional: as :func:`requires_auth`; not allowed together with scopes.
+        exclude_paths: paths that need no token and are not inspected at all: exact
+            paths, or ``"/prefix/*"`` for a whole subtree. A path with a dot-segment,
+            an encoded slash or an empty segment never matches (it stays protected).
 
     Raises:
-        ValueError: invalid scopes or ``match``, or ``optional`` with scopes.
+        ConfigurationError: (a ValueError) invalid scopes, ``match`` or paths, or
+            ``optional`` with scopes.
 
     >>> api = Blueprint("api", __name__, url_prefix="/api")  # doctest: +SKIP
     >>> protect(api, "read:appointments")  # doctest: +SKIP
+
+    Warning:
+        Excluded paths are open to anyone, and a view decorated with
+        :func:`requires_auth` or :func:`requires_scope` under one still asks for a token.
     """
-    required = _check_scopes(scopes, match)
-    if optional and required:
-        raise ValueError("optional authentication cannot require scopes")
+    requirement = Requirement.declare(scopes, match, optional=optional)
+    exemptions = PathExemptions(exclude_paths) or None
 
-    def guard() -> None:
-        _authorize(required, match, optional=optional)
+    def guard_request() -> None:
+        _authorize(requirement, exemptions=exemptions, from_hook=True)
 
-    target.before_request(guard)
+    target.before_request(guard_request)
 
 
 # -- the current token ----------------------------------------------------------------------
 
 
 def _current_token() -> AccessToken:
-    token = g.get(_G_TOKEN, _UNSET) if has_app_context() else _UNSET
+    token = request.environ.get(_TOKEN, _UNSET) if has_request_context() else _UNSET
     if isinstance(token, AccessToken):
         return token
     if token is None:
@@ -481,6 +493,7 @@ def _current_token() -> AccessToken:
 
 #: The validated :class:`~apiguard.AccessToken` of the current request.
 #:
-#: Falsy outside a protected view and when an optional view got no token; any attribute
-#: access then raises a RuntimeError that says why.
+#: It lives in the request (its WSGI environ), never in ``flask.g`` or the app context, so
+#: no other request can see it. Falsy outside a protected view and when an optional view
+#: got no token; any attribute access then raises a RuntimeError that says why.
 current_token: AccessToken = cast(AccessToken, LocalProxy(_current_token))

@@ -41,8 +41,10 @@ __all__ = [
     "KeySet",
     "KeySource",
     "Response",
+    "discovery_urls",
     "freshness_lifetime",
     "is_safe_url",
+    "server_metadata",
 ]
 
 logger = logging.getLogger("apiguard.jwks")
@@ -246,16 +248,26 @@ def _leaks_secrets(member: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class FetchRequest:
-    """What the core needs fetched: ``GET url``, then :meth:`KeySource.receive`."""
+    """What a sans-I/O core needs fetched; the shells perform it and hand the outcome back.
+
+    A ``GET`` for discovery and key sets; a ``POST`` of a form ``body`` with client
+    authentication in ``headers`` for token introspection (RFC 7662). Whatever the method,
+    the shells apply the same rules: no redirects, one deadline, a capped body.
+    """
 
     url: str
-    purpose: Literal["discovery", "jwks"]
+    purpose: Literal["discovery", "jwks", "introspection"]
     #: The :attr:`KeySource.generation` this was asked in; if it moved on, somebody else
     #: fetched meanwhile and this request is moot (single flight).
-    generation: int
+    generation: int = 0
     #: The current keys still serve; the fetch only refreshes them and may be skipped
     #: when another fetch is under way.
     optional: bool = False
+    method: Literal["GET", "POST"] = "GET"
+    #: Extra request headers. Never shown by ``repr``: they may carry client credentials.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: An ``application/x-www-form-urlencoded`` body (with a token in it): never shown.
+    body: bytes = field(default=b"", repr=False)
 
 
 @dataclass(slots=True)
@@ -299,7 +311,7 @@ class KeySource:
             issuer, jwks_uri, frozenset(algorithms), cache_max_age, cooldown, max_stale
         )
         self.jwks_uri = jwks_uri
-        self._discovery = _discovery_urls(issuer)
+        self._discovery = discovery_urls(issuer)
         self._discovery_index = 0
         self.keys: KeySet | None = None
         self._fresh_until = -math.inf
@@ -391,11 +403,7 @@ class KeySource:
             # No OpenID configuration: try RFC 8414 metadata at once.
             self._discovery_index += 1
             return
-        doc = _json_document(response, "discovery document")
-        if doc.get("issuer") != self._s.issuer:
-            # RFC 8414 §3.3: metadata for another issuer must not be used.
-            raise _FetchFailed("discovery document names another issuer")
-        jwks_uri = doc.get("jwks_uri")
+        jwks_uri = server_metadata(response, self._s.issuer).get("jwks_uri")
         if not isinstance(jwks_uri, str) or not is_safe_url(jwks_uri):
             raise _FetchFailed("discovery document has no usable https jwks_uri")
         self.jwks_uri = jwks_uri
@@ -434,8 +442,21 @@ class KeySource:
             logger.warning("%s fetch failed: %s", request.purpose, reason)
 
 
-class _FetchFailed(Exception):
+class _FetchFailed(ValueError):
     pass
+
+
+def server_metadata(response: Response, issuer: str) -> dict[str, Any]:
+    """The authorization server metadata in a discovery answer, once it is known to be ours.
+
+    Raises:
+        ValueError: not a 200 JSON object, or metadata of another issuer (RFC 8414 §3.3:
+            it must not be used), with the reason as its message.
+    """
+    doc = _json_document(response, "discovery document")
+    if doc.get("issuer") != issuer:
+        raise _FetchFailed("discovery document names another issuer")
+    return doc
 
 
 def _json_document(response: Response, what: str) -> dict[str, Any]:
@@ -451,7 +472,7 @@ def _json_document(response: Response, what: str) -> dict[str, Any]:
     return doc
 
 
-def _discovery_urls(issuer: str) -> tuple[str, str]:
+def discovery_urls(issuer: str) -> tuple[str, str]:
     """OpenID Connect Discovery §4, then RFC 8414 §3 (well-known segment before the path)."""
     base = issuer.rstrip("/")
     parts = urlsplit(issuer)

@@ -1,8 +1,12 @@
-"""The validators: thin sync and async shells over :class:`~apiguard._core.ValidatorCore`.
+"""The validators: thin sync and async shells over the sans-I/O cores.
 
-Each shell does only what the core cannot: the HTTP request the core asks for, performed
-by one caller at a time (a lock per validator, single flight), with redirects off, a total
-deadline and a body cap. Everything else, validation and caching included, is the core's.
+:class:`Validator` and :class:`AsyncValidator` run :class:`~apiguard._core.ValidatorCore`
+(JWTs), :class:`Introspector` and :class:`AsyncIntrospector` run
+:class:`~apiguard.introspection.IntrospectionCore` (opaque tokens, RFC 7662). Each shell
+does only what its core cannot: the HTTP request the core asks for, performed by one caller
+at a time (single flight), through one fetch function per I/O style with redirects off, a
+total deadline and a body cap. Everything else, validation and caching included, is the
+cores'.
 """
 
 from __future__ import annotations
@@ -15,14 +19,119 @@ from typing import Any, Self
 import anyio
 import httpx
 
-from ._core import Pending, ValidatorCore, build_config
+from ._core import BodyReader, Pending, ValidatorCore, build_config
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken, ClaimPath
 from .errors import ConfigurationError
+from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .jwks import FetchRequest, Response
 
-__all__ = ["AsyncValidator", "Validator"]
+__all__ = ["AsyncIntrospector", "AsyncValidator", "Introspector", "Validator"]
 
 _HEADERS = {"Accept": "application/json"}
+
+_Reader = Callable[[int, httpx.Headers], BodyReader]
+
+
+def _headers(request: FetchRequest) -> dict[str, str]:
+    return {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+
+
+def _fetch(
+    client: httpx.Client, request: FetchRequest, body_reader: _Reader, timeout: float
+) -> Response | Exception:
+    """Perform ``request`` for a core: no redirects, a capped body, one deadline."""
+    try:
+        with client.stream(
+            request.method,
+            request.url,
+            headers=_headers(request),
+            content=request.body or None,
+            follow_redirects=False,
+            timeout=timeout,
+        ) as answer:
+            reader = body_reader(answer.status_code, answer.headers)
+            if reader.wants_body:
+                for chunk in answer.iter_bytes():
+                    reader.feed(chunk)
+            return reader.response()
+    except Exception as exc:  # any failure of the fetch is the core's to judge
+        return exc
+
+
+async def _afetch(
+    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, deadline: float
+) -> Response | Exception:
+    """The async :func:`_fetch`."""
+    try:
+        # The deadline covers the body too: a server trickling bytes cannot hold us.
+        with anyio.fail_after(deadline):
+            async with client.stream(
+                request.method,
+                request.url,
+                headers=_headers(request),
+                content=request.body or None,
+                follow_redirects=False,
+                timeout=deadline,
+            ) as answer:
+                reader = body_reader(answer.status_code, answer.headers)
+                if reader.wants_body:
+                    async for chunk in answer.aiter_bytes():
+                        reader.feed(chunk)
+                return reader.response()
+    except Exception as exc:  # any failure of the fetch is the core's to judge
+        return exc
+
+
+class _SyncClient:
+    """The ``httpx.Client`` of a sync shell: given by the caller, or owned and closed here."""
+
+    _client: httpx.Client
+    _owns_client: bool
+
+    def _use_client(self, client: httpx.Client | None) -> None:
+        if client is not None and not isinstance(client, httpx.Client):
+            raise ConfigurationError("http_client: must be an httpx.Client")
+        self._owns_client = client is None
+        self._client = client or httpx.Client()
+
+    def close(self) -> None:
+        """Close the HTTP client, unless it was given by the caller."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _AsyncClient:
+    """The ``httpx.AsyncClient`` of an async shell: given by the caller, or owned here."""
+
+    _client: httpx.AsyncClient
+    _owns_client: bool
+
+    def _use_client(self, client: httpx.AsyncClient | None) -> None:
+        if client is not None and not isinstance(client, httpx.AsyncClient):
+            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless it was given by the caller."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 class _Base:
@@ -91,7 +200,7 @@ class _Base:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
 
 
-class Validator(_Base):
+class Validator(_SyncClient, _Base):
     """Validate JWT access tokens, fetching the issuer's keys with an ``httpx.Client``.
 
     Args:
@@ -147,11 +256,8 @@ class Validator(_Base):
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise ConfigurationError("http_client: must be an httpx.Client")
         super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.Client()
+        self._use_client(http_client)
         self._lock = threading.Lock()
 
     def validate(self, token: str) -> AccessToken:
@@ -178,34 +284,10 @@ class Validator(_Base):
         return result
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
-        timeout = self._core.config.timeout
-        try:
-            with self._client.stream(
-                "GET", request.url, headers=_HEADERS, follow_redirects=False, timeout=timeout
-            ) as answer:
-                reader = self._core.body_reader(answer.status_code, answer.headers)
-                if reader.wants_body:
-                    for chunk in answer.iter_bytes():
-                        reader.feed(chunk)
-                return reader.response()
-        except Exception as exc:  # any failure of the fetch is the core's to judge
-            return exc
-
-    def close(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        return _fetch(self._client, request, self._core.body_reader, self._core.config.timeout)
 
 
-class AsyncValidator(_Base):
+class AsyncValidator(_AsyncClient, _Base):
     """Validate JWT access tokens in async code, fetching keys with an ``httpx.AsyncClient``.
 
     Takes the same arguments as :class:`Validator` (``http_client`` an
@@ -217,11 +299,8 @@ class AsyncValidator(_Base):
     """
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise ConfigurationError("http_client: must be an httpx.AsyncClient")
         super().__init__(**options)
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient()
+        self._use_client(http_client)
         self._lock = anyio.Lock()
 
     async def validate(self, token: str) -> AccessToken:
@@ -239,30 +318,139 @@ class AsyncValidator(_Base):
         return result
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
-        timeout = self._core.config.timeout
-        try:
-            # The deadline covers the body too: a server trickling bytes cannot hold us.
-            with anyio.fail_after(timeout):
-                async with self._client.stream(
-                    "GET", request.url, headers=_HEADERS, follow_redirects=False, timeout=timeout
-                ) as answer:
-                    reader = self._core.body_reader(answer.status_code, answer.headers)
-                    if reader.wants_body:
-                        async for chunk in answer.aiter_bytes():
-                            reader.feed(chunk)
-                    return reader.response()
-        except Exception as exc:  # any failure of the fetch is the core's to judge
-            return exc
+        return await _afetch(
+            self._client, request, self._core.body_reader, self._core.config.timeout
+        )
 
-    async def aclose(self) -> None:
-        """Close the HTTP client, unless it was given by the caller."""
-        if self._owns_client:
-            await self._client.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
+class _IntrospectorBase:
+    _core: IntrospectionCore
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Iterable[str],
+        introspection: Introspection,
+        leeway: float = 30.0,
+        max_token_age: float | None = None,
+        required_claims: Iterable[str] = (),
+        scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
+        timeout: float = 5.0,
+        max_token_size: int = 16384,
+        clock: Callable[[], float] | None = None,
+        lock_factory: Callable[[], Any],
     ) -> None:
-        await self.aclose()
+        if not isinstance(introspection, Introspection):
+            raise ConfigurationError("introspection: must be an apiguard.Introspection")
+        config = build_config(
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway,
+            max_token_age=max_token_age,
+            required_claims=required_claims,
+            scope_claims=scope_claims,
+            timeout=timeout,
+            max_token_size=max_token_size,
+            token_cache_size=0,
+            clock=clock,
+        )
+        # The claims of an answer are checked by the very code that checks a JWT's.
+        claims = ValidatorCore(config)
+        self._core = IntrospectionCore(
+            introspection,
+            issuer=config.issuer,
+            check=claims.check_claims,
+            lock_factory=lock_factory,
+            clock=config.clock,
+            timeout=config.timeout,
+            max_token_size=config.max_token_size,
+        )
+        self._timeout = config.timeout
+
+    @property
+    def issuer(self) -> str:
+        """The issuer whose tokens are introspected."""
+        return self._core.issuer
+
+    def cache_clear(self) -> None:
+        """Forget every remembered answer, e.g. after revoking tokens in a test."""
+        self._core.cache_clear()
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(issuer={self.issuer!r})"
+
+
+class Introspector(_SyncClient, _IntrospectorBase):
+    """Validate opaque access tokens by asking the issuer (RFC 7662), with a safe cache.
+
+    Args:
+        issuer: the exact ``iss`` the answers must name; the introspection endpoint is
+            discovered from it unless ``introspection.endpoint`` is given.
+        audience: the API identifier(s); an answer must name at least one in ``aud``.
+        introspection: the client credentials and cache settings (:class:`Introspection`).
+        leeway, max_token_age, required_claims, scope_claims, max_token_size, clock: as
+            for :class:`Validator`; the answer's claims are checked as a JWT's are.
+        timeout: total time for one introspection request, body included, in seconds.
+        http_client: an ``httpx.Client`` to send with (not closed by :meth:`close`).
+
+    Raises:
+        ConfigurationError: a setting is missing or unsafe (the message names it).
+
+    >>> settings = Introspection(client_id="organizer-api", client_secret=secret)
+    >>> with Introspector(issuer=issuer, audience=api, introspection=settings) as i:
+    ...     token = i.validate(opaque)  # doctest: +SKIP
+
+    Warning:
+        Answers are reused for up to ``introspection.cache_ttl`` seconds, so a revoked
+        token is refused only once its entry expires.
+    """
+
+    def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
+        super().__init__(lock_factory=threading.Lock, **options)
+        self._use_client(http_client)
+
+    def validate(self, token: str) -> AccessToken:
+        """Introspect ``token`` (or answer from the cache) and return what it grants.
+
+        Raises:
+            InvalidToken: (a subclass per reason) InactiveToken for ``active: false``,
+                WrongAudience, TokenExpired... for an answer that fails the checks.
+            IntrospectionFailed: the authorization server gave no usable answer; 503.
+        """
+        core = self._core
+        result = core.introspect(token)
+        while isinstance(result, IntrospectionPending):
+            flight = result.flight
+            with flight.lock:
+                if not flight.done:
+                    answer = _fetch(self._client, flight.request, core.body_reader, self._timeout)
+                    core.receive(result, answer)
+            result = core.resume(result)
+        return result
+
+
+class AsyncIntrospector(_AsyncClient, _IntrospectorBase):
+    """Validate opaque access tokens in async code (see :class:`Introspector`).
+
+    Takes the same arguments (``http_client`` an ``httpx.AsyncClient``); concurrent tasks
+    with the same new token share one request.
+    """
+
+    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
+        super().__init__(lock_factory=anyio.Lock, **options)
+        self._use_client(http_client)
+
+    async def validate(self, token: str) -> AccessToken:
+        """Introspect ``token`` (see :meth:`Introspector.validate`)."""
+        core = self._core
+        result = core.introspect(token)
+        while isinstance(result, IntrospectionPending):
+            flight = result.flight
+            async with flight.lock:
+                if not flight.done:
+                    request = flight.request
+                    answer = await _afetch(self._client, request, core.body_reader, self._timeout)
+                    core.receive(result, answer)
+            result = core.resume(result)
+        return result

@@ -169,26 +169,56 @@ def test_token_validated_by_middleware_is_reused(local_issuer: LocalIssuer) -> N
     assert anonymous.headers["www-authenticate"] == 'Bearer realm="mw"'
 
 
-def test_middleware_token_spares_a_second_validation(local_issuer: LocalIssuer) -> None:
-    """When the middleware validated the token, the dependency does not validate it again."""
-    calls: list[str] = []
+class Counting(AsyncValidator):
+    """An AsyncValidator that records every token it is asked to validate."""
 
-    class Counting(AsyncValidator):
-        async def validate(self, token: str) -> AccessToken:
-            calls.append(token)
-            return await super().validate(token)
+    def __init__(self, issuer: LocalIssuer, **options: Any) -> None:
+        super().__init__(
+            issuer=issuer.issuer,
+            audience=options.pop("audience", issuer.audience),
+            http_client=httpx.AsyncClient(transport=issuer.transport()),
+            **options,
+        )
+        self.calls: list[str] = []
 
-    dependency_validator = Counting(
-        issuer=local_issuer.issuer,
-        audience=local_issuer.audience,
-        http_client=httpx.AsyncClient(transport=local_issuer.transport()),
-    )
-    app = build(Authorize(dependency_validator))
-    stack = BearerAuthMiddleware(app, validator=local_issuer.async_validator())
+    async def validate(self, token: str) -> AccessToken:
+        self.calls.append(token)
+        return await super().validate(token)
+
+
+def test_middleware_token_is_reused_only_for_the_same_validator(
+    local_issuer: LocalIssuer,
+) -> None:
+    """A dependency given the middleware's own validator object does not validate again."""
+    shared = Counting(local_issuer)
+    stack = BearerAuthMiddleware(build(Authorize(shared)), validator=shared)
     with TestClient(stack) as client:
         response = client.get("/tasks", headers=bearer(local_issuer.token(scope="read:tasks")))
     assert response.status_code == 200
-    assert calls == []
+    assert len(shared.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "claims"),
+    [
+        pytest.param({"audience": "https://other.api"}, {}, id="other-audience"),
+        pytest.param({"token_type": "at+jwt"}, {}, id="strict-rfc9068"),
+        pytest.param({"required_claims": ["org_id"]}, {}, id="required-claim"),
+        pytest.param({"max_token_age": 60}, {"iat": 1_000_000_000}, id="max-token-age"),
+    ],
+)
+def test_dependency_decides_with_its_own_stricter_validator(
+    local_issuer: LocalIssuer, options: dict[str, Any], claims: dict[str, Any]
+) -> None:
+    """Behind a lenient middleware, Authorize(strict_validator) refuses what only it rejects."""
+    strict = Counting(local_issuer, **options)
+    stack = BearerAuthMiddleware(build(Authorize(strict)), validator=local_issuer.async_validator())
+    token = local_issuer.token(scope="read:tasks", expires_in=10**10, **claims)
+    with TestClient(stack) as client:
+        response = client.get("/tasks", headers=bearer(token))
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert strict.calls == [token]
 
 
 def test_without_validator_or_middleware_it_is_a_programming_error() -> None:

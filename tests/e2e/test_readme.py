@@ -62,7 +62,8 @@ def test_starlette_snippet_protects_its_route(stack: Stack) -> None:
 
 def test_testing_snippet_passes(local_issuer: LocalIssuer) -> None:
     """The README's example test, run as written against the local_issuer fixture."""
-    namespace = run_snippet_plain(PYTHON[3])
+    (code,) = [code for code in PYTHON if "def test_appointments_need_a_scope" in code]
+    namespace = run_snippet_plain(code)
     namespace["test_appointments_need_a_scope"](local_issuer)
 
 
@@ -146,3 +147,30 @@ def test_readme_shows_no_real_token() -> None:
     """The README shows no real token (only placeholders such as $TOKEN)."""
     assert "eyJ" not in README
     assert Path(ROOT / "README.md").stat().st_size < 40_000
+
+
+def test_introspection_snippet_validates_an_opaque_token() -> None:
+    """The README's introspection snippet discovers the endpoint and returns the AccessToken."""
+    import respx
+
+    (code,) = [code for code in PYTHON if "Introspector(" in code]
+    issuer = "https://tenant.example/"
+    endpoint = issuer + "oauth/introspect"
+    answer = {
+        "active": True,
+        "iss": issuer,
+        "aud": "https://organizer.example/api",
+        "sub": "auth0|user-1",
+        "scope": "read:appointments",
+        "exp": 4_000_000_000,
+    }
+    with respx.mock() as mock:
+        mock.get(issuer + ".well-known/openid-configuration").respond(
+            json={"issuer": issuer, "introspection_endpoint": endpoint}
+        )
+        route = mock.post(endpoint).respond(json=answer)
+        namespace = {"__name__": "readme_snippet", "secret": "s3cr3t", "opaque": "abc" * 10}
+        exec(code, namespace)
+        namespace["introspector"].close()
+    assert namespace["token"].scopes == {"read:appointments"}
+    assert route.calls.last.request.headers["authorization"].startswith("Basic ")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Blueprint, Flask, Response, jsonify
 
-from apiguard import InvalidToken, Validator
+from apiguard import ConfigurationError, InvalidToken, Validator
 from apiguard.errors import BearerError
 from apiguard.flask import ApiGuard, current_token, protect, requires_auth, requires_scope
 from apiguard.testing import LocalIssuer
@@ -171,19 +171,35 @@ def test_current_token_in_optional_view_without_token(app: Flask) -> None:
 # -- OPTIONS (CORS preflight) ----------------------------------------------------------------
 
 
-def test_options_request_passes_without_token(app: Flask) -> None:
-    """An OPTIONS request to a view that handles OPTIONS itself is let through unauthenticated."""
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="plain-options"),
+        pytest.param(
+            {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"},
+            id="preflight-shaped",
+        ),
+    ],
+)
+def test_view_that_declares_options_checks_options_too(app: Flask, headers: dict[str, str]) -> None:
+    """A view that declares OPTIONS itself asks OPTIONS requests for a token, preflight or not."""
+    response = app.test_client().options("/explicit-options", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_automatic_options_answer_passes_protect(make_app: Callable[..., Flask]) -> None:
+    """protect() lets through the OPTIONS answer Flask gives itself (no view runs); off, it asks."""
+    app = make_app()
+    protect(app)
     preflight = {"Origin": "https://spa.example", "Access-Control-Request-Method": "GET"}
-    response = app.test_client().options("/explicit-options", headers=preflight)
+    response = app.test_client().options("/appointments", headers=preflight)
     assert response.status_code == 200
-    assert response.get_json() == {"token": False}
-    assert app.test_client().get("/explicit-options").status_code == 401
-
-
-def test_options_exemption_can_be_turned_off(make_app: Callable[..., Flask]) -> None:
-    """With APIGUARD_EXEMPT_OPTIONS false an OPTIONS request needs a token like any other."""
-    app = make_app(config={"APIGUARD_EXEMPT_OPTIONS": "false"})
+    assert "GET" in response.headers["Allow"]
     assert app.test_client().options("/explicit-options").status_code == 401
+    strict = make_app(config={"APIGUARD_EXEMPT_OPTIONS": "false"})
+    protect(strict)
+    assert strict.test_client().options("/appointments", headers=preflight).status_code == 401
 
 
 # -- protect(): a whole blueprint at once -----------------------------------------------------
@@ -281,7 +297,6 @@ def test_protect_the_whole_app(local_issuer: LocalIssuer, validators: list[Valid
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        pytest.param(lambda: requires_scope(), "at least one scope", id="no-scope"),
         pytest.param(lambda: requires_scope("read a"), "scope token", id="space-in-scope"),
         pytest.param(lambda: requires_scope('read"a'), "scope token", id="quote-in-scope"),
         pytest.param(lambda: requires_scope(""), "scope token", id="empty-scope"),
@@ -295,7 +310,7 @@ def test_protect_the_whole_app(local_issuer: LocalIssuer, validators: list[Valid
 )
 def test_wrong_decorator_arguments_fail_at_import(call: Callable[[], Any], message: str) -> None:
     """A wrong scope or match fails where the decorator is applied, not at request time."""
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         call()
 
 

@@ -1,0 +1,389 @@
+"""The one request path: every rule that decides a request's bearer authentication, no I/O.
+
+Flask, ASGI and FastAPI (and any layer added later) do not re-derive these rules: each
+translates its framework's request into a :class:`RequestView`, runs :func:`guard` with
+:func:`run` or :func:`run_async` (handing over its validator and a way to read the body),
+and renders whatever apiguard raised with :func:`apiguard.bearer.render_error`. So the
+layers answer the same status, challenge and body for the same request, and a rule fixed
+here is fixed everywhere.
+
+:func:`guard` is a generator in the sans-I/O style of the validator core: it yields a
+:class:`Validate` when it needs a token validated and :data:`READ_FORM` when it needs the
+form body, and returns the validated token (or None when the request is let through
+without one). The order of the checks is the rule, and it is written once:
+
+1. an exempt request (an excluded path, or an ``OPTIONS`` the framework answers itself)
+   is not inspected at all;
+2. the token is read from the ``Authorization`` header only (RFC 6750 §2.1): no header or
+   another scheme is "no token"; a repeated header, an empty or ill-formed value, or a
+   token also in the query string is ``invalid_request``;
+3. the token is validated;
+4. a valid token also sent as a form-body ``access_token`` is ``invalid_request``
+   (RFC 6750 §2: one method only); the body is read only for a valid token, so anonymous
+   clients cannot make the server buffer theirs;
+5. the route's :class:`Requirement` decides: no token is 401 unless optional, missing
+   scopes are 403.
+
+The security reasoning behind each rule is in SECURITY.md at the repository root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from .bearer import extract_token, query_names_token
+from .claims import AccessToken, Match, check_match, check_scope_names
+from .errors import ConfigurationError, InsufficientScope, InvalidRequest, MissingToken
+
+__all__ = [
+    "READ_FORM",
+    "Flow",
+    "PathExemptions",
+    "RequestView",
+    "Requirement",
+    "Validate",
+    "authenticate",
+    "form_names_token",
+    "guard",
+    "is_preflight",
+    "run",
+    "run_async",
+]
+
+_FORM_TYPE: Final = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """What the rules need to know about a request, in neutral terms.
+
+    Attributes:
+        method: the HTTP method, upper case (``"GET"``; ``"WEBSOCKET"`` for a websocket).
+        path: the path the application routes on (percent-decoded, as frameworks give it).
+        raw_path: the path exactly as the client sent it (still percent-encoded, without
+            the query), or None when the server does not pass it on.
+        authorization: every ``Authorization`` header value, in order (a repeat is kept).
+        query: the raw query string.
+        content_type: the ``Content-Type`` header, or None.
+        origin: whether an ``Origin`` header was sent.
+        preflight_method: whether an ``Access-Control-Request-Method`` header was sent.
+    """
+
+    method: str
+    path: str
+    raw_path: str | None = None
+    authorization: tuple[str, ...] = ()
+    query: str | bytes = ""
+    content_type: str | None = None
+    origin: bool = False
+    preflight_method: bool = False
+
+
+def is_preflight(view: RequestView) -> bool:
+    """Whether the request is a CORS preflight (``OPTIONS`` with the two CORS headers).
+
+    A preflight never carries credentials (the Fetch standard strips them), but any client
+    can send these headers: this says what the request claims to be, never that no view
+    will answer it. Only a layer that knows the framework answers it itself may exempt it.
+    """
+    return view.method == "OPTIONS" and view.origin and view.preflight_method
+
+
+# -- exempt paths ---------------------------------------------------------------------------
+
+# Percent-escapes that can turn into a dot-segment, a separator or another escape once
+# something downstream decodes (again): '.', '/', '\', '%' and NUL (SECURITY.md, "Exempt
+# paths fail closed").
+_DANGEROUS_ESCAPES: Final = ("%2e", "%2f", "%5c", "%25", "%00")
+
+
+def _unsafe(path: str) -> bool:
+    """Whether ``path`` could mean another path to a handler that normalises it.
+
+    A dot-segment (``.``/``..``), an empty segment (``//``), a backslash, a control
+    character or an escape of one of them may be resolved by a static-file handler or a
+    path join after the exemption was decided, and reach a path that is not exempt
+    (SECURITY.md, "Exempt paths fail closed").
+    """
+    if "\\" in path or any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+        return True
+    if "%" in path and any(escape in path.lower() for escape in _DANGEROUS_ESCAPES):
+        return True
+    segments = path.split("/")
+    # segments[0] is the empty text before the leading "/"; an empty last segment is a
+    # trailing slash, which names a directory and is harmless.
+    return any(segment in ("", ".", "..") for segment in segments[1:-1]) or segments[-1] in (
+        ".",
+        "..",
+    )
+
+
+class PathExemptions:
+    """Paths that need no token: exact paths, or ``"/prefix/*"`` for a whole subtree.
+
+    A request path matches only when it is clean: one that contains a dot-segment (decoded
+    or percent-encoded, any case), an encoded slash or backslash, an empty segment or a
+    control character never matches, so the route stays protected (fail closed), whatever
+    a handler downstream would make of it. Matching is exact and case-sensitive.
+
+    Args:
+        paths: absolute paths; ``"/static/public/*"`` matches ``/static/public`` and
+            everything below it.
+        name: the setting's name, for the error message.
+
+    Raises:
+        ConfigurationError: ``paths`` is a single string, or an item is not an absolute
+            clean path.
+
+    >>> PathExemptions(["/health", "/static/public/*"]).match("/static/public/app.css")
+    True
+    >>> PathExemptions(["/static/public/*"]).match("/static/public/../private/key")
+    False
+    """
+
+    __slots__ = ("_exact", "_prefixes")
+
+    def __init__(self, paths: Collection[str], *, name: str = "exclude_paths") -> None:
+        if isinstance(paths, str):
+            raise ConfigurationError(f"{name}: give a collection of paths, not one string")
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        for path in paths:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigurationError(f"{name}: {path!r} is not an absolute path")
+            pattern = path[:-1] if path.endswith("/*") else path
+            if _unsafe(pattern) or "*" in pattern:
+                raise ConfigurationError(f"{name}: {path!r} is not a clean path")
+            if path.endswith("/*"):
+                exact.add(pattern[:-1] or "/")
+                prefixes.append(pattern)
+            else:
+                exact.add(path)
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
+
+    def __bool__(self) -> bool:
+        return bool(self._exact)
+
+    def match(self, path: str, raw_path: str | None = None) -> bool:
+        """Whether a request for ``path`` (sent as ``raw_path``) needs no token.
+
+        Args:
+            path: the decoded path the application routes on.
+            raw_path: the path as sent, still percent-encoded, when the server tells it.
+        """
+        if not (path in self._exact or (self._prefixes and path.startswith(self._prefixes))):
+            return False
+        if _unsafe(path):
+            return False
+        # The raw form shows what decoding hid: an encoded slash ("..%2f" decodes to a
+        # clean-looking "/"), or an escape another layer will decode once more.
+        return raw_path is None or not _unsafe(raw_path)
+
+    def __repr__(self) -> str:
+        listed = sorted(self._exact - {p[:-1] or "/" for p in self._prefixes})
+        listed += sorted(p + "*" for p in self._prefixes)
+        return f"PathExemptions({listed!r})"
+
+
+# -- what a route requires ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What a route asks of a request: a token (unless optional) and scopes.
+
+    Build it with :meth:`declare`, where the route is declared, so that a bad scope name
+    or ``match`` fails at start-up. ``Requirement.declare()`` with no scopes asks for a
+    valid token and nothing more, in every layer (``requires_scope()`` is
+    ``requires_auth``).
+
+    Attributes:
+        scopes: the scopes required, in the order given (the challenge's ``scope``).
+        match: ``"all"`` of them, or ``"any"`` one.
+        optional: let a request without a token through (a token sent must still be
+            valid); not allowed with scopes.
+    """
+
+    scopes: tuple[str, ...] = ()
+    match: Match = "all"
+    optional: bool = False
+
+    @classmethod
+    def declare(
+        cls, scopes: Iterable[object] = (), match: object = "all", *, optional: bool = False
+    ) -> Requirement:
+        """Check a route's requirement once, where it is declared.
+
+        Raises:
+            ConfigurationError: a scope is not an RFC 6749 scope token, ``match`` is not
+                ``"all"`` or ``"any"``, or ``optional`` is combined with scopes.
+        """
+        checked = check_scope_names(scopes)
+        wanted = check_match(match)
+        if not isinstance(optional, bool):
+            raise ConfigurationError(f"optional: must be a boolean, not {optional!r}")
+        if optional and checked:
+            raise ConfigurationError("optional authentication cannot require scopes")
+        return cls(checked, wanted, optional)
+
+    def check(self, token: AccessToken | None) -> None:
+        """Decide on the request's token (None: it sent none).
+
+        Raises:
+            MissingToken: no token, and the route is not optional (401, bare challenge).
+            InsufficientScope: the token lacks the scopes (403).
+        """
+        if token is None:
+            if self.optional:
+                return
+            raise MissingToken("no bearer token on a protected route")
+        if self.scopes and not token.has_scopes(*self.scopes, match=self.match):
+            raise InsufficientScope(
+                self.scopes,
+                match=self.match,
+                detail=f"requires {self.match} of: {' '.join(self.scopes)} "
+                f"(subject {token.subject!r})",
+            )
+
+
+#: A valid token and nothing more.
+ANY_TOKEN: Final = Requirement()
+#: A token if one is sent (it must then be valid), else anonymous.
+OPTIONAL: Final = Requirement(optional=True)
+
+
+# -- the flow ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Validate:
+    """Step of :func:`guard`: validate ``token`` and send back the AccessToken."""
+
+    token: str
+
+
+class _ReadForm:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "READ_FORM"
+
+
+#: Step of :func:`guard`: send back the form body (bytes) or its field names.
+READ_FORM: Final = _ReadForm()
+
+#: The generator :func:`guard` returns; drive it with :func:`run` or :func:`run_async`.
+Flow = Generator[Validate | _ReadForm, Any, AccessToken | None]
+
+
+def bearer_token(view: RequestView) -> str | None:
+    """The bearer token of the request, or None when it sent none.
+
+    Raises:
+        InvalidRequest: the header is repeated, empty or ill-formed, or the token is also
+            in the query string (RFC 6750 §2: one method only).
+    """
+    try:
+        token = extract_token(view.authorization)
+    except MissingToken:
+        return None  # no header, or another scheme (Basic, DPoP...): no bearer token
+    if query_names_token(view.query):
+        raise InvalidRequest("access token sent in the header and in the query")
+    return token
+
+
+def form_names_token(form: bytes | Iterable[str]) -> bool:
+    """Whether a form body (raw bytes, or the field names a framework parsed) has a token."""
+    if isinstance(form, bytes | bytearray):
+        if b"access_token" not in form and b"%" not in form:
+            return False
+        text = bytes(form).decode("latin-1")
+        return any(name == "access_token" for name, _ in parse_qsl(text, keep_blank_values=True))
+    return any(name == "access_token" for name in form)
+
+
+def _may_have_form_token(content_type: str | None) -> bool:
+    # RFC 6750 §2.2: only an application/x-www-form-urlencoded body carries the parameter.
+    if not content_type:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == _FORM_TYPE
+
+
+def authenticate(view: RequestView) -> Flow:
+    """Steps 2-4 of the module's rules: read, validate, and check the body for a repeat."""
+    raw = bearer_token(view)
+    if raw is None:
+        return None
+    token: AccessToken = yield Validate(raw)
+    if _may_have_form_token(view.content_type):
+        form = yield READ_FORM
+        if form_names_token(form):
+            raise InvalidRequest("access token sent in the header and in the form body")
+    return token
+
+
+def guard(
+    view: RequestView,
+    requirement: Requirement,
+    *,
+    exemptions: PathExemptions | None = None,
+    exempt: bool = False,
+) -> Flow:
+    """The whole decision for one request (see the module's rules).
+
+    Args:
+        view: the request.
+        requirement: what the route asks for.
+        exemptions: the paths that need no token.
+        exempt: the layer knows the framework answers this request itself, running no
+            application code (Flask's automatic ``OPTIONS`` answer).
+
+    Returns (as the generator's value): the validated token, or None when the request
+    goes on without one (exempt, or no token on an optional route).
+    """
+    if exempt or (exemptions and exemptions.match(view.path, view.raw_path)):
+        return None
+    token = yield from authenticate(view)
+    requirement.check(token)
+    return token
+
+
+def run(
+    flow: Flow,
+    validate: Callable[[str], AccessToken],
+    read_form: Callable[[], bytes | Iterable[str]],
+) -> AccessToken | None:
+    """Drive a :data:`Flow` with a synchronous validator; apiguard's errors propagate."""
+    try:
+        step = next(flow)
+        while True:
+            step = flow.send(validate(step.token) if isinstance(step, Validate) else read_form())
+    except StopIteration as done:
+        result: AccessToken | None = done.value
+        return result
+    finally:
+        flow.close()
+
+
+async def run_async(
+    flow: Flow,
+    validate: Callable[[str], Awaitable[AccessToken]],
+    read_form: Callable[[], Awaitable[bytes | Iterable[str]]],
+) -> AccessToken | None:
+    """Drive a :data:`Flow` with an asynchronous validator; apiguard's errors propagate."""
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, Validate):
+                step = flow.send(await validate(step.token))
+            else:
+                step = flow.send(await read_form())
+    except StopIteration as done:
+        result: AccessToken | None = done.value
+        return result
+    finally:
+        flow.close()

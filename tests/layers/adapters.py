@@ -1,0 +1,294 @@
+"""One adapter per framework layer, so that one table of request rules runs against all.
+
+An adapter builds the same small API in its framework and sends it a raw request (method,
+request target exactly as a client would write it, headers, body) in-process, without a
+test client that would normalise the path. Adding a layer means adding one adapter here.
+
+The API, in every layer (realm ``"api"``):
+
+- ``GET /private``: any valid token; ``GET /noscopes``: ``requires_scope()`` with no scopes;
+- ``GET /scoped``: ``read:a``; ``GET /all``: ``read:a`` and ``read:b``; ``GET /any``: either;
+- ``GET /optional``: a token if one is sent;
+- ``GET, OPTIONS /options``: any valid token, the view declares ``OPTIONS`` itself;
+- ``GET, POST /form``: any valid token (a form body may come with it);
+- ``GET /public`` and ``GET /static/public/{path}``: excluded paths, and
+  ``GET /static/private/{path}``: behind the app-wide guard only.
+
+Each route answers ``{"subject": <sub or null>}``. With ``required=True`` the app-wide guard
+(Flask ``protect``, ``BearerAuthMiddleware(required=True)``) asks every other path for a
+token; with ``required=False`` it only validates a token that is sent.
+"""
+
+# No postponed annotations: FastAPI evaluates the routes' annotations at run time, and the
+# dependencies in them are local variables.
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import Depends, FastAPI, Security
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from apiguard import AccessToken, AsyncValidator, Validator
+from apiguard import asgi as ag
+from apiguard import fastapi as fa
+from apiguard import flask as fg
+from apiguard.testing import LocalIssuer
+
+EXCLUDED = ["/public", "/static/public/*"]
+REALM = "api"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a layer answered: status, headers (lower-case names) and the body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+Headers = list[tuple[str, str]]
+
+
+class Layer:
+    """An adapter: build the API over ``issuer`` and send it raw requests."""
+
+    name: str
+
+    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
+        raise NotImplementedError
+
+    def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+        raise NotImplementedError
+
+
+# -- Flask -------------------------------------------------------------------------------------
+
+
+def _flask_subject() -> dict[str, Any]:
+    return {"subject": fg.current_token.subject if fg.current_token else None}
+
+
+class FlaskLayer(Layer):
+    name = "flask"
+
+    def build(self, issuer: LocalIssuer, *, required: bool) -> Flask:
+        app = Flask("layer-table")
+        app.config["APIGUARD_REALM"] = REALM
+        view = _flask_subject
+        routes: list[tuple[str, list[str], Callable[..., Any]]] = [
+            ("/private", ["GET"], fg.requires_auth(view)),
+            ("/noscopes", ["GET"], fg.requires_scope()(view)),
+            ("/scoped", ["GET"], fg.requires_scope("read:a")(view)),
+            ("/all", ["GET"], fg.requires_scope("read:a", "read:b")(view)),
+            ("/any", ["GET"], fg.requires_scope("read:a", "read:b", match="any")(view)),
+            ("/optional", ["GET"], fg.requires_auth(optional=True)(view)),
+            ("/options", ["GET", "OPTIONS"], fg.requires_auth(view)),
+            ("/form", ["GET", "POST"], fg.requires_auth(view)),
+            ("/public", ["GET"], view),
+            ("/static/public/<path:name>", ["GET"], lambda name: view()),
+            ("/static/private/<path:name>", ["GET"], lambda name: view()),
+        ]
+        for index, (rule, methods, function) in enumerate(routes):
+            app.add_url_rule(rule, f"route{index}", function, methods=methods)
+        fg.ApiGuard(app, validator=issuer.validator())
+        fg.protect(app, optional=not required, exclude_paths=EXCLUDED)
+        return app
+
+    def send(self, app: Flask, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+        raw_path, _, query = target.partition("?")
+        builder = EnvironBuilder(method=method, path="/", query_string=query, data=body)
+        environ = builder.get_environ()
+        # What a WSGI server makes of the request line: PATH_INFO decoded, the target kept.
+        environ["PATH_INFO"] = unquote(raw_path, encoding="latin-1")
+        environ["RAW_URI"] = environ["REQUEST_URI"] = target
+        merged: dict[str, str] = {}
+        for name, value in headers:
+            key = name.upper().replace("-", "_")
+            key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+            # A WSGI server joins a repeated header into one value, as RFC 9110 allows.
+            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        environ.update(merged)
+        app_iter, status, answer_headers = run_wsgi_app(app, environ)
+        try:
+            content = b"".join(app_iter)
+        finally:
+            getattr(app_iter, "close", lambda: None)()
+        return Answer(
+            int(status.split()[0]),
+            {k.lower(): v for k, v in answer_headers.items()},
+            content,
+        )
+
+
+# -- ASGI (Starlette) ------------------------------------------------------------------------
+
+
+async def _asgi_subject(request: Request) -> JSONResponse:
+    token = ag.get_token(request)
+    return JSONResponse({"subject": token.subject if token else None})
+
+
+async def _call_asgi(app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+    raw_path, _, query = target.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        # What uvicorn makes of the request line: path decoded, raw_path as sent.
+        "path": unquote(raw_path),
+        "raw_path": raw_path.encode("latin-1"),
+        "query_string": query.encode("latin-1"),
+        "headers": [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers],
+    }
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    answer_headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in start["headers"]}
+    return Answer(start["status"], answer_headers, content)
+
+
+class StarletteLayer(Layer):
+    name = "starlette"
+
+    def build(self, issuer: LocalIssuer, *, required: bool) -> Starlette:
+        view = _asgi_subject
+        routes = [
+            Route("/private", ag.requires_auth(view)),
+            Route("/noscopes", ag.requires_scope()(view)),
+            Route("/scoped", ag.requires_scope("read:a")(view)),
+            Route("/all", ag.requires_scope("read:a", "read:b")(view)),
+            Route("/any", ag.requires_scope("read:a", "read:b", match="any")(view)),
+            Route("/optional", ag.requires_auth(optional=True)(view)),
+            Route("/options", ag.requires_auth(view), methods=["GET", "OPTIONS"]),
+            Route("/form", ag.requires_auth(view), methods=["GET", "POST"]),
+            Route("/public", view),
+            Route("/static/public/{name:path}", view),
+            Route("/static/private/{name:path}", view),
+        ]
+        guard = Middleware(
+            ag.BearerAuthMiddleware,
+            validator=issuer.async_validator(),
+            required=required,
+            exclude_paths=EXCLUDED,
+            realm=REALM,
+        )
+        return Starlette(routes=routes, middleware=[guard])
+
+    def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+        return asyncio.run(_call_asgi(app, method, target, headers, body))
+
+
+# -- FastAPI ---------------------------------------------------------------------------------
+
+
+class FastAPILayer(Layer):
+    """FastAPI's own dependency decides; with ``required`` the middleware guards the app too.
+
+    Without ``required`` there is no middleware at all, so ``Authorize`` reads and
+    validates the request itself; with it, the middleware and the dependency share one
+    validator object (the dependency then reuses the middleware's result).
+    """
+
+    name = "fastapi"
+
+    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
+        validator: AsyncValidator = issuer.async_validator()
+        auth = fa.Authorize(validator, realm=REALM)
+        either = fa.Authorize(validator, match="any", realm=REALM)
+        maybe = fa.Authorize(validator, required=False, realm=REALM)
+        app = FastAPI()
+        fa.install(app)
+        Token = Annotated[AccessToken, Depends(auth)]
+
+        def subject(token: AccessToken | None) -> dict[str, Any]:
+            return {"subject": token.subject if token else None}
+
+        @app.get("/private")
+        async def private(token: Token) -> dict[str, Any]:
+            return subject(token)
+
+        @app.get("/noscopes")
+        async def noscopes(token: Annotated[AccessToken, Security(auth, scopes=[])]) -> Any:
+            return subject(token)
+
+        @app.get("/scoped")
+        async def scoped(token: Annotated[AccessToken, Security(auth, scopes=["read:a"])]) -> Any:
+            return subject(token)
+
+        @app.get("/all")
+        async def all_of(
+            token: Annotated[AccessToken, Security(auth, scopes=["read:a", "read:b"])],
+        ) -> Any:
+            return subject(token)
+
+        @app.get("/any")
+        async def any_of(
+            token: Annotated[AccessToken, Security(either, scopes=["read:a", "read:b"])],
+        ) -> Any:
+            return subject(token)
+
+        @app.get("/optional")
+        async def optional(token: Annotated[AccessToken | None, Depends(maybe)]) -> Any:
+            return subject(token)
+
+        @app.api_route("/options", methods=["GET", "OPTIONS"])
+        async def options(token: Token) -> Any:
+            return subject(token)
+
+        @app.api_route("/form", methods=["GET", "POST"])
+        async def form(token: Token) -> Any:
+            return subject(token)
+
+        @app.get("/public")
+        async def public() -> Any:
+            return subject(None)
+
+        @app.get("/static/public/{name:path}")
+        async def static_public(name: str) -> Any:
+            return subject(None)
+
+        @app.get("/static/private/{name:path}")
+        async def static_private(name: str) -> Any:
+            return subject(None)
+
+        fa.check_routes(app)
+        if not required:
+            return app
+        return ag.BearerAuthMiddleware(
+            app, validator=validator, required=True, exclude_paths=EXCLUDED, realm=REALM
+        )
+
+    def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+        return asyncio.run(_call_asgi(app, method, target, headers, body))
+
+
+LAYERS: list[Layer] = [FlaskLayer(), StarletteLayer(), FastAPILayer()]
+
+__all__ = ["EXCLUDED", "LAYERS", "REALM", "Answer", "Layer", "Validator"]
