@@ -23,8 +23,9 @@ middleware build and close it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -35,10 +36,11 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._request import Requirement, guard, run_async
+from ._request import Requirement, check_rules, guard, run_async
+from ._rules import Rule, has_permissions, has_roles, step_up
 from .asgi import REALM_KEY, VALIDATOR_KEY, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
-from .claims import AccessToken, check_match
+from .claims import AccessToken, ClaimPath, check_match
 from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
 from .validator import AsyncValidator
 
@@ -141,7 +143,12 @@ class Authorize(SecurityBase):
             (and a request it let through without a token gets 401).
         match: ``"all"`` or ``"any"`` of the scopes asked for by ``Security``.
         required: False lets a request without a token through (the dependency returns
-            None); a token that is sent must still be valid. Not allowed with scopes.
+            None); a token that is sent must still be valid. Not allowed with scopes or
+            rules.
+        rules: authorization rules beyond scopes (:func:`~apiguard.has_permissions`,
+            :func:`~apiguard.has_roles`, claim rules, :func:`~apiguard.step_up`), checked
+            after the scopes; or derive a dependency with :meth:`requires`,
+            :meth:`requires_permission`, :meth:`requires_role`, :meth:`requires_step_up`.
         realm: the challenge's ``realm``, or None for none. Default: the middleware's when
             it validated the token, else the validator's one audience (or ``"api"``).
         scheme_name: the name of the security scheme in the OpenAPI document.
@@ -164,6 +171,7 @@ class Authorize(SecurityBase):
         *,
         match: str = "all",
         required: bool = True,
+        rules: Iterable[Rule] = (),
         realm: str | None = DEFAULT_REALM,
         scheme_name: str = "bearerAuth",
         description: str | None = "An OAuth 2.0 access token (JWT)",
@@ -172,6 +180,7 @@ class Authorize(SecurityBase):
             raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
         self.match = check_match(match)
         self.required = required
+        self.rules: tuple[Rule, ...] = check_rules(rules)
         self._requirements: dict[tuple[str, ...], Requirement] = {}
         self.requirement(())
         self._own_realm = realm is not DEFAULT_REALM
@@ -191,7 +200,9 @@ class Authorize(SecurityBase):
         key = tuple(scopes)
         known = self._requirements.get(key)
         if known is None:
-            known = Requirement.declare(key, self.match, optional=not self.required)
+            known = Requirement.declare(
+                key, self.match, optional=not self.required, rules=self.rules
+            )
             self._requirements[key] = known
         return known
 
@@ -217,7 +228,9 @@ class Authorize(SecurityBase):
             # The middleware decided with this validator (or on an excluded path, did not
             # look at all: then there is no token, and the requirement says what that means).
             token = get_token(request)
-            requirement.check(token)
+            validator = self.validator or decided_by
+            clock = validator.clock if isinstance(validator, AsyncValidator) else None
+            requirement.check(token, clock)
             return token
 
         async def read_form() -> bytes | Iterable[str]:
@@ -227,9 +240,52 @@ class Authorize(SecurityBase):
                 return list(form.keys())
             return await request.body()
 
-        return await run_async(
-            guard(request_view(scope), requirement), self.validator.validate, read_form
-        )
+        flow = guard(request_view(scope), requirement, clock=self.validator.clock)
+        return await run_async(flow, self.validator.validate, read_form)
+
+    def requires(self, *rules: Rule) -> Authorize:
+        """A dependency like this one that also requires every one of ``rules``.
+
+        Raises:
+            ConfigurationError: an argument is not a rule, or this dependency is optional.
+
+        >>> admin = auth.requires(has_roles("admin"), step_up(max_age=600))  # doctest: +SKIP
+        >>> @app.delete("/api/appointments/{id}")  # doctest: +SKIP
+        ... async def delete(id: str, token: AccessToken = Security(admin)): ...
+        """
+        derived = copy.copy(self)
+        derived.rules = self.rules + check_rules(rules)
+        derived._requirements = {}
+        derived.requirement(())  # a bad combination fails here, where it is declared
+        return derived
+
+    def requires_permission(self, *permissions: str, match: str = "all") -> Authorize:
+        """A dependency that also requires Auth0 RBAC permissions (the ``permissions`` claim).
+
+        >>> Security(auth.requires_permission("delete:appointments"))  # doctest: +SKIP
+        """
+        return self.requires(has_permissions(*permissions, match=match))
+
+    def requires_role(
+        self,
+        *roles: str,
+        match: str = "all",
+        claim: str | Sequence[str] | ClaimPath | None = None,
+    ) -> Authorize:
+        """A dependency that also requires roles (from ``claim``, or the token's ``roles``).
+
+        >>> Security(auth.requires_role("organizer-admin"))  # doctest: +SKIP
+        """
+        return self.requires(has_roles(*roles, match=match, claim=claim))
+
+    def requires_step_up(
+        self, acr_values: Iterable[str] = (), max_age: int | None = None
+    ) -> Authorize:
+        """A dependency that also requires RFC 9470 step-up (see :func:`~apiguard.step_up`).
+
+        >>> Security(auth.requires_step_up([MULTI_FACTOR], max_age=600))  # doctest: +SKIP
+        """
+        return self.requires(step_up(acr_values, max_age))
 
     def __repr__(self) -> str:
         return f"Authorize(validator={self.validator!r}, scheme_name={self.scheme_name!r})"

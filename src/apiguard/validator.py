@@ -196,6 +196,11 @@ class _Base:
         """The audiences a token may name (any one of them suffices)."""
         return self._core.config.audiences
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock validation runs on, in seconds since the epoch; time rules use it too."""
+        return self._core.config.clock
+
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
 
