@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--email", required=True)
     user.add_argument("--name")
     user.add_argument("--admin", action="store_true")
+    user.add_argument("--verified", action="store_true", help="mark the email address verified")
+
+    admin = sub.add_parser(
+        "set-admin", help="make a user a dashboard administrator (the only way to do so)"
+    )
+    admin.add_argument("user", help="user id or email")
+    admin.add_argument("--off", action="store_true", help="take administrator status away")
 
     mint = sub.add_parser("mint-token", help="print an access token, as the token endpoint would")
     mint.add_argument("--client", required=True, dest="client_id")
@@ -156,8 +163,15 @@ def run_admin(tenant: Tenant, args: argparse.Namespace) -> Any:
     if command == "add-user":
         password = os.environ.get("AUTHZ_PASSWORD") or getpass.getpass("Password: ")
         return tenant.create_user(
-            email=args.email, password=password, name=args.name, is_admin=args.admin
+            email=args.email,
+            password=password,
+            name=args.name,
+            is_admin=args.admin,
+            email_verified=args.verified,
         ).to_json()
+    if command == "set-admin":
+        found = tenant.find_user_by_email(args.user) or tenant.get_user(args.user)
+        return tenant.set_admin(found.user_id, not args.off).to_json()
     if command == "mint-token":
         return _mint(tenant, args)
     if command == "rotate-keys":

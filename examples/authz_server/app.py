@@ -25,6 +25,7 @@ from .tokens import TokenMinter
 from .web import (
     STATIC_DIR,
     TEMPLATES_DIR,
+    HostCheckMiddleware,
     SecurityHeadersMiddleware,
     Services,
     SessionManager,
@@ -102,7 +103,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeadersMiddleware)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(HostCheckMiddleware, settings=settings),
+        ],
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
     )

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
+
 from .models import OIDC_SCOPES, Client, ResourceServer, User
 from .security import (
     is_valid_pkce_value,
@@ -311,7 +313,7 @@ class Grants:
             self._replayed(row)
             raise invalid
         user = self.tenant.find_user(row["user_id"])
-        if user is None:
+        if user is None or user.blocked:
             raise invalid
         api = self.tenant.find_api(row["audience"]) if row["audience"] else None
         if row["audience"] and api is None:
@@ -387,7 +389,7 @@ class Grants:
             requested = original
         api = self.tenant.find_api(row["audience"])
         user = self.tenant.find_user(row["user_id"])
-        if api is None or user is None or not api.allow_offline_access:
+        if api is None or user is None or user.blocked or not api.allow_offline_access:
             raise invalid
         with store.transaction():
             rotated = store.execute(
@@ -411,12 +413,27 @@ class Grants:
         )
 
     def revoke(self, client: Client, token: str) -> None:
-        """RFC 7009: revoke a refresh token (and its family); unknown tokens are ignored."""
+        """RFC 7009: revoke a refresh token (with its family) or an access token.
+
+        A revoked access token is refused wherever this server checks tokens itself
+        (``/userinfo`` and the Management API) until it expires; APIs that validate JWTs
+        on their own keep accepting it until ``exp``, which is why access tokens are short.
+        Unknown, expired or foreign-issuer tokens are ignored (RFC 7009 §2.2).
+        """
         row = self.tenant.store.one(
             "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_digest(token),)
         )
-        if row is None:
+        if row is not None:
+            if row["client_id"] != client.client_id:
+                raise OAuthError("invalid_grant", "The token was not issued to this client")
+            self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
             return
-        if row["client_id"] != client.client_id:
+        try:
+            claims = self.minter.verify(token, audience=None, allow_hs256=True)
+        except jwt.PyJWTError:
+            return
+        if claims.get("azp") != client.client_id:
             raise OAuthError("invalid_grant", "The token was not issued to this client")
-        self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+        jti, expires = claims.get("jti"), claims.get("exp")
+        if isinstance(jti, str) and isinstance(expires, int):
+            self.tenant.revoke_access_token(jti, expires)

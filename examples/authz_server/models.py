@@ -210,6 +210,8 @@ class User:
     is_admin: bool
     created_at: int
     updated_at: int
+    email_verified: bool = False
+    blocked: bool = False
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> User:
@@ -222,6 +224,8 @@ class User:
             is_admin=bool(row["is_admin"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            email_verified=bool(row["email_verified"]),
+            blocked=bool(row["blocked"]),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -229,7 +233,8 @@ class User:
         return {
             "user_id": self.user_id,
             "email": self.email,
-            "email_verified": True,
+            "email_verified": self.email_verified,
+            "blocked": self.blocked,
             "name": self.name,
             "identities": [
                 {

@@ -15,8 +15,9 @@ from collections.abc import Callable
 # hash_client_secret).
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _PKCE_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
-# A well-formed hash that matches nothing, so unknown clients and users cost the same time.
+# A well-formed hash that matches nothing, so unknown clients cost the same time.
 _DUMMY_SHA256 = "sha256$" + hashlib.sha256(b"no such secret").hexdigest()
+_dummy_password_hash: str | None = None
 
 
 def b64url(data: bytes) -> str:
@@ -68,7 +69,34 @@ def hash_password(password: str) -> str:
     return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64url(salt)}${b64url(digest)}"
 
 
-def _b64url_decode(text: str) -> bytes:
+def dummy_password_hash() -> str:
+    """A scrypt hash of a random password, made once: what an unknown user is checked against.
+
+    Without it a sign-in for an unknown email would skip the scrypt work (tens of
+    milliseconds) and so tell which accounts exist.
+    """
+    global _dummy_password_hash
+    if _dummy_password_hash is None:
+        _dummy_password_hash = hash_password(new_secret(32))
+    return _dummy_password_hash
+
+
+def sign_value(key: str, purpose: str, value: str) -> str:
+    """``value.mac``: *value* (URL-safe text) with an HMAC-SHA256 bound to *purpose*."""
+    mac = hmac.new(key.encode(), f"{purpose}|{value}".encode(), "sha256").digest()
+    return f"{value}.{b64url(mac)}"
+
+
+def unsign_value(key: str, purpose: str, signed: str) -> str | None:
+    """The value of a :func:`sign_value` text when its MAC is right, else ``None``."""
+    value, dot, _ = signed.rpartition(".")
+    if not dot or not signed.isascii():
+        return None
+    return value if hmac.compare_digest(sign_value(key, purpose, value), signed) else None
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode base64url with or without padding (``binascii.Error``, a ``ValueError``)."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -88,13 +116,13 @@ def verify_secret(candidate: str, stored: str | None) -> bool:
             n, r, p, salt, expected = rest.split("$")
             derived = hashlib.scrypt(
                 candidate.encode("utf-8"),
-                salt=_b64url_decode(salt),
+                salt=b64url_decode(salt),
                 n=int(n),
                 r=int(r),
                 p=int(p),
                 dklen=32,
             )
-            matched = hmac.compare_digest(derived, _b64url_decode(expected))
+            matched = hmac.compare_digest(derived, b64url_decode(expected))
     except (ValueError, UnicodeError):
         return False
     return matched and stored != _DUMMY_SHA256

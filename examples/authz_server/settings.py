@@ -47,7 +47,13 @@ class Settings:
     """Everything the server needs to know at start-up.
 
     ``issuer`` must end with ``/`` and use https unless its host is a loopback address.
-    Durations are in seconds.
+    Durations are in seconds. Requests are served only for the issuer's host and the
+    loopback names; ``allowed_hosts`` adds others (a public URL in front of the server),
+    and ``"*"`` turns the check off.
+
+    Warning:
+        ``allowed_hosts=("*",)`` re-opens the server to DNS rebinding: any web page the
+        user visits can then read its pages. Name the hosts instead.
     """
 
     issuer: str = f"http://127.0.0.1:{DEFAULT_PORT}/"
@@ -68,6 +74,8 @@ class Settings:
     token_failure_rate: RateLimit = RateLimit(limit=20)
     registration_rate: RateLimit = RateLimit(limit=10)
     rate_limiter_max_keys: int = 10_000
+    max_interactions: int = 10_000
+    allowed_hosts: tuple[str, ...] = ()
 
     max_body_bytes: int = 64 * 1024
     clock: Callable[[], float] = field(default=time.time, compare=False)
@@ -100,7 +108,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``PORT``, ``AUTHZ_DB``, ``AUTHZ_ISSUER`` and ``AUTHZ_SEED``."""
+        """Build settings from ``PORT``, ``AUTHZ_DB``, ``AUTHZ_ISSUER``, ``AUTHZ_SEED`` and
+        ``AUTHZ_ALLOWED_HOSTS`` (host names separated by spaces or commas)."""
         env = os.environ if environ is None else environ
         try:
             port = int(env.get("PORT", str(DEFAULT_PORT)))
@@ -113,4 +122,5 @@ class Settings:
             port=port,
             db_path=env.get("AUTHZ_DB") or DEFAULT_DB,
             seed_path=Path(seed) if seed else DEFAULT_SEED,
+            allowed_hosts=tuple(env.get("AUTHZ_ALLOWED_HOSTS", "").replace(",", " ").split()),
         )

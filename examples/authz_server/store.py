@@ -3,6 +3,10 @@
 Every statement is parameterised. The connection is shared by the event loop and worker
 threads, so it is guarded by a lock; each write runs inside ``BEGIN IMMEDIATE`` so that
 check-then-update steps (single-use codes, refresh-token rotation) are atomic.
+
+The schema carries a version (``PRAGMA user_version``); a store written by an earlier
+version is migrated forward when it is opened, so an existing ``authz_server.sqlite3``
+keeps working.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ CREATE TABLE IF NOT EXISTS users (
     name           TEXT NOT NULL,
     password_hash  TEXT NOT NULL,
     is_admin       INTEGER NOT NULL DEFAULT 0,
+    email_verified INTEGER NOT NULL DEFAULT 0,
+    blocked        INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
@@ -129,7 +135,26 @@ CREATE TABLE IF NOT EXISTS interactions (
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS interactions_age ON interactions (created_at);
+CREATE TABLE IF NOT EXISTS portal_app_owners (
+    client_id   TEXT PRIMARY KEY REFERENCES clients (client_id) ON DELETE CASCADE,
+    owner_id    TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti         TEXT PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
+);
 """
+
+SCHEMA_VERSION = 2
+
+# Columns added after the first released schema: (table, column, definition). A store of
+# version 0 or 1 gets each one that it lacks.
+_ADDED_COLUMNS = (
+    ("users", "email_verified", "INTEGER NOT NULL DEFAULT 0"),
+    ("users", "blocked", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 class Store:
@@ -145,7 +170,37 @@ class Store:
             self._conn.execute("PRAGMA foreign_keys = ON")
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION` (new stores and older files alike)."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the store {self.path!r} was written by a newer version (schema {version})"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        existing = {
+            row[0]
+            for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, definition in _ADDED_COLUMNS:
+                if table not in existing:
+                    continue
+                columns = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     @classmethod
     def copy_of(cls, other: Store) -> Store:

@@ -33,11 +33,16 @@ from .models import (
     UserGrant,
 )
 from .security import (
+    b64url,
+    b64url_decode,
+    dummy_password_hash,
     hash_client_secret,
     hash_password,
     is_slow_hash,
     new_id,
     new_secret,
+    sign_value,
+    unsign_value,
     verify_secret,
 )
 from .settings import Settings, is_loopback_host
@@ -86,6 +91,13 @@ class NotFound(TenantError):
 
     status = 404
     error_code = "inexistent_object"
+
+
+class Forbidden(TenantError):
+    """The caller may not do this, whatever its input (it would grant what it lacks)."""
+
+    status = 403
+    error_code = "insufficient_scope"
 
 
 class Conflict(TenantError):
@@ -697,6 +709,13 @@ class Tenant:
             raise bad("response_types 'code' and grant_types 'authorization_code' must match")
         if wants_token != ("implicit" in grant_types):
             raise bad("response_types 'token' and grant_types 'implicit' must match")
+        if dynamic and wants_token:
+            # Anyone can self-register; an implicit client with a look-alike name and host
+            # is a phishing kit (tokens straight into the fragment of the attacker's page).
+            raise bad(
+                "the implicit grant is not available to self-registered clients; "
+                "an administrator can enable it for the client"
+            )
         if method == "none" and "client_credentials" in grant_types:
             raise bad("public clients cannot use the client_credentials grant")
         if (wants_code or wants_token) and not redirect_uris:
@@ -818,6 +837,47 @@ class Tenant:
         grant = self.get_client_grant(grant_id)
         self.store.execute("DELETE FROM client_grants WHERE id = ?", (grant.id,))
 
+    # ------------------------------------------------- no grant sideways (Management API)
+
+    def management_scopes_of(self, client_id: str) -> frozenset[str]:
+        """The Management API scopes a client has been granted."""
+        grant = self.find_client_grant(client_id, self.settings.management_audience)
+        return frozenset(grant.scope) if grant else frozenset()
+
+    def check_may_control(self, held: frozenset[str], client_id: str) -> None:
+        """Refuse to let a caller holding *held* change (or learn the secret of) a client
+        that holds Management API scopes the caller lacks. Raises ``Forbidden``."""
+        if self.management_scopes_of(client_id) - held:
+            raise Forbidden("The client holds Management API scopes that you do not hold")
+
+    def check_may_grant(self, held: frozenset[str], audience: object, scopes: object) -> None:
+        """Refuse a Management API client grant wider than the caller's own scopes.
+
+        Without this, ``create:client_grants`` (or ``update:client_grants``) would give a
+        client one controls every Management API scope. Raises ``Forbidden``.
+        """
+        api = self.find_api(audience) if isinstance(audience, str) else None
+        if api is None or not api.is_system or not isinstance(scopes, list):
+            return
+        if {s for s in scopes if isinstance(s, str)} - held:
+            raise Forbidden("A Management API grant cannot include scopes that you do not hold")
+
+    # ------------------------------------------------------ revoked access tokens
+
+    def revoke_access_token(self, jti: str, expires_at: int) -> None:
+        """Remember that the access token *jti* was revoked, until it would have expired."""
+        now = self.now()
+        with self.store.transaction():
+            self.store.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (now,))
+            self.store.execute(
+                "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
+                (jti, expires_at),
+            )
+
+    def is_token_revoked(self, jti: str) -> bool:
+        """Whether the access token *jti* was revoked at ``/oauth/revoke``."""
+        return self.store.one("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)) is not None
+
     # --------------------------------------------------------------------- users
 
     def list_users(self) -> list[User]:
@@ -857,38 +917,62 @@ class Tenant:
         password: str | None = None,
         name: str | None = None,
         is_admin: bool = False,
+        email_verified: bool = False,
         user_id: str | None = None,
         password_hash: str | None = None,
     ) -> User:
-        """Add a user; the password is stored as a salted scrypt hash."""
+        """Add a user; the password is stored as a salted scrypt hash.
+
+        ``email_verified`` says that someone proved they receive mail at the address; it is
+        what ID tokens and ``/userinfo`` assert, so it defaults to ``False``. ``is_admin``
+        is for the command line and seed files only (see :meth:`set_admin`).
+        """
         if not isinstance(email, str) or not _EMAIL.fullmatch(email):
             raise ValidationError("email must be an email address")
         if password_hash is None:
             password_hash = hash_password(self._check_password(password))
         name = validate_name(name or email, "name")
-        if not isinstance(is_admin, bool):
-            raise ValidationError("is_admin must be a boolean")
+        is_admin = _bool(is_admin, "is_admin")
+        email_verified = _bool(email_verified, "email_verified")
         user_id = user_id or f"auth0|{new_id(nbytes=12)}"
         now = self.now()
         try:
             self.store.execute(
-                "INSERT INTO users (user_id, email, name, password_hash, is_admin, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (user_id, email, name, password_hash, is_admin, now, now),
+                "INSERT INTO users (user_id, email, name, password_hash, is_admin, "
+                "email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (user_id, email, name, password_hash, is_admin, email_verified, now, now),
             )
         except sqlite3.IntegrityError:
             raise Conflict("The user already exists") from None
         return self.get_user(user_id)
 
     def authenticate_user(self, email: str, password: str) -> User | None:
-        """The user if the email and password match; same cost whether or not the user exists."""
+        """The user if the email and password match and the user is not blocked.
+
+        An unknown email is checked against a dummy scrypt hash, so it costs the same
+        scrypt work as a known one and the timing does not tell which accounts exist.
+        """
         user = self.find_user_by_email(email)
-        ok = verify_secret(password, user.password_hash if user else None)
-        return user if user is not None and ok else None
+        ok = verify_secret(password, user.password_hash if user else dummy_password_hash())
+        if user is None or not ok or user.blocked:
+            return None
+        return user
 
     def update_user(self, user_id: str, changes: Mapping[str, object]) -> User:
-        """Change a user's name, email, admin flag or password (which revokes their tokens)."""
+        """Change a user's name, email, password, ``email_verified`` or ``blocked`` flag.
+
+        A new password or a block ends the user's sessions and revokes their refresh
+        tokens. A new email is unverified unless ``email_verified`` comes with it.
+        Administrator status cannot be changed here, and administrators cannot be
+        changed at all (their password would open the dashboard, which grants every
+        scope): both are for the command line (:meth:`set_admin`). Raises ``Forbidden``.
+        """
         user = self.get_user(user_id)
+        for key in ("is_admin", "app_metadata"):
+            if key in changes:
+                raise Forbidden("Administrator status can only be changed from the command line")
+        if user.is_admin:
+            raise Forbidden("Administrator accounts can only be changed from the command line")
         with self.store.transaction():
             for key, value in changes.items():
                 if key == "name":
@@ -901,28 +985,92 @@ class Tenant:
                         raise ValidationError("email must be an email address")
                     try:
                         self.store.execute(
-                            "UPDATE users SET email = ? WHERE user_id = ?", (value, user.user_id)
+                            "UPDATE users SET email = ?, email_verified = ? WHERE user_id = ?",
+                            (
+                                value,
+                                value.lower() == user.email.lower() and user.email_verified,
+                                user.user_id,
+                            ),
                         )
                     except sqlite3.IntegrityError:
                         raise Conflict("The email is already in use") from None
-                elif key in ("is_admin", "app_metadata"):
-                    flag = value.get("is_admin") if isinstance(value, Mapping) else value
+                elif key == "email_verified":
+                    continue  # applied after the email, which resets it
+                elif key == "blocked":
+                    blocked = _bool(value, "blocked")
                     self.store.execute(
-                        "UPDATE users SET is_admin = ? WHERE user_id = ?",
-                        (_bool(flag, "is_admin"), user.user_id),
+                        "UPDATE users SET blocked = ? WHERE user_id = ?", (blocked, user.user_id)
                     )
+                    if blocked:
+                        self._end_sign_ins(user.user_id)
                 elif key == "password":
                     self.store.execute(
                         "UPDATE users SET password_hash = ? WHERE user_id = ?",
                         (hash_password(self._check_password(value)), user.user_id),
                     )
-                    self.revoke_refresh_tokens(user_id=user.user_id)
-                    self.store.execute("DELETE FROM sessions WHERE user_id = ?", (user.user_id,))
+                    self._end_sign_ins(user.user_id)
                 else:
                     raise ValidationError(f"property {key!r} cannot be changed")
+            if "email_verified" in changes:
+                self.store.execute(
+                    "UPDATE users SET email_verified = ? WHERE user_id = ?",
+                    (_bool(changes["email_verified"], "email_verified"), user.user_id),
+                )
             self.store.execute(
                 "UPDATE users SET updated_at = ? WHERE user_id = ?", (self.now(), user.user_id)
             )
+        return self.get_user(user.user_id)
+
+    def _end_sign_ins(self, user_id: str) -> None:
+        """Sign the user out everywhere: refresh tokens revoked, sessions ended."""
+        self.revoke_refresh_tokens(user_id=user_id)
+        self.store.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+
+    def set_admin(self, user_id: str, is_admin: bool) -> User:
+        """Make a user an administrator of the dashboard, or no longer one (CLI only)."""
+        user = self.get_user(user_id)
+        self.store.execute(
+            "UPDATE users SET is_admin = ?, updated_at = ? WHERE user_id = ?",
+            (_bool(is_admin, "is_admin"), self.now(), user.user_id),
+        )
+        return self.get_user(user.user_id)
+
+    # ------------------------------------------------------ email verification
+
+    def server_secret(self) -> str:
+        """This store's own random key for MACs (email links, anonymous CSRF tokens)."""
+        secret = self.store.get_meta("server_secret")
+        if secret is None:
+            with self.store.transaction():
+                secret = self.store.get_meta("server_secret")
+                if secret is None:
+                    secret = new_secret(32)
+                    self.store.set_meta("server_secret", secret)
+        return secret
+
+    def email_verification_token(self, user: User) -> str:
+        """A token proving receipt of mail at the user's current address (valid one day)."""
+        payload = b64url(
+            json.dumps([user.user_id, user.email.lower(), self.now() + 86400]).encode()
+        )
+        return sign_value(self.server_secret(), "verify-email", payload)
+
+    def verify_email(self, token: str) -> User | None:
+        """Mark the address verified when *token* is valid for the user's current address."""
+        payload = unsign_value(self.server_secret(), "verify-email", token)
+        if payload is None:
+            return None
+        try:
+            user_id, email, expires = json.loads(b64url_decode(payload))
+        except (ValueError, TypeError):
+            return None
+        user = self.find_user(str(user_id))
+        if user is None or user.email.lower() != email or int(expires) <= self.now():
+            return None
+        self.store.execute(
+            "UPDATE users SET email_verified = 1, updated_at = ? WHERE user_id = ?",
+            (self.now(), user.user_id),
+        )
         return self.get_user(user.user_id)
 
     def delete_user(self, user_id: str) -> None:
@@ -1040,6 +1188,8 @@ class Tenant:
                     "email": user.email,
                     "name": user.name,
                     "is_admin": user.is_admin,
+                    "email_verified": user.email_verified,
+                    "blocked": user.blocked,
                     "password_hash": user.password_hash,
                 }
             )
@@ -1106,9 +1256,14 @@ class Tenant:
                     email=user["email"],
                     name=user.get("name"),
                     is_admin=user.get("is_admin", False),
+                    email_verified=user.get("email_verified", False),
                     password=user.get("password"),
                     password_hash=user.get("password_hash"),
                 )
+                if user.get("blocked"):
+                    self.store.execute(
+                        "UPDATE users SET blocked = 1 WHERE email = ?", (user["email"],)
+                    )
                 added["users"] += 1
             for grant in data.get("client_grants", []):
                 audience = grant["audience"].replace(
@@ -1151,6 +1306,7 @@ __all__ = [
     "MANAGEMENT_SCOPES",
     "OIDC_SCOPES",
     "Conflict",
+    "Forbidden",
     "NotFound",
     "RegistrationError",
     "Tenant",

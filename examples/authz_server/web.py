@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .models import User
 from .security import RateLimiter, b64url, new_secret, token_digest
-from .settings import Settings
+from .settings import Settings, is_loopback_host
 from .tenant import Tenant
 from .tokens import TokenMinter
 
@@ -69,6 +70,50 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::[0-9]{1,5})?")
+
+
+class HostCheckMiddleware:
+    """Answer 400 to a request whose ``Host`` is not this server's (DNS rebinding).
+
+    A page on ``evil.example`` that re-points its name to 127.0.0.1 reaches a loopback
+    server with ``Host: evil.example``; refusing every host but the issuer's, the loopback
+    names and ``Settings.allowed_hosts`` (for a server behind a public URL) keeps such a
+    page from reading anything, and keeps absolute URLs in pages pointing here. A request
+    without exactly one ``Host`` header is refused too.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        issuer_host = urlsplit(settings.issuer).hostname or ""
+        self._allowed = {issuer_host.lower(), *(h.lower() for h in settings.allowed_hosts)}
+        self._any = "*" in self._allowed
+
+    def allows(self, host: bytes | None) -> bool:
+        """Whether the value of a ``Host`` header names this server."""
+        if self._any:
+            return True
+        if host is None:
+            return False
+        text = host.decode("latin-1")
+        if _HOST.fullmatch(text) is None:
+            return False
+        name = text.rsplit(":", 1)[0] if not text.endswith("]") else text
+        name = name.lower()
+        return name in self._allowed or is_loopback_host(name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hosts = [value for name, value in scope["headers"] if name == b"host"]
+        if len(hosts) != 1 or not self.allows(hosts[0]):
+            response = Response("Invalid Host header\n", status_code=400, media_type="text/plain")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -128,6 +173,29 @@ def json_response(
     return JSONResponse(data, status_code=status_code, headers={**NO_STORE, **(headers or {})})
 
 
+def display_host(uri: str) -> str:
+    """Where *uri* leads, as a person should read it: the host in its ASCII (punycode) form.
+
+    A look-alike host (``app.example`` spelt with a Cyrillic first letter) shows as
+    ``xn--pp-6kc.example``, so it cannot pass for the real one. A private-use scheme (a
+    native app) shows as ``scheme:``.
+    """
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return uri.encode("ascii", "backslashreplace").decode("ascii")
+    if not host:
+        return f"{parts.scheme}:"
+    try:
+        shown = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        shown = host.encode("ascii", "backslashreplace").decode("ascii")
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"{shown}:{port}" if port is not None else shown
+
+
 def same_origin_post(request: Request) -> bool:
     """Refuse cross-site form posts: ``Origin`` and ``Sec-Fetch-Site`` must agree with us."""
     origin = request.headers.get("origin")
@@ -171,78 +239,77 @@ class Session:
 
 
 class SessionManager:
-    """Server-side sessions in the ``sessions`` table, with an HttpOnly SameSite=Lax cookie."""
+    """Server-side sessions in the ``sessions`` table, with an HttpOnly SameSite=Lax cookie.
+
+    Only a signed-in session has a row. Before sign-in the cookie is just a random id:
+    its CSRF secret is derived from it with this store's key, so a visitor (or a script
+    sending cookieless requests to ``/login`` or ``/authorize``) writes no session row.
+    What an anonymous visitor starts (an interaction) is stored with a short lifetime,
+    under a hard cap.
+    """
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
         self.settings = tenant.settings
+        self._key: str | None = None
+
+    def _anonymous(self, sid: str) -> Session:
+        if self._key is None:
+            self._key = self.tenant.server_secret()
+        secret = hmac.new(self._key.encode(), f"anonymous|{sid}".encode(), "sha256").digest()
+        expires = self.tenant.now() + self.settings.interaction_ttl
+        return Session(token_digest(sid), None, b64url(secret), None, expires)
 
     def load(self, request: Request) -> Session | None:
-        """The live session of the request's cookie, or ``None``."""
+        """The request's session: signed in, anonymous (cookie without a row), or ``None``."""
         sid = request.cookies.get(SESSION_COOKIE)
-        if not sid:
+        if not sid or len(sid) > 128 or not sid.isascii():
             return None
         row = self.tenant.store.one(
             "SELECT * FROM sessions WHERE sid_hash = ? AND expires_at > ?",
             (token_digest(sid), self.tenant.now()),
         )
         if row is None:
-            return None
+            return self._anonymous(sid)
         return Session(
             row["sid_hash"], row["user_id"], row["csrf_secret"], row["auth_time"], row["expires_at"]
         )
 
     def user(self, session: Session | None) -> User | None:
-        """The signed-in user of *session*, if any."""
+        """The signed-in user of *session*, if any (never a blocked one)."""
         if session is None or session.user_id is None:
             return None
-        return self.tenant.find_user(session.user_id)
-
-    def _create(self, user: User | None) -> tuple[Session, str]:
-        sid = new_secret(32)
-        now = self.tenant.now()
-        expires = now + self.settings.session_ttl
-        session = Session(
-            token_digest(sid),
-            user.user_id if user else None,
-            new_secret(32),
-            now if user else None,
-            expires,
-        )
-        self.tenant.store.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
-        self.tenant.store.execute(
-            "INSERT INTO sessions (sid_hash, user_id, csrf_secret, auth_time, created_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                session.sid_hash,
-                session.user_id,
-                session.csrf_secret,
-                session.auth_time,
-                now,
-                expires,
-            ),
-        )
-        return session, sid
+        user = self.tenant.find_user(session.user_id)
+        return None if user is None or user.blocked else user
 
     def ensure(self, request: Request) -> tuple[Session, str | None]:
         """The request's session, or a new anonymous one with the cookie value to set."""
         session = self.load(request)
         if session is not None:
             return session, None
-        return self._create(None)
+        sid = new_secret(32)
+        return self._anonymous(sid), sid
 
     def login(self, old: Session | None, user: User) -> tuple[Session, str]:
         """Sign *user* in under a new session id (the old id is discarded: no fixation)."""
-        with self.tenant.store.transaction():
-            session, sid = self._create(user)
+        sid = new_secret(32)
+        now = self.tenant.now()
+        expires = now + self.settings.session_ttl
+        session = Session(token_digest(sid), user.user_id, new_secret(32), now, expires)
+        store = self.tenant.store
+        with store.transaction():
+            store.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+            store.execute(
+                "INSERT INTO sessions (sid_hash, user_id, csrf_secret, auth_time, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (session.sid_hash, user.user_id, session.csrf_secret, now, now, expires),
+            )
             if old is not None:
-                self.tenant.store.execute(
+                store.execute(
                     "UPDATE interactions SET sid_hash = ? WHERE sid_hash = ?",
                     (session.sid_hash, old.sid_hash),
                 )
-                self.tenant.store.execute(
-                    "DELETE FROM sessions WHERE sid_hash = ?", (old.sid_hash,)
-                )
+                store.execute("DELETE FROM sessions WHERE sid_hash = ?", (old.sid_hash,))
         return session, sid
 
     def logout(self, session: Session | None) -> None:

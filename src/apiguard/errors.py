@@ -6,10 +6,13 @@
     ├── ConfigurationError (also ValueError)   raised at construction, never per request
     ├── ServiceUnavailable                     503, no challenge, Retry-After
     │   ├── KeySetUnavailable                  the issuer's signing keys
-    │   └── IntrospectionFailed                the introspection endpoint (RFC 7662)
-    └── BearerError                            everything RFC 6750 answers
+    │   ├── IntrospectionFailed                the introspection endpoint (RFC 7662)
+    │   └── ReplayStoreUnavailable             the DPoP replay store cannot be reached
+    └── BearerError                            everything RFC 6750 and RFC 9449 answer
         ├── MissingToken                       401, bare challenge
         ├── InvalidRequest                     400, error="invalid_request"
+        │   ├── MultipleDPoPProofs             more than one DPoP header
+        │   └── MalformedRequestURI            Host (or a trusted forwarded header) unusable
         ├── InvalidToken                       401, error="invalid_token"
         │   ├── MalformedToken
         │   ├── UnsupportedTokenType           JWE, nested JWT, JSON serialization
@@ -23,7 +26,24 @@
         │   ├── WrongIssuer
         │   ├── WrongAudience
         │   ├── InvalidClaim
-        │   └── InactiveToken                  introspection answered ``active: false``
+        │   ├── InactiveToken                  introspection answered ``active: false``
+        │   ├── DPoPKeyMismatch                cnf.jkt is not the proof's key
+        │   ├── DPoPBoundTokenAsBearer         a DPoP-bound token sent as Bearer
+        │   └── TokenNotDPoPBound              a token without cnf.jkt sent as DPoP
+        ├── InvalidDPoPProof                   401, error="invalid_dpop_proof" (RFC 9449)
+        │   ├── MissingDPoPProof
+        │   ├── MalformedDPoPProof
+        │   ├── WrongDPoPProofType             header ``typ`` is not dpop+jwt
+        │   ├── DPoPAlgorithmNotAllowed
+        │   ├── InvalidDPoPKey                 header ``jwk``
+        │   ├── InvalidDPoPSignature
+        │   ├── DPoPMethodMismatch             ``htm``
+        │   ├── DPoPURIMismatch                ``htu``
+        │   ├── DPoPProofExpired               ``iat`` too old
+        │   ├── DPoPProofNotYetValid           ``iat`` in the future
+        │   ├── DPoPTokenHashMismatch          ``ath``
+        │   └── DPoPProofReplayed              ``jti`` seen before
+        ├── UseDPoPNonce                       401, error="use_dpop_nonce" + DPoP-Nonce
         ├── InsufficientUserAuthentication     401, error="insufficient_user_authentication"
         │                                      (RFC 9470 step-up: acr_values, max_age)
         └── Forbidden                          403, error="insufficient_scope"
@@ -35,10 +55,14 @@
 The HTTP data lives on the classes as constants (``status_code``, ``error``,
 ``description``, ``reason``), so every framework layer renders the same answer from
 :mod:`apiguard.bearer`. ``description`` is fixed text in the RFC 6750 character set: it
-never contains anything taken from the request (an application's own rule may give its own
-fixed text and ``reason``, checked when the error is built). What went wrong in detail (expected and
-received issuer, the kid, the clock delta) is in ``detail``, meant for logs at debug level;
+never contains anything taken from the request (an application's own rule may give its
+own fixed text and ``reason``, checked when the error is built). What went wrong in detail
+(expected and received issuer, the kid, the clock delta) is in ``detail``, meant for logs
+at debug level;
 it never contains the token.
+
+DPoP errors (RFC 9449) set ``scheme = "DPoP"``: their ``error`` belongs on the ``DPoP``
+challenge, whichever scheme the request used.
 """
 
 from __future__ import annotations
@@ -53,27 +77,47 @@ __all__ = [
     "BearerError",
     "ClaimRuleFailed",
     "ConfigurationError",
+    "DPoPAlgorithmNotAllowed",
+    "DPoPBoundTokenAsBearer",
+    "DPoPKeyMismatch",
+    "DPoPMethodMismatch",
+    "DPoPProofExpired",
+    "DPoPProofNotYetValid",
+    "DPoPProofReplayed",
+    "DPoPTokenHashMismatch",
+    "DPoPURIMismatch",
     "Forbidden",
     "InactiveToken",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "IntrospectionFailed",
     "InvalidClaim",
+    "InvalidDPoPKey",
+    "InvalidDPoPProof",
+    "InvalidDPoPSignature",
     "InvalidRequest",
     "InvalidSignature",
     "InvalidToken",
     "KeySetUnavailable",
+    "MalformedDPoPProof",
+    "MalformedRequestURI",
     "MalformedToken",
+    "MissingDPoPProof",
     "MissingPermission",
     "MissingRole",
     "MissingToken",
+    "MultipleDPoPProofs",
+    "ReplayStoreUnavailable",
     "ServiceUnavailable",
     "TokenExpired",
+    "TokenNotDPoPBound",
     "TokenNotYetValid",
     "UnknownSigningKey",
     "UnsupportedCriticalHeader",
     "UnsupportedTokenType",
+    "UseDPoPNonce",
     "WrongAudience",
+    "WrongDPoPProofType",
     "WrongIssuer",
     "WrongTokenType",
 ]
@@ -140,6 +184,19 @@ class IntrospectionFailed(ServiceUnavailable):
     description = "The token issuer could not be asked about the access token"
 
 
+class ReplayStoreUnavailable(ServiceUnavailable):
+    """The DPoP replay store cannot be reached (or is full), so no proof can be accepted.
+
+    Accepting the proof unchecked could accept a replay (RFC 9449 §11.1), hence 503.
+    """
+
+    reason = "replay_store_unavailable"
+    description = "The DPoP replay store is unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, retry_after=retry_after)
+
+
 class BearerError(ApiguardError):
     """A request failed RFC 6750 bearer-token authentication or authorization."""
 
@@ -171,6 +228,10 @@ class BearerError(ApiguardError):
                     "reason: lower-case letters, digits, '_', '.', ':' or '-', at most 64"
                 )
             self.reason = reason
+
+    #: The challenge the ``error`` belongs on: None for the scheme of the request (or
+    #: ``Bearer``), ``"DPoP"`` for the RFC 9449 errors.
+    scheme: ClassVar[str | None] = None
 
 
 class MissingToken(BearerError):
@@ -320,6 +381,162 @@ class InactiveToken(InvalidToken):
 
     reason = "inactive_token"
     description = "The access token is not active"
+
+
+class MultipleDPoPProofs(InvalidRequest):
+    """The request carried more than one ``DPoP`` header (RFC 9449 §4.3, check 1)."""
+
+    reason = "dpop_proof_repeated"
+    description = "The request carries more than one DPoP proof"
+    scheme = "DPoP"
+
+
+class MalformedRequestURI(InvalidRequest):
+    """The request's ``Host`` (or a trusted forwarded header) does not make a URI.
+
+    A DPoP proof is bound to the request URI, which apiguard builds from the scheme, the
+    ``Host`` header and the path; a ``Host`` that smuggles a path, a query or a user
+    (``api.example/admin?``) is refused before any URI is built from it.
+    """
+
+    reason = "request_uri_malformed"
+    description = "The request URI is malformed"
+
+
+class DPoPKeyMismatch(InvalidToken):
+    """The token's ``cnf.jkt`` is not the thumbprint of the proof's key (RFC 9449 §7.1)."""
+
+    reason = "dpop_key_mismatch"
+    description = "Invalid DPoP key binding"
+    scheme = "DPoP"
+
+
+class DPoPBoundTokenAsBearer(InvalidToken):
+    """A DPoP-bound token (``cnf.jkt``) was presented with the ``Bearer`` scheme.
+
+    Accepting it would strip its binding: whoever stole it could use it (RFC 9449 §7.2).
+    """
+
+    reason = "dpop_bound_token_as_bearer"
+    description = "The access token is bound to a DPoP key and must be sent with DPoP"
+    scheme = "DPoP"
+
+
+class TokenNotDPoPBound(InvalidToken):
+    """A token without ``cnf.jkt`` was presented with the ``DPoP`` scheme."""
+
+    reason = "dpop_token_not_bound"
+    description = "The access token is not bound to a DPoP key"
+    scheme = "DPoP"
+
+
+class InvalidDPoPProof(BearerError):
+    """The DPoP proof is not acceptable (RFC 9449 §4.3)."""
+
+    reason = "invalid_dpop_proof"
+    status_code = 401
+    error = "invalid_dpop_proof"
+    description = "The DPoP proof is invalid"
+    scheme = "DPoP"
+
+
+class MissingDPoPProof(InvalidDPoPProof):
+    """A DPoP request (or a DPoP-bound token) came without a ``DPoP`` header."""
+
+    reason = "dpop_proof_missing"
+    description = "The request carries no DPoP proof"
+
+
+class MalformedDPoPProof(InvalidDPoPProof):
+    """The proof is not a compact JWS with JSON header and claims, or a claim is missing."""
+
+    reason = "dpop_proof_malformed"
+    description = "The DPoP proof is malformed"
+
+
+class WrongDPoPProofType(InvalidDPoPProof):
+    """The proof's header ``typ`` is not ``dpop+jwt``."""
+
+    reason = "dpop_proof_wrong_type"
+    description = "The DPoP proof is not of type dpop+jwt"
+
+
+class DPoPAlgorithmNotAllowed(InvalidDPoPProof):
+    """The proof's ``alg`` is not one of the allowed asymmetric algorithms."""
+
+    reason = "dpop_algorithm_not_allowed"
+    description = "The DPoP proof is signed with an algorithm that is not allowed"
+
+
+class InvalidDPoPKey(InvalidDPoPProof):
+    """The proof's ``jwk`` is missing, private, unusable, or does not fit ``alg``."""
+
+    reason = "dpop_key_invalid"
+    description = "The DPoP proof key is invalid"
+
+
+class InvalidDPoPSignature(InvalidDPoPProof):
+    """The proof's signature does not verify with the key in its own ``jwk`` header."""
+
+    reason = "dpop_signature_invalid"
+    description = "The DPoP proof signature is invalid"
+
+
+class DPoPMethodMismatch(InvalidDPoPProof):
+    """The proof's ``htm`` is not the request method."""
+
+    reason = "dpop_method_mismatch"
+    description = "The DPoP proof is for another HTTP method"
+
+
+class DPoPURIMismatch(InvalidDPoPProof):
+    """The proof's ``htu`` is not the request URI (without query and fragment)."""
+
+    reason = "dpop_uri_mismatch"
+    description = "The DPoP proof is for another URI"
+
+
+class DPoPProofExpired(InvalidDPoPProof):
+    """The proof's ``iat`` is older than the accepted window."""
+
+    reason = "dpop_proof_expired"
+    description = "The DPoP proof is too old"
+
+
+class DPoPProofNotYetValid(InvalidDPoPProof):
+    """The proof's ``iat`` lies in the future beyond the leeway."""
+
+    reason = "dpop_proof_not_yet_valid"
+    description = "The DPoP proof is issued in the future"
+
+
+class DPoPTokenHashMismatch(InvalidDPoPProof):
+    """The proof's ``ath`` is missing or is not the hash of the presented access token."""
+
+    reason = "dpop_ath_mismatch"
+    description = "The DPoP proof is for another access token"
+
+
+class DPoPProofReplayed(InvalidDPoPProof):
+    """The proof's ``jti`` was already used within its window (RFC 9449 §11.1)."""
+
+    reason = "dpop_proof_replayed"
+    description = "The DPoP proof was already used"
+
+
+class UseDPoPNonce(BearerError):
+    """The proof lacks the server's current nonce (RFC 9449 §9): retry with ``DPoP-Nonce``."""
+
+    reason = "use_dpop_nonce"
+    status_code = 401
+    error = "use_dpop_nonce"
+    description = "Resource server requires nonce in DPoP proof"
+    scheme = "DPoP"
+
+    def __init__(self, nonce: str, detail: str | None = None) -> None:
+        super().__init__(detail)
+        #: The nonce to send in the ``DPoP-Nonce`` header of the answer.
+        self.nonce = nonce
 
 
 class InsufficientUserAuthentication(BearerError):

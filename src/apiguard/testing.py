@@ -5,6 +5,11 @@ an ``httpx`` transport (or respx routes), mints tokens with any claim overridden
 and rotates keys. The pytest plugin that ships with apiguard provides it as the
 ``local_issuer`` fixture.
 
+For DPoP (RFC 9449), a :class:`DPoPKey` is a client's key: ``issuer.token(dpop_key=key)``
+mints a token bound to it, ``key.proof(method, url, access_token=token)`` signs a proof,
+``key.bad_proof(kind, ...)`` each kind of bad one, and :class:`DPoPAuth` makes an ``httpx``
+client send the token and a fresh proof with every request.
+
 >>> issuer = LocalIssuer(audience="https://api.example")
 >>> validator = issuer.validator()
 >>> token = issuer.token(scope="read:appointments")
@@ -17,15 +22,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import hashlib
 import http.server
 import json
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import jwt
@@ -33,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .validator import AsyncValidator, Validator
 
-__all__ = ["REMOVE", "LocalIssuer", "SigningKey", "serve_issuer"]
+__all__ = ["REMOVE", "DPoPAuth", "DPoPKey", "LocalIssuer", "SigningKey", "serve_issuer"]
 
 #: Pass as a claim or header value to leave that member out of the token.
 REMOVE: Any = object()
@@ -188,6 +194,7 @@ class LocalIssuer:
         key: SigningKey | None = None,
         header: Mapping[str, Any] | None = None,
         expires_in: float = 300,
+        dpop_key: DPoPKey | None = None,
         **claims: Any,
     ) -> str:
         """Mint a signed access token.
@@ -196,9 +203,12 @@ class LocalIssuer:
             key: the key to sign with (default the current key).
             header: extra or replaced header members (``REMOVE`` drops one, e.g. ``kid``).
             expires_in: seconds until ``exp``.
+            dpop_key: bind the token to this client key (``cnf.jkt``, RFC 9449 §6).
             **claims: claims to add or replace (``REMOVE`` drops one), e.g.
                 ``scope="read:a"``, ``aud="other"``, ``exp=REMOVE``.
         """
+        if dpop_key is not None:
+            claims.setdefault("cnf", {"jkt": dpop_key.thumbprint})
         key = key or self.current_key
         members: dict[str, Any] = {"alg": key.algorithm, "typ": "JWT", "kid": key.kid}
         members.update(header or {})
@@ -312,3 +322,268 @@ class _IssuerRequestHandler(http.server.BaseHTTPRequestHandler):
 
 def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+# --- DPoP -------------------------------------------------------------------------------------
+
+#: The members of a public JWK that name the key (RFC 7638), per key type.
+_PUBLIC_MEMBERS = {
+    "RSA": ("kty", "n", "e"),
+    "EC": ("kty", "crv", "x", "y"),
+    "OKP": ("kty", "crv", "x"),
+}
+
+
+def _generate(algorithm: str) -> Any:
+    kind = _KEY_TYPES[algorithm]
+    if kind == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "Ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(_CURVES[kind])
+
+
+class DPoPKey:
+    """A DPoP client key (RFC 9449): signs proofs for a method and URL, good or bad.
+
+    Args:
+        algorithm: ES256 (the default, as most clients use), ES384, ES512, EdDSA, RS256,
+            PS256, ... A new key is generated for each instance.
+        clock: seconds since the epoch for ``iat`` (default ``time.time``); give the
+            validator the same clock.
+
+    >>> key = DPoPKey()
+    >>> token = issuer.token(dpop_key=key)  # doctest: +SKIP
+    >>> headers = {"Authorization": f"DPoP {token}",
+    ...            "DPoP": key.proof("GET", "https://api.test/x", access_token=token)}
+    ...  # doctest: +SKIP
+    """
+
+    #: Each kind of bad proof :meth:`bad_proof` makes, and the ``reason`` of the error a
+    #: verifier answers it with. ``ath``/``no_ath`` need an ``access_token``.
+    BAD_PROOFS: ClassVar[Mapping[str, str]] = {
+        "not_a_jwt": "dpop_proof_malformed",
+        "jwe": "dpop_proof_malformed",
+        "typ_jwt": "dpop_proof_wrong_type",
+        "no_typ": "dpop_proof_wrong_type",
+        "alg_none": "dpop_algorithm_not_allowed",
+        "alg_hs256": "dpop_algorithm_not_allowed",
+        "no_jwk": "dpop_key_invalid",
+        "private_jwk": "dpop_key_invalid",
+        "symmetric_jwk": "dpop_key_invalid",
+        "jwk_type_mismatch": "dpop_key_invalid",
+        "crit": "dpop_proof_malformed",
+        "other_key_signed": "dpop_signature_invalid",
+        "no_jti": "dpop_proof_malformed",
+        "no_htm": "dpop_proof_malformed",
+        "no_htu": "dpop_proof_malformed",
+        "no_iat": "dpop_proof_malformed",
+        "iat_string": "dpop_proof_malformed",
+        "iat_bool": "dpop_proof_malformed",
+        "htm": "dpop_method_mismatch",
+        "htm_lower_case": "dpop_method_mismatch",
+        "htu_other_path": "dpop_uri_mismatch",
+        "htu_other_host": "dpop_uri_mismatch",
+        "htu_other_scheme": "dpop_uri_mismatch",
+        "htu_relative": "dpop_uri_mismatch",
+        "iat_old": "dpop_proof_expired",
+        "iat_future": "dpop_proof_not_yet_valid",
+        "ath": "dpop_ath_mismatch",
+        "no_ath": "dpop_ath_mismatch",
+        "duplicate_claim": "dpop_proof_malformed",
+    }
+
+    def __init__(self, algorithm: str = "ES256", *, clock: Callable[[], float] | None = None):
+        if algorithm not in _KEY_TYPES:
+            raise ValueError(f"unsupported algorithm {algorithm!r}")
+        self.algorithm = algorithm
+        self.private_key = _generate(algorithm)
+        self.clock = clock or time.time
+        jwk = json.loads(jwt.get_algorithm_by_name(algorithm).to_jwk(self.private_key.public_key()))
+        #: The public JWK sent in every proof: the members that name the key, nothing more.
+        self.public_jwk: dict[str, Any] = {name: jwk[name] for name in _PUBLIC_MEMBERS[jwk["kty"]]}
+
+    @functools.cached_property
+    def thumbprint(self) -> str:
+        """The RFC 7638 thumbprint: the ``jkt`` a token bound to this key carries."""
+        members = {name: self.public_jwk[name] for name in sorted(self.public_jwk)}
+        canonical = json.dumps(members, separators=(",", ":"))
+        return _b64(hashlib.sha256(canonical.encode()).digest()).decode()
+
+    def proof(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        access_token: str | None = None,
+        nonce: str | None = None,
+        header: Mapping[str, Any] | None = None,
+        sign_with: DPoPKey | None = None,
+        **claims: Any,
+    ) -> str:
+        """Sign a proof for a request (its query and fragment are left out of ``htu``).
+
+        Args:
+            method: the request method (``htm``).
+            url: the request URL (``htu`` is it without query and fragment).
+            access_token: the token sent with the request (``ath`` is its hash).
+            nonce: the server's ``DPoP-Nonce``.
+            header: header members to add or replace (``REMOVE`` drops one).
+            sign_with: sign with another key's private key (the header keeps this key's
+                ``jwk``): a proof whose signature does not verify.
+            **claims: claims to add or replace (``REMOVE`` drops one), e.g. ``iat=0``.
+        """
+        target = httpx.URL(str(url)).copy_with(query=None, fragment=None)
+        body: dict[str, Any] = {
+            "jti": uuid.uuid4().hex,
+            "htm": method,
+            "htu": str(target),
+            "iat": int(self.clock()),
+        }
+        if access_token is not None:
+            body["ath"] = _b64(hashlib.sha256(access_token.encode("ascii")).digest()).decode()
+        if nonce is not None:
+            body["nonce"] = nonce
+        body.update(claims)
+        members: dict[str, Any] = {"typ": "dpop+jwt", "alg": self.algorithm, "jwk": self.public_jwk}
+        members.update(header or {})
+        return self._sign(
+            {k: v for k, v in members.items() if v is not REMOVE},
+            json.dumps({k: v for k, v in body.items() if v is not REMOVE}).encode(),
+            signer=sign_with or self,
+        )
+
+    def _sign(self, header: Mapping[str, Any], payload: bytes, *, signer: DPoPKey) -> str:
+        signing_input = _b64(json.dumps(header).encode()) + b"." + _b64(payload)
+        algorithm = jwt.get_algorithm_by_name(signer.algorithm)
+        signature = algorithm.sign(signing_input, signer.private_key)
+        return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+    def bad_proof(
+        self,
+        kind: str,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        access_token: str | None = None,
+        nonce: str | None = None,
+    ) -> str:
+        """A proof for the request that breaks exactly one rule (see :attr:`BAD_PROOFS`).
+
+        Raises:
+            ValueError: an unknown ``kind``.
+        """
+        if kind not in self.BAD_PROOFS:
+            raise ValueError(f"unknown kind of bad proof {kind!r}")
+        good: dict[str, Any] = {"access_token": access_token, "nonce": nonce}
+        url = httpx.URL(str(url))
+        now = int(self.clock())
+        if kind == "not_a_jwt":
+            return "not-a-jwt"
+        if kind == "jwe":
+            return "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d"
+        if kind in ("alg_none", "alg_hs256"):
+            header: dict[str, Any] = {"typ": "dpop+jwt", "jwk": self.public_jwk}
+            header["alg"] = "none" if kind == "alg_none" else "HS256"
+            claims = {"jti": "x", "htm": method, "htu": str(url), "iat": now}
+            payload = _b64(json.dumps(claims).encode())
+            return (_b64(json.dumps(header).encode()) + b"." + payload + b".").decode() + (
+                "" if kind == "alg_none" else "c2lnbmF0dXJl"
+            )
+        if kind == "duplicate_claim":
+            payload = (
+                f'{{"jti":"a","jti":"b","htm":"{method}","htu":"{url.copy_with(query=None)}",'
+                f'"iat":{now}}}'
+            ).encode()
+            members = {"typ": "dpop+jwt", "alg": self.algorithm, "jwk": self.public_jwk}
+            return self._sign(members, payload, signer=self)
+        headers: dict[str, dict[str, Any]] = {
+            "typ_jwt": {"typ": "JWT"},
+            "no_typ": {"typ": REMOVE},
+            "no_jwk": {"jwk": REMOVE},
+            "private_jwk": {"jwk": self._private_jwk()},
+            "symmetric_jwk": {"jwk": {"kty": "oct", "k": _b64(b"k" * 32).decode()}},
+            "jwk_type_mismatch": {"jwk": self._other_type_jwk()},
+            "crit": {"crit": ["exp"], "exp": now},
+        }
+        if kind in headers:
+            return self.proof(method, url, header=headers[kind], **good)
+        if kind == "other_key_signed":
+            return self.proof(method, url, sign_with=DPoPKey(self.algorithm), **good)
+        other = url.copy_with(path=url.path.rstrip("/") + "/other")
+        changed: dict[str, dict[str, Any]] = {
+            "no_jti": {"jti": REMOVE},
+            "no_htm": {"htm": REMOVE},
+            "no_htu": {"htu": REMOVE},
+            "no_iat": {"iat": REMOVE},
+            "iat_string": {"iat": str(now)},
+            "iat_bool": {"iat": True},
+            "htm": {"htm": "DELETE" if method != "DELETE" else "GET"},
+            "htm_lower_case": {"htm": method.lower()},
+            "htu_other_path": {"htu": str(other.copy_with(query=None))},
+            "htu_other_host": {"htu": str(url.copy_with(host="elsewhere.test", query=None))},
+            "htu_other_scheme": {
+                "htu": str(
+                    url.copy_with(scheme="http" if url.scheme == "https" else "https", query=None)
+                )
+            },
+            "htu_relative": {"htu": url.path},
+            "iat_old": {"iat": now - 3600},
+            "iat_future": {"iat": now + 3600},
+            "ath": {"ath": _b64(hashlib.sha256(b"another token").digest()).decode()},
+            "no_ath": {"ath": REMOVE},
+        }
+        return self.proof(method, url, **good, **changed[kind])
+
+    def _private_jwk(self) -> dict[str, Any]:
+        algorithm = jwt.get_algorithm_by_name(self.algorithm)
+        jwk: dict[str, Any] = json.loads(algorithm.to_jwk(self.private_key))
+        jwk.pop("key_ops", None)
+        return jwk
+
+    def _other_type_jwk(self) -> dict[str, Any]:
+        # A public key of another type than ``alg`` asks for: the header's alg must not
+        # decide how a key is used (RFC 8725 §3.1).
+        other = "EdDSA" if _KEY_TYPES[self.algorithm] != "Ed25519" else "ES256"
+        return DPoPKey(other).public_jwk
+
+    def __repr__(self) -> str:
+        return f"DPoPKey(algorithm={self.algorithm!r}, jkt={self.thumbprint!r})"
+
+
+class DPoPAuth(httpx.Auth):
+    """httpx authentication with DPoP: the token (if any) and a fresh proof per request.
+
+    With a token, requests carry ``Authorization: DPoP <token>`` and a proof with its
+    ``ath``; without one (a token request), only the proof. A ``DPoP-Nonce`` from the
+    server is remembered and put in later proofs; a 400 or 401 that brings a new nonce
+    is retried once with it (RFC 9449 §8-9).
+
+    >>> client = httpx.Client(auth=DPoPAuth(key, token))  # doctest: +SKIP
+    >>> client.get("https://api.test/api/private")  # doctest: +SKIP
+    """
+
+    def __init__(self, key: DPoPKey, token: str | None = None) -> None:
+        self.key = key
+        self.token = token
+        #: The last nonce the server sent, or None.
+        self.nonce: str | None = None
+
+    def _sign(self, request: httpx.Request) -> None:
+        if self.token is not None:
+            request.headers["Authorization"] = f"DPoP {self.token}"
+        request.headers["DPoP"] = self.key.proof(
+            request.method, request.url, access_token=self.token, nonce=self.nonce
+        )
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Sign the request; retry once with a nonce the server asks for."""
+        sent_nonce = self.nonce
+        self._sign(request)
+        response = yield request
+        nonce = response.headers.get("DPoP-Nonce")
+        if nonce:
+            self.nonce = nonce
+        if response.status_code in (400, 401) and nonce and nonce != sent_nonce:
+            self._sign(request)
+            yield request

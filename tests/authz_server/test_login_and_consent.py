@@ -365,9 +365,12 @@ async def test_login_next_keeps_local_paths(browser: Browser) -> None:
 
 
 async def test_logout_ends_the_session(browser: Browser) -> None:
-    """After /v2/logout the next authorization asks for login again, with no redirect."""
+    """After confirming /v2/logout the next authorization asks for login again, no redirect."""
     await browser.run(**CALENDAR_READ)
     response = await browser.http.get("/v2/logout", params={"returnTo": "https://evil.example"})
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    response = await browser.http.post("/v2/logout", data=hidden_fields(response.text))
     assert response.status_code == 200
     assert "location" not in response.headers
     again = await browser.authorize(**CALENDAR_READ)

@@ -169,7 +169,7 @@ def test_code_with_pkce_through_login_and_consent(
 ) -> None:
     """The client page's sign-in goes through login and consent; its code redeems for a token."""
     client_id, secret = sign_up_and_register(page, servers)
-    page.get_by_role("link", name="Sign out").click()
+    page.get_by_role("button", name="Sign out").click()
 
     page.goto(f"{servers.client.origin}/start?client_id={client_id}")
     expect(page.get_by_text("to continue to Pocket Planner")).to_be_visible()

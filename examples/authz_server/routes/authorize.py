@@ -21,12 +21,12 @@ from starlette.routing import BaseRoute, Route
 from ..grants import CodeGrant, Grants, OAuthError, check_user_scopes, resolve_audience, target_api
 from ..models import OIDC_SCOPES, Client, ResourceServer, User
 from ..security import is_valid_pkce_value, new_secret
-from ..settings import is_loopback_host
 from ..tenant import scope_list
 from ..web import (
     Services,
     Session,
     client_ip,
+    display_host,
     dumps,
     error_page,
     read_form,
@@ -35,6 +35,7 @@ from ..web import (
     same_origin_post,
     services,
 )
+from .pages_common import LOGOUT_CSRF, owner_of
 
 RESPONSE_TYPES = {"code": "code", "token": "token", "id_token token": "id_token token"}
 PROMPTS = {"none", "login", "consent"}
@@ -118,7 +119,7 @@ def redirect_to_client(
                 "title": "Authorization failed",
                 "message": params.get("error_description", params["error"]),
                 "continue_url": url,
-                "continue_host": urlsplit(auth.redirect_uri).netloc,
+                "continue_host": display_host(auth.redirect_uri),
             },
             status_code=400,
         )
@@ -206,6 +207,12 @@ def parse_authorization_request(
         api = target_api(bundle.tenant, auth.audience, for_users=True)
         check_user_scopes(api, auth.scopes)
         auth.nonce = params.get("nonce")
+        if "id_token" in response_type and "openid" not in auth.scopes:
+            # OIDC Core §3.1.2.1 leaves a request without openid unspecified; an ID token
+            # is only ever issued for an OpenID request (as node oidc-provider does).
+            raise OAuthError(
+                "invalid_request", "The id_token response type requires the openid scope"
+            )
         if "id_token" in response_type and not auth.nonce:
             raise OAuthError("invalid_request", "A nonce is required with id_token")
         prompt = scope_list(params.get("prompt"))
@@ -238,12 +245,17 @@ def _pkce(client: Client, params: dict[str, str]) -> str | None:
 def needs_consent(
     bundle: Services, client: Client, user: User, auth: AuthRequest, api: ResourceServer | None
 ) -> bool:
-    """Third-party clients need consent (remembered); first-party may skip if the API allows."""
+    """Third-party clients need consent (remembered); first-party may skip if the API allows.
+
+    Skipping needs a redirect URI that only the client can receive: an https host. Any
+    app on the machine can listen on a loopback port or claim a private-use URI scheme
+    (RFC 8252 §8.6), so for those the user is asked even for a first-party client.
+    """
     if "consent" in auth.prompt:
         return True
     if client.is_first_party:
         skip = api is None or api.skip_consent_for_verifiable_first_party_clients
-        if skip and not is_loopback_host(urlsplit(auth.redirect_uri).hostname):
+        if skip and urlsplit(auth.redirect_uri).scheme == "https":
             return False
     grants = bundle.tenant.list_user_grants(
         user_id=user.user_id, client_id=client.client_id, audience=auth.audience or ""
@@ -310,18 +322,26 @@ def save_interaction(bundle: Services, session: Session, auth: AuthRequest) -> s
     """Park a validated request for the login/consent pages; return its id."""
     interaction_id = new_secret(16)
     now = bundle.tenant.now()
-    bundle.tenant.store.execute("DELETE FROM interactions WHERE expires_at <= ?", (now,))
-    bundle.tenant.store.execute(
-        "INSERT INTO interactions (id, sid_hash, params, created_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (
-            interaction_id,
-            session.sid_hash,
-            dumps(asdict(auth)),
-            now,
-            now + bundle.settings.interaction_ttl,
-        ),
-    )
+    store = bundle.tenant.store
+    with store.transaction():
+        store.execute("DELETE FROM interactions WHERE expires_at <= ?", (now,))
+        # Anyone can start an interaction without signing in: past the cap the oldest go.
+        store.execute(
+            "DELETE FROM interactions WHERE id IN (SELECT id FROM interactions "
+            "ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+            (bundle.settings.max_interactions - 1,),
+        )
+        store.execute(
+            "INSERT INTO interactions (id, sid_hash, params, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                interaction_id,
+                session.sid_hash,
+                dumps(asdict(auth)),
+                now,
+                now + bundle.settings.interaction_ttl,
+            ),
+        )
     return interaction_id
 
 
@@ -521,10 +541,22 @@ def _consent_context(
         "user": user,
         "api": api,
         "scopes": scopes,
-        "redirect_host": urlsplit(auth.redirect_uri).netloc,
+        "redirect_host": display_host(auth.redirect_uri),
+        "origin": registration_origin(bundle, client),
         "interaction": iid,
         "csrf_token": session.csrf_token(f"consent:{iid}"),
     }
+
+
+def registration_origin(bundle: Services, client: Client) -> str:
+    """Who put this application here, in words for the consent page."""
+    if not client.is_dynamic:
+        return "Registered by this server's administrator."
+    owner_id = owner_of(bundle.tenant.store, client.client_id)
+    owner = bundle.tenant.find_user(owner_id) if owner_id else None
+    if owner is not None:
+        return f"Registered on the developer portal by {owner.email} (not reviewed)."
+    return "Registered by itself through open dynamic registration (not reviewed)."
 
 
 async def consent_form(request: Request) -> Response:
@@ -571,11 +603,65 @@ async def consent_submit(request: Request) -> Response:
     )
 
 
+def _logout_target(
+    bundle: Services, client_id: str | None, return_to: str | None
+) -> tuple[Client | None, str | None]:
+    """The client named in a logout request and its ``returnTo``, kept only if registered.
+
+    ``returnTo`` must be one of the client's registered callback URLs (exact match, any
+    port for loopback IPs), so logout is never an open redirector.
+    """
+    client = bundle.tenant.find_client(client_id) if client_id else None
+    if client is None or not return_to or not match_redirect_uri(client, return_to):
+        return client, None
+    return client, return_to
+
+
 async def logout(request: Request) -> Response:
-    """``GET /v2/logout`` (Auth0's name): end the session; no redirect (no open redirector)."""
+    """``GET /v2/logout`` (Auth0's name): ask before ending the session.
+
+    A GET changes nothing: any site can make a browser send one (an image, a link), so
+    the session ends only on the confirmation form's same-origin POST.
+    """
     bundle = services(request)
-    bundle.sessions.logout(bundle.sessions.load(request))
-    response = render(request, "logged_out.html")
+    session = bundle.sessions.load(request)
+    user = bundle.sessions.user(session)
+    client, return_to = _logout_target(
+        bundle, request.query_params.get("client_id"), request.query_params.get("returnTo")
+    )
+    if session is None or user is None:
+        return render(request, "logged_out.html")
+    return render(
+        request,
+        "logout.html",
+        {
+            "user": user,
+            "client": client,
+            "return_to": return_to,
+            "return_host": display_host(return_to) if return_to else None,
+            "csrf_token": session.csrf_token(LOGOUT_CSRF),
+        },
+    )
+
+
+async def logout_submit(request: Request) -> Response:
+    """``POST /v2/logout``: end the session, then go to a registered ``returnTo``."""
+    bundle = services(request)
+    if not same_origin_post(request):
+        return error_page(request, "Forbidden", "Cross-site form submission refused.", 403)
+    session = bundle.sessions.load(request)
+    form = await read_form(request, "csrf_token", "client_id", "returnTo")
+    if session is None or bundle.sessions.user(session) is None:
+        return render(request, "logged_out.html")
+    if not session.check_csrf(LOGOUT_CSRF, form["csrf_token"]):
+        return error_page(request, "Forbidden", "The form expired; please try again.", 403)
+    bundle.sessions.logout(session)
+    _, return_to = _logout_target(bundle, form["client_id"], form["returnTo"])
+    response: Response = (
+        RedirectResponse(return_to, status_code=303)
+        if return_to
+        else render(request, "logged_out.html")
+    )
     bundle.sessions.clear_cookie(response)
     return response
 
@@ -586,5 +672,6 @@ routes: list[BaseRoute] = [
     Route("/login", login_submit, methods=["POST"], name="login"),
     Route("/consent", consent_form, methods=["GET"], name="consent_form"),
     Route("/consent", consent_submit, methods=["POST"], name="consent"),
-    Route("/v2/logout", logout, methods=["GET", "POST"], name="logout"),
+    Route("/v2/logout", logout, methods=["GET"], name="logout"),
+    Route("/v2/logout", logout_submit, methods=["POST"], name="logout_submit"),
 ]

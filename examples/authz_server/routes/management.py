@@ -17,11 +17,12 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp
 
 from apiguard import AsyncValidator
+from apiguard.asgi import get_token
 
 from ..keys import SigningKeyError
-from ..tenant import NotFound, Tenant, TenantError, ValidationError
+from ..tenant import Forbidden, NotFound, Tenant, TenantError, ValidationError
 from ..web import parse_json, services
-from .guard import protect, requires_scope
+from .guard import REALM, protect, requires_scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -40,8 +41,24 @@ def management_error(status: int, message: str, code: str) -> JSONResponse:
     )
 
 
+def caller_scopes(request: Request) -> frozenset[str]:
+    """The scopes of the access token the request was validated with."""
+    token = get_token(request)
+    return token.scopes if token is not None else frozenset()
+
+
+def _revoked(request: Request) -> bool:
+    token = get_token(request)
+    jti = token.claims.get("jti") if token is not None else None
+    return isinstance(jti, str) and services(request).tenant.is_token_revoked(jti)
+
+
 def endpoint(*scopes: str) -> Callable[[Endpoint], Endpoint]:
-    """Require *scopes* and turn ``TenantError`` into Auth0-shaped error answers."""
+    """Require *scopes* and turn ``TenantError`` into Auth0-shaped error answers.
+
+    A token revoked at ``/oauth/revoke`` is refused here even though its signature and
+    lifetime still pass: this server knows it was revoked (RFC 7009 §2).
+    """
 
     def decorate(func: Endpoint) -> Endpoint:
         @functools.wraps(func)
@@ -53,7 +70,23 @@ def endpoint(*scopes: str) -> Callable[[Endpoint], Endpoint]:
             except SigningKeyError as exc:
                 return management_error(400, str(exc), "invalid_key")
 
-        return requires_scope(*scopes)(handle)
+        scoped = requires_scope(*scopes)(handle)
+
+        @functools.wraps(func)
+        async def checked(request: Request) -> Response:
+            if _revoked(request):
+                return JSONResponse(
+                    {"error": "invalid_token", "error_description": "The token was revoked"},
+                    status_code=401,
+                    headers={
+                        "Cache-Control": "no-store",
+                        "WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token", '
+                        'error_description="The token was revoked"',
+                    },
+                )
+            return await scoped(request)
+
+        return checked
 
     return decorate
 
@@ -113,10 +146,22 @@ def _deleter(scope: str, delete: Callable[[Tenant, str], None]) -> Endpoint:
 # ------------------------------------------------------------ resource servers
 
 
-list_resource_servers = _lister("read:resource_servers", Tenant.list_apis)
-get_resource_server = _reader(  # by id or identifier
-    "read:resource_servers", lambda t, i: t.get_api(i).to_json(include_secret=True)
-)
+def _may_read_secrets(request: Request) -> bool:
+    # An HS256 secret lets its holder mint any token for the API: only a caller who could
+    # change the API (update:resource_servers) may read it, never a read-only scope.
+    return "update:resource_servers" in caller_scopes(request)
+
+
+list_resource_servers = _lister("read:resource_servers", Tenant.list_apis)  # never secrets
+
+
+@endpoint("read:resource_servers")
+async def get_resource_server(request: Request) -> Response:
+    """``GET /api/v2/resource-servers/{id}`` (by id or identifier)."""
+    api = services(request).tenant.get_api(request.path_params["id"])
+    return _json(api.to_json(include_secret=_may_read_secrets(request)))
+
+
 delete_resource_server = _deleter("delete:resource_servers", Tenant.delete_api)
 
 
@@ -179,16 +224,24 @@ async def create_client(request: Request) -> Response:
 
 @endpoint("update:clients")
 async def update_client(request: Request) -> Response:
-    """``PATCH /api/v2/clients/{id}``."""
+    """``PATCH /api/v2/clients/{id}``: not for a client holding scopes the caller lacks."""
     data = await read_json(request)
-    client = services(request).tenant.update_client(request.path_params["id"], data)
+    tenant = services(request).tenant
+    tenant.check_may_control(caller_scopes(request), request.path_params["id"])
+    client = tenant.update_client(request.path_params["id"], data)
     return _json(client.to_json())
 
 
 @endpoint("update:clients")
 async def rotate_client_secret(request: Request) -> Response:
-    """``POST /api/v2/clients/{id}/rotate-secret``: the new secret is shown once."""
-    client, secret = services(request).tenant.rotate_client_secret(request.path_params["id"])
+    """``POST /api/v2/clients/{id}/rotate-secret``: the new secret is shown once.
+
+    The secret of a client is its scopes: a caller may not rotate (and so learn) the secret
+    of a client that holds Management API scopes the caller itself does not hold.
+    """
+    tenant = services(request).tenant
+    tenant.check_may_control(caller_scopes(request), request.path_params["id"])
+    client, secret = tenant.rotate_client_secret(request.path_params["id"])
     return _json(client.to_json() | {"client_secret": secret})
 
 
@@ -216,6 +269,7 @@ async def create_client_grant(request: Request) -> Response:
         raise ValidationError("Payload validation error: scope must be a list")
     tenant = services(request).tenant
     try:
+        tenant.check_may_grant(caller_scopes(request), data["audience"], data["scope"])
         grant = tenant.create_client_grant(data["client_id"], data["audience"], data["scope"])
     except NotFound as exc:
         raise ValidationError(exc.message) from None
@@ -229,7 +283,10 @@ async def update_client_grant(request: Request) -> Response:
     _require(data, "scope")
     if not isinstance(data["scope"], list) or set(data) - {"scope"}:
         raise ValidationError("Payload validation error: only scope (a list) can be changed")
-    grant = services(request).tenant.update_client_grant(request.path_params["id"], data["scope"])
+    tenant = services(request).tenant
+    current = tenant.get_client_grant(request.path_params["id"])
+    tenant.check_may_grant(caller_scopes(request), current.audience, data["scope"])
+    grant = tenant.update_client_grant(current.id, data["scope"])
     return _json(grant.to_json())
 
 
@@ -246,27 +303,44 @@ delete_user = _deleter("delete:users", Tenant.delete_user)
 
 @endpoint("create:users")
 async def create_user(request: Request) -> Response:
-    """``POST /api/v2/users``: ``{email, password, name?, connection?, app_metadata?}``."""
+    """``POST /api/v2/users``: ``{email, password, name?, connection?, email_verified?}``.
+
+    Administrator status is never settable here (``app_metadata.is_admin`` answers 403):
+    an administrator has the dashboard, which grants every scope.
+    """
     data = await read_json(request)
-    _require(data, "email", "password")
+    _require(
+        data,
+        "email",
+        "password",
+        allowed={"email", "password", "name", "connection", "email_verified", "app_metadata"},
+    )
     connection = data.get("connection", "Username-Password-Authentication")
     if connection != "Username-Password-Authentication":
         raise ValidationError("Only the Username-Password-Authentication connection exists")
     metadata = data.get("app_metadata", {})
     if not isinstance(metadata, dict):
         raise ValidationError("Payload validation error: app_metadata must be an object")
+    if "is_admin" in metadata:
+        raise Forbidden("Administrator status can only be changed from the command line")
+    if set(metadata):
+        raise ValidationError("Payload validation error: app_metadata has no such property")
     user = services(request).tenant.create_user(
         email=data["email"],
         password=data["password"],
         name=data.get("name"),
-        is_admin=metadata.get("is_admin", False),
+        email_verified=data.get("email_verified", False),
     )
     return _json(user.to_json(), 201)
 
 
 @endpoint("update:users")
 async def update_user(request: Request) -> Response:
-    """``PATCH /api/v2/users/{id}``: name, email, password, ``app_metadata.is_admin``."""
+    """``PATCH /api/v2/users/{id}``: name, email, password, ``email_verified``, ``blocked``.
+
+    Blocking a user (``"blocked": true``) ends their sessions and revokes their refresh
+    tokens. Administrators and administrator status are for the command line only.
+    """
     data = await read_json(request)
     user = services(request).tenant.update_user(request.path_params["id"], data)
     return _json(user.to_json())

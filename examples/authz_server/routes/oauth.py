@@ -17,7 +17,7 @@ from ..grants import Grants, OAuthError
 from ..models import Client
 from ..tenant import RegistrationError
 from ..tokens import user_claims
-from ..web import Services, client_ip, json_response, parse_json, services
+from ..web import NO_STORE, Services, client_ip, json_response, parse_json, services
 
 MAX_PARAMS = 50
 
@@ -188,58 +188,50 @@ def _bearer_error(description: str, status: int = 401, error: str = "invalid_tok
 
 
 async def userinfo(request: Request) -> Response:
-    """``GET``/``POST /userinfo``: the user's claims for an access token with ``openid``."""
+    """``GET``/``POST /userinfo``: the user's claims for an access token with ``openid``.
+
+    Without credentials (no ``Authorization`` header, or another scheme) the answer is a
+    401 with a bare ``Bearer`` challenge and no error code (RFC 6750 §3.1).
+    """
     bundle = services(request)
     header = request.headers.get("authorization", "")
     scheme, _, token_value = header.partition(" ")
-    if scheme.lower() != "bearer" or not token_value.strip():
-        return json_response(
-            {"error": "invalid_request", "error_description": "A bearer token is required"},
-            401,
-            {"WWW-Authenticate": 'Bearer realm="userinfo"'},
+    if scheme.lower() != "bearer":
+        return Response(
+            status_code=401,
+            headers={**NO_STORE, "WWW-Authenticate": 'Bearer realm="userinfo"'},
         )
-    userinfo_url = bundle.minter.userinfo_url
+    token_value = token_value.strip()
+    if not token_value or " " in token_value:
+        return _bearer_error("The Authorization header is malformed", 400, "invalid_request")
     try:
-        claims = verify_access_token(bundle, token_value.strip(), userinfo_url)
+        claims = bundle.minter.verify(token_value, audience=bundle.minter.userinfo_url)
     except jwt.PyJWTError:
+        return _bearer_error("The access token is invalid")
+    if bundle.tenant.is_token_revoked(str(claims["jti"])):
         return _bearer_error("The access token is invalid")
     scopes = str(claims.get("scope", "")).split()
     if "openid" not in scopes:
         return _bearer_error("The openid scope is required", 403, "insufficient_scope")
     user = bundle.tenant.find_user(str(claims.get("sub")))
-    if user is None:
+    if user is None or user.blocked:
         return _bearer_error("The access token is invalid")
     return json_response({"sub": user.user_id, **user_claims(user, scopes)})
 
 
-def verify_access_token(bundle: Services, token_value: str, audience: str) -> dict[str, Any]:
-    """Verify an access token this server signed with one of its own RS256 keys.
+def registration_limited(bundle: Services, request: Request) -> int:
+    """Count one creation of a client or an account; seconds to wait when over the limit.
 
-    HS256 tokens are refused even when an API's secret verifies them: that secret is shared
-    with the API, so whoever runs the API could mint a token for any ``sub`` and read that
-    user's profile here.
+    One budget per client IP for every way to create either (``/oidc/register``, portal
+    sign-ups and portal applications), so no path sidesteps another's limit.
     """
-    header = jwt.get_unverified_header(token_value)
-    if header.get("alg") != "RS256":
-        raise jwt.InvalidAlgorithmError("only RS256 tokens signed by this server")
-    kid = header.get("kid")
-    for key in bundle.tenant.keys.published():
-        if key.kid == kid:
-            claims: dict[str, Any] = jwt.decode(
-                token_value,
-                key.private_key.public_key(),
-                algorithms=["RS256"],
-                audience=audience,
-                issuer=bundle.settings.issuer,
-            )
-            return claims
-    raise jwt.InvalidKeyError("unknown kid")
+    return bundle.registration_limiter.hit(f"create:{client_ip(request)}")
 
 
 async def register(request: Request) -> Response:
     """``POST /oidc/register`` (RFC 7591): open registration of third-party clients."""
     bundle = services(request)
-    wait = bundle.registration_limiter.hit(client_ip(request))
+    wait = registration_limited(bundle, request)
     if wait:
         return json_response(
             {"error": "too_many_requests", "error_description": "Too many registrations"},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from ..web import Session, error_page, form_value, render, same_origin_post, ser
 # changes with it); sign-up forms use their own purpose on the anonymous session.
 PAGES_CSRF = "pages"
 SIGNUP_CSRF = "signup"
+LOGOUT_CSRF = "logout"
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,8 @@ def show(
         {
             "viewer": viewer.user if viewer else None,
             "csrf_token": viewer.csrf_token if viewer else "",
+            # The sign-out button posts to /v2/logout, which has its own CSRF purpose.
+            "logout_csrf": viewer.session.csrf_token(LOGOUT_CSRF) if viewer else "",
             "notice": notice,
             "path": request.url.path,
             **(context or {}),
@@ -181,28 +183,10 @@ def lines(text: str) -> list[str]:
 
 # ------------------------------------------------------- portal app ownership
 
-# Which developer registered which portal application. Kept in its own table so that the
-# store schema of the server itself does not change; deleting the client or the user
-# removes the row.
-_OWNERS_DDL = (
-    "CREATE TABLE IF NOT EXISTS portal_app_owners ("
-    " client_id TEXT PRIMARY KEY REFERENCES clients (client_id) ON DELETE CASCADE,"
-    " owner_id TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,"
-    " created_at INTEGER NOT NULL)"
-)
-_ready: weakref.WeakSet[Store] = weakref.WeakSet()
-
-
-def _owners_table(store: Store) -> Store:
-    if store not in _ready:
-        store.execute(_OWNERS_DDL)
-        _ready.add(store)
-    return store
-
 
 def record_owner(store: Store, client_id: str, owner_id: str, now: int) -> None:
     """Remember that *owner_id* registered *client_id* through the portal."""
-    _owners_table(store).execute(
+    store.execute(
         "INSERT INTO portal_app_owners (client_id, owner_id, created_at) VALUES (?, ?, ?)",
         (client_id, owner_id, now),
     )
@@ -210,17 +194,19 @@ def record_owner(store: Store, client_id: str, owner_id: str, now: int) -> None:
 
 def owned_client_ids(store: Store, owner_id: str) -> list[str]:
     """The portal applications of one developer, oldest first."""
-    rows = _owners_table(store).all(
+    rows = store.all(
         "SELECT client_id FROM portal_app_owners WHERE owner_id = ? ORDER BY created_at, rowid",
         (owner_id,),
     )
     return [str(r["client_id"]) for r in rows]
 
 
+def owner_of(store: Store, client_id: str) -> str | None:
+    """The user id of the developer who registered *client_id* on the portal, if any."""
+    row = store.one("SELECT owner_id FROM portal_app_owners WHERE client_id = ?", (client_id,))
+    return None if row is None else str(row["owner_id"])
+
+
 def is_owner(store: Store, client_id: str, owner_id: str) -> bool:
     """Whether *owner_id* registered *client_id* through the portal."""
-    row = _owners_table(store).one(
-        "SELECT 1 FROM portal_app_owners WHERE client_id = ? AND owner_id = ?",
-        (client_id, owner_id),
-    )
-    return row is not None
+    return owner_of(store, client_id) == owner_id

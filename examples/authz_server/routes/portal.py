@@ -9,6 +9,7 @@ are public. Signed-in users also see, and can revoke, the applications they auth
 
 from __future__ import annotations
 
+import logging
 import shlex
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -19,8 +20,9 @@ from starlette.routing import BaseRoute, Route
 
 from ..models import ResourceServer
 from ..tenant import Conflict, NotFound, RegistrationError, TenantError
-from ..web import client_ip, error_page, form_value, services
+from ..web import error_page, form_value, render, services
 from .dashboard import authorized_apps
+from .oauth import registration_limited
 from .pages_common import (
     SIGNUP_CSRF,
     Viewer,
@@ -35,6 +37,8 @@ from .pages_common import (
     record_owner,
     show,
 )
+
+log = logging.getLogger("examples.authz_server")
 
 KINDS = {
     "web": "Web application (runs on a server, keeps a client secret)",
@@ -111,7 +115,7 @@ async def signup(request: Request) -> Response:
         return forbidden_form(request)
     values = {k: (form_value(form, k) or "").strip() for k in ("name", "email")}
     password = form_value(form, "password") or ""
-    wait = bundle.registration_limiter.hit(f"signup:{client_ip(request)}")
+    wait = registration_limited(bundle, request)
     if wait:
         response = _signup_page(request, values, "Too many sign-ups; wait a minute.", 429)
         response.headers["Retry-After"] = str(wait)
@@ -126,6 +130,13 @@ async def signup(request: Request) -> Response:
         )
     except TenantError as exc:
         return _signup_page(request, values, exc.message.capitalize() + ".", 400)
+    # Nobody has shown that they read mail at this address, so ID tokens say
+    # email_verified: false until the link is followed. A development server sends no
+    # mail: the link goes to the server log.
+    link = bundle.settings.url(
+        "portal/verify?" + urlencode({"token": bundle.tenant.email_verification_token(user)})
+    )
+    log.info("email verification link for %s: %s", user.user_id, link)
     _, sid = bundle.sessions.login(session, user)
     response = RedirectResponse("/portal?done=welcome", status_code=303)
     bundle.sessions.set_cookie(response, sid)
@@ -191,7 +202,7 @@ async def register_app(request: Request, viewer: Viewer) -> Response:
         return _new_app_page(request, viewer, values, "Choose the kind of application.", 400)
     if not values["name"]:
         return _new_app_page(request, viewer, values, "Give the application a name.", 400)
-    wait = bundle.registration_limiter.hit(f"portal:{viewer.user.user_id}")
+    wait = registration_limited(bundle, request)
     if wait:
         response = _new_app_page(
             request, viewer, values, "Too many registrations; wait a minute.", 429
@@ -241,6 +252,20 @@ async def delete_app(request: Request, viewer: Viewer) -> Response:
     """``POST /portal/apps/{client_id}/delete``: only the owner can delete."""
     services(request).tenant.delete_client(_own_client(request, viewer))
     return done("/portal", "deleted")
+
+
+async def verify_email(request: Request) -> Response:
+    """``GET /portal/verify?token=...``: the link of a sign-up's verification message."""
+    user = services(request).tenant.verify_email(request.query_params.get("token", ""))
+    if user is None:
+        return error_page(
+            request, "Link not valid", "The verification link is wrong, used up or expired."
+        )
+    return render(
+        request,
+        "notice.html",
+        {"title": "Email verified", "message": f"{user.email} is verified. Thank you."},
+    )
 
 
 # ------------------------------------------------------------------------ API docs
@@ -364,6 +389,7 @@ routes: list[BaseRoute] = [
     Route("/portal", home, methods=["GET"]),
     Route("/portal/signup", signup_form, methods=["GET"]),
     Route("/portal/signup", signup, methods=["POST"]),
+    Route("/portal/verify", verify_email, methods=["GET"]),
     Route("/portal/apps", register_app, methods=["POST"]),
     Route("/portal/apps/new", new_app, methods=["GET"]),
     Route("/portal/apps/{client_id}", app_detail, methods=["GET"]),

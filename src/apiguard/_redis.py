@@ -1,0 +1,165 @@
+"""Replay stores on Redis (``pip install apiguard[redis]``): one ``SET NX`` per proof.
+
+Several workers or machines of one API share a Redis, so a proof accepted by one is
+refused by every other. ``redis`` is imported when a store is built, never by
+``import apiguard``. Any failure to get an answer (refused connection, timeout, a Redis
+error) is :class:`~apiguard.ReplayStoreUnavailable`, a 503: an unanswered replay check
+never accepts a proof.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import ConfigurationError, ReplayStoreUnavailable
+
+__all__ = ["AsyncRedisReplayStore", "RedisReplayStore"]
+
+_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _redis() -> Any:
+    try:
+        import redis
+        import redis.asyncio
+    except ImportError:  # pragma: no cover - the dev install has it
+        raise ConfigurationError(
+            "replay store: the Redis store needs the redis package (pip install apiguard[redis])"
+        ) from None
+    return redis
+
+
+def _expiry(ttl: float) -> int:
+    # Milliseconds, rounded up: a key must not expire before its proof does.
+    return max(1, math.ceil(ttl * 1000))
+
+
+class _RedisStore:
+    """What both stores share: the settings, the client, the errors that mean 503."""
+
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        client: Any,
+        prefix: str,
+        timeout: float,
+        asynchronous: bool,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise ConfigurationError("replay store: give either a redis:// URL or a client")
+        if url is not None and (not isinstance(url, str) or not url.startswith(_SCHEMES)):
+            raise ConfigurationError("replay store: the URL must start with redis://, rediss://")
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigurationError("replay store: prefix must be a non-empty string")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= 30
+        ):
+            raise ConfigurationError("replay store: timeout must be between 0 and 30 seconds")
+        redis = _redis()
+        self._errors = (redis.RedisError, OSError, TimeoutError)
+        self._owns_client = client is None
+        if client is None:
+            module = redis.asyncio if asynchronous else redis
+            # No retries: a request waits on Redis at most ``timeout``, then answers 503.
+            client = module.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=module.retry.Retry(redis.backoff.NoBackoff(), 0),
+            )
+        self._client = client
+        self.prefix = prefix
+
+    def _unavailable(self, exc: BaseException) -> ReplayStoreUnavailable:
+        return ReplayStoreUnavailable(f"Redis: {exc.__class__.__name__}")
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(prefix={self.prefix!r})"
+
+
+class RedisReplayStore(_RedisStore):
+    """A replay store shared through Redis, for synchronous code (Flask, WSGI).
+
+    Each proof is one ``SET <prefix><key> 1 NX PX <window>``: atomic, so two workers that
+    see the same proof at once cannot both accept it, and expiring with the proof's window.
+
+    Args:
+        url: a ``redis://`` (or ``rediss://``, ``unix://``) URL.
+        client: a ready ``redis.Redis`` instead of ``url`` (not closed by :meth:`close`).
+        prefix: the prefix of the keys, to share a Redis with other data.
+        timeout: seconds to connect and to wait for an answer; past it, 503.
+
+    Raises:
+        ConfigurationError: both or neither of ``url`` and ``client``, a URL of another
+            scheme, or the redis package is not installed.
+
+    >>> store = RedisReplayStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = "apiguard:dpop:",
+        timeout: float = 1.0,
+    ) -> None:
+        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=False)
+
+    def add(self, key: str, ttl: float) -> bool:
+        """Remember ``key`` for ``ttl`` seconds; False if it is remembered already.
+
+        Raises:
+            ReplayStoreUnavailable: Redis did not answer.
+        """
+        try:
+            stored = self._client.set(self.prefix + key, b"1", nx=True, px=_expiry(ttl))
+        except self._errors as exc:
+            raise self._unavailable(exc) from None
+        return bool(stored)
+
+    def close(self) -> None:
+        """Close the connections, unless the client was given by the caller."""
+        if self._owns_client:
+            self._client.close()
+
+
+class AsyncRedisReplayStore(_RedisStore):
+    """A replay store shared through Redis, for async code (Starlette, FastAPI).
+
+    Takes the same arguments as :class:`RedisReplayStore` (``client`` a
+    ``redis.asyncio.Redis``).
+
+    >>> store = AsyncRedisReplayStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = "apiguard:dpop:",
+        timeout: float = 1.0,
+    ) -> None:
+        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=True)
+
+    async def add(self, key: str, ttl: float) -> bool:
+        """Remember ``key`` for ``ttl`` seconds; False if it is remembered already.
+
+        Raises:
+            ReplayStoreUnavailable: Redis did not answer.
+        """
+        try:
+            stored = await self._client.set(self.prefix + key, b"1", nx=True, px=_expiry(ttl))
+        except self._errors as exc:
+            raise self._unavailable(exc) from None
+        return bool(stored)
+
+    async def aclose(self) -> None:
+        """Close the connections, unless the client was given by the caller."""
+        if self._owns_client:
+            await self._client.aclose()
