@@ -208,6 +208,16 @@ class BearerError(ApiguardError):
     #: rule may replace with its own fixed text (see :class:`InvalidClaim`).
     description: str = "Authentication required"
 
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        description: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self._own_text(description, reason)
+
     def _own_text(self, description: str | None, reason: str | None) -> None:
         """Take an application's fixed ``description`` and stable ``reason``, checked now.
 
@@ -361,16 +371,6 @@ class InvalidClaim(InvalidToken):
 
     reason = "invalid_claim"
     description = "The access token has an invalid claim"
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        description: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self._own_text(description, reason)
 
 
 class InactiveToken(InvalidToken):
@@ -614,16 +614,6 @@ class ClaimRuleFailed(Forbidden):
 
     reason = "claim_rule_failed"
     description = "The access token does not meet a requirement of this resource"
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        description: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self._own_text(description, reason)
 
 
 class InsufficientScope(Forbidden):
