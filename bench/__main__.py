@@ -1,7 +1,8 @@
 """Run the benchmarks and print one table of ratios measured in this run.
 
 .venv/bin/python -m bench            # everything (several minutes on 2 cores)
-.venv/bin/python -m bench validator  # sections: validator, jwks, frameworks, authz, memory
+.venv/bin/python -m bench validator  # sections: validator, jwks, introspection, frameworks,
+                                     # authz, memory
 .venv/bin/python -m bench memory --memory-tokens 100000   # a quicker memory run
 
 Exit status 1 when a target is missed.
@@ -17,7 +18,7 @@ from typing import Any
 
 from ._util import Row, table
 
-SECTIONS = ("validator", "jwks", "frameworks", "authorization", "authz", "memory")
+SECTIONS = ("validator", "jwks", "introspection", "frameworks", "authorization", "authz", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     runners: dict[str, Callable[[], list[Row]]] = {
         "validator": lambda: _section("validator").run(args.calls),
         "jwks": lambda: _section("jwks").run(),
+        "introspection": lambda: _section("introspection").run(args.calls),
         "frameworks": lambda: _section("frameworks").run(args.calls),
         "authorization": lambda: _section("authorization").run(args.calls),
         "authz": lambda: _section("authz").run(args.authz_requests),

@@ -4,9 +4,11 @@
     python -m examples.demo --exit     # walk it and stop (what the tests run)
 
 Starts the authorization server (on its SQLite file, seeded with the Organizer scenario),
-the Flask and the Starlette Organizer APIs trusting it, and walks every flow of Auth0's
-"API Authorization" quick start against both APIs. Ports: --authz-port (9000),
---flask-port (5000), --starlette-port (8000), or AUTHZ_PORT, FLASK_PORT, STARLETTE_PORT.
+the Flask, Starlette and FastAPI Organizer APIs and the Organizer MCP server trusting it,
+and walks every flow of Auth0's "API Authorization" quick start against the APIs, then
+uses the MCP server's tools. Ports: --authz-port (9000), --flask-port (5000),
+--starlette-port (8000), --fastapi-port (8001), --mcp-port (8003), or AUTHZ_PORT,
+FLASK_PORT, STARLETTE_PORT, FASTAPI_PORT, MCP_PORT.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--authz-port", type=int, default=_port("AUTHZ_PORT", 9000))
     parser.add_argument("--flask-port", type=int, default=_port("FLASK_PORT", 5000))
     parser.add_argument("--starlette-port", type=int, default=_port("STARLETTE_PORT", 8000))
+    parser.add_argument("--fastapi-port", type=int, default=_port("FASTAPI_PORT", 8001))
+    parser.add_argument("--mcp-port", type=int, default=_port("MCP_PORT", 8003))
     parser.add_argument(
         "--db",
         default=os.environ.get("AUTHZ_DB", "authz_server.sqlite3"),
@@ -45,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--exit", action="store_true", help="stop the servers after the walk")
     args = parser.parse_args(argv)
-    for port in (args.authz_port, args.flask_port, args.starlette_port):
+    ports = (
+        args.authz_port,
+        args.flask_port,
+        args.starlette_port,
+        args.fastapi_port,
+        args.mcp_port,
+    )
+    for port in ports:
         if not 0 < port < 65536:
             parser.error(f"{port} is not a port number")
 
@@ -53,15 +64,25 @@ def main(argv: list[str] | None = None) -> int:
         authz_port=args.authz_port,
         flask_port=args.flask_port,
         starlette_port=args.starlette_port,
+        fastapi_port=args.fastapi_port,
+        mcp_port=args.mcp_port,
         db=os.path.abspath(args.db),
     )
-    print("Starting the authorization server and the Flask and Starlette Organizer APIs ...")
+    print(
+        "Starting the authorization server, the Flask, Starlette and FastAPI Organizer APIs"
+        " and the Organizer MCP server ..."
+    )
     try:
         with stack.running():
             walk = Walk(
                 stack.issuer,
-                {"flask": stack.flask.url, "starlette": stack.starlette.url},
+                {
+                    "flask": stack.flask.url,
+                    "starlette": stack.starlette.url,
+                    "fastapi": stack.fastapi.url,
+                },
                 stack.db,
+                mcp=stack.mcp.url + "/mcp",
             )
             try:
                 walk.run()
@@ -75,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 "(admin@organizer.example / organizer-admin-password)\n"
                 f"  developer portal      {issuer}portal\n"
                 f"  Flask Organizer API   {stack.flask.url}/api/public\n"
-                f"  Starlette Organizer   {stack.starlette.url}/api/public"
+                f"  Starlette Organizer   {stack.starlette.url}/api/public\n"
+                f"  FastAPI Organizer     {stack.fastapi.url}/api/public\n"
+                f"  Organizer MCP server  {stack.mcp.url}/mcp"
             )
             if args.exit:
                 return 0

@@ -1,4 +1,4 @@
-"""Start the authorization server and the two Organizer APIs as processes, and stop them."""
+"""Start the authorization server, the Organizer APIs and the MCP server, and stop them."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ class Service:
 
 
 class Stack:
-    """The three servers of the quick start, started in order and stopped in reverse."""
+    """The servers of the quick start, started in order and stopped in reverse."""
 
     def __init__(
         self,
@@ -119,6 +119,8 @@ class Stack:
         authz_port: int = 9000,
         flask_port: int = 5000,
         starlette_port: int = 8000,
+        fastapi_port: int = 8001,
+        mcp_port: int = 8003,
         db: str = "authz_server.sqlite3",
         log_dir: Path | None = None,
     ) -> None:
@@ -147,7 +149,23 @@ class Stack:
             api_env,
             "--starlette-port",
         )
-        self.services = [self.authz, self.flask, self.starlette]
+        self.fastapi = Service(
+            "FastAPI API",
+            "examples.fastapi_api",
+            fastapi_port,
+            "/api/public",
+            api_env,
+            "--fastapi-port",
+        )
+        self.mcp = Service(
+            "MCP server",
+            "examples.mcp_server",
+            mcp_port,
+            "/.well-known/oauth-protected-resource",
+            api_env,
+            "--mcp-port",
+        )
+        self.services = [self.authz, self.flask, self.starlette, self.fastapi, self.mcp]
         self._log_dir = log_dir
 
     def start(self, *, timeout: float = 30.0) -> None:

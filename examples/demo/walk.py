@@ -1,7 +1,7 @@
-"""The quick start, step by step: get tokens through every flow and call both Organizer APIs.
+"""The quick start, step by step: get tokens through every flow and call the Organizer APIs.
 
 Each step prints a short transcript and records every API call (:class:`Call`), so the
-end-to-end tests can run the same walk and check that both APIs answered identically.
+end-to-end tests can run the same walk and check that the APIs answered identically.
 Tokens are never printed: only what they grant.
 """
 
@@ -15,11 +15,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from .browser import Browser, callback_params, pkce_pair
+from .mcp_client import ToolCall, call_tools
 from .servers import ROOT
 
 ORGANIZER = "https://organizer.example/api"
@@ -41,6 +42,7 @@ class Call:
     path: str
     status: int
     challenge: str | None
+    body: Any = None
 
 
 @dataclass
@@ -52,12 +54,14 @@ class Walk:
         apis: name -> base URL of each Organizer API (e.g. Flask and Starlette).
         db: the authorization server's store, for the admin CLI step.
         out: where the transcript goes.
+        mcp: the MCP server's endpoint URL, for the MCP step (skipped when None).
     """
 
     issuer: str
     apis: dict[str, str]
     db: str
     out: Callable[[str], None] = print
+    mcp: str | None = None
     calls: list[Call] = field(default_factory=list)
     _step: str = ""
 
@@ -102,7 +106,8 @@ class Walk:
         for name, base in self.apis.items():
             response = self.http.request(method, base + path, headers=headers, json=json_body)
             challenge = response.headers.get("www-authenticate")
-            call = Call(self._step, name, method, path, response.status_code, challenge)
+            body = response.json() if "json" in response.headers.get("content-type", "") else None
+            call = Call(self._step, name, method, path, response.status_code, challenge, body)
             made.append(call)
             self.calls.append(call)
             line = f"   {name:<10} {method:<4} {path:<18} {response.status_code}"
@@ -142,6 +147,8 @@ class Walk:
         self.password()
         self.dynamic_registration()
         self.wrong_api()
+        if self.mcp is not None:
+            self.mcp_tools(self.mcp)
         return self.calls
 
     def client_credentials(self) -> None:
@@ -293,6 +300,31 @@ class Walk:
             self.out("   admin CLI: created the Billing API and authorized World Mappers for it")
         body = self.token("client_credentials for the Billing API", world_mappers_grant(BILLING))
         self.call(body["access_token"], "GET", "/api/private")
+
+    def mcp_tools(self, url: str) -> list[ToolCall]:
+        """An MCP client finds the server's metadata, then uses the tools its token allows."""
+        self.heading("8. An MCP client: the Organizer tools over streamable HTTP")
+        response = self.http.post(url, json={})
+        challenge = response.headers.get("www-authenticate", "")
+        self.out(f"   without a token: {response.status_code}  WWW-Authenticate: {challenge}")
+        metadata_url = challenge.partition('resource_metadata="')[2].partition('"')[0]
+        metadata = self.http.get(urljoin(url, urlsplit(metadata_url).path)).json()
+        self.out(
+            f"   its metadata: resource {metadata['resource']}, authorization servers "
+            f"{' '.join(metadata['authorization_servers'])}, scopes "
+            f"{' '.join(metadata.get('scopes_supported', []))}"
+        )
+        token = self.token("client_credentials", world_mappers_grant(ORGANIZER))["access_token"]
+        tools, results = call_tools(
+            url,
+            token,
+            [("list_appointments", {}), ("create_appointment", dict(_APPOINTMENT))],
+        )
+        self.out(f"   tools listed: {', '.join(tools)}")
+        for result in results:
+            verdict = f"refused: {result.text}" if result.is_error else "ok"
+            self.out(f"   call {result.name}: {verdict}")
+        return results
 
 
 def world_mappers_grant(audience: str) -> dict[str, str]:

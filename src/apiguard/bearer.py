@@ -132,13 +132,17 @@ def _quoted(value: str) -> str:
     return f'"{value}"'
 
 
-def challenge(error: BearerError, realm: str | None = None) -> str:
+def challenge(
+    error: BearerError, realm: str | None = None, resource_metadata: str | None = None
+) -> str:
     """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3).
 
     A request without credentials gets a bare challenge (no ``error``); the others carry
     ``error`` and ``error_description``, :class:`InsufficientScope` the ``scope``, and
     :class:`InsufficientUserAuthentication` the ``acr_values`` and ``max_age`` a new sign-in
-    must meet (RFC 9470 §3).
+    must meet (RFC 9470 §3). ``resource_metadata`` (RFC 9728 §5.1) is the URL of the API's
+    protected-resource metadata, checked when the layer started
+    (:func:`apiguard.metadata.resource_metadata`).
 
     >>> challenge(MissingToken(), realm="api")
     'Bearer realm="api"'
@@ -151,6 +155,8 @@ def challenge(error: BearerError, realm: str | None = None) -> str:
         params.append(f"error_description={_quoted(error.description)}")
     for name, value in _extra(error):
         params.append(f"{name}={_quoted(value)}")
+    if resource_metadata is not None:
+        params.append(f"resource_metadata={_quoted(resource_metadata)}")
     return "Bearer " + ", ".join(params) if params else "Bearer"
 
 
@@ -168,7 +174,9 @@ class ErrorResponse:
         return "application/json"
 
 
-def render_error(error: ApiguardError, realm: str | None = None) -> ErrorResponse:
+def render_error(
+    error: ApiguardError, realm: str | None = None, resource_metadata: str | None = None
+) -> ErrorResponse:
     """Render the HTTP answer for an error apiguard raised during a request.
 
     Args:
@@ -176,6 +184,8 @@ def render_error(error: ApiguardError, realm: str | None = None) -> ErrorRespons
             :class:`ServiceUnavailable` such as :class:`KeySetUnavailable` (503 with
             ``Retry-After``).
         realm: the ``realm`` of the challenge, or None for none.
+        resource_metadata: the URL of the protected-resource metadata (RFC 9728) that
+            every challenge points at, or None when the API serves none.
 
     Raises:
         TypeError: for other errors (a :class:`ConfigurationError` is a start-up bug,
@@ -187,7 +197,10 @@ def render_error(error: ApiguardError, realm: str | None = None) -> ErrorRespons
         if error.error is not None:
             body = {"error": error.error, **body}
         body.update(_extra(error))
-        headers = {"WWW-Authenticate": challenge(error, realm), "Cache-Control": "no-store"}
+        headers = {
+            "WWW-Authenticate": challenge(error, realm, resource_metadata),
+            "Cache-Control": "no-store",
+        }
         return ErrorResponse(error.status_code, headers, _json(body))
     if isinstance(error, ServiceUnavailable):
         body = {"error": "temporarily_unavailable", "error_description": error.description}

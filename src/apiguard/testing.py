@@ -2,8 +2,9 @@
 
 :class:`LocalIssuer` generates signing keys, serves its discovery document and JWKS through
 an ``httpx`` transport (or respx routes), mints tokens with any claim overridden or removed,
-and rotates keys. The pytest plugin that ships with apiguard provides it as the
-``local_issuer`` fixture.
+and rotates keys. It also mints opaque tokens and answers for them (and for its JWTs) at an
+RFC 7662 introspection endpoint, where :meth:`LocalIssuer.revoke` takes effect at once.
+The pytest plugin that ships with apiguard provides it as the ``local_issuer`` fixture.
 
 For DPoP (RFC 9449), a :class:`DPoPKey` is a client's key: ``issuer.token(dpop_key=key)``
 mints a token bound to it, ``key.proof(method, url, access_token=token)`` signs a proof,
@@ -23,8 +24,10 @@ import base64
 import contextlib
 import functools
 import hashlib
+import hmac
 import http.server
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -37,7 +40,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from .validator import AsyncValidator, Validator
+from .introspection import Introspection
+from .validator import AsyncIntrospector, AsyncValidator, Introspector, Validator
 
 __all__ = ["REMOVE", "DPoPAuth", "DPoPKey", "LocalIssuer", "SigningKey", "serve_issuer"]
 
@@ -104,6 +108,8 @@ class LocalIssuer:
 
     Attributes:
         requests: how often each path was fetched (``Counter`` of paths).
+        introspection_client: the ``(client_id, client_secret)`` the introspection endpoint
+            accepts (``client_secret_basic`` or ``client_secret_post``).
         jwks_override: set to a dict or bytes (or an ``httpx.Response``) to serve that at
             the JWKS URL instead of the real key set, e.g. to simulate an outage.
     """
@@ -122,6 +128,10 @@ class LocalIssuer:
         self.keys: list[SigningKey] = []
         self.requests: Counter[str] = Counter()
         self.jwks_override: Any = None
+        self.introspection_client = ("test-api", "test-api-secret")
+        #: Opaque tokens by the SHA-256 of their value, with their claims.
+        self._opaque: dict[str, dict[str, Any]] = {}
+        self._revoked: set[str] = set()
         self._generated = 0
         self.add_key(algorithm)
 
@@ -168,6 +178,7 @@ class LocalIssuer:
             "issuer": self.issuer,
             "jwks_uri": self.jwks_uri,
             "token_endpoint": f"{self.issuer.rstrip('/')}/oauth/token",
+            "introspection_endpoint": self.introspection_endpoint,
             "id_token_signing_alg_values_supported": sorted({k.algorithm for k in self.keys}),
         }
 
@@ -223,15 +234,102 @@ class LocalIssuer:
         signature = jwt.get_algorithm_by_name(key.algorithm).sign(signing_input, key.private_key)
         return (signing_input + b"." + _b64(signature)).decode("ascii")
 
+    # -- opaque tokens and introspection (RFC 7662) --------------------------------------
+
+    @property
+    def introspection_endpoint(self) -> str:
+        """Where tokens are introspected."""
+        return f"{self.issuer.rstrip('/')}/oauth/introspect"
+
+    def opaque_token(self, *, expires_in: float = 300, **claims: Any) -> str:
+        """Mint an opaque (reference) token; the introspection endpoint answers its claims.
+
+        Takes the claims of :meth:`token` (``REMOVE`` drops one).
+        """
+        token = secrets.token_urlsafe(32)
+        self._opaque[_digest(token)] = self.claims(expires_in=expires_in, **claims)
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Revoke an opaque token or a JWT: introspection answers ``active: false`` from now on."""
+        digest = _digest(token)
+        self._opaque.pop(digest, None)
+        self._revoked.add(digest)
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """The RFC 7662 answer for ``token``: its claims while it is live, else inactive."""
+        digest = _digest(token)
+        claims = self._opaque.get(digest)
+        if claims is None and digest not in self._revoked:
+            claims = self._jwt_claims(token)
+        if claims is None or claims.get("exp", 0) <= self.clock():
+            return {"active": False}
+        return {"active": True, "token_type": "Bearer", **claims}
+
+    def _jwt_claims(self, token: str) -> dict[str, Any] | None:
+        for key in self.keys:
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key.private_key.public_key(),
+                    algorithms=[key.algorithm],
+                    options={"verify_aud": False, "verify_exp": False, "verify_iat": False},
+                )
+            except jwt.PyJWTError:
+                continue
+            return claims
+        return None
+
+    def _introspection_answer(self, request: httpx.Request) -> httpx.Response:
+        form = dict(httpx.QueryParams(request.content.decode("latin-1")))
+        client_id, secret = self.introspection_client
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        given = request.headers.get("authorization", "")
+        posted = (form.get("client_id"), form.get("client_secret"))
+        if not (hmac.compare_digest(given, f"Basic {basic}") or posted == (client_id, secret)):
+            return httpx.Response(401, json={"error": "invalid_client"})
+        token = form.get("token")
+        if not token:
+            return httpx.Response(400, json={"error": "invalid_request"})
+        return httpx.Response(200, json=self.introspect(token))
+
+    def introspector(self, **options: Any) -> Introspector:
+        """An :class:`Introspector` for this issuer, as its introspection client."""
+        client = httpx.Client(transport=self.transport())
+        introspector = Introspector(http_client=client, **self._introspector_options(options))
+        introspector._owns_client = True
+        return introspector
+
+    def async_introspector(self, **options: Any) -> AsyncIntrospector:
+        """An :class:`AsyncIntrospector` for this issuer, as its introspection client."""
+        client = httpx.AsyncClient(transport=self.transport())
+        introspector = AsyncIntrospector(http_client=client, **self._introspector_options(options))
+        introspector._owns_client = True
+        return introspector
+
+    def _introspector_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options.setdefault("issuer", self.issuer)
+        options.setdefault("audience", self.audience)
+        options.setdefault("clock", self.clock)
+        client_id, secret = self.introspection_client
+        options.setdefault(
+            "introspection", Introspection(client_id=client_id, client_secret=secret)
+        )
+        return options
+
     # -- serving -------------------------------------------------------------------------
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer a request for the discovery document or the JWKS (404 otherwise)."""
+        """Answer a request for discovery, the JWKS or introspection (404 otherwise)."""
         path = request.url.path
         self.requests[path] += 1
         base = httpx.URL(self.issuer)
         if request.url.host != base.host or request.url.port != base.port:
             return httpx.Response(404)
+        if path == httpx.URL(self.introspection_endpoint).path:
+            if request.method != "POST":
+                return httpx.Response(405)
+            return self._introspection_answer(request)
         if path.endswith("/.well-known/openid-configuration"):
             return httpx.Response(200, json=self.discovery)
         if path == httpx.URL(self.jwks_uri).path:
@@ -299,11 +397,21 @@ def serve_issuer(**options: Any) -> Iterator[LocalIssuer]:
 
 
 class _IssuerRequestHandler(http.server.BaseHTTPRequestHandler):
-    """Answers GETs through :meth:`LocalIssuer.handle`, the same code as the transport."""
+    """Answers through :meth:`LocalIssuer.handle`, the same code as the transport."""
 
     def do_GET(self) -> None:
+        self._answer("GET", b"")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._answer("POST", self.rfile.read(min(length, 1 << 20)))
+
+    def _answer(self, method: str, body: bytes) -> None:
         issuer: LocalIssuer = self.server.issuer  # type: ignore[attr-defined]
-        request = httpx.Request("GET", issuer.issuer.rstrip("/") + self.path)
+        headers = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
+        request = httpx.Request(
+            method, issuer.issuer.rstrip("/") + self.path, headers=headers, content=body
+        )
         response = issuer.handle(request)
         body = response.read()
         self.send_response(response.status_code)
@@ -318,6 +426,10 @@ class _IssuerRequestHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # tests read the issuer's request counter instead of a log
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _b64(data: bytes) -> bytes:

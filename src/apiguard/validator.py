@@ -192,6 +192,11 @@ class _Base:
         return self._core.config.issuer
 
     @property
+    def issuers(self) -> tuple[str, ...]:
+        """Every issuer whose tokens are trusted (the one :attr:`issuer` today)."""
+        return (self._core.config.issuer,)
+
+    @property
     def audiences(self) -> frozenset[str]:
         """The audiences a token may name (any one of them suffices)."""
         return self._core.config.audiences

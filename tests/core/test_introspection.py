@@ -864,3 +864,80 @@ async def test_async_slow_answer_hits_the_deadline(
     ) as guard:
         with anyio.fail_after(3), pytest.raises(IntrospectionFailed):
             await guard.validate(TOKEN)
+
+
+# -- the testing kit ---------------------------------------------------------------------------
+
+
+def test_local_issuer_answers_for_opaque_tokens_and_revokes(clock: FakeClock) -> None:
+    """LocalIssuer mints opaque tokens, answers for them, and a revocation is seen at once."""
+    from apiguard.testing import LocalIssuer
+
+    issuer = LocalIssuer(clock=clock)
+    token = issuer.opaque_token(scope="read:tasks", sub="auth0|ann")
+    with issuer.introspector() as guard:
+        granted = guard.validate(token)
+        assert (granted.subject, granted.scopes) == ("auth0|ann", {"read:tasks"})
+        issuer.revoke(token)
+        assert guard.validate(token) is granted  # cached: the revocation is not seen yet
+        guard.cache_clear()
+        with pytest.raises(InactiveToken):
+            guard.validate(token)
+        with pytest.raises(InactiveToken):
+            guard.validate("never-issued-" + "n" * 30)
+    assert issuer.requests["/oauth/introspect"] == 3
+    assert issuer.requests["/.well-known/openid-configuration"] == 1
+
+
+def test_local_issuer_introspects_its_jwts(clock: FakeClock) -> None:
+    """The kit's endpoint answers for its own JWTs too, until they are revoked or expire."""
+    from apiguard.testing import LocalIssuer
+
+    issuer = LocalIssuer(clock=clock)
+    token = issuer.token(scope="read:a")
+    assert issuer.introspect(token)["active"] is True
+    assert issuer.introspect(LocalIssuer(clock=clock, algorithm="ES256").token())["active"] is False
+    issuer.revoke(token)
+    assert issuer.introspect(token) == {"active": False}
+    expired = issuer.opaque_token(expires_in=10)
+    clock.advance(10)
+    assert issuer.introspect(expired) == {"active": False}
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        pytest.param(("test-api", "wrong"), id="wrong-secret"),
+        pytest.param(("other-api", "test-api-secret"), id="other-client"),
+    ],
+)
+def test_local_issuer_refuses_other_clients(credentials: tuple[str, str], clock: FakeClock) -> None:
+    """The kit's endpoint refuses a client with other credentials (401): a 503 for the API."""
+    from apiguard.testing import LocalIssuer
+
+    issuer = LocalIssuer(clock=clock)
+    client_id, secret = credentials
+    for method in ("client_secret_basic", "client_secret_post"):
+        wrong = Introspection(client_id=client_id, client_secret=secret, auth_method=method)
+        with issuer.introspector(introspection=wrong) as guard, pytest.raises(IntrospectionFailed):
+            guard.validate(issuer.opaque_token())
+
+
+@pytest.mark.e2e
+def test_introspection_over_a_real_socket() -> None:
+    """Over loopback HTTP: discovery, then a client_secret_basic POST, answered and cached."""
+    from apiguard.testing import serve_issuer
+
+    with serve_issuer(audience=AUDIENCE) as issuer:
+        client_id, secret = issuer.introspection_client
+        token = issuer.opaque_token(scope="read:contacts")
+        with Introspector(
+            issuer=issuer.issuer,
+            audience=AUDIENCE,
+            introspection=Introspection(client_id=client_id, client_secret=secret),
+        ) as guard:
+            assert guard.validate(token).scopes == {"read:contacts"}
+            guard.validate(token)
+            with pytest.raises(InactiveToken):
+                guard.validate("x" * 40)
+    assert issuer.requests["/oauth/introspect"] == 2

@@ -1,4 +1,4 @@
-"""The quick-start stack over real sockets: the authorization server and both example APIs."""
+"""The quick-start stack over real sockets: the authorization server, the APIs, the MCP server."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from examples.demo.servers import Stack, free_port
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The three servers as processes on free loopback ports, on a fresh SQLite file."""
+    """The servers as processes on free loopback ports, on a fresh SQLite file."""
     workdir: Path = tmp_path_factory.mktemp("stack")
     servers = Stack(
         authz_port=free_port(),
         flask_port=free_port(),
         starlette_port=free_port(),
+        fastapi_port=free_port(),
+        mcp_port=free_port(),
         db=str(workdir / "authz.sqlite3"),
         log_dir=workdir,
     )
@@ -27,5 +29,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def apis(stack: Stack) -> dict[str, str]:
-    """Both Organizer APIs by name."""
-    return {"flask": stack.flask.url, "starlette": stack.starlette.url}
+    """The Organizer APIs by name."""
+    return {
+        "flask": stack.flask.url,
+        "starlette": stack.starlette.url,
+        "fastapi": stack.fastapi.url,
+    }

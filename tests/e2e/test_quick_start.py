@@ -52,16 +52,21 @@ def test_every_step_answers_as_the_quick_start_says(calls: list[Call]) -> None:
     by_api: dict[str, list[tuple[str, str, str, int]]] = defaultdict(list)
     for call in calls:
         by_api[call.api].append((call.step.split(".")[0], call.method, call.path, call.status))
-    assert by_api == {"flask": EXPECTED, "starlette": EXPECTED}
+    assert by_api == {"flask": EXPECTED, "starlette": EXPECTED, "fastapi": EXPECTED}
 
 
-def test_both_apis_answer_identically(calls: list[Call]) -> None:
-    """The Flask and the Starlette API give the same status and challenge to every call."""
-    flask = [(c.step, c.method, c.path, c.status, c.challenge) for c in calls if c.api == "flask"]
-    starlette = [
-        (c.step, c.method, c.path, c.status, c.challenge) for c in calls if c.api == "starlette"
-    ]
-    assert flask == starlette
+@pytest.mark.parametrize("api", ["starlette", "fastapi"])
+def test_the_apis_answer_identically(calls: list[Call], api: str) -> None:
+    """Every API gives the Flask API's status, challenge and body to every call."""
+
+    def answers(name: str) -> list[tuple[object, ...]]:
+        return [
+            (c.step, c.method, c.path, c.status, c.challenge, c.body)
+            for c in calls
+            if c.api == name
+        ]
+
+    assert answers(api) == answers("flask")
 
 
 def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
@@ -89,7 +94,7 @@ def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
 
 def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
     """The README's demo command runs the whole walk on its own servers and exits cleanly."""
-    ports = [str(free_port()) for _ in range(3)]
+    ports = [str(free_port()) for _ in range(5)]
     result = subprocess.run(
         [
             str(ROOT / "scripts" / "demo"),
@@ -102,6 +107,10 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
             ports[1],
             "--starlette-port",
             ports[2],
+            "--fastapi-port",
+            ports[3],
+            "--mcp-port",
+            ports[4],
         ],
         capture_output=True,
         text=True,
@@ -111,7 +120,7 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    for heading in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7."):
+    for heading in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7.", "== 8."):
         assert heading in out
     assert f"http://127.0.0.1:{ports[0]}/dashboard" in out
     assert "eyJ" not in out  # the transcript describes tokens, it never prints them

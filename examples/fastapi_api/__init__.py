@@ -1,0 +1,1 @@
+"""The Organizer API on FastAPI, protected by apiguard."""

@@ -1,0 +1,1 @@
+"""The Organizer tools as an MCP server, protected by apiguard."""

@@ -1,0 +1,261 @@
+"""Protected-resource metadata (RFC 9728) without I/O: the document, where it lives, its answer.
+
+An API tells clients where to get tokens for it: ``/.well-known/oauth-protected-resource``
+names the resource identifier (the audience tokens must carry), the authorization servers
+that issue them, the scopes the API knows, how tokens are sent, and documentation links. Every
+``WWW-Authenticate`` challenge then points at that document with ``resource_metadata="..."``
+(RFC 9728 §5.1), which is how MCP clients and other discovering clients find their way in.
+
+Every framework layer builds one :class:`ResourceMetadata` with :func:`resource_metadata` at
+start-up (so a wrong setting fails there, not per request) and serves :meth:`~ResourceMetadata.
+render` at the paths :attr:`~ResourceMetadata.paths` lists.
+
+>>> meta = resource_metadata(
+...     resource="https://organizer.example/api",
+...     audiences={"https://organizer.example/api"},
+...     authorization_servers=["https://tenant.example/"],
+...     scopes_supported=["read:appointments"],
+... )
+>>> meta.url
+'https://organizer.example/.well-known/oauth-protected-resource/api'
+>>> meta.document()["resource"]
+'https://organizer.example/api'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from .claims import check_scope_names
+from .errors import ConfigurationError
+
+__all__ = [
+    "WELL_KNOWN_PATH",
+    "ResourceMetadata",
+    "metadata_url",
+    "resource_metadata",
+]
+
+#: The well-known path suffix RFC 9728 §3 registers.
+WELL_KNOWN_PATH: Final = "/.well-known/oauth-protected-resource"
+#: How long clients and caches may keep the document (seconds) unless told otherwise.
+DEFAULT_MAX_AGE: Final = 3600
+_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+# What may stand inside a quoted WWW-Authenticate parameter (RFC 6750 §3 charset).
+_QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]+")
+
+
+def _check_url(name: str, value: object, *, resource: bool = False) -> str:
+    """An absolute https URL (plain http for loopback hosts only), without a fragment."""
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name}: must be a non-empty URL string")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise ConfigurationError(f"{name}: {value!r} is not a URL") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigurationError(f"{name}: must be an absolute https URL, not {value!r}")
+    if parts.scheme == "http" and host not in _LOOPBACK and not host.startswith("127."):
+        raise ConfigurationError(f"{name}: must be https (http only for loopback hosts)")
+    if parts.fragment or value.endswith("#"):
+        raise ConfigurationError(f"{name}: must not have a fragment")
+    if resource and (parts.query or value.endswith("?")):
+        # RFC 9728 §3.1 would put the query after the well-known path, where no router
+        # matches it; an identifier with a query is refused rather than served wrongly.
+        raise ConfigurationError(f"{name}: must not have a query")
+    if not _QUOTABLE.fullmatch(value):
+        raise ConfigurationError(f"{name}: must be printable ASCII without '\"' or '\\'")
+    return value
+
+
+def metadata_url(resource: str) -> str:
+    """The URL of the metadata document of ``resource`` (RFC 9728 §3.1).
+
+    The well-known path goes between the host and the resource's path; a resource without a
+    path (or with only ``/``) has its document at the well-known path itself.
+
+    >>> metadata_url("https://api.example/v1/mcp")
+    'https://api.example/.well-known/oauth-protected-resource/v1/mcp'
+    >>> metadata_url("https://api.example/")
+    'https://api.example/.well-known/oauth-protected-resource'
+    """
+    parts = urlsplit(resource)
+    path = "" if parts.path == "/" else parts.path
+    return f"{parts.scheme}://{parts.netloc}{WELL_KNOWN_PATH}{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceMetadata:
+    """One protected resource's RFC 9728 document, checked once at start-up.
+
+    Build it with :func:`resource_metadata`, which validates every member.
+
+    Attributes:
+        resource: the resource identifier (RFC 8707), equal to an audience of the validator.
+        authorization_servers: issuer identifiers of the servers that issue its tokens.
+        scopes_supported: the scopes the API knows, or None to leave the member out.
+        bearer_methods_supported: how tokens are sent; apiguard reads the header only.
+        dpop_signing_alg_values_supported: the DPoP proof algorithms, when DPoP is on.
+        dpop_bound_access_tokens_required: whether only DPoP-bound tokens are accepted.
+        resource_name: a human-readable name.
+        resource_documentation: a URL of documentation for developers.
+        resource_policy_uri: a URL of the API's data-use policy.
+        resource_tos_uri: a URL of its terms of service.
+        max_age: seconds the document may be cached.
+    """
+
+    resource: str
+    authorization_servers: tuple[str, ...] = ()
+    scopes_supported: tuple[str, ...] | None = None
+    bearer_methods_supported: tuple[str, ...] = ("header",)
+    dpop_signing_alg_values_supported: tuple[str, ...] = ()
+    dpop_bound_access_tokens_required: bool = False
+    resource_name: str | None = None
+    resource_documentation: str | None = None
+    resource_policy_uri: str | None = None
+    resource_tos_uri: str | None = None
+    max_age: int = DEFAULT_MAX_AGE
+    _body: bytes = field(default=b"", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_body", json.dumps(self.document()).encode("utf-8"))
+
+    @property
+    def url(self) -> str:
+        """Where clients fetch the document: the ``resource_metadata`` of every challenge."""
+        return metadata_url(self.resource)
+
+    @property
+    def path(self) -> str:
+        """The path of :attr:`url`, on the API's own server."""
+        return urlsplit(self.url).path
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path the document is served at: :attr:`path`, and the bare well-known path.
+
+        The bare path serves clients that look there first (it names one resource per
+        server, which is what an apiguard layer protects).
+        """
+        return (self.path,) if self.path == WELL_KNOWN_PATH else (self.path, WELL_KNOWN_PATH)
+
+    def document(self) -> dict[str, Any]:
+        """The JSON object, members with no value left out."""
+        doc: dict[str, Any] = {"resource": self.resource}
+        if self.authorization_servers:
+            doc["authorization_servers"] = list(self.authorization_servers)
+        if self.scopes_supported is not None:
+            doc["scopes_supported"] = list(self.scopes_supported)
+        doc["bearer_methods_supported"] = list(self.bearer_methods_supported)
+        if self.dpop_signing_alg_values_supported:
+            doc["dpop_signing_alg_values_supported"] = list(self.dpop_signing_alg_values_supported)
+        if self.dpop_bound_access_tokens_required:
+            doc["dpop_bound_access_tokens_required"] = True
+        for name in (
+            "resource_name",
+            "resource_documentation",
+            "resource_policy_uri",
+            "resource_tos_uri",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = value
+        return doc
+
+    def render(self) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the answer to a GET of the document (200, JSON).
+
+        Public and cacheable: it holds nothing secret and is the same for every client.
+        """
+        headers = {
+            "Content-Type": "application/json",
+            "Cache-Control": f"public, max-age={self.max_age}",
+            # Browser-based clients (MCP inspectors, SPAs) read it across origins.
+            "Access-Control-Allow-Origin": "*",
+        }
+        return self._body, headers
+
+    def with_scopes(self, scopes: Iterable[str]) -> ResourceMetadata:
+        """A copy whose ``scopes_supported`` adds ``scopes`` (sorted, without repeats)."""
+        names = check_scope_names(scopes, name="scopes_supported")
+        merged = sorted({*(self.scopes_supported or ()), *names})
+        return replace(self, scopes_supported=tuple(merged))
+
+
+def resource_metadata(
+    *,
+    resource: str,
+    audiences: Collection[str],
+    authorization_servers: Iterable[str],
+    scopes_supported: Iterable[str] | None = None,
+    dpop_signing_alg_values_supported: Iterable[str] = (),
+    dpop_bound_access_tokens_required: bool = False,
+    resource_name: str | None = None,
+    resource_documentation: str | None = None,
+    resource_policy_uri: str | None = None,
+    resource_tos_uri: str | None = None,
+    max_age: int = DEFAULT_MAX_AGE,
+) -> ResourceMetadata:
+    """Build and check a protected resource's metadata, for a layer's start-up.
+
+    Args:
+        resource: the resource identifier: an absolute https URL (http for loopback hosts),
+            without fragment or query. It must be one of ``audiences``: a client asks the
+            authorization server for a token for this resource (RFC 8707), and the token
+            then carries it as its audience.
+        audiences: the audiences the validator accepts.
+        authorization_servers: the issuers whose tokens the API accepts (at least one).
+        scopes_supported: the scopes the API's routes declare, or None to leave them out.
+        dpop_signing_alg_values_supported: DPoP proof algorithms, when DPoP is on.
+        dpop_bound_access_tokens_required: True when only DPoP-bound tokens are accepted.
+        resource_name: a name for people.
+        resource_documentation, resource_policy_uri, resource_tos_uri: https URLs.
+        max_age: seconds clients may cache the document (0 to 86400).
+
+    Raises:
+        ConfigurationError: a member is not of its form, or ``resource`` is no audience.
+    """
+    resource = _check_url("resource", resource, resource=True)
+    if resource not in audiences:
+        raise ConfigurationError(
+            f"resource: {resource!r} must equal one of the audiences tokens are checked for "
+            f"({', '.join(sorted(audiences)) or 'none'}): clients ask for tokens for it"
+        )
+    servers = tuple(_check_url("authorization_servers", s) for s in authorization_servers)
+    if not servers:
+        raise ConfigurationError("authorization_servers: name at least one issuer")
+    scopes = None
+    if scopes_supported is not None:
+        names = check_scope_names(scopes_supported, name="scopes_supported")
+        scopes = tuple(sorted(set(names)))
+    algs = tuple(dpop_signing_alg_values_supported)
+    documentation, policy, tos = (
+        _check_url(name, value) if value is not None else None
+        for name, value in (
+            ("resource_documentation", resource_documentation),
+            ("resource_policy_uri", resource_policy_uri),
+            ("resource_tos_uri", resource_tos_uri),
+        )
+    )
+    if resource_name is not None and (not isinstance(resource_name, str) or not resource_name):
+        raise ConfigurationError("resource_name: must be a non-empty string")
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 <= max_age <= 86400:
+        raise ConfigurationError("max_age: must be whole seconds from 0 to 86400")
+    return ResourceMetadata(
+        resource=resource,
+        authorization_servers=servers,
+        scopes_supported=scopes,
+        dpop_signing_alg_values_supported=algs,
+        dpop_bound_access_tokens_required=dpop_bound_access_tokens_required,
+        resource_name=resource_name,
+        resource_documentation=documentation,
+        resource_policy_uri=policy,
+        resource_tos_uri=tos,
+        max_age=max_age,
+    )
