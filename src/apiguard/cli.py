@@ -47,7 +47,7 @@ from .errors import (
     BearerError,
     ConfigurationError,
     InsufficientScope,
-    KeySetUnavailable,
+    ServiceUnavailable,
 )
 from .jwks import (
     Response,
@@ -431,7 +431,7 @@ def _explain(
         got = rule.got(*_unverified(token))
     result: dict[str, Any] = {
         "ok": False,
-        "verdict": "unavailable" if isinstance(error, KeySetUnavailable) else "refused",
+        "verdict": "unavailable" if isinstance(error, ServiceUnavailable) else "refused",
         "reason": reason,
         "description": getattr(error, "description", None),
         "detail": error.detail,
@@ -443,10 +443,10 @@ def _explain(
     if isinstance(error, BearerError):
         result["status"] = error.status_code
         result["www_authenticate"] = challenge(error)
-    elif isinstance(error, KeySetUnavailable):
+    elif isinstance(error, ServiceUnavailable):
         result["status"] = error.status_code
         result["retry_after"] = error.retry_after
-    code = EXIT_UNAVAILABLE if isinstance(error, KeySetUnavailable) else EXIT_NEGATIVE
+    code = EXIT_UNAVAILABLE if isinstance(error, ServiceUnavailable) else EXIT_NEGATIVE
     return code, result
 
 
@@ -680,28 +680,20 @@ def _print_issuer(result: Mapping[str, Any], out: TextIO) -> None:
         out.write(f"           {name}: {_printable(value)}\n")
     out.write(f"Cache      apiguard keeps these keys fresh for {jwks['fresh_for_seconds']:g} s\n")
     out.write(f"\nKeys ({len(result['keys'])})\n")
-    rows: list[tuple[str, ...]] = [("kid", "kty", "alg", "size", "use", "apiguard")]
+    rows = [["kid", "kty", "alg", "size", "use", "apiguard"]]
     for key in result["keys"]:
+        cells = (key["kid"], key["kty"], key["alg"], key["size"], key["use"])
+        row = [_printable(cell if cell is not None else "-", 48) for cell in cells]
         verdict = (
             f"verifies {', '.join(key['algorithms'])}"
             if key["usable"]
             else f"skipped: {key['why']}"
         )
-        rows.append(
-            tuple(
-                _printable(v if v is not None else "-", 48)
-                for v in (key["kid"], key["kty"], key["alg"], key["size"], key["use"], verdict)
-            )
-        )
+        rows.append([*row, _printable(verdict)])
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        out.write(
-            "  "
-            + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-            + "  "
-            + row[5]
-            + "\n"
-        )
+        padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.write("  " + "  ".join([*padded, row[5]]) + "\n")
     if result["warnings"]:
         out.write("\nWarnings\n")
         for warning in result["warnings"]:

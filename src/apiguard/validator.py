@@ -407,7 +407,7 @@ class Introspector(_SyncClient, _IntrospectorBase):
     Raises:
         ConfigurationError: a setting is missing or unsafe (the message names it).
 
-    >>> settings = Introspection(client_id="organizer-api", client_secret=secret)
+    >>> settings = Introspection(client_id="organizer-api", client_secret=secret)  # doctest: +SKIP
     >>> with Introspector(issuer=issuer, audience=api, introspection=settings) as i:
     ...     token = i.validate(opaque)  # doctest: +SKIP
 

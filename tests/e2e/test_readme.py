@@ -2,39 +2,41 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import subprocess
-import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from flask import Flask
+from snippets import (
+    check_transcript,
+    code_blocks,
+    module_starts,
+    run_snippet,
+    transcript_issuer,
+)
 from starlette.testclient import TestClient
 
 from apiguard.flask import ApiGuard
 from apiguard.testing import LocalIssuer
-from examples.demo.servers import ROOT, Stack
-from examples.demo.walk import ORGANIZER, world_mappers_token
-from examples.flask_api.app import create_app
+from examples.demo.servers import ROOT, Stack, free_port
+from examples.demo.walk import world_mappers_token
 
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, re.DOTALL)
+BLOCKS = code_blocks(README)
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
-
-
-def run_snippet(code: str, stack: Stack) -> dict[str, Any]:
-    """Execute a README snippet with its issuer pointed at the test stack."""
-    namespace: dict[str, Any] = {"__name__": "readme_snippet"}
-    exec(code.replace("http://127.0.0.1:9000/", stack.issuer), namespace)
-    return namespace
+ORGANIZER = "https://organizer.example/api"
 
 
 @pytest.mark.e2e
 def test_flask_snippet_protects_its_route(stack: Stack) -> None:
     """The README's Flask app accepts a token with the scope and challenges one without."""
-    app = run_snippet(PYTHON[0], stack)["app"]
+    app = run_snippet(PYTHON[0], issuer=stack.issuer)["app"]
     client = app.test_client()
     token = world_mappers_token(stack.issuer)
     ok = client.get("/api/appointments", headers={"Authorization": f"Bearer {token}"})
@@ -50,7 +52,7 @@ def test_flask_snippet_protects_its_route(stack: Stack) -> None:
 @pytest.mark.e2e
 def test_starlette_snippet_protects_its_route(stack: Stack) -> None:
     """The README's Starlette app accepts a token with the scope and challenges one without."""
-    app = run_snippet(PYTHON[1], stack)["app"]
+    app = run_snippet(PYTHON[1], issuer=stack.issuer)["app"]
     token = world_mappers_token(stack.issuer)
     with TestClient(app) as client:
         ok = client.get("/api/appointments", headers={"Authorization": f"Bearer {token}"})
@@ -65,53 +67,14 @@ def test_starlette_snippet_protects_its_route(stack: Stack) -> None:
 def test_testing_snippet_passes(local_issuer: LocalIssuer) -> None:
     """The README's example test, run as written against the local_issuer fixture."""
     (code,) = [code for code in PYTHON if "def test_appointments_need_a_scope" in code]
-    namespace = run_snippet_plain(code)
+    namespace = run_snippet(code)
     namespace["test_appointments_need_a_scope"](local_issuer)
 
 
-def run_snippet_plain(code: str) -> dict[str, Any]:
-    """Execute a README snippet as it stands."""
-    namespace: dict[str, Any] = {"__name__": "readme_snippet"}
-    exec(code, namespace)
-    return namespace
-
-
-CURL = re.compile(r"^\$ curl -i (\S+)(?: -H \"Authorization: Bearer ([^\"]+)\")?$")
-
-
-def transcript() -> list[tuple[str, str | None, list[str]]]:
-    """The README's curl commands, each with the answer lines shown under it."""
-    block = next(code for lang, code in BLOCKS if lang == "console" and "curl -i" in code)
-    entries: list[tuple[str, str | None, list[str]]] = []
-    for line in block.splitlines():
-        match = CURL.match(line)
-        if match:
-            entries.append((match.group(1), match.group(2), []))
-        elif line and entries:
-            entries[-1][2].append(line)
-    return entries
-
-
-def test_what_clients_see_is_what_the_example_answers(local_issuer_factory: Any) -> None:
+def test_what_clients_see_is_what_the_example_answers() -> None:
     """Each curl answer in the README (status, challenge, body) is the Flask example's."""
-    issuer: LocalIssuer = local_issuer_factory(audience=ORGANIZER)
-    tokens = {
-        None: None,
-        "$EXPIRED": issuer.token(scope="read:appointments", expires_in=-3600),
-        "$TOKEN": issuer.token(scope="read:appointments read:contacts"),
-        "two tokens": "two tokens",
-    }
-    entries = transcript()
-    assert len(entries) == 4
-    with issuer.validator() as validator:
-        client = create_app(validator=validator).test_client()
-        for url, bearer, lines in entries:
-            headers = {"Authorization": f"Bearer {tokens[bearer]}"} if bearer else {}
-            response = client.get(httpx.URL(url).path, headers=headers)
-            status, challenge, body = lines
-            assert status == f"HTTP/1.1 {response.status}"
-            assert challenge == f"WWW-Authenticate: {response.headers['WWW-Authenticate']}"
-            assert body == response.get_data(as_text=True).strip()
+    block = next(code for lang, code in BLOCKS if lang == "console" and "curl -i" in code)
+    assert check_transcript(block, transcript_issuer()) == 4
 
 
 def test_roles_and_step_up_snippets_guard_their_routes(local_issuer_factory: Any) -> None:
@@ -161,14 +124,7 @@ def test_roles_and_step_up_snippets_guard_their_routes(local_issuer_factory: Any
 )
 def test_readme_commands_start(command: list[str]) -> None:
     """The commands the README names run and explain themselves."""
-    result = subprocess.run(
-        [sys.executable, *command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = module_starts(command[1])
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout
 
@@ -185,6 +141,40 @@ def test_readme_shows_no_real_token() -> None:
     """The README shows no real token (only placeholders such as $TOKEN)."""
     assert "eyJ" not in README
     assert Path(ROOT / "README.md").stat().st_size < 40_000
+
+
+def test_readme_command_serves_the_docs(tmp_path: Path) -> None:
+    """The README's mkdocs command serves the documentation site (on a free port here)."""
+    command = next(
+        line
+        for lang, code in BLOCKS
+        if lang == "sh"
+        for line in code.splitlines()
+        if "mkdocs serve" in line
+    )
+    program, *arguments = shlex.split(command.replace("127.0.0.1:8088", f"127.0.0.1:{free_port()}"))
+    address = arguments[arguments.index("-a") + 1]
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    log = (tmp_path / "mkdocs.log").open("w")
+    server = subprocess.Popen(
+        [str(ROOT / program), *arguments], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"http://{address}/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, (tmp_path / "mkdocs.log").read_text()
+                assert time.monotonic() < deadline, "mkdocs serve did not answer in 60 s"
+                time.sleep(0.25)
+        assert page.status_code == 200
+        assert "<title>apiguard</title>" in page.text
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
 
 
 def test_introspection_snippet_validates_an_opaque_token() -> None:
@@ -208,7 +198,7 @@ def test_introspection_snippet_validates_an_opaque_token() -> None:
         )
         route = mock.post(endpoint).respond(json=answer)
         namespace = {"__name__": "readme_snippet", "secret": "s3cr3t", "opaque": "abc" * 10}
-        exec(code, namespace)
+        run_snippet(code, namespace=namespace)
         namespace["introspector"].close()
     assert namespace["token"].scopes == {"read:appointments"}
     assert route.calls.last.request.headers["authorization"].startswith("Basic ")

@@ -1,0 +1,272 @@
+"""The documentation site's samples run and its pages say what the code does."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+import json
+import re
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from snippets import (
+    call_tests,
+    check_transcript,
+    close_validators,
+    code_blocks,
+    console_session,
+    missing_output,
+    module_commands,
+    module_starts,
+    run_command,
+    run_snippet,
+    transcript_issuer,
+)
+from starlette.testclient import TestClient
+
+from apiguard import errors
+from apiguard.testing import LocalIssuer, serve_issuer
+from examples.demo.servers import ROOT, Stack
+from examples.demo.walk import ORGANIZER
+
+DOCS = ROOT / "docs"
+PAGES = sorted(page for page in DOCS.rglob("*.md") if "screenshots" not in page.parts)
+README = ROOT / "README.md"
+
+
+def blocks(page: Path, *languages: str) -> list[str]:
+    """The code of a page's fenced blocks in these languages."""
+    return [code for lang, code in code_blocks(page.read_text()) if lang in languages]
+
+
+def name(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+@pytest.fixture
+def served() -> Iterator[LocalIssuer]:
+    """An issuer for the Organizer API on a loopback socket, standing in for the local server."""
+    with serve_issuer(audience=ORGANIZER) as issuer:
+        yield issuer
+
+
+FIXTURES = {"local_issuer": LocalIssuer, "local_issuer_factory": lambda: LocalIssuer}
+
+
+def run_page(page: Path, issuer: LocalIssuer) -> tuple[dict[str, Any], list[str]]:
+    """Run a page's Python samples in order, as one script, against ``issuer``.
+
+    The tests a sample defines are called right after it, while the names it imported are
+    still its own. Returns the namespace and the tests called.
+    """
+    namespace: dict[str, Any] = {"__name__": "docs_snippet"}
+    called: list[str] = []
+    for code in blocks(page, "python"):
+        run_snippet(code, issuer=issuer.issuer, namespace=namespace)
+        called += call_tests(namespace, FIXTURES, skip=called)
+    return namespace, called
+
+
+PYTHON_PAGES = [page for page in PAGES if blocks(page, "python")]
+
+
+@pytest.mark.parametrize("page", PYTHON_PAGES, ids=name)
+def test_python_samples_run(page: Path, served: LocalIssuer) -> None:
+    """Every Python sample of a page runs, and the tests a sample defines pass."""
+    namespace: dict[str, Any] = {}
+    try:
+        namespace, called = run_page(page, served)
+    finally:
+        anyio.run(close_validators, namespace)
+    if page.name == "testing.md":
+        assert called == ["test_appointments_need_a_scope", "test_tasks_answer_who_asked"]
+
+
+def organizer_client(app: Any) -> Any:
+    """A test client for a Flask or ASGI app, with the same call shape."""
+    if hasattr(app, "test_client"):
+        return app.test_client()
+    return TestClient(app)
+
+
+@pytest.mark.parametrize("framework", ["flask", "starlette", "fastapi"])
+def test_getting_started_apps_protect_their_routes(framework: str, served: LocalIssuer) -> None:
+    """Each getting-started app answers the public route, and guards its scoped one."""
+    namespace, _ = run_page(DOCS / "getting-started" / f"{framework}.md", served)
+    apps = [namespace["app"]]
+    if "create_app" in namespace:
+        apps.append(namespace["create_app"]())
+    good = {"Authorization": f"Bearer {served.token(scope='read:appointments')}"}
+    other = {"Authorization": f"Bearer {served.token(scope='read:tasks')}"}
+    try:
+        for app in apps[1:]:  # the factory sample: the guard set up, no routes
+            assert app.extensions["apiguard"].validator.issuer == served.issuer
+        with organizer_client(apps[0]) as client:
+            assert client.get("/api/public").status_code == 200
+            ok = client.get("/api/appointments", headers=good)
+            body = ok.get_json() if hasattr(ok, "get_json") else ok.json()
+            assert (ok.status_code, body) == (200, {"appointments": [], "for": "auth0|user-1"})
+            assert client.get("/api/appointments").status_code == 401
+            assert client.get("/api/appointments", headers=other).status_code == 403
+    finally:
+        anyio.run(close_validators, {**namespace, "factory_app": apps[-1]})
+
+
+# --- console samples ---------------------------------------------------------------------------
+
+
+def _weak_key() -> dict[str, Any]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    return {**jwk, "kid": "key-0", "alg": "RS256", "use": "sig"}
+
+
+@pytest.fixture
+def console(served: LocalIssuer, tmp_path: Path) -> tuple[str, Path]:
+    """The set-up the command-line samples describe: a token for another API in token.txt,
+    and an issuer publishing a weak key beside its own, cached for 5 minutes."""
+    token = served.token(aud="https://other.example/api", scope="read:appointments", expires_in=720)
+    (tmp_path / "token.txt").write_text(token + "\n")
+    served.jwks_override = httpx.Response(
+        200,
+        json={"keys": [*served.jwks["keys"], _weak_key()]},
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+    return token, tmp_path
+
+
+CONSOLE_PAGES = [
+    page
+    for page in [*PAGES, README]
+    if any(console_session(code, "apiguard") for code in blocks(page, "console"))
+]
+
+
+@pytest.mark.parametrize("page", CONSOLE_PAGES, ids=name)
+def test_apiguard_commands_run_as_shown(
+    page: Path, served: LocalIssuer, console: tuple[str, Path]
+) -> None:
+    """Each ``$ apiguard`` command shown runs, reaches a verdict, and prints what is shown."""
+    token, workdir = console
+    ran = 0
+    for code in blocks(page, "console"):
+        for command, shown in console_session(code, "apiguard"):
+            result = run_command(command, workdir, served.issuer)
+            assert result.returncode in (0, 1), (command, result.stdout, result.stderr)
+            assert missing_output(shown, result.stdout, served.issuer) == [], result.stdout
+            assert token not in result.stdout + result.stderr
+            ran += 1
+    assert ran
+
+
+def test_the_curl_answers_shown_are_the_examples() -> None:
+    """The curl transcript of "What clients see" is what the Flask example answers."""
+    block = next(code for code in blocks(DOCS / "guides" / "answers.md", "console"))
+    assert check_transcript(block, transcript_issuer()) == 1
+
+
+@pytest.mark.e2e
+def test_the_server_pages_token_request_works(stack: Stack) -> None:
+    """The token request on the server's overview page gets World Mappers a token."""
+    code = blocks(DOCS / "server" / "index.md", "console")[0]
+    command = code.removeprefix("$ ").replace("http://127.0.0.1:9000/", stack.issuer)
+    result = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["token_type"], answer["scope"]) == (
+        "Bearer",
+        "read:appointments read:contacts",
+    )
+
+
+SHELL = [(page, code) for page in [*PAGES, README] for code in blocks(page, "sh")]
+
+
+def test_modules_the_docs_run_start() -> None:
+    """Every ``python -m`` module a shell sample runs starts and explains itself."""
+    modules = {module for _, code in SHELL for module in module_commands(code)}
+    assert modules
+    for module in sorted(modules):
+        result = module_starts(module)
+        assert result.returncode == 0, (module, result.stderr)
+        assert "usage:" in result.stdout
+
+
+def test_extras_the_docs_install_exist() -> None:
+    """Every ``pip install "apiguard[extra]"`` in the docs names an extra of the package."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = set(extras["optional-dependencies"])
+    named = {
+        extra
+        for _, code in SHELL
+        for group in re.findall(r'pip install "apiguard\[([\w,]+)\]"', code)
+        for extra in group.split(",")
+    }
+    assert named
+    assert named <= declared
+
+
+# --- pages and the code they describe --------------------------------------------------------
+
+
+def reference_modules() -> list[ModuleType]:
+    """The modules whose docstrings the API reference renders."""
+    modules: dict[str, ModuleType] = {}
+    for page in (DOCS / "reference").glob("*.md"):
+        for target in re.findall(r"^::: ([\w.]+)", page.read_text(), re.MULTILINE):
+            module_name, _, attribute = target.rpartition(".")
+            try:
+                found: Any = importlib.import_module(target)
+            except ModuleNotFoundError:
+                found = getattr(importlib.import_module(module_name), attribute)
+            module = found if inspect.ismodule(found) else inspect.getmodule(found)
+            assert module is not None
+            modules[module.__name__] = module
+    return [modules[key] for key in sorted(modules)]
+
+
+@pytest.mark.parametrize("module", reference_modules(), ids=lambda m: m.__name__)
+def test_docstring_examples_run(module: ModuleType) -> None:
+    """The examples in the docstrings the API reference shows run (doctest, SKIP respected)."""
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in finder.find(module):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def test_every_reason_is_in_the_answers_table() -> None:
+    """Each error a request can end with is listed in "What clients see", with its reason."""
+    table = (DOCS / "guides" / "answers.md").read_text()
+    bases = {
+        errors.ApiguardError,
+        errors.BearerError,
+        errors.ConfigurationError,
+        errors.ServiceUnavailable,
+    }
+    for error_name in errors.__all__:
+        error = getattr(errors, error_name)
+        if error not in bases:
+            assert f"| `{error.reason}` | `{error.__name__}` |" in table
+
+
+def test_screenshots_are_the_browser_tests() -> None:
+    """The screenshots in the docs are exactly those the browser tests take, each shown."""
+    source = (ROOT / "tests" / "browser" / "test_pages_in_chromium.py").read_text()
+    taken = set(re.findall(r'shot\(page, "([\w-]+)"\)', source))
+    committed = {path.stem for path in (DOCS / "screenshots").glob("*.png")}
+    assert committed == taken
+    shown = "".join(page.read_text() for page in PAGES)
+    assert {name for name in taken if f"screenshots/{name}.png" not in shown} == set()
