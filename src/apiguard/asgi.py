@@ -498,6 +498,7 @@ def requires(*rules: Rule) -> Callable[[F], F]:
     A refusal answers 403 ``insufficient_scope`` with the rule's fixed description, or 401
     ``insufficient_user_authentication`` for step-up; a websocket is closed with 1008.
 
+    >>> from apiguard import claim_equals
     >>> @requires(claim_equals("tid", "9188040d-6c67-4c5b-b112-36a304b66dad"))
     ... async def tenant(request): ...
     """
