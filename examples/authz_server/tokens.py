@@ -9,8 +9,8 @@ from typing import Any
 import jwt
 
 from .models import ResourceServer, User
-from .security import half_hash, new_secret
-from .tenant import Tenant
+from .security import half_hash, new_secret, token_digest
+from .services import Domain
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,9 @@ class IssuedToken:
 class TokenMinter:
     """Signs access tokens (RS256 with the current key, or HS256 with the API's secret)."""
 
-    def __init__(self, tenant: Tenant) -> None:
-        self.tenant = tenant
-        self.settings = tenant.settings
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.settings = domain.settings
 
     @property
     def userinfo_url(self) -> str:
@@ -36,7 +36,7 @@ class TokenMinter:
         return self.settings.url("userinfo")
 
     def _sign_rs256(self, claims: dict[str, Any], typ: str) -> str:
-        key = self.tenant.keys.current()
+        key = self.domain.keys.current()
         return jwt.encode(
             claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": typ}
         )
@@ -51,18 +51,23 @@ class TokenMinter:
         grant_type: str | None = None,
         lifetime: int | None = None,
     ) -> IssuedToken:
-        """Sign an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
+        """Issue an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
+
+        A signed JWT, or for an API whose ``access_token_format`` is ``opaque`` a random
+        reference token whose claims are stored under its hash.
 
         ``aud`` is the API identifier, or a list with the userinfo URL when ``openid`` was
         granted and the token is RS256 (``/userinfo`` refuses HS256 tokens). ``gty`` is set
         for the grants where Auth0 sets it.
         """
-        now = self.tenant.now()
+        now = self.domain.now()
         if api is None:
             lifetime = lifetime or 86400
         else:
             lifetime = min(lifetime or api.token_lifetime, api.token_lifetime)
-        symmetric = api is not None and api.signing_alg == "HS256"
+        opaque = api is not None and api.access_token_format == "opaque"
+        # An opaque token is checked here (introspection, /userinfo), never by a signature.
+        symmetric = api is not None and api.signing_alg == "HS256" and not opaque
         audience: str | list[str]
         if api is None:
             audience = self.userinfo_url
@@ -90,7 +95,10 @@ class TokenMinter:
         if dialect.endswith("_authz") and api is not None:
             claims["permissions"] = [s for s in scopes if s in api.scope_values]
         typ = "at+jwt" if dialect.startswith("rfc9068") else "JWT"
-        if api is not None and symmetric:
+        if opaque:
+            token = new_secret(32)
+            self.domain.revocations.store_reference(token_digest(token), claims)
+        elif api is not None and symmetric:
             assert api.signing_secret is not None
             token = jwt.encode(
                 claims, api.signing_secret.encode("utf-8"), algorithm="HS256", headers={"typ": typ}
@@ -113,13 +121,13 @@ class TokenMinter:
         key: Any
         if alg == "RS256":
             kid = header.get("kid")
-            found = [k for k in self.tenant.keys.published() if k.kid == kid]
+            found = [k for k in self.domain.keys.published() if k.kid == kid]
             if not found:
                 raise jwt.InvalidKeyError("unknown kid")
             key = found[0].private_key.public_key()
         elif alg == "HS256" and allow_hs256:
             aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
-            api = self.tenant.find_api(aud) if isinstance(aud, str) else None
+            api = self.domain.apis.find(aud) if isinstance(aud, str) else None
             if api is None or api.signing_secret is None:
                 raise jwt.InvalidKeyError("not an HS256 API of this server")
             key = api.signing_secret.encode("utf-8")
@@ -146,7 +154,7 @@ class TokenMinter:
         access_token: str | None = None,
     ) -> str:
         """Sign an OIDC ID token: ``aud`` is the client, ``at_hash`` when given an AT."""
-        now = self.tenant.now()
+        now = self.domain.now()
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
             "sub": user.user_id,

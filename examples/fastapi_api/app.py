@@ -60,13 +60,14 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
         validator: the validator to use (tests pass their own); by default one built from
             ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE``, closed when the app stops.
     """
+    audience = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
     owned = validator is None
     if validator is None:
         validator = AsyncValidator(
-            issuer=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER),
-            audience=os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE),
+            issuer=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER), audience=audience
         )
-    auth = Authorize(validator)
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    auth = Authorize(validator, resource=audience)
     organizer_admin = auth.requires_role("organizer-admin", claim=ROLES_CLAIM)
     recent_mfa = auth.requires_step_up([MULTI_FACTOR], max_age=SECURITY_MAX_AGE)
     organizer = Organizer()

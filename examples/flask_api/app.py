@@ -146,6 +146,8 @@ def create_app(**guard_options: Any) -> Flask:
     app = Flask(__name__)
     app.config["APIGUARD_ISSUER"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER)
     app.config["APIGUARD_AUDIENCE"] = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    app.config["APIGUARD_RESOURCE"] = app.config["APIGUARD_AUDIENCE"]
     app.extensions["organizer"] = Organizer()
     app.register_blueprint(api)
     ApiGuard(app, **guard_options)

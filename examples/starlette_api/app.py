@@ -135,6 +135,8 @@ def create_app(**guard_options: Any) -> Starlette:
     if "validator" not in guard_options:
         guard_options.setdefault("issuer", os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER))
         guard_options.setdefault("audience", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    guard_options.setdefault("resource", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [
         Route("/api/public", public),
         Route("/api/private", private),

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, Final, TypeVar, overload
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
@@ -44,6 +44,7 @@ from ._rules import Rule, has_permissions, has_roles, step_up
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, ClaimPath, Match
 from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .metadata import REQUIREMENT_ATTRIBUTE, ProtectedResource, declared_scopes, protected_resource
 from .validator import AsyncValidator
 
 __all__ = [
@@ -61,6 +62,8 @@ __all__ = [
 
 #: The scope key under which the middleware leaves its ``realm`` for :func:`requires_scope`.
 REALM_KEY: Final = "apiguard.realm"
+#: The scope key of the protected-resource metadata URL, for the challenges downstream.
+METADATA_KEY: Final = "apiguard.resource_metadata"
 #: The scope key naming the validator that authenticated the request (absent when the
 #: middleware did not inspect it): a FastAPI dependency reuses the middleware's result only
 #: when it was given the very same validator.
@@ -199,6 +202,12 @@ class BearerAuthMiddleware:
         required: refuse requests without a token (401) everywhere but the excluded paths.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
             Default: the audience when there is one, else ``"api"`` (as in apiguard.flask).
+        resource: the resource identifier (one of the audiences) or a
+            :class:`~apiguard.metadata.ProtectedResource`: the middleware then answers
+            ``GET /.well-known/oauth-protected-resource`` (the resource's path inserted,
+            RFC 9728 §3.1) itself, without a token, and every challenge carries
+            ``resource_metadata``. ``scopes_supported`` defaults to the scopes the app's
+            Starlette routes declare with :func:`requires_scope`.
         **validator_options: further :class:`~apiguard.AsyncValidator` arguments.
 
     Raises:
@@ -231,6 +240,7 @@ class BearerAuthMiddleware:
         exclude: Callable[[Scope], bool] | None = None,
         required: bool = False,
         realm: str | None = DEFAULT_REALM,
+        resource: str | ProtectedResource | None = None,
         **validator_options: Any,
     ) -> None:
         if validator is None:
@@ -245,6 +255,10 @@ class BearerAuthMiddleware:
         else:
             self._owns_validator = False
         realm = pick_realm(realm, validator.audiences)
+        self.metadata = protected_resource(
+            resource, validator.audiences, validator.issuers, name="resource"
+        )
+        self._document: tuple[bytes, dict[str, str]] | None = None
         self.app = app
         self.validator = validator
         self.realm = realm
@@ -263,6 +277,12 @@ class BearerAuthMiddleware:
             return
         if self.realm is not None:
             scope[REALM_KEY] = self.realm
+        metadata = self.metadata
+        if metadata is not None:
+            scope[METADATA_KEY] = metadata.url
+            if kind == "http" and scope["path"] in metadata.paths:
+                await self._serve_metadata(scope, send)
+                return
         view = request_view(scope)
         if (self._exemptions is not None and self._exemptions.match(view.path, view.raw_path)) or (
             self._exclude is not None and self._exclude(scope)
@@ -314,6 +334,33 @@ class BearerAuthMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    async def _serve_metadata(self, scope: Scope, send: Send) -> None:
+        # Public (RFC 9728 §3): matched on the exact path, never inspected for a token.
+        if scope["method"] not in ("GET", "HEAD"):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 405,
+                    "headers": [(b"allow", b"GET, HEAD"), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if self._document is None:
+            assert self.metadata is not None
+            # The app's routes are complete once it serves; gather their scopes once.
+            routes = getattr(scope.get("app"), "routes", ())
+            self._document = self.metadata.with_route_scopes(
+                declared_scopes(_endpoints(routes))
+            ).render()
+        body, headers = self._document
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+
     async def _refuse(self, error: ApiguardError, scope: Scope, send: Send) -> None:
         if scope["type"] == "websocket":
             # Closing before accept makes the server deny the handshake (HTTP 403).
@@ -325,7 +372,7 @@ class BearerAuthMiddleware:
                 }
             )
             return
-        answer = render_error(error, self.realm)
+        answer = render_error(error, self.realm, scope.get(METADATA_KEY))
         await send(
             {
                 "type": "http.response.start",
@@ -379,6 +426,21 @@ def _ws_reason(error: ApiguardError) -> str:
     return "unauthorized"
 
 
+def _endpoints(routes: Iterable[object]) -> Iterator[object]:
+    """The endpoint functions of Starlette routes, mounted sub-apps' routes included."""
+    for route in routes:
+        endpoint = getattr(route, "endpoint", None)
+        if inspect.isclass(endpoint):
+            # An HTTPEndpoint: its handlers are its methods.
+            yield from (getattr(endpoint, name.lower(), None) for name in _METHODS)
+        elif endpoint is not None:
+            yield endpoint
+        yield from _endpoints(getattr(route, "routes", ()))
+
+
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _find_connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
     for value in (kwargs.get("request"), kwargs.get("websocket"), *args):
         if isinstance(value, HTTPConnection):
@@ -390,7 +452,7 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
     """Wrap an endpoint so that the request's token (left by the middleware) must satisfy it."""
 
     def response(conn: HTTPConnection, error: ApiguardError) -> Response:
-        answer = render_error(error, conn.scope.get(REALM_KEY))
+        answer = render_error(error, conn.scope.get(REALM_KEY), conn.scope.get(METADATA_KEY))
         return Response(
             answer.body, answer.status_code, answer.headers, media_type=answer.media_type
         )
@@ -419,6 +481,7 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
                     return None
                 return response(conn, error)
 
+            setattr(async_wrapper, REQUIREMENT_ATTRIBUTE, requirement)
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
@@ -429,6 +492,7 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
                 return func(*args, **kwargs)
             return response(conn, error)
 
+        setattr(sync_wrapper, REQUIREMENT_ATTRIBUTE, requirement)
         return sync_wrapper  # type: ignore[return-value]
 
     return decorator

@@ -6,9 +6,11 @@
     apiguard check TOKEN --issuer URL --audience AUD [--scope S ...]
                                                validate as an API would, and say why not
     apiguard jwks ISSUER                       discovery, key set, cache headers, warnings
+    apiguard serve [--port N] [--db FILE]      the bundled authorization server (development)
 
 ``TOKEN`` may be ``-`` to read it from standard input, which keeps it out of the shell's
-history and the process list. Every command takes ``--json`` for machine-readable output.
+history and the process list. ``decode``, ``check`` and ``jwks`` take ``--json`` for
+machine-readable output.
 No command ever prints the token, and ``decode`` never sends it anywhere.
 
 Exit codes (stable, for scripts):
@@ -17,7 +19,7 @@ Exit codes (stable, for scripts):
 0     done: the token decoded, was accepted, or the key set has nothing to warn about
 1     the verdict is negative: the token is refused (or cannot be decoded), or the key
       set has warnings
-2     usage: bad arguments or settings, no token given
+2     usage: bad arguments or settings, no token given, the server's extra not installed
 3     unavailable: the issuer's metadata or keys cannot be had (network, HTTP status,
       not JSON, metadata naming another issuer, no usable key): an API would answer 503
 ====  ===================================================================================
@@ -28,12 +30,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import importlib
+import importlib.util
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
 
 import httpx
@@ -700,6 +706,46 @@ def _print_issuer(result: Mapping[str, Any], out: TextIO) -> None:
             out.write(f"  - {_printable(warning, 400)}\n")
 
 
+# --- serve ---------------------------------------------------------------------------------
+
+
+def _server_main() -> Callable[[Sequence[str]], int]:
+    """The bundled server's entry point: packaged in the wheel, or a checkout's example."""
+    try:
+        module = importlib.import_module("apiguard._server.__main__")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("apiguard._server", "apiguard._server.__main__"):
+            raise
+        # An editable install runs the checkout's copy of the same code.
+        checkout = Path(__file__).resolve().parents[2]
+        if not (checkout / "examples" / "authz_server" / "__main__.py").is_file():
+            raise _UsageError("the bundled server is not part of this installation") from None
+        if str(checkout) not in sys.path:
+            sys.path.insert(0, str(checkout))
+        module = importlib.import_module("examples.authz_server.__main__")
+    entry: Callable[[Sequence[str]], int] = module.main
+    return entry
+
+
+#: What the server imports beyond apiguard's own dependencies (the ``server`` extra).
+_SERVER_MODULES: Final = ("starlette", "jinja2", "multipart", "uvicorn")
+
+
+def serve(args: argparse.Namespace, err: TextIO) -> int:
+    """Run the bundled authorization server until interrupted (``apiguard serve``)."""
+    missing = [name for name in _SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise _UsageError(f'the server needs {", ".join(missing)}: pip install "apiguard[server]"')
+    entry = _server_main()
+    for name, value in (("PORT", args.port), ("AUTHZ_DB", args.db), ("AUTHZ_ISSUER", args.issuer)):
+        if value is not None:
+            os.environ[name] = str(value)
+    try:
+        return entry(["serve"])
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C in a terminal
+        return EXIT_OK
+
+
 # --- the command line -----------------------------------------------------------------------
 
 
@@ -765,6 +811,19 @@ def _parser() -> argparse.ArgumentParser:
         help="show apiguard's log (fetches, cache) on stderr",
     )
 
+    serve_ = commands.add_parser(
+        "serve",
+        help="Run the bundled authorization server (development only).",
+        description="Run the bundled Auth0-shaped authorization server on 127.0.0.1, on its "
+        "SQLite file, seeded with the Organizer scenario (needs apiguard[server]). "
+        "Development only: it ships fixed, public credentials.",
+    )
+    serve_.add_argument("--port", type=int, help="port on 127.0.0.1 (default $PORT or 9000)")
+    serve_.add_argument(
+        "--db", help="SQLite file (default $AUTHZ_DB or authz_server.sqlite3; :memory: too)"
+    )
+    serve_.add_argument("--issuer", help="issuer URL, ending in / (default http://127.0.0.1:PORT/)")
+
     jwks_ = command("jwks", "Show an issuer's discovery and key set, with warnings.")
     jwks_.add_argument("issuer", metavar="ISSUER", help="the issuer URL (iss)")
     jwks_.add_argument("--jwks-uri", help="the key set URL, instead of discovery")
@@ -818,6 +877,8 @@ def _run(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> i
             else:
                 _print_check(result, out)
             return code
+        if args.command == "serve":
+            return serve(args, err)
         inspected = inspect_issuer(args.issuer, args)
         if args.json:
             out.write(json.dumps(inspected, indent=2) + "\n")

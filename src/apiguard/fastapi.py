@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -38,13 +38,21 @@ from starlette.responses import Response
 
 from ._request import Requirement, check_rules, guard, run_async
 from ._rules import Rule, has_permissions, has_roles, step_up
-from .asgi import REALM_KEY, VALIDATOR_KEY, get_token, request_view
+from .asgi import METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, ClaimPath, check_match
 from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .metadata import ProtectedResource, ResourceMetadata, protected_resource
 from .validator import AsyncValidator
 
-__all__ = ["Authorize", "BearerException", "bearer_exception_handler", "check_routes", "install"]
+__all__ = [
+    "Authorize",
+    "BearerException",
+    "bearer_exception_handler",
+    "check_routes",
+    "install",
+    "serve_metadata",
+]
 
 
 class BearerException(HTTPException):
@@ -59,8 +67,13 @@ class BearerException(HTTPException):
         answer: the rendered response (status, headers, body).
     """
 
-    def __init__(self, error: ApiguardError, realm: str | None = None) -> None:
-        answer = render_error(error, realm)
+    def __init__(
+        self,
+        error: ApiguardError,
+        realm: str | None = None,
+        resource_metadata: str | None = None,
+    ) -> None:
+        answer = render_error(error, realm, resource_metadata)
         # The same JSON as the installed handler's body, so both paths say the same.
         detail: dict[str, str] = json.loads(answer.body)
         super().__init__(answer.status_code, detail=detail, headers=answer.headers)
@@ -77,12 +90,14 @@ async def bearer_exception_handler(request: Request, exc: Exception) -> Response
 
 
 def install(app: FastAPI) -> None:
-    """Register :func:`bearer_exception_handler` and check the routes' scopes at start-up.
+    """Register :func:`bearer_exception_handler`, check the routes, serve the metadata.
 
     Refusals then get the RFC 6750 JSON body. At start-up (the app's lifespan), before any
     request is served, :func:`check_routes` checks every scope the routes ask of an
     :class:`Authorize` dependency, so that a name that could never be granted stops the
-    app instead of answering 500 per request.
+    app instead of answering 500 per request; and the protected-resource metadata (RFC
+    9728) of every :class:`Authorize` given a ``resource`` is served at its well-known
+    paths, with the scopes its routes ask for.
     """
     app.add_exception_handler(BearerException, bearer_exception_handler)
     original = app.router.lifespan_context
@@ -90,6 +105,7 @@ def install(app: FastAPI) -> None:
     @contextlib.asynccontextmanager
     async def checked(target: Any) -> AsyncIterator[Any]:
         check_routes(app)
+        serve_metadata(app)
         async with original(target) as state:
             yield state
 
@@ -104,6 +120,61 @@ def _security_scopes(dependant: Any) -> Iterable[tuple[Authorize, list[str]]]:
         yield call, [*parent, *own]
     for sub in getattr(dependant, "dependencies", ()):
         yield from _security_scopes(sub)
+
+
+def serve_metadata(app: FastAPI) -> None:
+    """Add a route for the metadata document of each :class:`Authorize` with a resource.
+
+    :func:`install` runs this at start-up, once the routes are known (their scopes make
+    ``scopes_supported`` unless the resource names its own).
+
+    Raises:
+        ConfigurationError: two resources would be served at the same path.
+    """
+    scopes: dict[Authorize, list[str]] = {}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for auth, asked in _security_scopes(route.dependant):
+                scopes.setdefault(auth, []).extend(asked)
+    # A second start (a test client entered twice) finds the routes of the first.
+    served: dict[str, str] = {
+        route.path: route.description
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.name == _METADATA_ROUTE
+    }
+    for auth, asked in scopes.items():
+        if auth.metadata is None:
+            continue
+        metadata = auth.metadata.with_route_scopes(asked)
+        for path in metadata.paths:
+            if path in served:
+                if served[path] == metadata.resource:
+                    continue
+                raise ConfigurationError(
+                    f"resource: {metadata.resource!r} and another resource would both be "
+                    f"served at {path}"
+                )
+            served[path] = metadata.resource
+            app.add_api_route(
+                path,
+                _metadata_endpoint(metadata),
+                methods=["GET"],
+                include_in_schema=False,
+                name=_METADATA_ROUTE,
+                description=metadata.resource,
+            )
+
+
+_METADATA_ROUTE = "apiguard_protected_resource"
+
+
+def _metadata_endpoint(metadata: ResourceMetadata) -> Callable[[], Awaitable[Response]]:
+    body, headers = metadata.render()
+
+    async def protected_resource_metadata() -> Response:
+        return Response(body, 200, headers)
+
+    return protected_resource_metadata
 
 
 def check_routes(app: FastAPI) -> None:
@@ -151,6 +222,12 @@ class Authorize(SecurityBase):
             :meth:`requires_permission`, :meth:`requires_role`, :meth:`requires_step_up`.
         realm: the challenge's ``realm``, or None for none. Default: the middleware's when
             it validated the token, else the validator's one audience (or ``"api"``).
+        resource: the resource identifier (one of the validator's audiences) or a
+            :class:`~apiguard.metadata.ProtectedResource`: :func:`install` then serves the
+            RFC 9728 metadata at ``/.well-known/oauth-protected-resource`` (the resource's
+            path inserted), with the scopes the routes ask of this dependency, and every
+            challenge carries ``resource_metadata``. Without it, the middleware's metadata
+            (if it has one) is named in the challenges.
         scheme_name: the name of the security scheme in the OpenAPI document.
         description: its description there.
 
@@ -173,6 +250,7 @@ class Authorize(SecurityBase):
         required: bool = True,
         rules: Iterable[Rule] = (),
         realm: str | None = DEFAULT_REALM,
+        resource: str | ProtectedResource | None = None,
         scheme_name: str = "bearerAuth",
         description: str | None = "An OAuth 2.0 access token (JWT)",
     ) -> None:
@@ -187,6 +265,15 @@ class Authorize(SecurityBase):
         audiences = validator.audiences if validator is not None else ()
         self.validator = validator
         self.realm = pick_realm(realm, audiences) if self._own_realm or audiences else None
+        if resource is not None and validator is None:
+            raise ConfigurationError(
+                "resource: needs a validator (or give it to BearerAuthMiddleware)"
+            )
+        self.metadata = (
+            protected_resource(resource, audiences, validator.issuers, name="resource")
+            if validator is not None
+            else None
+        )
         self.model = HTTPBearerModel(bearerFormat="JWT", description=description)
         self.scheme_name = scheme_name
 
@@ -215,7 +302,10 @@ class Authorize(SecurityBase):
         try:
             return await self._decide(request, requirement)
         except (BearerError, KeySetUnavailable) as exc:
-            raise BearerException(exc, realm) from None
+            metadata = (
+                self.metadata.url if self.metadata is not None else request.scope.get(METADATA_KEY)
+            )
+            raise BearerException(exc, realm, metadata) from None
 
     async def _decide(self, request: Request, requirement: Requirement) -> AccessToken | None:
         scope = request.scope

@@ -50,6 +50,7 @@ from ._rules import Rule, has_permissions, has_roles, step_up
 from .bearer import DEFAULT_REALM, pick_realm, render_error
 from .claims import AccessToken, ClaimPath, Match
 from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .metadata import REQUIREMENT_ATTRIBUTE, ResourceMetadata, declared_scopes, protected_resource
 from .validator import Validator
 
 __all__ = [
@@ -101,7 +102,9 @@ _STRINGS: Final = frozenset({"issuer", "jwks_uri", "token_type", "shared_secret"
 _OBJECTS: Final = frozenset({"claims_validator"})
 _VALIDATOR_OPTIONS: Final = _NUMBERS | _LISTS | _STRINGS | _OBJECTS
 # Settings of this layer, not the validator's.
-_OWN_OPTIONS: Final = frozenset({"realm", "exempt_options"})
+_OWN_OPTIONS: Final = frozenset({"realm", "exempt_options", "resource"})
+#: The endpoint name of the protected-resource metadata view ApiGuard registers.
+METADATA_ENDPOINT: Final = "apiguard_protected_resource"
 _CONFIG_PREFIX: Final = "APIGUARD_"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
@@ -116,11 +119,18 @@ class GuardState:
         realm: the ``realm`` of the ``WWW-Authenticate`` challenges, or None for none.
         exempt_options: whether ``OPTIONS`` requests that Flask answers itself (no view
             declares ``OPTIONS``: CORS preflights) pass :func:`protect` unauthenticated.
+        metadata: the protected-resource metadata (RFC 9728) served, or None.
     """
 
     validator: Validator
     realm: str | None
     exempt_options: bool
+    metadata: ResourceMetadata | None = None
+
+    @property
+    def resource_metadata(self) -> str | None:
+        """The ``resource_metadata`` of every challenge: the document's URL, or None."""
+        return self.metadata.url if self.metadata is not None else None
 
 
 class ApiGuard:
@@ -135,10 +145,15 @@ class ApiGuard:
     ``APIGUARD_COOLDOWN``, ``APIGUARD_MAX_STALE``, ``APIGUARD_TIMEOUT``,
     ``APIGUARD_MAX_TOKEN_SIZE``, ``APIGUARD_MAX_JWKS_SIZE``, ``APIGUARD_TOKEN_CACHE_SIZE``),
     plus ``APIGUARD_REALM`` (default: the audience when there is one, else ``"api"``; None
-    for no realm) and ``APIGUARD_EXEMPT_OPTIONS`` (default True). Strings are accepted for
-    every setting, so values can come straight from the environment: numbers are parsed,
-    and lists (audience, algorithms, claims) are split on whitespace. An unknown
-    ``APIGUARD_*`` key is an error, so that a misspelt setting is not silently ignored.
+    for no realm), ``APIGUARD_EXEMPT_OPTIONS`` (default True) and ``APIGUARD_RESOURCE``
+    (the resource identifier, one of the audiences, or a
+    :class:`~apiguard.metadata.ProtectedResource`: the app then serves its RFC 9728
+    metadata at ``/.well-known/oauth-protected-resource`` and every challenge names it in
+    ``resource_metadata``; ``scopes_supported`` defaults to the scopes the views declare).
+    Strings are accepted for every setting, so values can come straight from the
+    environment: numbers are parsed, and lists (audience, algorithms, claims) are split on
+    whitespace. An unknown ``APIGUARD_*`` key is an error, so that a misspelt setting is not
+    silently ignored.
 
     Args:
         app: the app to set up now; or call :meth:`init_app` later (application factory).
@@ -194,6 +209,7 @@ class ApiGuard:
         settings.update(self._options)
         realm_setting = settings.pop("realm", _UNSET)
         exempt_options = _boolean(settings.pop("exempt_options", True))
+        resource_setting = settings.pop("resource", None)
         if self._validator is not None:
             validator = self._validator
         else:
@@ -209,7 +225,16 @@ class ApiGuard:
             validator.audiences,
             name=f"{_CONFIG_PREFIX}REALM",
         )
-        app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options)
+        metadata = protected_resource(
+            resource_setting,
+            validator.audiences,
+            validator.issuers,
+            name=f"{_CONFIG_PREFIX}RESOURCE",
+        )
+        app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options, metadata)
+        if metadata is not None:
+            for path in metadata.paths:
+                app.add_url_rule(path, METADATA_ENDPOINT, _metadata_view, methods=["GET"])
         # An application that registered its own handler first keeps it.
         handlers = app.error_handler_spec[None][None]
         for error in (BearerError, KeySetUnavailable):
@@ -272,10 +297,24 @@ def _state(app: Flask) -> GuardState:
     return state
 
 
+def _metadata_view() -> Response:
+    # Public and the same for everyone; the scopes are gathered from the views on each
+    # request (a walk of the app's view functions: cheap, and always current).
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    metadata = _state(app).metadata
+    assert metadata is not None  # the rule exists only with metadata
+    body, headers = metadata.with_route_scopes(
+        declared_scopes(app.view_functions.values())
+    ).render()
+    return Response(body, status=200, headers=headers)
+
+
 def _answer(error: ApiguardError) -> Response:
     state = current_app.extensions.get(EXTENSION_KEY)
-    realm = state.realm if isinstance(state, GuardState) else None
-    rendered = render_error(error, realm)
+    if isinstance(state, GuardState):
+        rendered = render_error(error, state.realm, state.resource_metadata)
+    else:
+        rendered = render_error(error)
     return Response(
         rendered.body,
         status=rendered.status_code,
@@ -365,6 +404,7 @@ def _guarded(view: F, requirement: Requirement) -> F:
             return current_app.ensure_sync(view)(*args, **kwargs)
         return view(*args, **kwargs)
 
+    setattr(wrapper, REQUIREMENT_ATTRIBUTE, requirement)
     return cast(F, wrapper)
 
 
@@ -562,6 +602,10 @@ def protect(
     exemptions = PathExemptions(exclude_paths) or None
 
     def guard_request() -> None:
+        # The metadata document is public (RFC 9728 §3): the endpoint Flask routed to, not
+        # a path prefix, so no spelling of another path reaches it.
+        if request.endpoint == METADATA_ENDPOINT:
+            return
         _authorize(requirement, exemptions=exemptions, from_hook=True)
 
     target.before_request(guard_request)

@@ -110,7 +110,9 @@ class Introspection:
     Raises:
         ConfigurationError: a setting is missing, inconsistent or unsafe.
 
-    >>> settings = Introspection(client_id="organizer-api", client_secret=vault["api-secret"])
+    >>> settings = Introspection(client_id="organizer-api", client_secret="a-dev-secret")
+    >>> settings.auth_method
+    'client_secret_basic'
 
     Warning:
         An accepted answer is reused for up to ``cache_ttl`` seconds: a token revoked

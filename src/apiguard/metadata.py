@@ -35,9 +35,13 @@ from .claims import check_scope_names
 from .errors import ConfigurationError
 
 __all__ = [
+    "REQUIREMENT_ATTRIBUTE",
     "WELL_KNOWN_PATH",
+    "ProtectedResource",
     "ResourceMetadata",
+    "declared_scopes",
     "metadata_url",
+    "protected_resource",
     "resource_metadata",
 ]
 
@@ -108,6 +112,8 @@ class ResourceMetadata:
         resource_policy_uri: a URL of the API's data-use policy.
         resource_tos_uri: a URL of its terms of service.
         max_age: seconds the document may be cached.
+        scopes_from_routes: whether ``scopes_supported`` is to be gathered from the scopes
+            the routes declare (:meth:`with_route_scopes`), as no list was configured.
     """
 
     resource: str
@@ -121,6 +127,7 @@ class ResourceMetadata:
     resource_policy_uri: str | None = None
     resource_tos_uri: str | None = None
     max_age: int = DEFAULT_MAX_AGE
+    scopes_from_routes: bool = False
     _body: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -181,6 +188,10 @@ class ResourceMetadata:
         }
         return self._body, headers
 
+    def with_route_scopes(self, scopes: Iterable[str]) -> ResourceMetadata:
+        """The document with the routes' scopes, when it gathers them (else unchanged)."""
+        return self.with_scopes(scopes) if self.scopes_from_routes else self
+
     def with_scopes(self, scopes: Iterable[str]) -> ResourceMetadata:
         """A copy whose ``scopes_supported`` adds ``scopes`` (sorted, without repeats)."""
         names = check_scope_names(scopes, name="scopes_supported")
@@ -201,6 +212,7 @@ def resource_metadata(
     resource_policy_uri: str | None = None,
     resource_tos_uri: str | None = None,
     max_age: int = DEFAULT_MAX_AGE,
+    scopes_from_routes: bool = False,
 ) -> ResourceMetadata:
     """Build and check a protected resource's metadata, for a layer's start-up.
 
@@ -217,6 +229,7 @@ def resource_metadata(
         resource_name: a name for people.
         resource_documentation, resource_policy_uri, resource_tos_uri: https URLs.
         max_age: seconds clients may cache the document (0 to 86400).
+        scopes_from_routes: gather ``scopes_supported`` from the routes later.
 
     Raises:
         ConfigurationError: a member is not of its form, or ``resource`` is no audience.
@@ -258,4 +271,109 @@ def resource_metadata(
         resource_policy_uri=policy,
         resource_tos_uri=tos,
         max_age=max_age,
+        scopes_from_routes=scopes_from_routes,
     )
+
+
+#: Where a layer's decorators leave a route's :class:`~apiguard._request.Requirement` on
+#: the function they return, so that the layer can gather the scopes routes declare.
+REQUIREMENT_ATTRIBUTE: Final = "__apiguard_requirement__"
+
+
+def declared_scopes(endpoints: Iterable[object]) -> list[str]:
+    """The scopes the given route functions declare through apiguard's decorators.
+
+    Follows ``__wrapped__`` through other decorators stacked on top of apiguard's.
+    """
+    scopes: list[str] = []
+    for endpoint in endpoints:
+        seen = 0
+        current: object = endpoint
+        while current is not None and seen < 32:  # a cycle of __wrapped__ ends here
+            requirement = getattr(current, REQUIREMENT_ATTRIBUTE, None)
+            scopes.extend(getattr(requirement, "scopes", ()))
+            current = getattr(current, "__wrapped__", None)
+            seen += 1
+    return scopes
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectedResource:
+    """The protected-resource setting of every apiguard layer (RFC 9728).
+
+    Give it to ``ApiGuard(resource=...)`` (Flask, or ``APIGUARD_RESOURCE``),
+    ``BearerAuthMiddleware(resource=...)`` (ASGI) or ``Authorize(resource=...)`` (FastAPI);
+    a plain URL string means ``ProtectedResource(url)``. The layer then serves the document
+    at ``/.well-known/oauth-protected-resource`` (the resource's path inserted, RFC 9728
+    §3.1) and puts ``resource_metadata="..."`` in every challenge.
+
+    Args:
+        resource: the resource identifier: one of the validator's audiences (checked when
+            the layer starts), e.g. ``"https://organizer.example/api"``.
+        authorization_servers: the issuers to advertise. Default: the validator's issuers.
+        scopes_supported: the scopes to advertise. Default: the scopes the routes declare
+            (where the framework lets apiguard see them).
+        resource_name: a name for people.
+        resource_documentation: a URL of documentation for developers.
+        resource_policy_uri: a URL of the data-use policy.
+        resource_tos_uri: a URL of the terms of service.
+        max_age: seconds clients may cache the document.
+
+    >>> ProtectedResource("https://organizer.example/api", resource_name="Organizer API")
+    ProtectedResource(resource='https://organizer.example/api', ...)
+    """
+
+    resource: str
+    authorization_servers: tuple[str, ...] | None = None
+    scopes_supported: tuple[str, ...] | None = None
+    resource_name: str | None = None
+    resource_documentation: str | None = None
+    resource_policy_uri: str | None = None
+    resource_tos_uri: str | None = None
+    max_age: int = DEFAULT_MAX_AGE
+
+    def __repr__(self) -> str:
+        return f"ProtectedResource(resource={self.resource!r}, ...)"
+
+    def bind(self, audiences: Collection[str], issuers: Iterable[str]) -> ResourceMetadata:
+        """The checked document for a validator with these audiences and issuers.
+
+        Raises:
+            ConfigurationError: a member is wrong, or the resource is not an audience.
+        """
+        servers = self.authorization_servers
+        return resource_metadata(
+            resource=self.resource,
+            audiences=audiences,
+            authorization_servers=issuers if servers is None else servers,
+            scopes_supported=self.scopes_supported,
+            resource_name=self.resource_name,
+            resource_documentation=self.resource_documentation,
+            resource_policy_uri=self.resource_policy_uri,
+            resource_tos_uri=self.resource_tos_uri,
+            max_age=self.max_age,
+            scopes_from_routes=self.scopes_supported is None,
+        )
+
+
+def protected_resource(
+    setting: object, audiences: Collection[str], issuers: Iterable[str], *, name: str
+) -> ResourceMetadata | None:
+    """A layer's resource setting (None, a URL, or a :class:`ProtectedResource`), checked.
+
+    Raises:
+        ConfigurationError: the setting is of another type, or wrong (see
+            :meth:`ProtectedResource.bind`); the message names the setting.
+    """
+    if setting is None or setting == "":
+        return None
+    if isinstance(setting, str):
+        setting = ProtectedResource(setting)
+    if not isinstance(setting, ProtectedResource):
+        raise ConfigurationError(
+            f"{name}: give the resource identifier (a URL) or a ProtectedResource, not {setting!r}"
+        )
+    try:
+        return setting.bind(audiences, issuers)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None

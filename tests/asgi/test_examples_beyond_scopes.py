@@ -21,6 +21,10 @@ from examples.starlette_api.app import create_app as starlette_app
 AUDIENCE = "https://organizer.example/api"
 ROLES = "https://organizer.example/roles"
 REALM = f'Bearer realm="{AUDIENCE}"'
+#: Every challenge of the examples names their protected-resource metadata (RFC 9728).
+METADATA = (
+    ', resource_metadata="https://organizer.example/.well-known/oauth-protected-resource/api"'
+)
 Answer = tuple[int, str | None, Any]
 
 
@@ -72,14 +76,17 @@ def examples(organizer_issuer: LocalIssuer) -> Iterator[dict[str, Any]]:
         client.close()
 
 
-def forbidden(description: str) -> str:
-    return f'{REALM}, error="insufficient_scope", error_description="{description}"'
+def forbidden(description: str, scope: str = "") -> str:
+    scope = f', scope="{scope}"' if scope else ""
+    return (
+        f'{REALM}, error="insufficient_scope", error_description="{description}"{scope}{METADATA}'
+    )
 
 
 def step_up(description: str) -> str:
     return (
         f'{REALM}, error="insufficient_user_authentication", error_description="{description}", '
-        f'acr_values="{MULTI_FACTOR}", max_age="600"'
+        f'acr_values="{MULTI_FACTOR}", max_age="600"{METADATA}'
     )
 
 
@@ -119,7 +126,7 @@ CASES = [
         {"scope": "read:appointments", **ADMIN},
         (
             403,
-            forbidden("The access token lacks a required scope") + ', scope="delete:appointments"',
+            forbidden("The access token lacks a required scope", "delete:appointments"),
             {
                 "error": "insufficient_scope",
                 "error_description": "The access token lacks a required scope",

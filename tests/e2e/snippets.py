@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from flask import Flask
 
-from apiguard import AsyncValidator, Validator
+from apiguard import AsyncIntrospector, AsyncValidator, Introspector, Validator
 from apiguard.testing import LocalIssuer
 from examples.demo.servers import ROOT
 from examples.demo.walk import ORGANIZER
@@ -73,9 +73,9 @@ async def close_validators(namespace: Mapping[str, Any]) -> None:
     for value in namespace.values():
         if isinstance(value, Flask) and "apiguard" in value.extensions:
             value.extensions["apiguard"].validator.close()
-        if isinstance(value, Validator):
+        if isinstance(value, Validator | Introspector):
             value.close()
-        elif isinstance(value, AsyncValidator):
+        elif isinstance(value, AsyncValidator | AsyncIntrospector):
             await value.aclose()
 
 

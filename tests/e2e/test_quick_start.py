@@ -8,6 +8,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import httpx
 import pytest
 
 from examples.demo.servers import ROOT, Stack, free_port
@@ -70,26 +71,58 @@ def test_the_apis_answer_identically(calls: list[Call], api: str) -> None:
 
 
 def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
-    """A missing token gets a bare challenge, a bad one invalid_token, a weak one its scope."""
+    """A missing token gets a bare challenge, a bad one invalid_token, a weak one its scope.
+
+    Each names the API's protected-resource metadata (RFC 9728 §5.1).
+    """
     refusals = [(c.step[0], c.path, c.challenge) for c in calls if c.api == "flask"]
     challenges = {(step, path): challenge for step, path, challenge in refusals if challenge}
     realm = 'Bearer realm="https://organizer.example/api"'
+    metadata = (
+        'resource_metadata="https://organizer.example/.well-known/oauth-protected-resource/api"'
+    )
     private = [
         challenge for step, path, challenge in refusals if (step, path) == ("1", "/api/private")
     ]
     assert private == [
-        realm,
+        f"{realm}, {metadata}",
         None,
-        f'{realm}, error="invalid_token", error_description="The access token is malformed"',
+        f'{realm}, error="invalid_token", error_description="The access token is malformed", '
+        f"{metadata}",
     ]
     assert challenges[("1", "/api/tasks")] == (
         f'{realm}, error="insufficient_scope", '
-        'error_description="The access token lacks a required scope", scope="read:tasks"'
+        'error_description="The access token lacks a required scope", scope="read:tasks", '
+        f"{metadata}"
     )
     assert challenges[("7", "/api/private")] == (
         f'{realm}, error="invalid_token", '
-        'error_description="The access token is not meant for this API"'
+        f'error_description="The access token is not meant for this API", {metadata}'
     )
+
+
+@pytest.mark.parametrize("api", ["flask", "starlette", "fastapi"])
+def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: str) -> None:
+    """Each example API serves the same RFC 9728 document, resource = its audience, no token."""
+    for path in (
+        "/.well-known/oauth-protected-resource/api",
+        "/.well-known/oauth-protected-resource",
+    ):
+        response = httpx.get(apis[api] + path)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["cache-control"] == "public, max-age=3600"
+        assert response.json() == {
+            "resource": "https://organizer.example/api",
+            "authorization_servers": [stack.issuer],
+            "scopes_supported": [
+                "create:appointments",
+                "read:appointments",
+                "read:contacts",
+                "read:tasks",
+            ],
+            "bearer_methods_supported": ["header"],
+        }
 
 
 def test_demo_command_walks_and_exits(tmp_path: Path) -> None:

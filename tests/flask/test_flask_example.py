@@ -27,6 +27,8 @@ ROUTES = [
 ]
 NEW_APPOINTMENT = {"title": "Dentist", "at": "2030-02-01T10:00:00Z"}
 
+METADATA_URL = "https://organizer.example/.well-known/oauth-protected-resource/api"
+
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
@@ -129,7 +131,9 @@ def test_no_token_per_route(
     """Each protected route answers a request without a token with 401 and a bare challenge."""
     response = call(client, method, path, None)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == f'Bearer realm="{DEFAULT_AUDIENCE}"'
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer realm="{DEFAULT_AUDIENCE}", resource_metadata="{METADATA_URL}"'
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,7 +146,9 @@ def test_missing_scope_per_route(
     others = "read:appointments create:appointments read:contacts read:tasks".replace(scope, "")
     response = call(client, method, path, http_issuer.token(scope=others))
     assert response.status_code == 403
-    assert response.headers["WWW-Authenticate"].endswith(f', scope="{scope}"')
+    assert response.headers["WWW-Authenticate"].endswith(
+        f', scope="{scope}", resource_metadata="{METADATA_URL}"'
+    )
     assert response.json()["scope"] == scope
 
 
@@ -173,5 +179,5 @@ def test_bad_tokens_are_refused(
     assert response.json() == {"error": "invalid_token", "error_description": description}
     assert response.headers["WWW-Authenticate"] == (
         f'Bearer realm="{DEFAULT_AUDIENCE}", error="invalid_token", '
-        f'error_description="{description}"'
+        f'error_description="{description}", resource_metadata="{METADATA_URL}"'
     )

@@ -25,6 +25,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "jwks_uri": url(".well-known/jwks.json"),
         "registration_endpoint": url("oidc/register"),
         "revocation_endpoint": url("oauth/revoke"),
+        "introspection_endpoint": url("oauth/introspect"),
         "scopes_supported": list(OIDC_SCOPES),
         "response_types_supported": ["code", "token", "id_token token"],
         "response_modes_supported": ["query", "fragment"],
@@ -39,6 +40,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        # Introspection needs an authenticated (confidential) client: RFC 7662 §2.1.
+        "introspection_endpoint_auth_methods_supported": [m for m in auth_methods if m != "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "aud",
@@ -68,7 +71,7 @@ async def openid_configuration(request: Request) -> Response:
 async def jwks(request: Request) -> Response:
     """``GET /.well-known/jwks.json``: public RSA keys only (current, next, previous)."""
     return JSONResponse(
-        services(request).tenant.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
+        services(request).domain.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
     )
 
 

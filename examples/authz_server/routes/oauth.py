@@ -1,4 +1,4 @@
-"""Back-channel OAuth endpoints: token, revocation, userinfo and dynamic registration."""
+"""Back-channel OAuth endpoints: token, revocation, introspection, userinfo, registration."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-import jwt
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..grants import Grants, OAuthError
+from .. import introspection, wire
+from ..grants import OAuthError
 from ..models import Client
-from ..tenant import RegistrationError
+from ..rules import RegistrationError
 from ..tokens import user_claims
 from ..web import NO_STORE, Services, client_ip, json_response, parse_json, services
 
@@ -118,9 +118,10 @@ def authenticate_client(bundle: Services, request: Request, params: Mapping[str,
         method = "none" if secret is None else "client_secret_post"
         if not client_id:
             raise failure("Client authentication is required")
-    client = bundle.tenant.find_client(client_id)
+    clients = bundle.domain.clients
+    client = clients.find(client_id)
     if client is None or not client.is_confidential:
-        bundle.tenant.authenticate_client("", secret or "")  # same work as a real check
+        clients.authenticate("", secret or "")  # same work as a real check
         if client is None:
             raise failure()
         if method != "none":
@@ -129,7 +130,7 @@ def authenticate_client(bundle: Services, request: Request, params: Mapping[str,
     if method != client.token_endpoint_auth_method:
         raise failure("The client must use its registered authentication method")
     assert secret is not None
-    if bundle.tenant.authenticate_client(client_id, secret) is None:
+    if clients.authenticate(client_id, secret) is None:
         raise failure()
     return client
 
@@ -151,9 +152,8 @@ async def token(request: Request) -> Response:
                 raise OAuthError(
                     "too_many_attempts", "Too many attempts", 429, {"Retry-After": str(wait)}
                 )
-        grants = Grants(bundle.tenant, bundle.minter)
         try:
-            body = grants.token(client, params)
+            body = bundle.grants.token(client, params)
         except OAuthError as exc:
             if params.get("grant_type") == "password" and exc.error == "invalid_grant":
                 bundle.login_limiter.hit(f"ip:{client_ip(request)}")
@@ -164,7 +164,7 @@ async def token(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    """``POST /oauth/revoke`` (RFC 7009) for refresh tokens."""
+    """``POST /oauth/revoke`` (RFC 7009) for refresh and access tokens."""
     bundle = services(request)
     try:
         params = await read_params(request)
@@ -172,10 +172,31 @@ async def revoke(request: Request) -> Response:
         token_value = params.get("token")
         if not token_value:
             raise OAuthError("invalid_request", "Missing required parameter: token")
-        Grants(bundle.tenant, bundle.minter).revoke(client, token_value)
+        bundle.grants.revoke(client, token_value)
     except OAuthError as exc:
         return error_response(exc)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+async def introspect(request: Request) -> Response:
+    """``POST /oauth/introspect`` (RFC 7662): what a token is, for the APIs allowed to ask.
+
+    The caller authenticates as a confidential client; it learns about a token only if it
+    may introspect the tokens of the token's API, and gets ``{"active": false}`` otherwise.
+    """
+    bundle = services(request)
+    try:
+        params = await read_params(request)
+        client = authenticate_client(bundle, request, params)
+        if not client.is_confidential:
+            raise OAuthError("invalid_client", "Introspection needs client authentication", 401)
+        token_value = params.get("token")
+        if not token_value:
+            raise OAuthError("invalid_request", "Missing required parameter: token")
+    except OAuthError as exc:
+        return error_response(exc)
+    answer = introspection.introspect(bundle.domain, bundle.minter, client, token_value)
+    return json_response(answer)
 
 
 def _bearer_error(description: str, status: int = 401, error: str = "invalid_token") -> Response:
@@ -204,16 +225,13 @@ async def userinfo(request: Request) -> Response:
     token_value = token_value.strip()
     if not token_value or " " in token_value:
         return _bearer_error("The Authorization header is malformed", 400, "invalid_request")
-    try:
-        claims = bundle.minter.verify(token_value, audience=bundle.minter.userinfo_url)
-    except jwt.PyJWTError:
-        return _bearer_error("The access token is invalid")
-    if bundle.tenant.is_token_revoked(str(claims["jti"])):
+    claims = introspection.live_claims(bundle.domain, bundle.minter, token_value, allow_hs256=False)
+    if claims is None or bundle.minter.userinfo_url not in introspection.audiences(claims):
         return _bearer_error("The access token is invalid")
     scopes = str(claims.get("scope", "")).split()
     if "openid" not in scopes:
         return _bearer_error("The openid scope is required", 403, "insufficient_scope")
-    user = bundle.tenant.find_user(str(claims.get("sub")))
+    user = bundle.domain.users.find(str(claims.get("sub")))
     if user is None or user.blocked:
         return _bearer_error("The access token is invalid")
     return json_response({"sub": user.user_id, **user_claims(user, scopes)})
@@ -254,10 +272,10 @@ async def register(request: Request) -> Response:
             400,
         )
     try:
-        body = bundle.tenant.register_client(metadata, dynamic=True)
+        registration = bundle.domain.clients.register(metadata, dynamic=True)
     except RegistrationError as exc:
         return json_response({"error": exc.error, "error_description": exc.message}, 400)
-    return json_response(body, 201)
+    return json_response(wire.registration_json(registration), 201)
 
 
 def post_only(
@@ -282,6 +300,7 @@ ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 routes: list[BaseRoute] = [
     Route("/oauth/token", post_only(token), methods=ANY_METHOD),
     Route("/oauth/revoke", post_only(revoke), methods=ANY_METHOD),
+    Route("/oauth/introspect", post_only(introspect), methods=ANY_METHOD),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/oidc/register", register, methods=["POST"]),
 ]
