@@ -131,21 +131,22 @@ def serve_metadata(app: FastAPI) -> None:
     Raises:
         ConfigurationError: two resources would be served at the same path.
     """
-    scopes: dict[Authorize, list[str]] = {}
+    # By metadata, not by dependency: a dependency derived with Authorize.requires() serves
+    # the same resource, and its routes' scopes belong in the same document.
+    scopes: dict[int, tuple[ResourceMetadata, list[str]]] = {}
     for route in app.routes:
         if isinstance(route, APIRoute):
             for auth, asked in _security_scopes(route.dependant):
-                scopes.setdefault(auth, []).extend(asked)
+                if auth.metadata is not None:
+                    scopes.setdefault(id(auth.metadata), (auth.metadata, []))[1].extend(asked)
     # A second start (a test client entered twice) finds the routes of the first.
     served: dict[str, str] = {
         route.path: route.description
         for route in app.routes
         if isinstance(route, APIRoute) and route.name == _METADATA_ROUTE
     }
-    for auth, asked in scopes.items():
-        if auth.metadata is None:
-            continue
-        metadata = auth.metadata.with_route_scopes(asked)
+    for resource, asked in scopes.values():
+        metadata = resource.with_route_scopes(asked)
         for path in metadata.paths:
             if path in served:
                 if served[path] == metadata.resource:
