@@ -300,10 +300,12 @@ class IntrospectionCore:
         self._flights: dict[str, Flight] = {}
         self._flights_lock = threading.Lock()
 
-    def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
-        """A reader for an answer, with the size cap and the deadline."""
+    def body_reader(
+        self, status: int, headers: Mapping[str, str], *, deadline: float
+    ) -> BodyReader:
+        """A reader for an answer, with the size cap and the request's deadline."""
         limit = self.settings.max_response_size
-        return BodyReader(status, headers, limit=limit, timeout=self._timeout)
+        return BodyReader(status, headers, limit=limit, deadline=deadline)
 
     def cache_clear(self) -> None:
         """Forget every remembered answer (accepted and refused)."""
