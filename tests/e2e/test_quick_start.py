@@ -35,11 +35,15 @@ EXPECTED = [
     ("5", "GET", "/api/appointments", 403),
     ("6", "GET", "/api/tasks", 200),
     ("7", "GET", "/api/private", 401),
-    # 9: an opaque token introspected, cached, revoked: served from the cache, then refused.
-    ("9", "GET", "/api/appointments", 200),
-    ("9", "GET", "/api/appointments", 200),
-    ("9", "GET", "/api/appointments", 200),
-    ("9", "GET", "/api/appointments", 401),
+    ("8", "GET", "/api/appointments", 200),
+    ("8", "GET", "/api/appointments", 401),
+    ("8", "GET", "/api/appointments", 401),
+    ("8", "GET", "/api/appointments", 401),
+    # 10: an opaque token introspected, cached, revoked: served from the cache, then refused.
+    ("10", "GET", "/api/appointments", 200),
+    ("10", "GET", "/api/appointments", 200),
+    ("10", "GET", "/api/appointments", 200),
+    ("10", "GET", "/api/appointments", 401),
 ]
 
 
@@ -78,33 +82,52 @@ def test_the_apis_answer_identically(calls: list[Call], api: str) -> None:
 def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
     """A missing token gets a bare challenge, a bad one invalid_token, a weak one its scope.
 
-    Each names the API's protected-resource metadata (RFC 9728 §5.1).
+    Each names the API's protected-resource metadata (RFC 9728 §5.1), and offers DPoP
+    beside Bearer: the APIs run with ``APIGUARD_DPOP=allowed`` (RFC 9449 §7.1).
     """
-    refusals = [(c.step[0], c.path, c.challenge) for c in calls if c.api == "flask"]
+    refusals = [(c.step.split(".")[0], c.path, c.challenge) for c in calls if c.api == "flask"]
     challenges = {(step, path): challenge for step, path, challenge in refusals if challenge}
     realm = 'Bearer realm="https://organizer.example/api"'
     metadata = (
         'resource_metadata="https://organizer.example/.well-known/oauth-protected-resource/api"'
+    )
+    dpop = (
+        f'DPoP realm="https://organizer.example/api", {metadata}, '
+        'algs="ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256 RS384 RS512"'
     )
     private = [
         challenge for step, path, challenge in refusals if (step, path) == ("1", "/api/private")
     ]
     # The APIs run in auto mode: "not-a-token" is no JWT, so the server is asked about it.
     assert private == [
-        f"{realm}, {metadata}",
+        f"{realm}, {metadata}, {dpop}",
         None,
         f'{realm}, error="invalid_token", error_description="The access token is not active", '
-        f"{metadata}",
+        f"{metadata}, {dpop}",
     ]
     assert challenges[("1", "/api/tasks")] == (
         f'{realm}, error="insufficient_scope", '
         'error_description="The access token lacks a required scope", scope="read:tasks", '
-        f"{metadata}"
+        f"{metadata}, {dpop}"
     )
     assert challenges[("7", "/api/private")] == (
         f'{realm}, error="invalid_token", '
-        f'error_description="The access token is not meant for this API", {metadata}'
+        f'error_description="The access token is not meant for this API", {metadata}, {dpop}'
     )
+
+
+def test_a_stolen_dpop_token_is_refused_by_every_api(calls: list[Call]) -> None:
+    """Step 8: with its key the token works; as Bearer, for another URL, or replayed, not."""
+    for api in ("flask", "starlette", "fastapi"):
+        step = [c for c in calls if c.api == api and c.step.startswith("8.")]
+        assert [c.status for c in step] == [200, 401, 401, 401]
+        reasons = [c.body["error_description"] for c in step[1:]]
+        assert reasons == [
+            "The access token is bound to a DPoP key and must be sent with DPoP",
+            "The DPoP proof is for another URI",
+            "The DPoP proof was already used",
+        ]
+        assert all(c.challenge and "DPoP realm=" in c.challenge for c in step[1:])
 
 
 @pytest.mark.parametrize("api", ["flask", "starlette", "fastapi"])
@@ -123,6 +146,7 @@ def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: 
             "authorization_servers": [stack.issuer],
             "scopes_supported": [
                 "create:appointments",
+                "delete:appointments",
                 "read:appointments",
                 "read:contacts",
                 "read:tasks",
@@ -159,16 +183,16 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    for step in range(1, 10):
+    for step in range(1, 11):
         assert f"== {step}." in out
     assert f"http://127.0.0.1:{ports[0]}/dashboard" in out
     assert "eyJ" not in out  # the transcript describes tokens, it never prints them
 
 
 def test_opaque_tokens_step(calls: list[Call], stack: Stack) -> None:
-    """Step 9: each API introspects the opaque token once, then answers from its cache until
+    """Step 10: each API introspects the opaque token once, then answers from its cache until
     the revocation shows, and refuses the token with inactive_token after that."""
-    step = [c for c in calls if c.step.startswith("9.")]
+    step = [c for c in calls if c.step.startswith("10.")]
     for api in ("flask", "starlette", "fastapi"):
         statuses = [c.status for c in step if c.api == api]
         assert statuses == [200, 200, 200, 401]
@@ -178,7 +202,7 @@ def test_opaque_tokens_step(calls: list[Call], stack: Stack) -> None:
     assert stack.authz.log is not None
     log = stack.authz.log.read_text()
     # Per API: "not-a-token" in step 1, then the first call and the one after the cache
-    # expired in step 9.
+    # expired in step 10.
     assert log.count("POST /oauth/introspect") == 3 * 3
 
 
