@@ -58,7 +58,7 @@ from .errors import (
     MissingToken,
     ServiceUnavailable,
 )
-from .metadata import ResourceMetadata, resource_metadata
+from .metadata import ProtectedResource, ResourceMetadata
 from .validator import AsyncValidator
 
 if TYPE_CHECKING:
@@ -214,16 +214,15 @@ class McpAuth:
     ) -> None:
         self.validator = checked_validator(validator)
         self.required_scopes = check_scope_names(required_scopes, name="required_scopes")
-        self.metadata: ResourceMetadata = resource_metadata(
-            resource=resource,
-            audiences=validator.audiences,
+        self.metadata: ResourceMetadata = ProtectedResource(
+            resource,
             authorization_servers=(
-                validator.issuers if authorization_servers is None else authorization_servers
+                None if authorization_servers is None else tuple(authorization_servers)
             ),
             scopes_supported=(*check_scope_names(scopes_supported), *self.required_scopes),
             resource_name=resource_name,
             resource_documentation=resource_documentation,
-        )
+        ).bind(self.validator)
         self.realm = pick_realm(realm, {resource})
 
     @property
