@@ -146,6 +146,19 @@ def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: 
                 "read:tasks",
             ],
             "bearer_methods_supported": ["header"],
+            # The example APIs run with DPoP allowed: the proof algorithms are advertised.
+            "dpop_signing_alg_values_supported": [
+                "ES256",
+                "ES384",
+                "ES512",
+                "EdDSA",
+                "PS256",
+                "PS384",
+                "PS512",
+                "RS256",
+                "RS384",
+                "RS512",
+            ],
         }
 
 
