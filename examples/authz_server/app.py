@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from apiguard import AsyncValidator
 
 from .grants import Grants
-from .routes import authorize, dashboard, discovery, oauth, portal
+from .routes import authorize, dashboard, discovery, oauth, portal, second_factor
 from .routes.management import management_app
 from .security import RateLimiter
 from .services import Domain
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     routes: list[BaseRoute] = [
         *discovery.routes,
         *authorize.routes,
+        *second_factor.routes,
         *oauth.routes,
         *dashboard.routes,
         *portal.routes,

@@ -13,7 +13,15 @@ from typing import Any
 
 import jwt
 
-from .models import OIDC_SCOPES, AuthorizationCode, Client, RefreshToken, ResourceServer, User
+from .models import (
+    OIDC_SCOPES,
+    AuthorizationCode,
+    Client,
+    RefreshToken,
+    ResourceServer,
+    SignIn,
+    User,
+)
 from .rules import scope_list
 from .security import (
     is_valid_pkce_value,
@@ -83,7 +91,7 @@ class CodeGrant:
     audience: str | None
     scopes: tuple[str, ...]
     nonce: str | None
-    auth_time: int
+    sign_in: SignIn
 
 
 class Grants:
@@ -115,8 +123,10 @@ class Grants:
                 audience=grant.audience,
                 scopes=grant.scopes,
                 nonce=grant.nonce,
-                auth_time=grant.auth_time,
+                auth_time=grant.sign_in.auth_time,
                 expires_at=self.domain.now() + self.settings.code_ttl,
+                acr=grant.sign_in.acr,
+                amr=grant.sign_in.amr,
             )
         )
         return code
@@ -130,24 +140,29 @@ class Grants:
         user: User,
         api: ResourceServer | None,
         scopes: Sequence[str],
-        auth_time: int,
+        sign_in: SignIn,
         family_id: str,
         grant_type: str | None,
         nonce: str | None = None,
         refresh_scopes: Sequence[str] | None = None,
         family_expires_at: int | None = None,
     ) -> dict[str, Any]:
-        """The token response of a user-based grant: AT, ID token and refresh token."""
-        issued = self.minter.access_token(
+        """The token response of a user-based grant: AT, ID token and refresh token.
+
+        The refresh token keeps the scopes as consented, not as RBAC cut them: each use is
+        cut again with the user's permissions of that moment.
+        """
+        issued = self.minter.user_access_token(
             api=api,
-            subject=user.user_id,
+            user=user,
             client_id=client.client_id,
             scopes=scopes,
+            sign_in=sign_in,
             grant_type=grant_type,
         )
         response: dict[str, Any] = {
             "access_token": issued.token,
-            "scope": " ".join(scopes),
+            "scope": " ".join(issued.scope),
             "expires_in": issued.expires_in,
             "token_type": "Bearer",
         }
@@ -156,7 +171,7 @@ class Grants:
                 user=user,
                 client_id=client.client_id,
                 scopes=scopes,
-                auth_time=auth_time,
+                sign_in=sign_in,
                 nonce=nonce,
             )
         rt_scopes = list(refresh_scopes if refresh_scopes is not None else scopes)
@@ -172,7 +187,7 @@ class Grants:
                 user=user,
                 api=api,
                 scopes=rt_scopes,
-                auth_time=auth_time,
+                sign_in=sign_in,
                 family_expires_at=family_expires_at,
             )
         return response
@@ -185,7 +200,7 @@ class Grants:
         user: User,
         api: ResourceServer,
         scopes: Sequence[str],
-        auth_time: int,
+        sign_in: SignIn,
         family_expires_at: int | None,
     ) -> str:
         token = new_secret(32)
@@ -198,10 +213,12 @@ class Grants:
                 user_id=user.user_id,
                 audience=api.identifier,
                 scopes=tuple(scopes),
-                auth_time=auth_time,
+                auth_time=sign_in.auth_time,
                 created_at=now,
                 family_expires_at=family_expires_at
                 or now + self.settings.refresh_token_absolute_ttl,
+                acr=sign_in.acr,
+                amr=sign_in.amr,
             )
         )
         return token
@@ -317,7 +334,7 @@ class Grants:
             user=user,
             api=api,
             scopes=code.scopes,
-            auth_time=code.auth_time,
+            sign_in=code.sign_in,
             family_id=code.family_id,
             grant_type=None,
             nonce=code.nonce,
@@ -364,7 +381,7 @@ class Grants:
             user=user,
             api=api,
             scopes=scopes,
-            auth_time=self.domain.now(),
+            sign_in=SignIn(self.domain.now()),
             family_id=new_id("fam_"),
             grant_type=grant_type,
         )
@@ -405,7 +422,7 @@ class Grants:
             user=user,
             api=api,
             scopes=requested,
-            auth_time=token.auth_time,
+            sign_in=token.sign_in,
             family_id=token.family_id,
             grant_type=None,
             refresh_scopes=original,

@@ -78,6 +78,11 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
 
     max_body_bytes: int = 64 * 1024
+    #: The namespaced custom claim that lists a user's role names (Auth0's convention for
+    #: custom claims: a URL the tenant owns).
+    roles_claim: str = "https://organizer.example/roles"
+    #: How long a one-time code for a second factor stays valid, in seconds.
+    one_time_code_ttl: int = 300
     clock: Callable[[], float] = field(default=time.time, compare=False)
     key_factory: Callable[[], rsa.RSAPrivateKey] = field(default=generate_rsa_key, compare=False)
 

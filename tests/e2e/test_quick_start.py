@@ -35,13 +35,17 @@ EXPECTED = [
     ("5", "GET", "/api/appointments", 403),
     ("6", "GET", "/api/tasks", 200),
     ("7", "GET", "/api/private", 401),
+    ("9", "DELETE", "/api/appointments/2", 403),
+    ("9", "DELETE", "/api/appointments/2", 204),
+    ("10", "GET", "/api/security", 401),
+    ("10", "GET", "/api/security", 200),
 ]
 
 
 @pytest.fixture(scope="module")
 def calls(stack: Stack, apis: dict[str, str]) -> list[Call]:
     """Every API call of one walk of the quick start."""
-    walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None)
+    walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None, server_log=stack.authz.log)
     try:
         return walk.run()
     finally:
@@ -95,6 +99,24 @@ def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
         'error_description="The access token lacks a required scope", scope="read:tasks", '
         f"{metadata}"
     )
+    mfa = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+    steps = [(c.step.split(".")[0], c.path, c.challenge) for c in calls if c.api == "flask"]
+    assert (
+        "9",
+        "/api/appointments/2",
+        (
+            f'{realm}, error="insufficient_scope", error_description="The access token lacks a '
+            'required scope", scope="delete:appointments"'
+        ),
+    ) in steps
+    assert (
+        "10",
+        "/api/security",
+        (
+            f'{realm}, error="insufficient_user_authentication", error_description="A different '
+            f'authentication level is required", acr_values="{mfa}", max_age="600"'
+        ),
+    ) in steps
     assert challenges[("7", "/api/private")] == (
         f'{realm}, error="invalid_token", '
         f'error_description="The access token is not meant for this API", {metadata}'
@@ -155,6 +177,8 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
     out = result.stdout
     for heading in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7.", "== 8."):
         assert heading in out
+    assert "== 9. Roles" in out
+    assert "== 10. Step-up" in out
     assert f"http://127.0.0.1:{ports[0]}/dashboard" in out
     assert "eyJ" not in out  # the transcript describes tokens, it never prints them
 

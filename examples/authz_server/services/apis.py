@@ -18,6 +18,10 @@ MANAGEMENT_SCOPES: dict[str, str] = {
     for thing in ("resource_servers", "clients", "client_grants", "users")
     for verb in ("read", "create", "update", "delete")
 } | {
+    "read:roles": "Read roles and their permissions",
+    "create:roles": "Create roles",
+    "update:roles": "Change roles and their permissions",
+    "delete:roles": "Delete roles",
     "read:grants": "Read user grants",
     "delete:grants": "Delete user grants",
     "read:signing_keys": "Read signing keys",
@@ -94,6 +98,7 @@ class ApiService:
         api_id: str | None = None,
         access_token_format: str = "jwt",
         introspection_clients: object = (),
+        enforce_policies: object = False,
     ) -> ResourceServer:
         """Register an API. HS256 APIs get their own random 256-bit signing secret.
 
@@ -132,6 +137,7 @@ class ApiService:
             created_at=self._now(),
             access_token_format=self._token_format(access_token_format),
             introspection_clients=self._introspection_clients(introspection_clients),
+            enforce_policies=rules.boolean(enforce_policies, "enforce_policies"),
         )
         try:
             self._store.apis.insert(api)
@@ -153,7 +159,11 @@ class ApiService:
                 checked[key] = rules.display_name(value)
             elif key == "token_lifetime":
                 checked[key] = rules.token_lifetime(value)
-            elif key in ("allow_offline_access", "skip_consent_for_verifiable_first_party_clients"):
+            elif key in (
+                "allow_offline_access",
+                "skip_consent_for_verifiable_first_party_clients",
+                "enforce_policies",
+            ):
                 checked[key] = rules.boolean(value, key)
             elif key == "token_dialect":
                 if value not in TOKEN_DIALECTS:

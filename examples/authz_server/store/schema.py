@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS resource_servers (
     is_system          INTEGER NOT NULL DEFAULT 0,
     created_at         INTEGER NOT NULL,
     access_token_format TEXT NOT NULL DEFAULT 'jwt',
-    introspection_clients TEXT NOT NULL DEFAULT '[]'
+    introspection_clients TEXT NOT NULL DEFAULT '[]',
+    enforce_policies   INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS clients (
     client_id          TEXT PRIMARY KEY,
@@ -97,7 +98,9 @@ CREATE TABLE IF NOT EXISTS auth_codes (
     nonce          TEXT,
     auth_time      INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
-    used_at        INTEGER
+    used_at        INTEGER,
+    acr            TEXT,
+    amr            TEXT
 );
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash     TEXT PRIMARY KEY,
@@ -110,7 +113,9 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     created_at     INTEGER NOT NULL,
     family_expires_at INTEGER NOT NULL,
     rotated_at     INTEGER,
-    revoked_at     INTEGER
+    revoked_at     INTEGER,
+    acr            TEXT,
+    amr            TEXT
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens (user_id, client_id);
@@ -120,7 +125,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     csrf_secret TEXT NOT NULL,
     auth_time   INTEGER,
     created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL
+    expires_at  INTEGER NOT NULL,
+    acr         TEXT,
+    amr         TEXT
 );
 CREATE TABLE IF NOT EXISTS interactions (
     id          TEXT PRIMARY KEY,
@@ -146,9 +153,40 @@ CREATE TABLE IF NOT EXISTS reference_tokens (
     expires_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reference_tokens_expiry ON reference_tokens (expires_at);
+CREATE TABLE IF NOT EXISTS roles (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS role_permissions (
+    role_id     TEXT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    audience    TEXT NOT NULL REFERENCES resource_servers (identifier)
+                    ON DELETE CASCADE ON UPDATE CASCADE,
+    permission  TEXT NOT NULL,
+    PRIMARY KEY (role_id, audience, permission)
+);
+CREATE TABLE IF NOT EXISTS user_roles (
+    user_id     TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    role_id     TEXT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, role_id)
+);
+CREATE TABLE IF NOT EXISTS user_permissions (
+    user_id     TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    audience    TEXT NOT NULL REFERENCES resource_servers (identifier)
+                    ON DELETE CASCADE ON UPDATE CASCADE,
+    permission  TEXT NOT NULL,
+    PRIMARY KEY (user_id, audience, permission)
+);
+CREATE TABLE IF NOT EXISTS one_time_codes (
+    sid_hash    TEXT PRIMARY KEY,
+    code_hash   TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    expires_at  INTEGER NOT NULL
+);
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Columns added after the first released schema: (table, column, definition). A store of
 # an earlier version gets each one that it lacks.
@@ -157,6 +195,14 @@ _ADDED_COLUMNS = (
     ("users", "blocked", "INTEGER NOT NULL DEFAULT 0"),
     ("resource_servers", "access_token_format", "TEXT NOT NULL DEFAULT 'jwt'"),
     ("resource_servers", "introspection_clients", "TEXT NOT NULL DEFAULT '[]'"),
+    # Version 4: RBAC per API, and the authentication context of a sign-in.
+    ("resource_servers", "enforce_policies", "INTEGER NOT NULL DEFAULT 0"),
+    ("sessions", "acr", "TEXT"),
+    ("sessions", "amr", "TEXT"),
+    ("auth_codes", "acr", "TEXT"),
+    ("auth_codes", "amr", "TEXT"),
+    ("refresh_tokens", "acr", "TEXT"),
+    ("refresh_tokens", "amr", "TEXT"),
 )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
-from ..models import AuthorizationCode, ReferenceToken, RefreshToken
+from ..models import AuthorizationCode, ReferenceToken, RefreshToken, SignIn
 from .connection import Connection
 
 
@@ -24,7 +25,13 @@ def _code(row: sqlite3.Row) -> AuthorizationCode:
         auth_time=row["auth_time"],
         expires_at=row["expires_at"],
         used_at=row["used_at"],
+        **_context(row),
     )
+
+
+def _context(row: sqlite3.Row) -> dict[str, Any]:
+    sign_in = SignIn.stored(row["auth_time"], row["acr"], row["amr"])
+    return {"acr": sign_in.acr, "amr": sign_in.amr}
 
 
 def _refresh(row: sqlite3.Row) -> RefreshToken:
@@ -40,6 +47,7 @@ def _refresh(row: sqlite3.Row) -> RefreshToken:
         family_expires_at=row["family_expires_at"],
         rotated_at=row["rotated_at"],
         revoked_at=row["revoked_at"],
+        **_context(row),
     )
 
 
@@ -56,8 +64,8 @@ class TokenRepository:
         """Store a new code."""
         self._db.execute(
             "INSERT INTO auth_codes (code_hash, family_id, client_id, user_id, redirect_uri, "
-            "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at, "
+            "acr, amr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 code.code_hash,
                 code.family_id,
@@ -71,6 +79,8 @@ class TokenRepository:
                 code.nonce,
                 code.auth_time,
                 code.expires_at,
+                code.acr,
+                " ".join(code.amr),
             ),
         )
 
@@ -93,7 +103,8 @@ class TokenRepository:
         """Store a new refresh token."""
         self._db.execute(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, audience, "
-            "scope, auth_time, created_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "scope, auth_time, created_at, family_expires_at, acr, amr) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 token.token_hash,
                 token.family_id,
@@ -104,6 +115,8 @@ class TokenRepository:
                 token.auth_time,
                 token.created_at,
                 token.family_expires_at,
+                token.acr,
+                " ".join(token.amr),
             ),
         )
 
