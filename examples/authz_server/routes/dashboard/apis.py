@@ -123,6 +123,9 @@ async def save_api_settings(request: Request, viewer: Viewer) -> Response:
         "skip_consent_for_verifiable_first_party_clients": checkbox(viewer, "skip_consent"),
         "access_token_format": viewer.value("access_token_format") or api.access_token_format,
         "introspection_clients": viewer.values("introspection_clients"),
+        "enforce_policies": checkbox(viewer, "enforce_policies"),
+        "token_dialect": api.token_dialect.removesuffix("_authz")
+        + ("_authz" if checkbox(viewer, "permissions_in_token") else ""),
     }
     try:
         services(request).domain.apis.update(api.id, changes)

@@ -39,6 +39,7 @@ def _test_page(
         "test",
         {
             "clients": clients,
+            "users": services(request).domain.users.all(),
             "selected": selected,
             "curl": probing.curl_command(issuer, selected, api.identifier) if selected else None,
             **context,
@@ -60,7 +61,8 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
     bundle = services(request)
     client_id = viewer.value("client_id")
     url = viewer.value("url")
-    context: dict[str, Any] = {"client_id": client_id, "url": url}
+    user_id = viewer.value("user_id")
+    context: dict[str, Any] = {"client_id": client_id, "url": url, "user_id": user_id}
     client = bundle.domain.clients.find(client_id)
     if client is None or client not in _test_clients(request, api):
         context["error"] = "Pick a client authorized for this API (Machine to Machine tab)."
@@ -68,9 +70,17 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
     if url and (problem := probing.check_probe_url(url)):
         context["error"] = problem
         return _test_page(request, viewer, api, context, 400)
-    params = {"grant_type": "client_credentials", "audience": api.identifier}
+    person = bundle.domain.users.find(user_id) if user_id else None
+    if user_id and person is None:
+        context["error"] = "Pick a user of this tenant, or nobody."
+        return _test_page(request, viewer, api, context | {"user_id": None}, 400)
     try:
-        body = bundle.grants.token(client, params)
+        if person is not None:
+            # As the CLI's mint-token --user: every scope of the API, cut by RBAC.
+            body = bundle.grants.user_token(client, person, {"audience": api.identifier})
+        else:
+            params = {"grant_type": "client_credentials", "audience": api.identifier}
+            body = bundle.grants.token(client, params)
         status = 200
     except OAuthError as exc:
         body, status = exc.body(), exc.status
