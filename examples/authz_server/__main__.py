@@ -20,7 +20,7 @@ from typing import Any
 
 from . import wire
 from .grants import Grants, OAuthError
-from .models import APP_TYPES, AUTH_METHODS, GRANT_TYPES, TOKEN_DIALECTS
+from .models import ACCESS_TOKEN_FORMATS, APP_TYPES, AUTH_METHODS, GRANT_TYPES, TOKEN_DIALECTS
 from .rules import TenantError
 from .services import Domain
 from .settings import Settings
@@ -44,6 +44,21 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--lifetime", type=int, default=86400, help="token lifetime in seconds")
     api.add_argument("--offline", action="store_true", help="allow offline access (refresh)")
     api.add_argument("--dialect", choices=TOKEN_DIALECTS, default="access_token")
+    api.add_argument(
+        "--token-format", choices=ACCESS_TOKEN_FORMATS, default="jwt", help="access tokens"
+    )
+    api.add_argument(
+        "--introspection-client",
+        action="append",
+        default=[],
+        help="a client that may introspect the API's tokens (repeatable)",
+    )
+
+    token_format = sub.add_parser(
+        "set-token-format", help="issue JWTs or opaque reference tokens for an API"
+    )
+    token_format.add_argument("api", help="API id or identifier")
+    token_format.add_argument("format", choices=ACCESS_TOKEN_FORMATS)
 
     scope = sub.add_parser("add-scope", help="add a scope to an API")
     scope.add_argument("api", help="API id or identifier")
@@ -203,8 +218,12 @@ def run_admin(domain: Domain, args: argparse.Namespace) -> Any:
             token_lifetime=args.lifetime,
             allow_offline_access=args.offline,
             token_dialect=args.dialect,
+            access_token_format=args.token_format,
+            introspection_clients=args.introspection_client,
         )
         return wire.api_json(api, include_secret=True)
+    if command == "set-token-format":
+        return wire.api_json(domain.apis.update(args.api, {"access_token_format": args.format}))
     if command == "add-scope":
         return wire.api_json(domain.apis.add_scope(args.api, args.scope, args.description))
     if command == "create-client":

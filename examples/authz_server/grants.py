@@ -311,6 +311,13 @@ class Grants:
             raise OAuthError("invalid_grant", "redirect_uri is required for this code")
         if redirect_uri is not None and redirect_uri != code.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorization")
+        # RFC 8707 §2.2: a resource (or Auth0 audience) named again here must be the one
+        # the code was issued for; a code is never turned into a token for another API.
+        requested = resolve_audience(params)
+        if requested is not None and requested != (code.audience or None):
+            raise OAuthError(
+                "invalid_target", "The resource is not the one the code was issued for"
+            )
         verifier = params.get("code_verifier")
         challenge = code.code_challenge
         if challenge is None and verifier is not None:

@@ -3,7 +3,9 @@
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
 examples.authz_server``) and its Organizer API. It answers exactly as the Flask and the
-Starlette examples do, and its OpenAPI document describes every route's security.
+Starlette examples do, and its OpenAPI document describes every route's security: Swagger
+UI at ``/docs`` signs a person in with the authorization-code flow and PKCE (as the bundled
+server's "API Explorer" client), its files served by the app itself.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route functions' annotations
@@ -19,10 +21,20 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse, Response
 
 from apiguard import MULTI_FACTOR, AccessToken, AsyncValidator
-from apiguard.fastapi import Authorize, install
+from apiguard.fastapi import Authorize, install, swagger_ui
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
 DEFAULT_AUDIENCE = "https://organizer.example/api"
+# The bundled authorization server's public client for this page ("API Explorer"); its
+# callback is /docs/oauth2-redirect on a loopback address.
+DOCS_CLIENT_ID = "api-explorer"
+SCOPES = {
+    "read:appointments": "Read your appointments",
+    "create:appointments": "Create appointments",
+    "delete:appointments": "Delete appointments",
+    "read:contacts": "Read your contacts",
+    "read:tasks": "Read your tasks",
+}
 #: Where the authorization server puts the user's role names (an Auth0 namespaced claim).
 ROLES_CLAIM = ("https://organizer.example/roles",)
 #: The security page wants a multi-factor sign-in no older than this, in seconds.
@@ -67,7 +79,11 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
             issuer=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER), audience=audience
         )
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
-    auth = Authorize(validator, resource=audience)
+    # OpenAPI describes the authorization-code flow (endpoints from the issuer's discovery),
+    # so that Swagger UI's "Authorize" button signs a person in.
+    auth = Authorize(
+        validator, resource=audience, flow="authorization_code", scope_descriptions=SCOPES
+    )
     organizer_admin = auth.requires_role("organizer-admin", claim=ROLES_CLAIM)
     recent_mfa = auth.requires_step_up([MULTI_FACTOR], max_age=SECURITY_MAX_AGE)
     organizer = Organizer()
@@ -82,6 +98,7 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
 
     app = FastAPI(title="Organizer API", lifespan=lifespan)
     install(app)
+    swagger_ui(app, client_id=DOCS_CLIENT_ID, audience=audience)
 
     @app.get("/api/public")
     async def public() -> dict[str, Any]:

@@ -210,3 +210,17 @@ def test_security_answers_a_recent_multi_factor_sign_in(
         status, _, body = client.send("GET", "/api/security", token)
         assert status == 200, name
         assert (body["acr"], body["auth_time"]) == (MULTI_FACTOR, auth_time), name
+
+
+def test_metadata_names_the_scopes_of_every_route(examples: dict[str, Any]) -> None:
+    """Every example's RFC 9728 document lists delete:appointments, asked of a derived
+    FastAPI dependency too, and the three documents are the same."""
+    documents = {}
+    for name, client in examples.items():
+        if isinstance(client, FlaskClient):
+            response = client.client.get("/.well-known/oauth-protected-resource/api")
+            documents[name] = response.get_json()
+        else:
+            documents[name] = client.client.get("/.well-known/oauth-protected-resource/api").json()
+    assert "delete:appointments" in documents["fastapi"]["scopes_supported"]
+    assert documents["flask"] == documents["starlette"] == documents["fastapi"]

@@ -363,3 +363,38 @@ def test_older_store_files_gain_the_new_columns(tmp_path: Path) -> None:
     assert (api.access_token_format, api.introspection_clients) == ("jwt", ())
     assert store.all("SELECT * FROM reference_tokens") == []
     store.close()
+
+
+def test_cli_sets_the_token_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """create-api takes a format and introspection clients; set-token-format changes it."""
+    import json
+
+    from examples.authz_server.__main__ import main
+
+    monkeypatch.setenv("AUTHZ_DB", str(tmp_path / "cli.sqlite3"))
+    monkeypatch.delenv("AUTHZ_ISSUER", raising=False)
+
+    def cli(*argv: str) -> Any:
+        assert main(list(argv)) == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    created = cli(
+        "create-api",
+        "--name",
+        "Ref",
+        "--identifier",
+        "https://ref.example",
+        "--token-format",
+        "opaque",
+        "--introspection-client",
+        "organizer-api",
+    )
+    assert (created["access_token_format"], created["introspection_clients"]) == (
+        "opaque",
+        ["organizer-api"],
+    )
+    assert cli("set-token-format", "https://ref.example", "jwt")["access_token_format"] == "jwt"
+    with pytest.raises(SystemExit):
+        main(["set-token-format", "https://ref.example", "paseto"])

@@ -130,6 +130,8 @@ async def test_every_entry_point_applies_the_same_rule(
                 lifetime=86400,
                 offline=False,
                 dialect="access_token",
+                token_format="jwt",
+                introspection_client=[],
             )
         elif rule == "scope_name":
             await admin.get(f"/dashboard/apis/{organizer.id}/scopes")

@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,14 +35,36 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def read_params(request: Request) -> dict[str, str]:
+#: What may come in the token request's query string: browser tools (Swagger UI's
+#: ``additionalQueryStringParams``) repeat the authorization request's ``audience`` there.
+QUERY_TARGETS = frozenset({"audience", "resource"})
+
+
+async def read_params(request: Request, *, query_targets: bool = False) -> dict[str, str]:
     """The request body as parameters: form-encoded, or JSON (as Auth0 also accepts).
 
     Parameters in the query string, repeated parameters and non-string values are refused
-    (RFC 6749 §3.2: parameters go in the body and must not repeat).
+    (RFC 6749 §3.2: parameters go in the body and must not repeat). With ``query_targets``,
+    ``audience`` and ``resource`` (never secrets) may also come in the query; a value
+    given in both places must be the same.
     """
-    if request.url.query:
+    params = await _body_params(request)
+    if not request.url.query:
+        return params
+    try:
+        pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
+        query = _no_duplicates(pairs)
+    except (_Duplicate, ValueError):
+        raise OAuthError("invalid_request", "A parameter was repeated") from None
+    if not query_targets or not set(query) <= QUERY_TARGETS:
         raise OAuthError("invalid_request", "Parameters must be sent in the request body")
+    for name, value in query.items():
+        if params.setdefault(name, value) != value:
+            raise OAuthError("invalid_request", f"{name} differs in the query and the body")
+    return params
+
+
+async def _body_params(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     try:
@@ -140,11 +162,77 @@ def error_response(exc: OAuthError) -> Response:
     return json_response(exc.body(), exc.status, exc.headers)
 
 
+#: What a browser app may send to the token endpoint from another origin.
+CORS_HEADERS = "Content-Type, X-Requested-With, DPoP"
+
+
+def cors_origin(client: Client, origin: str | None) -> str | None:
+    """``origin`` if a browser app of ``client`` may read the token endpoint's answer.
+
+    A browser app (Swagger UI, an SPA) exchanges its code from its own origin: the origin of
+    one of the client's callbacks, any port for a loopback IP callback (RFC 8252 §7.3), as
+    Auth0 allows a client's origins. No cookies are involved (no credentials mode).
+    """
+    if not origin:
+        return None
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+        return None
+    for callback in client.callbacks:
+        allowed = urlsplit(callback)
+        if allowed.scheme != parts.scheme or allowed.hostname != parts.hostname:
+            continue
+        loopback_ip = allowed.hostname in ("127.0.0.1", "::1") and allowed.port is None
+        if allowed.port == port or loopback_ip:
+            return origin
+    return None
+
+
+def token_preflight(request: Request) -> Response:
+    """The CORS preflight of ``POST /oauth/token``: allowed from any origin, no credentials.
+
+    Whether the answer itself may be read is decided per client (:func:`cors_origin`).
+    """
+    origin = request.headers.get("origin")
+    if not origin or "access-control-request-method" not in request.headers:
+        return json_response(
+            {"error": "invalid_request", "error_description": "Use POST"}, 405, {"Allow": "POST"}
+        )
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        },
+    )
+
+
+def with_preflight(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Answer a CORS preflight (``OPTIONS``) with :func:`token_preflight`, the rest as usual."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return token_preflight(request)
+        return await handler(request)
+
+    return endpoint
+
+
 async def token(request: Request) -> Response:
     """``POST /oauth/token``."""
     bundle = services(request)
+    client: Client | None = None
     try:
-        params = await read_params(request)
+        params = await read_params(request, query_targets=True)
         client = authenticate_client(bundle, request, params)
         if params.get("grant_type") == "password":
             wait = bundle.login_limiter.retry_after(f"ip:{client_ip(request)}")
@@ -159,8 +247,17 @@ async def token(request: Request) -> Response:
                 bundle.login_limiter.hit(f"ip:{client_ip(request)}")
             raise
     except OAuthError as exc:
-        return error_response(exc)
-    return json_response(body)
+        return _with_cors(error_response(exc), client, request)
+    return _with_cors(json_response(body), client, request)
+
+
+def _with_cors(response: Response, client: Client | None, request: Request) -> Response:
+    origin = cors_origin(client, request.headers.get("origin")) if client else None
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    if "origin" in request.headers:
+        response.headers["Vary"] = "Origin"
+    return response
 
 
 async def revoke(request: Request) -> Response:
@@ -298,7 +395,7 @@ def post_only(
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 routes: list[BaseRoute] = [
-    Route("/oauth/token", post_only(token), methods=ANY_METHOD),
+    Route("/oauth/token", with_preflight(post_only(token)), methods=[*ANY_METHOD, "OPTIONS"]),
     Route("/oauth/revoke", post_only(revoke), methods=ANY_METHOD),
     Route("/oauth/introspect", post_only(introspect), methods=ANY_METHOD),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
