@@ -127,14 +127,7 @@ class Walk:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the authorization server's admin CLI on the demo's store."""
-        return subprocess.run(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "examples.authz_server", *args],
-            cwd=ROOT,
-            env={**os.environ, "AUTHZ_DB": self.db},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return admin_cli(self.db, *args)
 
     def sign_in(self, params: dict[str, str]) -> dict[str, str]:
         """Let the demo user sign in and consent in a fresh browser; return the callback."""
@@ -432,6 +425,18 @@ class Walk:
             if time.monotonic() > deadline:
                 raise RuntimeError("no one-time code appeared in the server log")
             time.sleep(0.05)
+
+
+def admin_cli(db: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the authorization server's admin CLI (``python -m examples.authz_server``) on ``db``."""
+    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "examples.authz_server", *args],
+        cwd=ROOT,
+        env={**os.environ, "AUTHZ_DB": db},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def world_mappers_grant(audience: str) -> dict[str, str]:

@@ -349,11 +349,11 @@ class BodyReader:
 
     __slots__ = ("_chunks", "_deadline", "_limit", "_size", "headers", "status")
 
-    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, timeout: float):
+    def __init__(self, status: int, headers: Mapping[str, str], *, limit: int, deadline: float):
         self.status = status
         self.headers = {"cache-control": headers.get("cache-control", "")}
         self._limit = limit
-        self._deadline = time.monotonic() + timeout
+        self._deadline = deadline
         self._chunks: list[bytes] = []
         self._size = 0
 
@@ -379,9 +379,12 @@ class BodyReader:
 class ValidatorCore:
     """The validator without I/O. Thread-safe for reads; ``receive`` is serialised by shells."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, binding: Callable[[object], bool] | None = None) -> None:
         self.config = config
         self._clock = config.clock
+        #: Whether tokens of an issuer may be DPoP-bound (its DPoP mode is not "off"); the
+        #: binding itself is the request path's to check, on every request.
+        self._binding = binding
         self._keys: KeySource | None = None
         if config.shared_key is None:
             self._keys = KeySource(
@@ -402,10 +405,11 @@ class ValidatorCore:
         """Moves on with every fetch outcome received (see FetchRequest.generation)."""
         return self._keys.generation if self._keys is not None else 0
 
-    def body_reader(self, status: int, headers: Mapping[str, str]) -> BodyReader:
-        """A reader for a fetched response, with the configured cap and deadline."""
-        c = self.config
-        return BodyReader(status, headers, limit=c.max_jwks_size, timeout=c.timeout)
+    def body_reader(
+        self, status: int, headers: Mapping[str, str], *, deadline: float
+    ) -> BodyReader:
+        """A reader for a fetched response, with the size cap and the fetch's deadline."""
+        return BodyReader(status, headers, limit=self.config.max_jwks_size, deadline=deadline)
 
     def receive(self, request: FetchRequest, outcome: Response | BaseException) -> None:
         """Hand the outcome of a fetch to the key cache."""
@@ -521,6 +525,18 @@ class ValidatorCore:
                 raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
         return self.check_claims(claims, now, header)
 
+    def _check_binding(self, claims: Mapping[str, Any]) -> None:
+        binding = self._binding
+        if binding is None or not binding(claims.get("iss")):
+            # A sender-constrained token (DPoP, mTLS) where no proof is checked: accepting
+            # it as a bearer token would strip its binding.
+            raise InvalidClaim("cnf: proof of possession is not supported")
+        cnf = claims["cnf"]
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str) or not 0 < len(jkt) <= 128 or len(cnf) != 1:
+            # An mTLS binding (x5t#S256), or one beside jkt, is one apiguard cannot check.
+            raise InvalidClaim("cnf: only a DPoP key binding (jkt) is supported")
+
     def check_claims(
         self, claims: dict[str, Any], now: float, header: Mapping[str, Any] = _NO_HEADER
     ) -> tuple[AccessToken, tuple[float, float]]:
@@ -537,11 +553,11 @@ class ValidatorCore:
         if not strict and not _ID_TOKEN_CLAIMS.isdisjoint(claims):
             raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
         if "cnf" in claims:
-            # A sender-constrained token (DPoP, mTLS) presented as a plain bearer token.
-            raise InvalidClaim("cnf: proof of possession is not supported")
+            self._check_binding(claims)
         for name in c.required_claims:
-            if name not in claims:
-                raise InvalidClaim(f"required claim {name!r} is missing")
+            # Present and not null: ``"org_id": null`` asserts nothing.
+            if claims.get(name) is None:
+                raise InvalidClaim(f"required claim {name!r} is missing or null")
         iss = claims.get("iss")
         if iss != c.issuer:
             raise WrongIssuer(f"iss {str(iss)[:128]!r} is not {c.issuer!r}")
@@ -580,8 +596,9 @@ class ValidatorCore:
                 if not isinstance(claims.get(name), str):
                     raise InvalidClaim(f"{name} is not a string")
         for name in _STRING_CLAIMS:
-            value = claims.get(name)
-            if value is not None and not isinstance(value, str):
+            # Null is not a string either: a null identifier would read as "absent" to
+            # code that then falls back to another claim.
+            if name in claims and not isinstance(claims[name], str):
                 raise InvalidClaim(f"{name} is not a string")
         if not not_before <= now < not_after:
             self._check_times(claims, now)

@@ -1,8 +1,11 @@
 """RFC 6750 without I/O: read the token from the Authorization header, render the answers.
 
-Every framework layer (Flask, ASGI, FastAPI) calls :func:`extract_token` on the request's
-``Authorization`` header values and :func:`render_error` on whatever apiguard raised, so
-they all answer the same status, ``WWW-Authenticate`` header and JSON body.
+The one request path (:mod:`apiguard._request`, which every framework layer drives) calls
+:func:`extract_token` on the request's ``Authorization`` header values, and every layer
+renders whatever apiguard raised with :func:`render_error`, so they all answer the same
+status, ``WWW-Authenticate`` header and JSON body. With DPoP (RFC 9449) on,
+:func:`extract_credentials` also reads the ``DPoP`` scheme, and the answers carry the
+``DPoP`` challenge of RFC 9449 §7.1 (and ``DPoP-Nonce`` when a nonce is asked).
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from .errors import (
     InvalidRequest,
     MissingToken,
     ServiceUnavailable,
+    UseDPoPNonce,
 )
 
 __all__ = [
     "DEFAULT_REALM",
     "ErrorResponse",
     "challenge",
+    "extract_credentials",
     "extract_token",
     "pick_realm",
     "query_names_token",
@@ -45,34 +50,80 @@ _QUOTABLE: Final = RFC6750_TEXT
 def extract_token(authorization: Sequence[str] | str | None) -> str:
     """Return the bearer token from the ``Authorization`` header value(s).
 
+    Repeated headers are read as RFC 9110 §5.3 lets a recipient combine them (joined with
+    ``", "``), which is what a WSGI server hands on anyway; so every layer decides the same
+    way whether its server kept the repeats (ASGI) or joined them (WSGI).
+
     Args:
         authorization: the header's value, or all of its values when the request repeated
             it (ASGI keeps repeats; pass them all so that a repeat is refused), or None.
 
     Raises:
-        MissingToken: no header, or another scheme (``Basic``, ``DPoP``...).
-        InvalidRequest: the header is repeated, or ``Bearer`` with an empty value or one
-            that is not a single RFC 6750 ``b64token``.
+        MissingToken: no header, or no bearer credentials in it (``Basic``, ``DPoP``...).
+        InvalidRequest: ``Bearer`` with an empty value or one that is not a single RFC 6750
+            ``b64token``, or a bearer credential next to another (a repeated header).
 
     >>> extract_token("Bearer abc.def.ghi")
     'abc.def.ghi'
     """
+    return _credentials(authorization, _BEARER_ONLY)[1]
+
+
+_BEARER_ONLY: Final = {"bearer": "Bearer"}
+_BEARER_OR_DPOP: Final = {"bearer": "Bearer", "dpop": "DPoP"}
+
+
+def extract_credentials(
+    authorization: Sequence[str] | str | None, *, dpop: bool = False
+) -> tuple[str, str]:
+    """Return the scheme (``"Bearer"`` or ``"DPoP"``) and the token of the request.
+
+    Args:
+        authorization: as for :func:`extract_token`.
+        dpop: also read the ``DPoP`` scheme (RFC 9449 §7.1), whose token has the same
+            syntax (``token68``).
+
+    Raises:
+        MissingToken: no header, or a scheme not read (``Basic``; ``DPoP`` unless
+            ``dpop``).
+        InvalidRequest: as for :func:`extract_token`.
+
+    >>> extract_credentials("DPoP abc.def.ghi", dpop=True)
+    ('DPoP', 'abc.def.ghi')
+    """
+    return _credentials(authorization, _BEARER_OR_DPOP if dpop else _BEARER_ONLY)
+
+
+def _credentials(
+    authorization: Sequence[str] | str | None, schemes: dict[str, str]
+) -> tuple[str, str]:
     if authorization is None:
         raise MissingToken("no Authorization header")
-    values = [authorization] if isinstance(authorization, str) else list(authorization)
-    if not values:
-        raise MissingToken("no Authorization header")
-    if len(values) > 1:
-        raise InvalidRequest("Authorization header sent more than once")
-    scheme, _, rest = values[0].strip(" \t").partition(" ")
-    if scheme.lower() != "bearer":
+    if isinstance(authorization, str):
+        value = authorization
+    else:
+        if not authorization:
+            raise MissingToken("no Authorization header")
+        value = ", ".join(authorization)
+    scheme, _, rest = value.strip(" \t").partition(" ")
+    name = schemes.get(scheme.lower())
+    if name is None:
+        if "," in value and any(_is_ours(part, schemes) for part in value.split(",")):
+            raise InvalidRequest("token credentials sent along with others")
         raise MissingToken("Authorization header uses another scheme")
     token = rest.strip(" \t")
     if not token:
-        raise InvalidRequest("empty bearer token")
+        raise InvalidRequest("empty token")
     if not _B64TOKEN.fullmatch(token):
-        raise InvalidRequest("bearer token is not a single b64token")
-    return token
+        if "," in token:
+            raise InvalidRequest("Authorization header sent more than once")
+        raise InvalidRequest("the token is not a single b64token")
+    return name, token
+
+
+def _is_ours(credentials: str, schemes: dict[str, str]) -> bool:
+    scheme, _, _ = credentials.strip(" \t").partition(" ")
+    return scheme.lower() in schemes
 
 
 def query_names_token(query: str | bytes) -> bool:
@@ -135,7 +186,7 @@ def _quoted(value: str) -> str:
 def challenge(
     error: BearerError, realm: str | None = None, resource_metadata: str | None = None
 ) -> str:
-    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3).
+    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3, RFC 9449 §7.1).
 
     A request without credentials gets a bare challenge (no ``error``); the others carry
     ``error`` and ``error_description``, :class:`InsufficientScope` the ``scope``, and
@@ -143,21 +194,39 @@ def challenge(
     must meet (RFC 9470 §3). ``resource_metadata`` (RFC 9728 §5.1) is the URL of the API's
     protected-resource metadata, checked when the layer started
     (:func:`apiguard.metadata.resource_metadata`).
+    When the request path marked the error for an API that accepts DPoP, the value holds
+    a ``DPoP`` challenge with ``algs`` (after the ``Bearer`` one while Bearer is still
+    accepted), and the error parameters go on the scheme they concern: the DPoP errors'
+    on ``DPoP``, the others' on the scheme the request used.
 
     >>> challenge(MissingToken(), realm="api")
     'Bearer realm="api"'
     """
+    head = [f"realm={_quoted(realm)}"] if realm is not None else []
     params: list[str] = []
-    if realm is not None:
-        params.append(f"realm={_quoted(realm)}")
     if error.error is not None:
         params.append(f"error={_quoted(error.error)}")
         params.append(f"error_description={_quoted(error.description)}")
     for name, value in _extra(error):
         params.append(f"{name}={_quoted(value)}")
-    if resource_metadata is not None:
-        params.append(f"resource_metadata={_quoted(resource_metadata)}")
-    return "Bearer " + ", ".join(params) if params else "Bearer"
+    tail = [] if resource_metadata is None else [f"resource_metadata={_quoted(resource_metadata)}"]
+    algs = error.dpop_algs
+    if algs is None:
+        return _scheme("Bearer", head + params + tail)
+    bearer = error.bearer_offered
+    target = error.scheme or error.request_scheme or "Bearer"
+    if not bearer:
+        target = "DPoP"
+    dpop = _scheme(
+        "DPoP", head + (params if target == "DPoP" else []) + tail + [f"algs={_quoted(algs)}"]
+    )
+    if not bearer and target == "DPoP":
+        return dpop
+    return _scheme("Bearer", head + (params if target == "Bearer" else []) + tail) + ", " + dpop
+
+
+def _scheme(name: str, params: list[str]) -> str:
+    return f"{name} " + ", ".join(params) if params else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +270,8 @@ def render_error(
             "WWW-Authenticate": challenge(error, realm, resource_metadata),
             "Cache-Control": "no-store",
         }
+        if isinstance(error, UseDPoPNonce):
+            headers["DPoP-Nonce"] = error.nonce
         return ErrorResponse(error.status_code, headers, _json(body))
     if isinstance(error, ServiceUnavailable):
         body = {"error": "temporarily_unavailable", "error_description": error.description}

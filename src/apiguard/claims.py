@@ -25,9 +25,15 @@ __all__ = [
     "read_strings",
 ]
 
-#: Where scopes are read from: OAuth ``scope`` (RFC 8693/9068), ``scp`` (Azure AD, Okta)
-#: and Auth0's RBAC ``permissions``.
-DEFAULT_SCOPE_CLAIMS: tuple[str, ...] = ("scope", "scp", "permissions")
+#: Where scopes are read from: OAuth ``scope`` (RFC 8693/9068) and ``scp`` (Azure AD, Okta).
+#:
+#: Not Auth0's RBAC ``permissions``: it lists everything the *user* may do, while ``scope``
+#: is what the *application* was granted (what it asked for, the user consented to and the
+#: user may do). Reading ``permissions`` as scopes hands a third-party app the user's whole
+#: role. It is :attr:`AccessToken.permissions`, its own set, and is read as scopes only
+#: when ``scope_claims`` names it (SECURITY.md, "Scopes").
+DEFAULT_SCOPE_CLAIMS: tuple[str, ...] = ("scope", "scp")
+_PERMISSIONS: Final = ("permissions",)
 
 #: How several required scopes combine: every one of them, or at least one.
 Match = Literal["all", "any"]
@@ -37,7 +43,6 @@ _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 _NO_SCOPES: frozenset[str] = frozenset()
-_PERMISSIONS: Final = ("permissions",)
 _EMPTY: frozenset[str] = frozenset({""})
 
 
@@ -55,7 +60,7 @@ def parse_scopes(
         InvalidClaim: a scope claim has another type (a number, a list with a non-string).
 
     >>> sorted(parse_scopes({"scope": "read:a write:a", "permissions": ["read:b"]}))
-    ['read:a', 'read:b', 'write:a']
+    ['read:a', 'write:a']
     """
     scopes = _NO_SCOPES
     for name in scope_claims:
@@ -123,9 +128,11 @@ class AccessToken:
     Attributes:
         claims: the whole claims set, read-only.
         header: the JOSE header, read-only.
-        scopes: every scope granted, from ``scope``, ``scp`` and ``permissions``.
-        permissions: Auth0 RBAC's ``permissions``: everything the *user* may do at this API
-            (not what the client was granted; that is ``scopes``).
+        scopes: every scope granted, from ``scope`` and ``scp`` (and any other claim the
+            validator's ``scope_claims`` names).
+        permissions: Auth0's RBAC ``permissions`` claim as its own set (empty without
+            one): what the *user* may do, which is not what the application was granted.
+            It is part of :attr:`scopes` only when ``scope_claims`` names it.
         roles: the roles read from the validator's ``role_claims`` (empty when none are
             configured).
         subject: ``sub`` (a user id, or ``<client_id>@clients`` for a machine), or None.
@@ -135,6 +142,9 @@ class AccessToken:
         expires_at: ``exp`` in seconds since the epoch.
         issued_at: ``iat`` in seconds since the epoch, or None.
         token_id: ``jti``, or None.
+        jkt: the DPoP key thumbprint it is bound to (``cnf.jkt``, RFC 9449 §6), or None.
+        scheme: ``"DPoP"`` for a DPoP-bound token, else ``"Bearer"``: the only scheme it
+            is accepted with.
     """
 
     # Only what needs work is stored; the rest is read from the claims on access, which
@@ -192,7 +202,10 @@ class AccessToken:
     def client_id(self) -> str | None:
         """``client_id``, else ``azp``, else None."""
         claims = self.claims
-        client_id = claims.get("client_id", claims.get("azp"))
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str):
+            # A null (or absent) client_id must not hide azp.
+            client_id = claims.get("azp")
         return client_id if isinstance(client_id, str) else None
 
     @property
@@ -210,6 +223,18 @@ class AccessToken:
     def token_id(self) -> str | None:
         """``jti``, or None."""
         return self.claims.get("jti")
+
+    @property
+    def jkt(self) -> str | None:
+        """``cnf.jkt``, the thumbprint of the DPoP key the token is bound to, or None."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None  # decoded JSON: a dict
+        return jkt if isinstance(jkt, str) else None
+
+    @property
+    def scheme(self) -> str:
+        """``"DPoP"`` for a DPoP-bound token, else ``"Bearer"``."""
+        return "Bearer" if self.jkt is None else "DPoP"
 
     def has_scopes(self, *scopes: str, match: Match = "all") -> bool:
         """Tell whether the token grants all (or, with ``match="any"``, any) of ``scopes``.

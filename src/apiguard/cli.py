@@ -502,10 +502,11 @@ def _get(client: httpx.Client, url: str, timeout: float) -> _Fetched:
     """GET ``url`` as the validator would: no redirects, a deadline, a size cap."""
     if not is_safe_url(url):
         raise _Unavailable(f"{_printable(url)} is not https (http only for loopback hosts)")
+    deadline = time.monotonic() + timeout
     try:
         with client.stream("GET", url, headers={"Accept": "application/json"}) as answer:
             reader = BodyReader(
-                answer.status_code, answer.headers, limit=_MAX_DOCUMENT, timeout=timeout
+                answer.status_code, answer.headers, limit=_MAX_DOCUMENT, deadline=deadline
             )
             if reader.wants_body:
                 for chunk in answer.iter_bytes():

@@ -3,8 +3,10 @@
 :class:`Authorize` is a FastAPI security scheme (HTTP bearer, JWT) that reads the route's
 ``SecurityScopes``, returns the validated :class:`~apiguard.AccessToken` and answers RFC 6750
 errors. It appears in the OpenAPI document, so Swagger UI's "Authorize" button sends tokens.
-It reuses the token :class:`~apiguard.asgi.BearerAuthMiddleware` validated when that runs,
-and validates the header itself otherwise.
+It decides with the validator it was given, by apiguard's one request path (the rules of
+apiguard.flask and apiguard.asgi); behind :class:`~apiguard.asgi.BearerAuthMiddleware` it
+reuses the middleware's result only when the middleware ran with that very validator.
+``Authorize(validator, required=False)`` is the optional mode (None without a token).
 
 >>> from fastapi import FastAPI, Security
 >>> from apiguard import AccessToken, AsyncValidator
@@ -46,10 +48,10 @@ from starlette.staticfiles import StaticFiles
 
 from ._request import Requirement, check_rules, guard, run_async
 from ._rules import Rule, has_permissions, has_roles, step_up
-from .asgi import METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
+from .asgi import DPOP_KEY, METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, ClaimPath, check_match, check_scope_names
-from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .jwks import FetchRequest, discovery_urls, is_safe_url, server_metadata
 from .metadata import ProtectedResource, ResourceMetadata, protected_resource
 from .validator import AsyncValidator
@@ -521,7 +523,7 @@ class Authorize(SecurityBase):
         requirement = self.requirement(security_scopes.scopes)
         try:
             return await self._decide(request, requirement)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             metadata = (
                 self.metadata.url if self.metadata is not None else request.scope.get(METADATA_KEY)
             )
@@ -540,7 +542,13 @@ class Authorize(SecurityBase):
             token = get_token(request)
             validator = self.validator or decided_by
             clock = validator.clock if isinstance(validator, AsyncValidator) else None
-            requirement.check(token, clock)
+            try:
+                requirement.check(token, clock)
+            except BearerError as exc:
+                gate = scope.get(DPOP_KEY)
+                if gate is not None:
+                    gate.mark(exc, token, None if token is None else token.scheme)
+                raise
             return token
 
         async def read_form() -> bytes | Iterable[str]:
@@ -550,8 +558,17 @@ class Authorize(SecurityBase):
                 return list(form.keys())
             return await request.body()
 
-        flow = guard(request_view(scope), requirement, clock=self.validator.clock)
-        return await run_async(flow, self.validator.validate, read_form)
+        gate = self.validator.dpop
+        return await run_async(
+            guard(
+                request_view(scope, dpop=gate is not None),
+                requirement,
+                dpop=gate,
+                clock=self.validator.clock,
+            ),
+            self.validator.validate_credentials,
+            read_form,
+        )
 
     def requires(self, *rules: Rule) -> Authorize:
         """A dependency like this one that also requires every one of ``rules``.

@@ -33,7 +33,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -43,7 +42,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from .introspection import Introspection
 from .validator import AsyncIntrospector, AsyncValidator, Introspector, Validator
 
-__all__ = ["REMOVE", "DPoPAuth", "DPoPKey", "LocalIssuer", "SigningKey", "serve_issuer"]
+__all__ = [
+    "REMOVE",
+    "DPoPAuth",
+    "DPoPKey",
+    "KeyPool",
+    "LocalIssuer",
+    "SigningKey",
+    "serve_issuer",
+]
 
 #: Pass as a claim or header value to leave that member out of the token.
 REMOVE: Any = object()
@@ -67,11 +74,7 @@ _CURVES: dict[str, ec.EllipticCurve] = {
 }
 
 
-@functools.cache
-def _private_key(kind: str, index: int) -> Any:
-    # Key generation (RSA above all) is slow; tests reuse a small pool. ``index`` makes
-    # rotation produce a genuinely different key.
-    del index
+def _generate_key(kind: str) -> Any:
     if kind == "RSA":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if kind == "Ed25519":
@@ -79,13 +82,81 @@ def _private_key(kind: str, index: int) -> Any:
     return ec.generate_private_key(_CURVES[kind])
 
 
-@dataclass(frozen=True)
-class SigningKey:
-    """One key of a :class:`LocalIssuer`: its ``kid``, algorithm and private key."""
+class KeyPool:
+    """Private keys generated once and lent to :class:`LocalIssuer` instances, for speed.
 
-    kid: str
-    algorithm: str
-    private_key: Any
+    RSA key generation costs tens of milliseconds; a test suite that makes an issuer per
+    test can lend keys from one pool instead (the pytest plugin does, with a pool per
+    session). Keys lent at the same time are always distinct, so two live issuers never
+    share a key; a key comes back to the pool only when its issuer is done
+    (:meth:`LocalIssuer.release_keys`, or the end of a ``with LocalIssuer(...)`` block) and
+    may then be lent to a later issuer, under a new ``kid``.
+
+    Passing a pool is the explicit choice to reuse keys across issuers over time: without
+    one, every LocalIssuer generates keys of its own.
+
+    >>> pool = KeyPool()
+    >>> with LocalIssuer(key_pool=pool) as a, LocalIssuer(key_pool=pool) as b:
+    ...     assert a.current_key.private_key is not b.current_key.private_key
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+
+    def lend(self, kind: str) -> Any:
+        """A private key of ``kind`` (``RSA``, ``P-256``, ``Ed25519``...) no one else holds."""
+        with self._lock:
+            free = self._free.get(kind)
+            if free:
+                return free.pop()
+        return _generate_key(kind)
+
+    def give_back(self, kind: str, private_key: Any) -> None:
+        """Return a key that its issuer no longer uses."""
+        with self._lock:
+            self._free.setdefault(kind, []).append(private_key)
+
+
+class SigningKey:
+    """One key of a :class:`LocalIssuer`: its ``kid``, algorithm and private key.
+
+    The private key is made when it is first needed (a token signed, the JWKS served), so
+    an issuer that never signs costs no key generation.
+    """
+
+    __slots__ = ("_lock", "_make", "_private_key", "algorithm", "kid")
+
+    def __init__(
+        self,
+        kid: str,
+        algorithm: str,
+        private_key: Any = None,
+        *,
+        make: Callable[[], Any] | None = None,
+    ) -> None:
+        if private_key is None and make is None:
+            raise ValueError("give a private key or a way to make one")
+        self.kid = kid
+        self.algorithm = algorithm
+        self._private_key = private_key
+        self._make = make
+        self._lock = threading.Lock()
+
+    @property
+    def private_key(self) -> Any:
+        """The private key (made now if this is its first use)."""
+        if self._private_key is None:
+            with self._lock:
+                if self._private_key is None:
+                    assert self._make is not None
+                    self._private_key = self._make()
+        return self._private_key
+
+    @property
+    def generated(self) -> bool:
+        """Whether the private key exists yet."""
+        return self._private_key is not None
 
     @property
     def public_jwk(self) -> dict[str, Any]:
@@ -94,6 +165,9 @@ class SigningKey:
         jwk: dict[str, Any] = json.loads(algorithm.to_jwk(self.private_key.public_key()))
         jwk.update(kid=self.kid, alg=self.algorithm, use="sig")
         return jwk
+
+    def __repr__(self) -> str:
+        return f"SigningKey(kid={self.kid!r}, algorithm={self.algorithm!r})"
 
 
 class LocalIssuer:
@@ -105,6 +179,12 @@ class LocalIssuer:
         algorithm: RS256, PS256, ES256, EdDSA, ... for the first key.
         clock: seconds since the epoch for ``iat``/``exp`` (default ``time.time``); give
             the validator the same clock.
+        key_pool: a :class:`KeyPool` to borrow private keys from instead of generating
+            them (faster in a large suite). Without one, the issuer's keys are its own.
+
+    Every instance has its own keys and its own key ids (``key-<n>-<six random digits>``), so tokens
+    of one issuer (an "attacker" in a test, say) never verify for another's validator.
+    Keys are generated when first needed.
 
     Attributes:
         requests: how often each path was fetched (``Counter`` of paths).
@@ -121,7 +201,10 @@ class LocalIssuer:
         audience: str = "https://api.test",
         algorithm: str = "RS256",
         clock: Callable[[], float] | None = None,
+        key_pool: KeyPool | None = None,
     ) -> None:
+        if key_pool is not None and not isinstance(key_pool, KeyPool):
+            raise TypeError("key_pool: must be an apiguard.testing.KeyPool")
         self.issuer = issuer
         self.audience = audience
         self.clock = clock or time.time
@@ -133,6 +216,10 @@ class LocalIssuer:
         self._opaque: dict[str, dict[str, Any]] = {}
         self._revoked: set[str] = set()
         self._generated = 0
+        self._pool = key_pool
+        self._made: list[tuple[str, SigningKey]] = []
+        # Key ids differ between instances too: a kid names one key of one issuer.
+        self._tag = f"{secrets.randbelow(10**6):06d}"
         self.add_key(algorithm)
 
     # -- keys ------------------------------------------------------------------------------
@@ -142,10 +229,28 @@ class LocalIssuer:
         if algorithm not in _KEY_TYPES:
             raise ValueError(f"unsupported algorithm {algorithm!r}")
         self._generated += 1
-        private = _private_key(_KEY_TYPES[algorithm], self._generated)
-        key = SigningKey(kid or f"key-{self._generated}", algorithm, private)
+        kind = _KEY_TYPES[algorithm]
+        pool = self._pool
+        make = functools.partial(pool.lend if pool is not None else _generate_key, kind)
+        key = SigningKey(kid or f"key-{self._generated}-{self._tag}", algorithm, make=make)
+        self._made.append((kind, key))
         self.keys.append(key)
         return key
+
+    def release_keys(self) -> None:
+        """Give borrowed keys back to the :class:`KeyPool`; the issuer is done after this."""
+        made, self._made = self._made, []
+        self.keys = []
+        if self._pool is not None:
+            for kind, key in made:
+                if key.generated:
+                    self._pool.give_back(kind, key.private_key)
+
+    def __enter__(self) -> LocalIssuer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release_keys()
 
     @property
     def current_key(self) -> SigningKey:
@@ -394,6 +499,7 @@ def serve_issuer(**options: Any) -> Iterator[LocalIssuer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+        issuer.release_keys()
 
 
 class _IssuerRequestHandler(http.server.BaseHTTPRequestHandler):
@@ -444,15 +550,6 @@ _PUBLIC_MEMBERS = {
     "EC": ("kty", "crv", "x", "y"),
     "OKP": ("kty", "crv", "x"),
 }
-
-
-def _generate(algorithm: str) -> Any:
-    kind = _KEY_TYPES[algorithm]
-    if kind == "RSA":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if kind == "Ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    return ec.generate_private_key(_CURVES[kind])
 
 
 class DPoPKey:
@@ -509,7 +606,7 @@ class DPoPKey:
         if algorithm not in _KEY_TYPES:
             raise ValueError(f"unsupported algorithm {algorithm!r}")
         self.algorithm = algorithm
-        self.private_key = _generate(algorithm)
+        self.private_key = _generate_key(_KEY_TYPES[algorithm])
         self.clock = clock or time.time
         jwk = json.loads(jwt.get_algorithm_by_name(algorithm).to_jwk(self.private_key.public_key()))
         #: The public JWK sent in every proof: the members that name the key, nothing more.

@@ -11,17 +11,37 @@ cores'.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 import httpx
 
 from ._core import BodyReader, Pending, ValidatorCore, build_config
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken, ClaimPath
+from .dpop import (
+    AsyncRedisReplayStore,
+    AsyncReplayStore,
+    DPoPGate,
+    DPoPMode,
+    DPoPPolicy,
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+    TrustedProxies,
+    check_replay,
+    check_replay_async,
+)
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ._request import Validate
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .jwks import FetchRequest, Response
 
@@ -29,51 +49,121 @@ __all__ = ["AsyncIntrospector", "AsyncValidator", "Introspector", "Validator"]
 
 _HEADERS = {"Accept": "application/json"}
 
-_Reader = Callable[[int, httpx.Headers], BodyReader]
+
+class _Reader(Protocol):
+    def __call__(self, status: int, headers: httpx.Headers, *, deadline: float) -> BodyReader: ...
 
 
-def _headers(request: FetchRequest) -> dict[str, str]:
-    return {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+def _headers(request: FetchRequest, *, fresh: bool = False) -> dict[str, str]:
+    headers = {**_HEADERS, **dict(request.headers)} if request.headers else _HEADERS
+    # The sync deadline needs the fetch's own socket (see _Watchdog): asking the server to
+    # close keeps the connection out of the pool, so the next fetch opens its own as well.
+    return {**headers, "Connection": "close"} if fresh else headers
+
+
+class _Watchdog:
+    """Ends a sync fetch at its deadline, connect, headers and body included.
+
+    httpx's sync timeouts apply to each socket operation, so a server that trickles its
+    response headers a byte at a time never trips them. The async shell has a cancel scope
+    for this; here a timer shuts the fetch's socket down (found through httpx's ``trace``
+    extension when the connection is opened), which wakes the blocked read with an error.
+    A connection reused from a pool is not seen: it keeps the per-read timeouts.
+    """
+
+    __slots__ = ("_lock", "_sockets", "_timer", "fired")
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx ``trace`` hook: remember the fetch's socket; stop at once if past due."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    if self.fired:
+                        _shut(sock)
+        if self.fired:
+            raise TimeoutError("fetch not done within the timeout")
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        """The fetch is over: the timer must not touch a socket that may be reused."""
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: the fetch is over anyway
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _fetch(
-    client: httpx.Client, request: FetchRequest, body_reader: _Reader, timeout: float
+    client: httpx.Client,
+    request: FetchRequest,
+    body_reader: _Reader,
+    timeout: float,
+    *,
+    fresh: bool = False,
 ) -> Response | Exception:
-    """Perform ``request`` for a core: no redirects, a capped body, one deadline."""
+    """Perform ``request`` for a core: no redirects, a capped body, one deadline.
+
+    The deadline (``timeout`` seconds) covers connecting, the response headers and the
+    body; ``fresh`` asks for a connection of the fetch's own, which the deadline can always
+    cut short (worth it for rare fetches such as key sets).
+    """
+    deadline = time.monotonic() + timeout
+    watchdog = _Watchdog(timeout)
     try:
         with client.stream(
             request.method,
             request.url,
-            headers=_headers(request),
+            headers=_headers(request, fresh=fresh),
             content=request.body or None,
             follow_redirects=False,
             timeout=timeout,
+            extensions={"trace": watchdog.trace},
         ) as answer:
-            reader = body_reader(answer.status_code, answer.headers)
+            reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
             if reader.wants_body:
                 for chunk in answer.iter_bytes():
                     reader.feed(chunk)
             return reader.response()
     except Exception as exc:  # any failure of the fetch is the core's to judge
-        return exc
+        return TimeoutError("fetch not done within the timeout") if watchdog.fired else exc
+    finally:
+        watchdog.cancel()
 
 
 async def _afetch(
-    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, deadline: float
+    client: httpx.AsyncClient, request: FetchRequest, body_reader: _Reader, seconds: float
 ) -> Response | Exception:
-    """The async :func:`_fetch`."""
+    """The async :func:`_fetch` (a cancel scope holds the deadline of ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    timeout = seconds
     try:
-        # The deadline covers the body too: a server trickling bytes cannot hold us.
-        with anyio.fail_after(deadline):
+        with anyio.fail_after(seconds):
             async with client.stream(
                 request.method,
                 request.url,
                 headers=_headers(request),
                 content=request.body or None,
                 follow_redirects=False,
-                timeout=deadline,
+                timeout=timeout,
             ) as answer:
-                reader = body_reader(answer.status_code, answer.headers)
+                reader = body_reader(answer.status_code, answer.headers, deadline=deadline)
                 if reader.wants_body:
                     async for chunk in answer.aiter_bytes():
                         reader.feed(chunk)
@@ -160,31 +250,58 @@ class _Base:
         max_jwks_size: int = 1 << 20,
         token_cache_size: int = 4096,
         clock: Callable[[], float] | None = None,
+        dpop: DPoPPolicy | DPoPMode = "off",
+        replay_store: ReplayStore | AsyncReplayStore | str | None = None,
+        trusted_proxies: TrustedProxies | str | Iterable[str] | None = None,
     ) -> None:
-        self._core = ValidatorCore(
-            build_config(
-                issuer=issuer,
-                audience=audience,
-                jwks_uri=jwks_uri,
-                algorithms=algorithms,
-                leeway=leeway,
-                max_token_age=max_token_age,
-                required_claims=required_claims,
-                token_type=token_type,
-                scope_claims=scope_claims,
-                role_claims=role_claims,
-                claims_validator=claims_validator,
-                shared_secret=shared_secret,
-                cache_max_age=cache_max_age,
-                cooldown=cooldown,
-                max_stale=max_stale,
-                timeout=timeout,
-                max_token_size=max_token_size,
-                max_jwks_size=max_jwks_size,
-                token_cache_size=token_cache_size,
-                clock=clock,
-            )
+        config = build_config(
+            issuer=issuer,
+            audience=audience,
+            jwks_uri=jwks_uri,
+            algorithms=algorithms,
+            leeway=leeway,
+            max_token_age=max_token_age,
+            required_claims=required_claims,
+            token_type=token_type,
+            scope_claims=scope_claims,
+            role_claims=role_claims,
+            claims_validator=claims_validator,
+            shared_secret=shared_secret,
+            cache_max_age=cache_max_age,
+            cooldown=cooldown,
+            max_stale=max_stale,
+            timeout=timeout,
+            max_token_size=max_token_size,
+            max_jwks_size=max_jwks_size,
+            token_cache_size=token_cache_size,
+            clock=clock,
         )
+        self._dpop = _dpop_gate(dpop, trusted_proxies, config.clock)
+        gate = self._dpop
+        self._core = ValidatorCore(config, binding=None if gate is None else gate.accepts_binding)
+        self._replay_store: Any = None
+        #: A store built here from a URL is closed with the validator.
+        self._owns_store = isinstance(replay_store, str)
+        if gate is not None:
+            if isinstance(replay_store, str):
+                # A redis:// URL: the store of this shell's I/O style.
+                store = RedisReplayStore if self._sync else AsyncRedisReplayStore
+                replay_store = store(replay_store)
+            self._replay_store = replay_store if replay_store is not None else MemoryReplayStore()
+            if not isinstance(self._replay_store, ReplayStore | AsyncReplayStore):
+                raise ConfigurationError("replay_store: must have an add(key, ttl) method")
+            if self._sync and inspect.iscoroutinefunction(self._replay_store.add):
+                raise ConfigurationError("replay_store: an async store needs AsyncValidator")
+        elif replay_store is not None:
+            raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
+
+    #: Whether the shell calls a replay store synchronously.
+    _sync = True
+
+    @property
+    def dpop(self) -> DPoPGate | None:
+        """The DPoP decisions (for the request path), or None when DPoP is off."""
+        return self._dpop
 
     @property
     def issuer(self) -> str:
@@ -210,6 +327,21 @@ class _Base:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
 
 
+def _dpop_gate(
+    dpop: DPoPPolicy | DPoPMode,
+    proxies: TrustedProxies | str | Iterable[str] | None,
+    clock: Callable[[], float],
+) -> DPoPGate | None:
+    policy = dpop if isinstance(dpop, DPoPPolicy) else DPoPPolicy(mode=dpop)
+    if policy.mode == "off":
+        if proxies is not None:
+            raise ConfigurationError("trusted_proxies: only used with dpop 'allowed' or 'required'")
+        return None
+    if proxies is not None and not isinstance(proxies, TrustedProxies):
+        proxies = TrustedProxies(proxies)  # addresses: X-Forwarded-Proto/Host from them
+    return DPoPGate(policy, proxies=proxies, clock=clock)
+
+
 class Validator(_SyncClient, _Base):
     """Validate JWT access tokens, fetching the issuer's keys with an ``httpx.Client``.
 
@@ -223,10 +355,12 @@ class Validator(_SyncClient, _Base):
             ES*, EdDSA), each only with a key of its own type and curve. ``none`` never.
         leeway: clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds (0 to 300).
         max_token_age: reject tokens whose ``iat`` is older than this many seconds.
-        required_claims: claim names that must be present.
+        required_claims: claim names that must be present and not null.
         token_type: ``"at+jwt"`` for RFC 9068 strict mode (``typ`` and the RFC's claims
             required); None accepts ``typ`` absent, ``JWT`` or ``at+jwt``.
-        scope_claims: where scopes are read (default ``scope``, ``scp``, ``permissions``).
+        scope_claims: where scopes are read (default ``scope`` and ``scp``). Add
+            ``"permissions"`` only if a token's Auth0 RBAC permissions should count as
+            granted scopes (see the warning).
         role_claims: where :attr:`AccessToken.roles` is read from: :class:`ClaimPath`
             texts or segment tuples, e.g. ``"realm_access.roles"`` (Keycloak), ``"roles"``
             (Entra ID), ``'"https://organizer.example/roles"'`` (an Auth0 namespaced
@@ -245,7 +379,7 @@ class Validator(_SyncClient, _Base):
         cooldown: the least time between two key fetches, in seconds.
         max_stale: how long past freshness the last good keys still serve while the
             issuer is unreachable, in seconds.
-        timeout: total time for one fetch, body included, in seconds.
+        timeout: total time for one fetch (connect, headers and body), in seconds.
         max_token_size: longest token accepted, in characters.
         max_jwks_size: largest discovery or JWKS body read, in bytes.
         token_cache_size: how many verified tokens are remembered (0 turns the cache off).
@@ -253,6 +387,15 @@ class Validator(_SyncClient, _Base):
             checked again on every hit.
         http_client: an ``httpx.Client`` to fetch with (not closed by :meth:`close`).
         clock: returns seconds since the epoch (default ``time.time``); for tests.
+        dpop: DPoP (RFC 9449): ``"off"`` (default: a token with ``cnf`` is refused),
+            ``"allowed"`` (Bearer and DPoP tokens), ``"required"`` (DPoP only), or a
+            :class:`~apiguard.dpop.DPoPPolicy` for the proof algorithms, window and
+            nonces. The framework layers then read and check proofs on every request.
+        replay_store: where proofs' ``jti`` are remembered (default: in this process,
+            :class:`~apiguard.dpop.MemoryReplayStore`); several workers need a shared one
+            (:class:`~apiguard.dpop.RedisReplayStore`).
+        trusted_proxies: a :class:`~apiguard.dpop.TrustedProxies` whose forwarded headers
+            give the URI a proof must name (default: none, the request's own).
 
     Raises:
         ConfigurationError: a setting is missing or unsafe (the message names it).
@@ -263,6 +406,12 @@ class Validator(_SyncClient, _Base):
     Warning:
         Raising ``leeway`` or ``max_stale``, or setting ``cooldown`` to 0, weakens the
         guarantees above; ``http://`` issuers are for loopback development only.
+        ``scope_claims=("scope", "scp", "permissions")`` reads Auth0's RBAC
+        ``permissions`` as scopes: everything the *user* may do then counts as granted to
+        whichever app holds the token, a third-party app that was consented one scope
+        included. Leave it out and check :attr:`AccessToken.permissions` where a route
+        really means the user's role. :meth:`validate` alone checks no DPoP proof: with
+        DPoP on, use a framework layer or :meth:`validate_credentials`.
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
@@ -293,8 +442,33 @@ class Validator(_SyncClient, _Base):
                 result = self._core.resume(result, refresh=False)
         return result
 
+    def close(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        super().close()
+        if self._owns_store:
+            self._replay_store.close()
+
+    def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials: the token, and with DPoP its binding and proof.
+
+        This is the validation step of the one request path (``apiguard._request``); a
+        cached token's proof is checked anew, replay included.
+
+        Raises:
+            InvalidToken, InvalidDPoPProof, UseDPoPNonce, InvalidRequest: refused.
+            ServiceUnavailable: the keys or the replay store cannot be had; answer 503.
+        """
+        token = self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                check_replay(self._replay_store, proof)
+        return token
+
     def _fetch(self, request: FetchRequest) -> Response | Exception:
-        return _fetch(self._client, request, self._core.body_reader, self._core.config.timeout)
+        core = self._core
+        return _fetch(self._client, request, core.body_reader, core.config.timeout, fresh=True)
 
 
 class AsyncValidator(_AsyncClient, _Base):
@@ -307,6 +481,8 @@ class AsyncValidator(_AsyncClient, _Base):
     >>> async with AsyncValidator(issuer="https://tenant.example/", audience="https://api") as v:
     ...     token = await v.validate(bearer)  # doctest: +SKIP
     """
+
+    _sync = False
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -326,6 +502,22 @@ class AsyncValidator(_AsyncClient, _Base):
                     self._core.receive(request, await self._fetch(request))
             result = self._core.resume(result)
         return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        await super().aclose()
+        if self._owns_store:
+            await self._replay_store.aclose()
+
+    async def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
+        token = await self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                await check_replay_async(self._replay_store, proof)
+        return token
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
         return await _afetch(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from apiguard.testing import LocalIssuer
+from apiguard.testing import KeyPool, LocalIssuer
 
 #: The shared test vectors live beside the repository (``../shared/vectors``).
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
@@ -48,9 +48,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def issuer(clock: FakeClock) -> LocalIssuer:
-    """An RS256 local issuer on the fake clock."""
-    return LocalIssuer(clock=clock)
+def issuer(clock: FakeClock, local_issuer_key_pool: KeyPool) -> Iterator[LocalIssuer]:
+    """An RS256 local issuer on the fake clock (keys borrowed from the session's pool)."""
+    with LocalIssuer(clock=clock, key_pool=local_issuer_key_pool) as local:
+        yield local
 
 
 @pytest.fixture

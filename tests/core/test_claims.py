@@ -79,11 +79,15 @@ REJECTED = [
     pytest.param({"jti": ["a"]}, InvalidClaim, id="D9-jti-list"),
     pytest.param({"client_id": {"a": 1}}, InvalidClaim, id="D9-client_id-object"),
     pytest.param({"azp": 1}, InvalidClaim, id="D9-azp-number"),
+    pytest.param({"sub": None}, InvalidClaim, id="D9-sub-null"),
+    pytest.param({"jti": None}, InvalidClaim, id="D9-jti-null"),
+    pytest.param({"client_id": None}, InvalidClaim, id="D9-client_id-null-hiding-azp"),
+    pytest.param({"azp": None}, InvalidClaim, id="D9-azp-null"),
     # D10: scope types.
     pytest.param({"scope": 7}, InvalidClaim, id="D10-scope-number"),
     pytest.param({"scope": ["a", 1]}, InvalidClaim, id="D10-scope-mixed-list"),
     pytest.param({"scp": {"a": 1}}, InvalidClaim, id="D10-scp-object"),
-    pytest.param({"permissions": "a b"}, None, id="D10-permissions-string-ok"),
+    pytest.param({"scp": "a b"}, None, id="D10-scp-string-ok"),
     # D11: sender-constrained tokens.
     pytest.param({"cnf": {"jkt": "0ZcOCORZNYy"}}, InvalidClaim, id="D11-dpop"),
     pytest.param({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2"}}, InvalidClaim, id="D11-mtls"),
@@ -226,11 +230,46 @@ def test_max_token_age_requires_iat(issuer: LocalIssuer) -> None:
 
 @pytest.mark.parametrize("name", ["org_id", "permissions"])
 def test_required_claims(name: str, issuer: LocalIssuer) -> None:
-    """A claim named in required_claims must be present (InvalidClaim otherwise)."""
+    """A claim named in required_claims must be present and not null (InvalidClaim otherwise)."""
     with issuer.validator(required_claims=[name]) as validator:
         with pytest.raises(InvalidClaim):
             validator.validate(issuer.token())
+        with pytest.raises(InvalidClaim, match="null"):
+            validator.validate(issuer.token(**{name: None}))
         assert validator.validate(issuer.token(**{name: ["x"]})).claims[name] == ["x"]
+        # Falsy values that are not null are present: the claim's meaning is the app's.
+        assert validator.validate(issuer.token(**{name: []})).claims[name] == []
+
+
+def test_permissions_are_their_own_set_by_default(issuer: LocalIssuer) -> None:
+    """Auth0's permissions (the user's whole role) are not scopes unless configured."""
+    token = issuer.token(scope="read:appointments", permissions=["delete:contacts"])
+    with issuer.validator() as validator:
+        access = validator.validate(token)
+    assert access.scopes == {"read:appointments"}
+    assert access.permissions == {"delete:contacts"}
+    assert not access.has_scopes("delete:contacts")
+
+
+def test_permissions_count_as_scopes_only_when_configured(issuer: LocalIssuer) -> None:
+    """scope_claims naming permissions reads them as scopes too; the set stays its own."""
+    token = issuer.token(scope="read:appointments", permissions=["delete:contacts"])
+    with issuer.validator(scope_claims=["scope", "scp", "permissions"]) as validator:
+        access = validator.validate(token)
+    assert access.scopes == {"read:appointments", "delete:contacts"}
+    assert access.permissions == {"delete:contacts"}
+
+
+def test_permissions_of_another_type_are_refused(issuer: LocalIssuer) -> None:
+    """A permissions claim that is not a list of strings is InvalidClaim, configured or not."""
+    with issuer.validator() as validator, pytest.raises(InvalidClaim):
+        validator.validate(issuer.token(permissions=[1]))
+
+
+def test_null_client_id_does_not_hide_azp() -> None:
+    """AccessToken.client_id falls back to azp when client_id is null, not only when absent."""
+    token = AccessToken.from_claims({}, {"iss": ISS, "exp": NOW, "client_id": None, "azp": "a"})
+    assert token.client_id == "a"
 
 
 def test_any_configured_audience_suffices(issuer: LocalIssuer) -> None:
@@ -299,14 +338,14 @@ def test_huge_numbers_in_payload_json(issuer: LocalIssuer, validator: Validator)
         pytest.param({"scope": "a\tb"}, {"a\tb"}, id="tab-is-no-separator"),
         pytest.param({"scope": ["read", "write"]}, {"read", "write"}, id="list"),
         pytest.param({"scp": "a b"}, {"a", "b"}, id="scp-string"),
-        pytest.param({"scp": ["a"], "permissions": ["b"]}, {"a", "b"}, id="scp-permissions"),
+        pytest.param({"scp": ["a"], "permissions": ["b"]}, {"a"}, id="permissions-are-no-scopes"),
         pytest.param({"scope": ""}, set(), id="empty"),
         pytest.param({"scope": None}, set(), id="null"),
         pytest.param({}, set(), id="none"),
     ],
 )
 def test_parse_scopes(claims: dict[str, Any], scopes: set[str]) -> None:
-    """Scopes come from scope/scp/permissions, split on spaces only."""
+    """Scopes come from scope and scp (not permissions), split on spaces only."""
     assert parse_scopes(claims) == scopes
 
 
@@ -321,7 +360,7 @@ def test_parse_scopes(claims: dict[str, Any], scopes: set[str]) -> None:
 def test_parse_scopes_wrong_type(claims: dict[str, Any]) -> None:
     """A scope claim of another type is InvalidClaim."""
     with pytest.raises(InvalidClaim):
-        parse_scopes(claims)
+        parse_scopes(claims, ("scope", "scp", "permissions"))
 
 
 def test_parse_scopes_only_reads_the_given_claims() -> None:

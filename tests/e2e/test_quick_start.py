@@ -139,6 +139,7 @@ def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: 
             "authorization_servers": [stack.issuer],
             "scopes_supported": [
                 "create:appointments",
+                "delete:appointments",
                 "read:appointments",
                 "read:contacts",
                 "read:tasks",

@@ -42,10 +42,12 @@ def test_scope_matching(
 
 
 def test_current_token_carries_the_claims(app: Flask, local_issuer: LocalIssuer) -> None:
-    """current_token is the validated AccessToken of the request, scopes from every claim."""
-    token = local_issuer.token(scope="read:a", permissions=["read:b"], sub="auth0|demo")
+    """current_token is the validated AccessToken of the request, scopes from scope and scp."""
+    token = local_issuer.token(
+        scope="read:a", scp=["read:c"], permissions=["read:b"], sub="auth0|demo"
+    )
     response = app.test_client().get("/private", headers=bearer(token))
-    assert response.get_json() == {"subject": "auth0|demo", "scopes": ["read:a", "read:b"]}
+    assert response.get_json() == {"subject": "auth0|demo", "scopes": ["read:a", "read:c"]}
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from adapters import LAYERS, MAX_AGE, ROLES, Answer, Layer
+from adapters import LAYERS, MAX_AGE, ROLES, Answer, Layer, assert_same
 
 from apiguard import MULTI_FACTOR
 from apiguard.testing import LocalIssuer
@@ -163,6 +163,26 @@ ROWS = [
         id="header-repeated",
     ),
     pytest.param(
+        Row(
+            "GET",
+            "/private",
+            lambda i: [("Authorization", "Basic eDp5"), ("Authorization", f"Bearer {i.token()}")],
+            400,
+            INVALID_REQUEST,
+        ),
+        id="bearer-next-to-another-scheme",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/private",
+            raw(("Authorization", "Basic eDp5"), ("Authorization", "Basic eTp6")),
+            401,
+            BARE,
+        ),
+        id="two-headers-without-bearer",
+    ),
+    pytest.param(
         Row("GET", "/private?access_token=abc", bearer(), 400, INVALID_REQUEST),
         id="header-and-query",
     ),
@@ -210,6 +230,16 @@ ROWS = [
     pytest.param(
         Row("GET", "/scoped", bearer(scope="read:all Read:a"), 403, scope_challenge("read:a")),
         id="scope-prefix-and-case",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/scoped",
+            bearer(scope="read:b", permissions=["read:a"]),
+            403,
+            scope_challenge("read:a"),
+        ),
+        id="user-permissions-are-not-app-scopes",
     ),
     pytest.param(Row("GET", "/scoped", NONE, 401, BARE), id="scope-route-no-token"),
     pytest.param(
@@ -487,18 +517,7 @@ def test_every_layer_answers_the_same(local_issuer: LocalIssuer, row: Row) -> No
         answers[layer.name] = layer.send(
             app, row.method, row.target, row.headers(local_issuer), row.content
         )
-    for name, answer in answers.items():
-        assert answer.status == row.status, (name, answer)
-        if row.challenge is not None:
-            assert answer.headers.get("www-authenticate") == row.challenge, name
-        elif row.status < 400:
-            assert "www-authenticate" not in answer.headers, name
-        if row.body is not None:
-            assert answer.json() == row.body, name
-    bodies = {name: answer.json() for name, answer in answers.items()}
-    challenges = {name: answer.headers.get("www-authenticate") for name, answer in answers.items()}
-    assert len({repr(b) for b in bodies.values()}) == 1, bodies
-    assert len(set(challenges.values())) == 1, challenges
+    assert_same(answers, row.status, row.challenge, row.body)
 
 
 def test_every_layer_answers_503_without_keys(local_issuer: LocalIssuer) -> None:
