@@ -106,7 +106,7 @@ def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
         "/api/appointments/2",
         (
             f'{realm}, error="insufficient_scope", error_description="The access token lacks a '
-            'required scope", scope="delete:appointments"'
+            f'required scope", scope="delete:appointments", {metadata}'
         ),
     ) in steps
     assert (
@@ -114,7 +114,8 @@ def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
         "/api/security",
         (
             f'{realm}, error="insufficient_user_authentication", error_description="A different '
-            f'authentication level is required", acr_values="{mfa}", max_age="600"'
+            f'authentication level is required", acr_values="{mfa}", max_age="600", '
+            f"{metadata}"
         ),
     ) in steps
     assert challenges[("7", "/api/private")] == (
