@@ -109,6 +109,8 @@ class ResourceServer:
     enforce_policies: bool = False
     #: Clients (the API's own back ends) allowed to introspect tokens issued for this API.
     introspection_clients: tuple[str, ...] = ()
+    #: Tokens for this API are DPoP-bound only (Auth0's ``proof_of_possession.required``).
+    dpop_required: bool = False
 
     @property
     def scope_values(self) -> frozenset[str]:
@@ -222,6 +224,9 @@ class AuthorizationCode:
         """The sign-in the code was issued for."""
         return SignIn(self.auth_time, self.acr, self.amr)
 
+    #: The DPoP key it is bound to (``dpop_jkt`` at /authorize, RFC 9449 §10).
+    dpop_jkt: str | None = None
+
 
 @dataclass(frozen=True)
 class RefreshToken:
@@ -245,6 +250,9 @@ class RefreshToken:
     def sign_in(self) -> SignIn:
         """The sign-in the token family started with."""
         return SignIn(self.auth_time, self.acr, self.amr)
+
+    #: A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+    dpop_jkt: str | None = None
 
     def expired(self, now: int, idle_ttl: int) -> bool:
         """Past the family's absolute lifetime, or unused for longer than *idle_ttl*."""

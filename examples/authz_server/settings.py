@@ -83,6 +83,9 @@ class Settings:
     roles_claim: str = "https://organizer.example/roles"
     #: How long a one-time code for a second factor stays valid, in seconds.
     one_time_code_ttl: int = 300
+    #: With a secret (32 bytes or more), token requests with a DPoP proof must carry a
+    #: server nonce (RFC 9449 §8); ``AUTHZ_DPOP_NONCE_SECRET``.
+    dpop_nonce_secret: str | None = None
     clock: Callable[[], float] = field(default=time.time, compare=False)
     key_factory: Callable[[], rsa.RSAPrivateKey] = field(default=generate_rsa_key, compare=False)
 
@@ -113,8 +116,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``PORT``, ``AUTHZ_DB``, ``AUTHZ_ISSUER``, ``AUTHZ_SEED`` and
-        ``AUTHZ_ALLOWED_HOSTS`` (host names separated by spaces or commas)."""
+        """Build settings from ``PORT``, ``AUTHZ_DB``, ``AUTHZ_ISSUER``, ``AUTHZ_SEED``,
+        ``AUTHZ_ALLOWED_HOSTS`` (host names separated by spaces or commas) and
+        ``AUTHZ_DPOP_NONCE_SECRET``."""
         env = os.environ if environ is None else environ
         try:
             port = int(env.get("PORT", str(DEFAULT_PORT)))
@@ -128,4 +132,5 @@ class Settings:
             db_path=env.get("AUTHZ_DB") or DEFAULT_DB,
             seed_path=Path(seed) if seed else DEFAULT_SEED,
             allowed_hosts=tuple(env.get("AUTHZ_ALLOWED_HOSTS", "").replace(",", " ").split()),
+            dpop_nonce_secret=env.get("AUTHZ_DPOP_NONCE_SECRET") or None,
         )

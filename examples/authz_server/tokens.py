@@ -50,6 +50,7 @@ class TokenMinter:
         scopes: Sequence[str],
         grant_type: str | None = None,
         lifetime: int | None = None,
+        jkt: str | None = None,
         extra: dict[str, Any] | None = None,
         permissions: Sequence[str] | None = None,
     ) -> IssuedToken:
@@ -93,6 +94,9 @@ class TokenMinter:
         }
         if grant_type:
             claims["gty"] = grant_type
+        if jkt is not None:
+            # A DPoP-bound token: cnf names the client key's thumbprint (RFC 9449 §6).
+            claims["cnf"] = {"jkt": jkt}
         dialect = api.token_dialect if api else "access_token"
         if dialect.startswith("rfc9068"):
             claims["client_id"] = client_id
@@ -127,6 +131,7 @@ class TokenMinter:
         sign_in: SignIn,
         grant_type: str | None = None,
         lifetime: int | None = None,
+        jkt: str | None = None,
     ) -> IssuedToken:
         """A user's access token, for every user-based flow (code, implicit, password, refresh).
 
@@ -148,6 +153,7 @@ class TokenMinter:
             lifetime=lifetime,
             extra=extra,
             permissions=permissions,
+            jkt=jkt,
         )
 
     def verify(

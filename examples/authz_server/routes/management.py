@@ -186,6 +186,7 @@ async def create_resource_server(request: Request) -> Response:
         "scopes",
         "access_token_format",
         "introspection_clients",
+        "proof_of_possession",
         "enforce_policies",
     }
     _require(data, "identifier", allowed=allowed)

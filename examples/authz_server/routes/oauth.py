@@ -253,8 +253,11 @@ def _issue(
     key = f"ip:{client_ip(request)}"
     if password and (wait := bundle.login_limiter.retry_after(key)):
         raise OAuthError("too_many_attempts", "Too many attempts", 429, {"Retry-After": str(wait)})
+    # RFC 9449 §5: a proof binds the tokens to the client's key; checked (and its jti
+    # spent) before any grant is redeemed, so a bad proof never burns a code.
+    jkt = bundle.dpop.check(request.headers.getlist("dpop"))
     try:
-        return bundle.grants.token(client, params)
+        return bundle.grants.token(client, params, jkt=jkt)
     except OAuthError as exc:
         if password and exc.error == "invalid_grant":
             bundle.login_limiter.hit(key)
@@ -265,6 +268,8 @@ def _with_cors(response: Response, authenticated: list[Client], request: Request
     origin = cors_origin(authenticated[0], request.headers.get("origin")) if authenticated else None
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
+        # A browser client reads the nonce it is asked to use (RFC 9449 §8).
+        response.headers["Access-Control-Expose-Headers"] = "DPoP-Nonce"
     if "origin" in request.headers:
         response.headers["Vary"] = "Origin"
     return response

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS resource_servers (
     created_at         INTEGER NOT NULL,
     access_token_format TEXT NOT NULL DEFAULT 'jwt',
     introspection_clients TEXT NOT NULL DEFAULT '[]',
+    dpop_required      INTEGER NOT NULL DEFAULT 0,
     enforce_policies   INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS clients (
@@ -99,6 +100,7 @@ CREATE TABLE IF NOT EXISTS auth_codes (
     auth_time      INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
     used_at        INTEGER,
+    dpop_jkt       TEXT,
     acr            TEXT,
     amr            TEXT
 );
@@ -114,6 +116,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     family_expires_at INTEGER NOT NULL,
     rotated_at     INTEGER,
     revoked_at     INTEGER,
+    dpop_jkt       TEXT,
     acr            TEXT,
     amr            TEXT
 );
@@ -186,7 +189,7 @@ CREATE TABLE IF NOT EXISTS one_time_codes (
 );
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Columns added after the first released schema: (table, column, definition). A store of
 # an earlier version gets each one that it lacks.
@@ -195,7 +198,10 @@ _ADDED_COLUMNS = (
     ("users", "blocked", "INTEGER NOT NULL DEFAULT 0"),
     ("resource_servers", "access_token_format", "TEXT NOT NULL DEFAULT 'jwt'"),
     ("resource_servers", "introspection_clients", "TEXT NOT NULL DEFAULT '[]'"),
-    # Version 4: RBAC per API, and the authentication context of a sign-in.
+    ("resource_servers", "dpop_required", "INTEGER NOT NULL DEFAULT 0"),
+    ("auth_codes", "dpop_jkt", "TEXT"),
+    ("refresh_tokens", "dpop_jkt", "TEXT"),
+    # Version 5: RBAC per API, and the authentication context of a sign-in.
     ("resource_servers", "enforce_policies", "INTEGER NOT NULL DEFAULT 0"),
     ("sessions", "acr", "TEXT"),
     ("sessions", "amr", "TEXT"),
