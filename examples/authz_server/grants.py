@@ -13,15 +13,8 @@ from typing import Any
 
 import jwt
 
-from .models import (
-    OIDC_SCOPES,
-    AuthorizationCode,
-    Client,
-    RefreshToken,
-    ResourceServer,
-    SignIn,
-    User,
-)
+from . import models
+from .models import OIDC_SCOPES, AuthorizationCode, Client, RefreshToken, ResourceServer, User
 from .rules import scope_list
 from .security import (
     is_valid_pkce_value,
@@ -101,7 +94,7 @@ class CodeGrant:
     audience: str | None
     scopes: tuple[str, ...]
     nonce: str | None
-    sign_in: SignIn
+    sign_in: models.SignIn
     #: The DPoP key the code is bound to (``dpop_jkt`` at /authorize, RFC 9449 §10).
     dpop_jkt: str | None = None
 
@@ -123,6 +116,7 @@ class Grants:
     def issue_code(self, grant: CodeGrant) -> str:
         """Store a new single-use code (hashed) and return it (256 bits of entropy)."""
         code = new_secret(32)
+        now = self.domain.now()
         self._tokens.add_code(
             AuthorizationCode(
                 code_hash=token_digest(code),
@@ -135,12 +129,11 @@ class Grants:
                 audience=grant.audience,
                 scopes=grant.scopes,
                 nonce=grant.nonce,
-                auth_time=grant.sign_in.auth_time,
-                expires_at=self.domain.now() + self.settings.code_ttl,
-                acr=grant.sign_in.acr,
-                amr=grant.sign_in.amr,
+                expires_at=now + self.settings.code_ttl,
+                **grant.sign_in.fields(),
                 dpop_jkt=grant.dpop_jkt,
-            )
+            ),
+            now,
         )
         return code
 
@@ -153,7 +146,7 @@ class Grants:
         user: User,
         api: ResourceServer | None,
         scopes: Sequence[str],
-        sign_in: SignIn,
+        sign_in: models.SignIn,
         family_id: str,
         grant_type: str | None,
         nonce: str | None = None,
@@ -161,11 +154,8 @@ class Grants:
         family_expires_at: int | None = None,
         jkt: str | None = None,
     ) -> dict[str, Any]:
-        """The token response of a user-based grant: AT, ID token and refresh token.
-
-        The refresh token keeps the scopes as consented, not as RBAC cut them: each use is
-        cut again with the user's permissions of that moment.
-        """
+        """The token response of a user-based grant (the refresh token keeps the consented
+        scopes; RBAC cuts them again at each use): AT, ID token and refresh token."""
         issued = self.minter.user_access_token(
             api=api,
             user=user,
@@ -218,7 +208,7 @@ class Grants:
         user: User,
         api: ResourceServer,
         scopes: Sequence[str],
-        sign_in: SignIn,
+        sign_in: models.SignIn,
         family_expires_at: int | None,
         jkt: str | None = None,
     ) -> str:
@@ -232,13 +222,11 @@ class Grants:
                 user_id=user.user_id,
                 audience=api.identifier,
                 scopes=tuple(scopes),
-                auth_time=sign_in.auth_time,
                 created_at=now,
                 family_expires_at=family_expires_at
                 or now + self.settings.refresh_token_absolute_ttl,
-                acr=sign_in.acr,
-                amr=sign_in.amr,
                 dpop_jkt=jkt,
+                **sign_in.fields(),
             )
         )
         return token
@@ -426,7 +414,7 @@ class Grants:
             user=user,
             api=api,
             scopes=scopes,
-            sign_in=SignIn(self.domain.now()),
+            sign_in=models.SignIn(self.domain.now()),
             family_id=new_id("fam_"),
             grant_type=grant_type,
             jkt=jkt,

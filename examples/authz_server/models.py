@@ -58,6 +58,10 @@ class SignIn:
         """The claims for access and ID tokens."""
         return {"auth_time": self.auth_time, "acr": self.acr, "amr": list(self.amr)}
 
+    def fields(self) -> dict[str, Any]:
+        """The fields of a code or refresh token that remember this sign-in."""
+        return {"auth_time": self.auth_time, "acr": self.acr, "amr": self.amr}
+
 
 @dataclass(frozen=True)
 class Role:
