@@ -134,7 +134,7 @@ class Stack:
             "APIGUARD_AUDIENCE": "https://organizer.example/api",
             # Bearer tokens as in the quick start, and DPoP-bound ones (the DPoP step).
             "APIGUARD_DPOP": "allowed",
-            # JWTs are validated locally; opaque tokens (step 10) are introspected by the
+            # JWTs are validated locally; opaque tokens (step 12) are introspected by the
             # APIs' own client, and cached only briefly so that a revocation shows.
             "APIGUARD_TOKEN_MODE": "auto",
             "APIGUARD_INTROSPECTION_CLIENT_ID": INTROSPECTION_CLIENT[0],
