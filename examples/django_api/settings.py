@@ -26,9 +26,12 @@ MIDDLEWARE = [
     "apiguard.django.BearerAuthMiddleware",
 ]
 
+AUDIENCE = os.environ.get("APIGUARD_AUDIENCE", "https://organizer.example/api")
 APIGUARD = {
     "ISSUER": os.environ.get("APIGUARD_ISSUER", "http://127.0.0.1:9000/"),
-    "AUDIENCE": os.environ.get("APIGUARD_AUDIENCE", "https://organizer.example/api"),
+    "AUDIENCE": AUDIENCE,
+    # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
+    "RESOURCE": AUDIENCE,
     # The public route is not inspected at all, so even a bad token there gets the answer.
     "EXCLUDE_PATHS": ["/api/public"],
 }

@@ -533,7 +533,9 @@ class BearerAuthMiddleware:
     :class:`~apiguard.AccessToken` and ``request.user`` the ``"USER"`` setting's user (a
     :class:`TokenUser` by default). A bad token is answered at once (400, 401 or 503 with
     the RFC 6750 challenge and JSON body). Every method is checked, ``OPTIONS`` included:
-    answer CORS preflights in a middleware placed before this one.
+    answer CORS preflights in a middleware placed before this one. Place it after Django's
+    ``AuthenticationMiddleware`` (if the project has one), which would set ``request.user``
+    again.
     """
 
     sync_capable = True

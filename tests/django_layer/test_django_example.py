@@ -20,6 +20,7 @@ def client(local_issuer_factory: Any) -> Iterator[tuple[Client, LocalIssuer]]:
     """A client for the example's URLs, protected as its settings say, by a local issuer."""
     issuer: LocalIssuer = local_issuer_factory(audience=AUDIENCE)
     own = {k.lower(): v for k, v in example.APIGUARD.items() if k not in ("ISSUER", "AUDIENCE")}
+    own["resource"] = AUDIENCE
     with override_settings(ROOT_URLCONF=example.ROOT_URLCONF), dj.use_issuer(issuer, **own):
         yield Client(), issuer
 
@@ -49,6 +50,24 @@ def test_each_route_asks_for_its_scope(
     http, issuer = client
     headers = bearer(issuer, scope) if scope is not None else {}
     assert getattr(http, method)(path, **headers).status_code == status
+
+
+def test_metadata_names_the_organizer_api(client: tuple[Client, LocalIssuer]) -> None:
+    """The example serves its RFC 9728 metadata, with the scopes its views declare."""
+    http, issuer = client
+    document = http.get("/.well-known/oauth-protected-resource/api").json()
+    assert document["resource"] == AUDIENCE
+    assert document["authorization_servers"] == [issuer.issuer]
+    assert document["scopes_supported"] == [
+        "create:appointments",
+        "read:appointments",
+        "read:contacts",
+        "read:tasks",
+    ]
+    refused = http.get("/api/private")
+    assert refused.headers["WWW-Authenticate"].endswith(
+        'resource_metadata="https://organizer.example/.well-known/oauth-protected-resource/api"'
+    )
 
 
 def test_public_route_ignores_a_bad_token(client: tuple[Client, LocalIssuer]) -> None:
