@@ -18,10 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .models import APP_TYPES, AUTH_METHODS, GRANT_TYPES, TOKEN_DIALECTS
+from . import wire
+from .grants import Grants, OAuthError
+from .models import ACCESS_TOKEN_FORMATS, APP_TYPES, AUTH_METHODS, GRANT_TYPES, TOKEN_DIALECTS
+from .rules import TenantError
+from .services import Domain
 from .settings import Settings
 from .store import Store
-from .tenant import Tenant, TenantError, scope_list
 from .tokens import TokenMinter
 
 
@@ -41,6 +44,21 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--lifetime", type=int, default=86400, help="token lifetime in seconds")
     api.add_argument("--offline", action="store_true", help="allow offline access (refresh)")
     api.add_argument("--dialect", choices=TOKEN_DIALECTS, default="access_token")
+    api.add_argument(
+        "--token-format", choices=ACCESS_TOKEN_FORMATS, default="jwt", help="access tokens"
+    )
+    api.add_argument(
+        "--introspection-client",
+        action="append",
+        default=[],
+        help="a client that may introspect the API's tokens (repeatable)",
+    )
+
+    token_format = sub.add_parser(
+        "set-token-format", help="issue JWTs or opaque reference tokens for an API"
+    )
+    token_format.add_argument("api", help="API id or identifier")
+    token_format.add_argument("format", choices=ACCESS_TOKEN_FORMATS)
 
     scope = sub.add_parser("add-scope", help="add a scope to an API")
     scope.add_argument("api", help="API id or identifier")
@@ -98,58 +116,47 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
-def _mint(tenant: Tenant, args: argparse.Namespace) -> dict[str, Any]:
-    client = tenant.get_client(args.client_id)
-    api = tenant.get_api(args.audience)
-    minter = TokenMinter(tenant)
-    if args.user:
-        user = tenant.get_user(args.user)
-        scopes = scope_list(args.scope) or sorted(api.scope_values)
-        unknown = [s for s in scopes if s not in api.scope_values]
-        if unknown:
-            raise TenantError(f"scope(s) not defined by the API: {' '.join(unknown)}")
-        issued = minter.access_token(
-            api=api, subject=user.user_id, client_id=client.client_id, scopes=scopes
-        )
-    else:
-        grant = tenant.find_client_grant(client.client_id, api.identifier)
-        if grant is None:
-            raise TenantError("the client has no grant for this API (use authorize-client)")
-        scopes = scope_list(args.scope) if args.scope else list(grant.scope)
-        if any(s not in grant.scope for s in scopes):
-            raise TenantError("the client has not been granted these scopes")
-        issued = minter.access_token(
-            api=api,
-            subject=f"{client.client_id}@clients",
-            client_id=client.client_id,
-            scopes=scopes,
-            grant_type="client-credentials",
-        )
-    return {
-        "access_token": issued.token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": " ".join(issued.scope),
-    }
+def _mint(domain: Domain, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the grant the token endpoint would run (client credentials, or a user token)."""
+    client = domain.clients.get(args.client_id)
+    api = domain.apis.get(args.audience)
+    grants = Grants(domain, TokenMinter(domain))
+    params = {"audience": api.identifier}
+    if args.scope is not None:
+        params["scope"] = args.scope
+    try:
+        if args.user:
+            return grants.user_token(client, domain.users.get(args.user), params)
+        return grants.client_credentials(client, params)
+    except OAuthError as exc:
+        if exc.status == 403 and "client-grant" in exc.description:
+            raise TenantError(
+                "the client has no grant for this API (use authorize-client)"
+            ) from None
+        raise TenantError(exc.description) from None
 
 
-def run_admin(tenant: Tenant, args: argparse.Namespace) -> Any:
+def run_admin(domain: Domain, args: argparse.Namespace) -> Any:
     """Carry out one admin subcommand; return what to print."""
     command = args.command
     if command == "create-api":
-        api = tenant.create_api(
+        api = domain.apis.create(
             name=args.name,
             identifier=args.identifier,
             signing_alg=args.alg,
             token_lifetime=args.lifetime,
             allow_offline_access=args.offline,
             token_dialect=args.dialect,
+            access_token_format=args.token_format,
+            introspection_clients=args.introspection_client,
         )
-        return api.to_json(include_secret=True)
+        return wire.api_json(api, include_secret=True)
+    if command == "set-token-format":
+        return wire.api_json(domain.apis.update(args.api, {"access_token_format": args.format}))
     if command == "add-scope":
-        return tenant.add_scope(args.api, args.scope, args.description).to_json()
+        return wire.api_json(domain.apis.add_scope(args.api, args.scope, args.description))
     if command == "create-client":
-        client, secret = tenant.create_client(
+        client, secret = domain.clients.create(
             name=args.name,
             app_type=args.app_type,
             is_first_party=not args.third_party,
@@ -157,42 +164,46 @@ def run_admin(tenant: Tenant, args: argparse.Namespace) -> Any:
             grant_types=args.grant,
             token_endpoint_auth_method=args.auth_method,
         )
-        return client.to_json() | ({"client_secret": secret} if secret else {})
+        return wire.client_json(client) | ({"client_secret": secret} if secret else {})
     if command == "authorize-client":
-        return tenant.create_client_grant(args.client_id, args.audience, args.scopes).to_json()
+        grant = domain.client_grants.create(args.client_id, args.audience, args.scopes)
+        return wire.client_grant_json(grant)
     if command == "add-user":
         password = os.environ.get("AUTHZ_PASSWORD") or getpass.getpass("Password: ")
-        return tenant.create_user(
+        created = domain.users.create(
             email=args.email,
             password=password,
             name=args.name,
             is_admin=args.admin,
             email_verified=args.verified,
-        ).to_json()
+        )
+        return wire.user_json(created)
     if command == "set-admin":
-        found = tenant.find_user_by_email(args.user) or tenant.get_user(args.user)
-        return tenant.set_admin(found.user_id, not args.off).to_json()
+        found = domain.users.find_by_email(args.user) or domain.users.get(args.user)
+        return wire.user_json(domain.users.set_admin(found.user_id, not args.off))
     if command == "mint-token":
-        return _mint(tenant, args)
+        return _mint(domain, args)
     if command == "rotate-keys":
-        return tenant.keys.rotate().to_json()
+        return wire.signing_key_json(domain.keys.rotate())
     if command == "revoke-key":
-        return tenant.keys.revoke(args.kid).to_json()
+        return wire.signing_key_json(domain.keys.revoke(args.kid))
     if command == "export":
-        document = tenant.export_tenant(include_keys=args.include_keys)
+        document = domain.export(include_keys=args.include_keys)
         if args.output:
             Path(args.output).write_text(json.dumps(document, indent=2) + "\n", "utf-8")
             return {"written": args.output}
         return document
     if command == "import":
-        return tenant.import_tenant(json.loads(Path(args.file).read_text("utf-8")))
+        return domain.load(json.loads(Path(args.file).read_text("utf-8")))
     if command == "list":
         listing = {
-            "apis": lambda: [a.to_json() for a in tenant.list_apis()],
-            "clients": lambda: [c.to_json() for c in tenant.list_clients()],
-            "client-grants": lambda: [g.to_json() for g in tenant.list_client_grants()],
-            "users": lambda: [u.to_json() for u in tenant.list_users()],
-            "grants": lambda: [g.to_json() for g in tenant.list_user_grants()],
+            "apis": lambda: [wire.api_json(a) for a in domain.apis.all()],
+            "clients": lambda: [wire.client_json(c) for c in domain.clients.all()],
+            "client-grants": lambda: [
+                wire.client_grant_json(g) for g in domain.client_grants.all()
+            ],
+            "users": lambda: [wire.user_json(u) for u in domain.users.all()],
+            "grants": lambda: [wire.user_grant_json(g) for g in domain.consents.all()],
         }
         return listing[args.kind]()
     raise AssertionError(command)
@@ -223,9 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     store = Store(settings.db_path)
     try:
-        tenant = Tenant(store, settings)
-        tenant.initialise()
-        _print(run_admin(tenant, args))
+        domain = Domain(store, settings)
+        domain.initialise()
+        _print(run_admin(domain, args))
     except (TenantError, LookupError, ValueError, OSError) as exc:
         message = exc.message if isinstance(exc, TenantError) else str(exc)
         print(f"error: {message}", file=sys.stderr)

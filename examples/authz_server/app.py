@@ -15,12 +15,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apiguard import AsyncValidator
 
+from .grants import Grants
 from .routes import authorize, dashboard, discovery, oauth, portal
 from .routes.management import management_app
 from .security import RateLimiter
+from .services import Domain
 from .settings import RateLimit, Settings
 from .store import Store
-from .tenant import Tenant
 from .tokens import TokenMinter
 from .web import (
     STATIC_DIR,
@@ -46,17 +47,19 @@ class _SelfApp:
 
 def build_services(settings: Settings, store: Store | None = None) -> Services:
     """Open the store, initialise the tenant (keys, seed) and bundle the services."""
-    tenant = Tenant(store or Store(settings.db_path), settings)
-    tenant.initialise()
+    domain = Domain(store or Store(settings.db_path), settings)
+    domain.initialise()
+    minter = TokenMinter(domain)
 
     def limiter(rate: RateLimit) -> RateLimiter:
         return RateLimiter(rate.limit, rate.window, settings.clock, settings.rate_limiter_max_keys)
 
     return Services(
         settings=settings,
-        tenant=tenant,
-        minter=TokenMinter(tenant),
-        sessions=SessionManager(tenant),
+        domain=domain,
+        minter=minter,
+        grants=Grants(domain, minter),
+        sessions=SessionManager(domain),
         templates=Jinja2Templates(directory=TEMPLATES_DIR),
         login_limiter=limiter(settings.login_rate),
         token_failure_limiter=limiter(settings.token_failure_rate),

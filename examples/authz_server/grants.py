@@ -13,7 +13,8 @@ from typing import Any
 
 import jwt
 
-from .models import OIDC_SCOPES, Client, ResourceServer, User
+from .models import OIDC_SCOPES, AuthorizationCode, Client, RefreshToken, ResourceServer, User
+from .rules import scope_list
 from .security import (
     is_valid_pkce_value,
     new_id,
@@ -21,7 +22,7 @@ from .security import (
     pkce_matches,
     token_digest,
 )
-from .tenant import Tenant, scope_list
+from .services import Domain
 from .tokens import TokenMinter
 
 
@@ -48,11 +49,11 @@ def resolve_audience(params: Mapping[str, str]) -> str | None:
     return audience or resource
 
 
-def target_api(tenant: Tenant, audience: str | None, *, for_users: bool) -> ResourceServer | None:
+def target_api(domain: Domain, audience: str | None, *, for_users: bool) -> ResourceServer | None:
     """The API an audience names; user flows may not target the Management API."""
     if audience is None:
         return None
-    api = tenant.find_api(audience)
+    api = domain.apis.find(audience)
     if api is None or api.identifier != audience or (for_users and api.is_system):
         raise OAuthError("invalid_target", "The audience is not a registered API")
     return api
@@ -86,36 +87,37 @@ class CodeGrant:
 
 
 class Grants:
-    """The token endpoint's grants on top of a :class:`Tenant` and a :class:`TokenMinter`."""
+    """The token endpoint's grants on top of a :class:`Domain` and a :class:`TokenMinter`.
 
-    def __init__(self, tenant: Tenant, minter: TokenMinter) -> None:
-        self.tenant = tenant
+    Built once per application (``app.state.services.grants``), never per request.
+    """
+
+    def __init__(self, domain: Domain, minter: TokenMinter) -> None:
+        self.domain = domain
         self.minter = minter
-        self.settings = tenant.settings
+        self.settings = domain.settings
+        self._tokens = domain.store.tokens
 
     # ---------------------------------------------------------------- codes
 
     def issue_code(self, grant: CodeGrant) -> str:
         """Store a new single-use code (hashed) and return it (256 bits of entropy)."""
         code = new_secret(32)
-        self.tenant.store.execute(
-            "INSERT INTO auth_codes (code_hash, family_id, client_id, user_id, redirect_uri, "
-            "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                token_digest(code),
-                new_id("fam_"),
-                grant.client_id,
-                grant.user_id,
-                grant.redirect_uri,
-                grant.redirect_uri_sent,
-                grant.code_challenge,
-                grant.audience,
-                " ".join(grant.scopes),
-                grant.nonce,
-                grant.auth_time,
-                self.tenant.now() + self.settings.code_ttl,
-            ),
+        self._tokens.add_code(
+            AuthorizationCode(
+                code_hash=token_digest(code),
+                family_id=new_id("fam_"),
+                client_id=grant.client_id,
+                user_id=grant.user_id,
+                redirect_uri=grant.redirect_uri,
+                redirect_uri_sent=grant.redirect_uri_sent,
+                code_challenge=grant.code_challenge,
+                audience=grant.audience,
+                scopes=grant.scopes,
+                nonce=grant.nonce,
+                auth_time=grant.auth_time,
+                expires_at=self.domain.now() + self.settings.code_ttl,
+            )
         )
         return code
 
@@ -187,21 +189,20 @@ class Grants:
         family_expires_at: int | None,
     ) -> str:
         token = new_secret(32)
-        now = self.tenant.now()
-        self.tenant.store.execute(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, audience, "
-            "scope, auth_time, created_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                token_digest(token),
-                family_id,
-                client.client_id,
-                user.user_id,
-                api.identifier,
-                " ".join(scopes),
-                auth_time,
-                now,
-                family_expires_at or now + self.settings.refresh_token_absolute_ttl,
-            ),
+        now = self.domain.now()
+        self._tokens.add_refresh(
+            RefreshToken(
+                token_hash=token_digest(token),
+                family_id=family_id,
+                client_id=client.client_id,
+                user_id=user.user_id,
+                audience=api.identifier,
+                scopes=tuple(scopes),
+                auth_time=auth_time,
+                created_at=now,
+                family_expires_at=family_expires_at
+                or now + self.settings.refresh_token_absolute_ttl,
+            )
         )
         return token
 
@@ -235,9 +236,9 @@ class Grants:
                 "invalid_request",
                 "No audience parameter was provided, and no default audience has been configured",
             )
-        api = target_api(self.tenant, audience, for_users=False)
+        api = target_api(self.domain, audience, for_users=False)
         assert api is not None
-        grant = self.tenant.find_client_grant(client.client_id, api.identifier)
+        grant = self.domain.client_grants.find(client.client_id, api.identifier)
         if grant is None:
             raise OAuthError(
                 "access_denied",
@@ -275,27 +276,33 @@ class Grants:
 
     def authorization_code(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
         """Redeem a code: single use, bound to client, redirect URI, PKCE challenge and user."""
-        code = params.get("code")
-        if not code:
+        value = params.get("code")
+        if not value:
             raise OAuthError("invalid_request", "Missing required parameter: code")
-        store = self.tenant.store
-        row = store.one("SELECT * FROM auth_codes WHERE code_hash = ?", (token_digest(code),))
+        code = self._tokens.find_code(token_digest(value))
         invalid = OAuthError("invalid_grant", "Invalid authorization code")
-        if row is None or row["client_id"] != client.client_id:
+        if code is None or code.client_id != client.client_id:
             raise invalid
-        now = self.tenant.now()
-        if row["used_at"] is not None:
-            self._replayed(row)
+        now = self.domain.now()
+        if code.used_at is not None:
+            self._replayed(code)
             raise invalid
-        if row["expires_at"] <= now:
+        if code.expires_at <= now:
             raise OAuthError("invalid_grant", "The authorization code has expired")
         redirect_uri = params.get("redirect_uri")
-        if row["redirect_uri_sent"] and redirect_uri is None:
+        if code.redirect_uri_sent and redirect_uri is None:
             raise OAuthError("invalid_grant", "redirect_uri is required for this code")
-        if redirect_uri is not None and redirect_uri != row["redirect_uri"]:
+        if redirect_uri is not None and redirect_uri != code.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorization")
+        # RFC 8707 §2.2: a resource (or Auth0 audience) named again here must be the one
+        # the code was issued for; a code is never turned into a token for another API.
+        requested = resolve_audience(params)
+        if requested is not None and requested != (code.audience or None):
+            raise OAuthError(
+                "invalid_target", "The resource is not the one the code was issued for"
+            )
         verifier = params.get("code_verifier")
-        challenge = row["code_challenge"]
+        challenge = code.code_challenge
         if challenge is None and verifier is not None:
             raise OAuthError("invalid_grant", "code_verifier sent for a code issued without PKCE")
         if challenge is not None:
@@ -303,35 +310,29 @@ class Grants:
                 raise OAuthError("invalid_grant", "Missing code_verifier")
             if not is_valid_pkce_value(verifier) or not pkce_matches(verifier, challenge):
                 raise OAuthError("invalid_grant", "Failed to verify code_verifier")
-        if (
-            store.execute(
-                "UPDATE auth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
-                (now, row["code_hash"]),
-            )
-            != 1
-        ):
-            self._replayed(row)
+        if not self._tokens.use_code(code.code_hash, now):
+            self._replayed(code)
             raise invalid
-        user = self.tenant.find_user(row["user_id"])
+        user = self.domain.users.find(code.user_id)
         if user is None or user.blocked:
             raise invalid
-        api = self.tenant.find_api(row["audience"]) if row["audience"] else None
-        if row["audience"] and api is None:
+        api = self.domain.apis.find(code.audience) if code.audience else None
+        if code.audience and api is None:
             raise invalid
         return self._user_tokens(
             client=client,
             user=user,
             api=api,
-            scopes=row["scope"].split(),
-            auth_time=row["auth_time"],
-            family_id=row["family_id"],
+            scopes=code.scopes,
+            auth_time=code.auth_time,
+            family_id=code.family_id,
             grant_type=None,
-            nonce=row["nonce"],
+            nonce=code.nonce,
         )
 
-    def _replayed(self, row: Any) -> None:
+    def _replayed(self, code: AuthorizationCode) -> None:
         """A code used twice: revoke every refresh token issued from it (RFC 6749 §4.1.2)."""
-        self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+        self.domain.revocations.refresh_tokens(family_id=code.family_id)
 
     def password(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
         """Resource-owner password grant: first-party confidential clients that enable it."""
@@ -342,43 +343,55 @@ class Grants:
         username, password = params.get("username"), params.get("password")
         if not username or not password:
             raise OAuthError("invalid_request", "Missing required parameter: username or password")
-        user = self.tenant.authenticate_user(username, password)
+        user = self.domain.users.authenticate(username, password)
         if user is None:
             raise OAuthError("invalid_grant", "Wrong email or password.")
-        audience = resolve_audience(params)
-        api = target_api(self.tenant, audience, for_users=True)
+        return self.user_token(client, user, params, grant_type="password")
+
+    def user_token(
+        self,
+        client: Client,
+        user: User,
+        params: Mapping[str, str],
+        *,
+        grant_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Tokens for *user* and *client* now: the password grant, and the CLI's
+        ``mint-token --user`` (which names no scope to get every scope of the API).
+
+        The audience must be an API users may target; the scopes must exist.
+        """
+        api = target_api(self.domain, resolve_audience(params), for_users=True)
         scopes = scope_list(params.get("scope"))
+        if not scopes and grant_type is None and api is not None:
+            scopes = sorted(api.scope_values)
         check_user_scopes(api, scopes)
         return self._user_tokens(
             client=client,
             user=user,
             api=api,
             scopes=scopes,
-            auth_time=self.tenant.now(),
+            auth_time=self.domain.now(),
             family_id=new_id("fam_"),
-            grant_type="password",
+            grant_type=grant_type,
         )
 
     def refresh_token(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
         """Rotate a refresh token; a reused one revokes its whole family. Scope only shrinks."""
-        token = params.get("refresh_token")
-        if not token:
+        value = params.get("refresh_token")
+        if not value:
             raise OAuthError("invalid_request", "Missing required parameter: refresh_token")
-        store = self.tenant.store
-        row = store.one("SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_digest(token),))
+        token = self._tokens.find_refresh(token_digest(value))
         invalid = OAuthError("invalid_grant", "Unknown or invalid refresh token.")
-        if row is None or row["client_id"] != client.client_id or row["revoked_at"] is not None:
+        if token is None or token.client_id != client.client_id or token.revoked_at is not None:
             raise invalid
-        if row["rotated_at"] is not None:
-            self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+        if token.rotated_at is not None:
+            self.domain.revocations.refresh_tokens(family_id=token.family_id)
             raise invalid
-        now = self.tenant.now()
-        if (
-            row["family_expires_at"] <= now
-            or row["created_at"] + self.settings.refresh_token_idle_ttl <= now
-        ):
+        now = self.domain.now()
+        if token.expired(now, self.settings.refresh_token_idle_ttl):
             raise invalid
-        original = row["scope"].split()
+        original = list(token.scopes)
         if "scope" in params:
             requested = scope_list(params["scope"])
             if not requested or any(s not in original for s in requested):
@@ -387,29 +400,23 @@ class Grants:
                 )
         else:
             requested = original
-        api = self.tenant.find_api(row["audience"])
-        user = self.tenant.find_user(row["user_id"])
+        api = self.domain.apis.find(token.audience)
+        user = self.domain.users.find(token.user_id)
         if api is None or user is None or user.blocked or not api.allow_offline_access:
             raise invalid
-        with store.transaction():
-            rotated = store.execute(
-                "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? "
-                "AND rotated_at IS NULL AND revoked_at IS NULL",
-                (now, row["token_hash"]),
-            )
-        if rotated != 1:
-            self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+        if not self._tokens.rotate_refresh(token.token_hash, now):
+            self.domain.revocations.refresh_tokens(family_id=token.family_id)
             raise invalid
         return self._user_tokens(
             client=client,
             user=user,
             api=api,
             scopes=requested,
-            auth_time=row["auth_time"],
-            family_id=row["family_id"],
+            auth_time=token.auth_time,
+            family_id=token.family_id,
             grant_type=None,
             refresh_scopes=original,
-            family_expires_at=row["family_expires_at"],
+            family_expires_at=token.family_expires_at,
         )
 
     def revoke(self, client: Client, token: str) -> None:
@@ -420,20 +427,18 @@ class Grants:
         on their own keep accepting it until ``exp``, which is why access tokens are short.
         Unknown, expired or foreign-issuer tokens are ignored (RFC 7009 §2.2).
         """
-        reference = self.tenant.reference_token(token_digest(token))
+        reference = self.domain.revocations.reference(token_digest(token))
         if reference is not None:
             # An opaque access token: inactive at introspection from now on.
-            if reference[0] != client.client_id:
+            if reference.client_id != client.client_id:
                 raise OAuthError("invalid_grant", "The token was not issued to this client")
-            self.tenant.revoke_reference_token(token_digest(token))
+            self.domain.revocations.revoke_reference(reference.token_hash)
             return
-        row = self.tenant.store.one(
-            "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_digest(token),)
-        )
-        if row is not None:
-            if row["client_id"] != client.client_id:
+        refresh = self._tokens.find_refresh(token_digest(token))
+        if refresh is not None:
+            if refresh.client_id != client.client_id:
                 raise OAuthError("invalid_grant", "The token was not issued to this client")
-            self.tenant.revoke_refresh_tokens(family_id=row["family_id"])
+            self.domain.revocations.refresh_tokens(family_id=refresh.family_id)
             return
         try:
             claims = self.minter.verify(token, audience=None, allow_hs256=True)
@@ -443,4 +448,4 @@ class Grants:
             raise OAuthError("invalid_grant", "The token was not issued to this client")
         jti, expires = claims.get("jti"), claims.get("exp")
         if isinstance(jti, str) and isinstance(expires, int):
-            self.tenant.revoke_access_token(jti, expires)
+            self.domain.revocations.access_token(jti, expires)

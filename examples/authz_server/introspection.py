@@ -20,7 +20,7 @@ import jwt
 
 from .models import Client
 from .security import token_digest
-from .tenant import Tenant
+from .services import Domain
 from .tokens import TokenMinter
 
 INACTIVE: Final[Mapping[str, Any]] = {"active": False}
@@ -29,21 +29,21 @@ _MEMBERS: Final = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat")
 
 
 def live_claims(
-    tenant: Tenant, minter: TokenMinter, token: str, *, allow_hs256: bool = True
+    domain: Domain, minter: TokenMinter, token: str, *, allow_hs256: bool = True
 ) -> dict[str, Any] | None:
     """The claims of a live access token this server issued, or None.
 
     ``allow_hs256=False`` refuses HS256 JWTs, whose secret the API holds too (``/userinfo``
     must not trust what an API could have minted).
     """
-    found = tenant.reference_token(token_digest(token))
+    found = domain.revocations.reference(token_digest(token))
     if found is not None:
-        return found[1]
+        return found.claims
     try:
         claims = minter.verify(token, audience=None, allow_hs256=allow_hs256)
     except jwt.PyJWTError:
         return None
-    if tenant.is_token_revoked(str(claims["jti"])):
+    if domain.revocations.is_revoked(str(claims["jti"])):
         return None
     return claims
 
@@ -56,10 +56,10 @@ def audiences(claims: Mapping[str, Any]) -> list[str]:
     return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
 
 
-def may_introspect(tenant: Tenant, caller: Client, claims: Mapping[str, Any]) -> bool:
+def may_introspect(domain: Domain, caller: Client, claims: Mapping[str, Any]) -> bool:
     """Whether *caller* is allowed to learn about a token with these claims."""
     for audience in audiences(claims):
-        api = tenant.find_api(audience)
+        api = domain.apis.find(audience)
         # find_api also takes an API's id: only its identifier names it as an audience.
         if (
             api is not None
@@ -70,10 +70,10 @@ def may_introspect(tenant: Tenant, caller: Client, claims: Mapping[str, Any]) ->
     return False
 
 
-def introspect(tenant: Tenant, minter: TokenMinter, caller: Client, token: str) -> dict[str, Any]:
+def introspect(domain: Domain, minter: TokenMinter, caller: Client, token: str) -> dict[str, Any]:
     """The RFC 7662 answer for *token*, as *caller* (an authenticated client) may see it."""
-    claims = live_claims(tenant, minter, token)
-    if claims is None or not may_introspect(tenant, caller, claims):
+    claims = live_claims(domain, minter, token)
+    if claims is None or not may_introspect(domain, caller, claims):
         return dict(INACTIVE)
     return active_answer(claims)
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from .models import StoredKey
 from .security import new_secret
 from .settings import Settings
 from .store import Store
@@ -43,27 +44,12 @@ class SigningKey:
             "e": jwk["e"],
         }
 
-    def to_json(self) -> dict[str, Any]:
-        """Auth0's ``/api/v2/keys/signing`` shape (public material only)."""
-        pem = self.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return {
-            "kid": self.kid,
-            "current": self.status == "current",
-            "next": self.status == "next",
-            "previous": self.status == "previous",
-            "revoked": self.status == "revoked",
-            "current_since": self.current_since,
-            "revoked_at": self.revoked_at,
-            "public_key": pem.decode("ascii"),
-        }
-
 
 class KeyRing:
-    """The tenant's signing keys, stored in the ``signing_keys`` table."""
+    """The tenant's signing keys, kept in the store's ``keys`` repository."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
+        self._keys = store.keys
         self._store = store
         self._settings = settings
         self._cache: dict[str, rsa.RSAPrivateKey] = {}
@@ -81,52 +67,52 @@ class KeyRing:
             serialization.NoEncryption(),
         ).decode("ascii")
         now = self._now()
-        self._store.execute(
-            "INSERT INTO signing_keys (kid, private_pem, status, created_at, current_since) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (new_secret(16), pem, status, now, now if status == "current" else None),
+        self._keys.put(
+            StoredKey(new_secret(16), pem, status, now, now if status == "current" else None, None)
         )
 
     def ensure(self) -> None:
         """Create the current and next keys when they are missing (first start)."""
         with self._store.transaction():
             for status in ("current", "next"):
-                if self._store.one("SELECT kid FROM signing_keys WHERE status = ?", (status,)):
-                    continue
-                self._new_key(status)
+                if self._keys.with_status(status) is None:
+                    self._new_key(status)
 
-    def _load(self, row: Any) -> SigningKey:
-        kid = row["kid"]
-        key = self._cache.get(kid)
+    def _load(self, stored: StoredKey) -> SigningKey:
+        key = self._cache.get(stored.kid)
         if key is None:
-            loaded = serialization.load_pem_private_key(row["private_pem"].encode(), None)
+            loaded = serialization.load_pem_private_key(stored.private_pem.encode(), None)
             if not isinstance(loaded, rsa.RSAPrivateKey):
                 raise TypeError("signing keys must be RSA keys")
-            key = self._cache[kid] = loaded
+            key = self._cache[stored.kid] = loaded
         return SigningKey(
-            kid, key, row["status"], row["created_at"], row["current_since"], row["revoked_at"]
+            stored.kid,
+            key,
+            stored.status,
+            stored.created_at,
+            stored.current_since,
+            stored.revoked_at,
         )
 
     def all(self) -> list[SigningKey]:
         """Every key, revoked ones included, newest first."""
-        rows = self._store.all("SELECT * FROM signing_keys ORDER BY created_at DESC, rowid DESC")
-        return [self._load(r) for r in rows]
+        return [self._load(k) for k in self._keys.all()]
 
     def get(self, kid: str) -> SigningKey:
         """The key with this ``kid``; raises ``SigningKeyError`` when there is none."""
-        row = self._store.one("SELECT * FROM signing_keys WHERE kid = ?", (kid,))
-        if row is None:
+        stored = self._keys.find(kid)
+        if stored is None:
             raise SigningKeyError("no such signing key")
-        return self._load(row)
+        return self._load(stored)
 
     def current(self) -> SigningKey:
         """The key that signs new tokens."""
-        row = self._store.one("SELECT * FROM signing_keys WHERE status = 'current'")
-        if row is None:
+        stored = self._keys.with_status("current")
+        if stored is None:
             self.ensure()
-            row = self._store.one("SELECT * FROM signing_keys WHERE status = 'current'")
-        assert row is not None
-        return self._load(row)
+            stored = self._keys.with_status("current")
+        assert stored is not None
+        return self._load(stored)
 
     def published(self) -> list[SigningKey]:
         """The keys in the JWKS: current, next, and previous until revoked."""
@@ -141,21 +127,8 @@ class KeyRing:
     def rotate(self) -> SigningKey:
         """Promote *next* to current, keep the old current as previous; return the new current."""
         self.ensure()
-        now = self._now()
         with self._store.transaction():
-            self._store.execute(
-                "UPDATE signing_keys SET status = 'revoked', revoked_at = ? "
-                "WHERE status = 'previous'",
-                (now,),
-            )
-            self._store.execute(
-                "UPDATE signing_keys SET status = 'previous' WHERE status = 'current'"
-            )
-            self._store.execute(
-                "UPDATE signing_keys SET status = 'current', current_since = ? "
-                "WHERE status = 'next'",
-                (now,),
-            )
+            self._keys.rotate(self._now())
             self._new_key("next")
         return self.current()
 
@@ -164,8 +137,16 @@ class KeyRing:
         key = self.get(kid)
         if key.status != "previous":
             raise SigningKeyError("only the previous signing key can be revoked")
-        self._store.execute(
-            "UPDATE signing_keys SET status = 'revoked', revoked_at = ? WHERE kid = ?",
-            (self._now(), kid),
-        )
+        self._keys.revoke([kid], self._now())
         return self.get(kid)
+
+    def stored(self) -> list[StoredKey]:
+        """Every key as stored (private PEM included), oldest first: for exports."""
+        return self._keys.oldest_first()
+
+    def replace_all(self, keys: list[StoredKey]) -> None:
+        """Revoke every local key and take *keys* instead (imports: both sides sign alike)."""
+        with self._store.transaction():
+            self._keys.revoke(None, self._now())
+            for key in keys:
+                self._keys.put(key)

@@ -1,11 +1,16 @@
-"""The tenant's objects as immutable values, with Auth0's field names where Auth0 has them."""
+"""The tenant's objects as immutable values, with Auth0's field names where Auth0 has them.
+
+The store's repositories build them from rows; the services decide with them; the routes
+turn them into wire formats (``routes/wire.py``). None of them knows SQL or HTTP.
+"""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from dataclasses import dataclass
+import hmac
+from dataclasses import dataclass, field
 from typing import Any
+
+from .security import b64url
 
 # OIDC scopes every client may ask for, with the text the consent page shows.
 OIDC_SCOPES: dict[str, str] = {
@@ -37,10 +42,6 @@ class Scope:
     value: str
     description: str
 
-    def to_json(self) -> dict[str, str]:
-        """Auth0's ``{"value", "description"}`` shape."""
-        return {"value": self.value, "description": self.description}
-
 
 @dataclass(frozen=True)
 class ResourceServer:
@@ -62,26 +63,6 @@ class ResourceServer:
     #: Clients (the API's own back ends) allowed to introspect tokens issued for this API.
     introspection_clients: tuple[str, ...] = ()
 
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> ResourceServer:
-        """Build from a ``resource_servers`` row."""
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            identifier=row["identifier"],
-            signing_alg=row["signing_alg"],
-            signing_secret=row["signing_secret"],
-            token_lifetime=row["token_lifetime"],
-            allow_offline_access=bool(row["allow_offline_access"]),
-            skip_consent_for_verifiable_first_party_clients=bool(row["skip_consent"]),
-            token_dialect=row["token_dialect"],
-            scopes=tuple(Scope(s["value"], s["description"]) for s in json.loads(row["scopes"])),
-            is_system=bool(row["is_system"]),
-            created_at=row["created_at"],
-            access_token_format=row["access_token_format"],
-            introspection_clients=tuple(json.loads(row["introspection_clients"])),
-        )
-
     @property
     def scope_values(self) -> frozenset[str]:
         """The names of the API's scopes."""
@@ -93,28 +74,6 @@ class ResourceServer:
             if s.value == scope:
                 return s.description or s.value
         return OIDC_SCOPES.get(scope, scope)
-
-    def to_json(self, *, include_secret: bool = False) -> dict[str, Any]:
-        """The Management API representation (the HS256 secret only when asked for)."""
-        data: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "identifier": self.identifier,
-            "signing_alg": self.signing_alg,
-            "token_lifetime": self.token_lifetime,
-            "allow_offline_access": self.allow_offline_access,
-            "skip_consent_for_verifiable_first_party_clients": (
-                self.skip_consent_for_verifiable_first_party_clients
-            ),
-            "token_dialect": self.token_dialect,
-            "scopes": [s.to_json() for s in self.scopes],
-            "is_system": self.is_system,
-            "access_token_format": self.access_token_format,
-            "introspection_clients": list(self.introspection_clients),
-        }
-        if include_secret and self.signing_secret is not None:
-            data["signing_secret"] = self.signing_secret
-        return data
 
 
 @dataclass(frozen=True)
@@ -138,51 +97,21 @@ class Client:
     tos_uri: str | None
     created_at: int
 
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Client:
-        """Build from a ``clients`` row."""
-        return cls(
-            client_id=row["client_id"],
-            name=row["name"],
-            description=row["description"],
-            app_type=row["app_type"],
-            is_first_party=bool(row["is_first_party"]),
-            token_endpoint_auth_method=row["token_endpoint_auth_method"],
-            callbacks=tuple(json.loads(row["callbacks"])),
-            grant_types=tuple(json.loads(row["grant_types"])),
-            secret_hash=row["secret_hash"],
-            secret_expires_at=row["secret_expires_at"],
-            is_dynamic=bool(row["is_dynamic"]),
-            logo_uri=row["logo_uri"],
-            client_uri=row["client_uri"],
-            policy_uri=row["policy_uri"],
-            tos_uri=row["tos_uri"],
-            created_at=row["created_at"],
-        )
-
     @property
     def is_confidential(self) -> bool:
         """Confidential clients authenticate at the token endpoint; public ones cannot."""
         return self.token_endpoint_auth_method != "none"
 
-    def to_json(self) -> dict[str, Any]:
-        """The Management API representation (never the secret or its hash)."""
-        data: dict[str, Any] = {
-            "client_id": self.client_id,
-            "name": self.name,
-            "description": self.description,
-            "app_type": self.app_type,
-            "is_first_party": self.is_first_party,
-            "token_endpoint_auth_method": self.token_endpoint_auth_method,
-            "callbacks": list(self.callbacks),
-            "grant_types": list(self.grant_types),
-            "oidc_conformant": True,
-            "is_dynamically_registered": self.is_dynamic,
+    @property
+    def uris(self) -> dict[str, str]:
+        """The RFC 7591 display URIs the client registered (logo, home page, policy, terms)."""
+        found = {
+            "logo_uri": self.logo_uri,
+            "client_uri": self.client_uri,
+            "policy_uri": self.policy_uri,
+            "tos_uri": self.tos_uri,
         }
-        for key in ("logo_uri", "client_uri", "policy_uri", "tos_uri"):
-            if getattr(self, key):
-                data[key] = getattr(self, key)
-        return data
+        return {k: v for k, v in found.items() if v}
 
 
 @dataclass(frozen=True)
@@ -193,20 +122,6 @@ class ClientGrant:
     client_id: str
     audience: str
     scope: tuple[str, ...]
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> ClientGrant:
-        """Build from a ``client_grants`` row."""
-        return cls(row["id"], row["client_id"], row["audience"], tuple(json.loads(row["scope"])))
-
-    def to_json(self) -> dict[str, Any]:
-        """Auth0's client-grant shape."""
-        return {
-            "id": self.id,
-            "client_id": self.client_id,
-            "audience": self.audience,
-            "scope": list(self.scope),
-        }
 
 
 @dataclass(frozen=True)
@@ -223,42 +138,6 @@ class User:
     email_verified: bool = False
     blocked: bool = False
 
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> User:
-        """Build from a ``users`` row."""
-        return cls(
-            user_id=row["user_id"],
-            email=row["email"],
-            name=row["name"],
-            password_hash=row["password_hash"],
-            is_admin=bool(row["is_admin"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            email_verified=bool(row["email_verified"]),
-            blocked=bool(row["blocked"]),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Auth0's user shape (never the password hash)."""
-        return {
-            "user_id": self.user_id,
-            "email": self.email,
-            "email_verified": self.email_verified,
-            "blocked": self.blocked,
-            "name": self.name,
-            "identities": [
-                {
-                    "provider": "auth0",
-                    "connection": "Username-Password-Authentication",
-                    "user_id": self.user_id.split("|", 1)[-1],
-                    "isSocial": False,
-                }
-            ],
-            "app_metadata": {"is_admin": self.is_admin},
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
 
 @dataclass(frozen=True)
 class UserGrant:
@@ -270,23 +149,103 @@ class UserGrant:
     audience: str
     scope: tuple[str, ...]
 
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> UserGrant:
-        """Build from a ``user_grants`` row."""
-        return cls(
-            row["id"],
-            row["user_id"],
-            row["client_id"],
-            row["audience"],
-            tuple(json.loads(row["scope"])),
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    """A single-use code, stored under the digest of its value, with what it is bound to."""
+
+    code_hash: str
+    family_id: str
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    redirect_uri_sent: bool
+    code_challenge: str | None
+    audience: str | None
+    scopes: tuple[str, ...]
+    nonce: str | None
+    auth_time: int
+    expires_at: int
+    used_at: int | None = None
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """One refresh token of a rotation family, stored under the digest of its value."""
+
+    token_hash: str
+    family_id: str
+    client_id: str
+    user_id: str
+    audience: str
+    scopes: tuple[str, ...]
+    auth_time: int
+    created_at: int
+    family_expires_at: int
+    rotated_at: int | None = None
+    revoked_at: int | None = None
+
+    def expired(self, now: int, idle_ttl: int) -> bool:
+        """Past the family's absolute lifetime, or unused for longer than *idle_ttl*."""
+        return self.family_expires_at <= now or self.created_at + idle_ttl <= now
+
+
+@dataclass(frozen=True)
+class Session:
+    """A browser session kept server-side; the cookie holds only a random id."""
+
+    sid_hash: str
+    user_id: str | None
+    csrf_secret: str
+    auth_time: int | None
+    expires_at: int
+
+    def csrf_token(self, purpose: str) -> str:
+        """A CSRF token bound to this session and to *purpose* (a form or an interaction)."""
+        mac = hmac.new(self.csrf_secret.encode(), purpose.encode(), "sha256").digest()
+        return b64url(mac)
+
+    def check_csrf(self, purpose: str, token: object) -> bool:
+        """Constant-time check of a submitted CSRF token.
+
+        ``hmac.compare_digest`` raises ``TypeError`` on non-ASCII text, so such a token
+        (never one this server issued) is refused before the comparison.
+        """
+        return (
+            isinstance(token, str)
+            and token.isascii()
+            and hmac.compare_digest(self.csrf_token(purpose), token)
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Auth0's ``/api/v2/grants`` shape (note the ``clientID`` spelling)."""
-        return {
-            "id": self.id,
-            "clientID": self.client_id,
-            "user_id": self.user_id,
-            "audience": self.audience,
-            "scope": list(self.scope),
-        }
+
+@dataclass(frozen=True)
+class Interaction:
+    """A validated authorization request parked for the login and consent pages."""
+
+    id: str
+    sid_hash: str
+    params: dict[str, Any] = field(hash=False)
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class ReferenceToken:
+    """An opaque access token: its claims, stored under the digest of its value."""
+
+    token_hash: str
+    client_id: str
+    claims: dict[str, Any] = field(hash=False)
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A signing key as the store keeps it (PEM text); ``keys.KeyRing`` loads it."""
+
+    kid: str
+    private_pem: str
+    status: str
+    created_at: int
+    current_since: int | None
+    revoked_at: int | None

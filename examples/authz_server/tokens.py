@@ -10,7 +10,7 @@ import jwt
 
 from .models import ResourceServer, User
 from .security import half_hash, new_secret, token_digest
-from .tenant import Tenant
+from .services import Domain
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,9 @@ class IssuedToken:
 class TokenMinter:
     """Signs access tokens (RS256 with the current key, or HS256 with the API's secret)."""
 
-    def __init__(self, tenant: Tenant) -> None:
-        self.tenant = tenant
-        self.settings = tenant.settings
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.settings = domain.settings
 
     @property
     def userinfo_url(self) -> str:
@@ -36,7 +36,7 @@ class TokenMinter:
         return self.settings.url("userinfo")
 
     def _sign_rs256(self, claims: dict[str, Any], typ: str) -> str:
-        key = self.tenant.keys.current()
+        key = self.domain.keys.current()
         return jwt.encode(
             claims, key.private_key, algorithm="RS256", headers={"kid": key.kid, "typ": typ}
         )
@@ -60,7 +60,7 @@ class TokenMinter:
         granted and the token is RS256 (``/userinfo`` refuses HS256 tokens). ``gty`` is set
         for the grants where Auth0 sets it.
         """
-        now = self.tenant.now()
+        now = self.domain.now()
         if api is None:
             lifetime = lifetime or 86400
         else:
@@ -97,7 +97,7 @@ class TokenMinter:
         typ = "at+jwt" if dialect.startswith("rfc9068") else "JWT"
         if opaque:
             token = new_secret(32)
-            self.tenant.store_reference_token(token_digest(token), claims)
+            self.domain.revocations.store_reference(token_digest(token), claims)
         elif api is not None and symmetric:
             assert api.signing_secret is not None
             token = jwt.encode(
@@ -121,13 +121,13 @@ class TokenMinter:
         key: Any
         if alg == "RS256":
             kid = header.get("kid")
-            found = [k for k in self.tenant.keys.published() if k.kid == kid]
+            found = [k for k in self.domain.keys.published() if k.kid == kid]
             if not found:
                 raise jwt.InvalidKeyError("unknown kid")
             key = found[0].private_key.public_key()
         elif alg == "HS256" and allow_hs256:
             aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
-            api = self.tenant.find_api(aud) if isinstance(aud, str) else None
+            api = self.domain.apis.find(aud) if isinstance(aud, str) else None
             if api is None or api.signing_secret is None:
                 raise jwt.InvalidKeyError("not an HS256 API of this server")
             key = api.signing_secret.encode("utf-8")
@@ -154,7 +154,7 @@ class TokenMinter:
         access_token: str | None = None,
     ) -> str:
         """Sign an OIDC ID token: ``aud`` is the client, ``at_hash`` when given an AT."""
-        now = self.tenant.now()
+        now = self.domain.now()
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
             "sub": user.user_id,

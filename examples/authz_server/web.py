@@ -2,7 +2,7 @@
 
 The dashboard and developer portal reuse all of it: ``render`` for pages that extend
 ``base.html``, ``SessionManager`` for the login session, ``Session.csrf_token`` and
-``check_form_csrf`` for forms, and ``services(request)`` for the tenant.
+``check_form_csrf`` for forms, and ``services(request)`` for the domain services.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .models import User
+from .grants import Grants
+from .models import Session, User
 from .security import RateLimiter, b64url, new_secret, token_digest
+from .services import Domain
 from .settings import Settings, is_loopback_host
-from .tenant import Tenant
 from .tokens import TokenMinter
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -118,11 +119,12 @@ class HostCheckMiddleware:
 
 @dataclass
 class Services:
-    """What the endpoints need, kept on ``app.state.services``."""
+    """What the endpoints need, kept on ``app.state.services`` (built once per app)."""
 
     settings: Settings
-    tenant: Tenant
+    domain: Domain
     minter: TokenMinter
+    grants: Grants
     sessions: SessionManager
     templates: Jinja2Templates
     login_limiter: RateLimiter
@@ -210,36 +212,8 @@ def same_origin_post(request: Request) -> bool:
 # -------------------------------------------------------------------- sessions
 
 
-@dataclass(frozen=True)
-class Session:
-    """A browser session kept server-side; the cookie holds only a random id."""
-
-    sid_hash: str
-    user_id: str | None
-    csrf_secret: str
-    auth_time: int | None
-    expires_at: int
-
-    def csrf_token(self, purpose: str) -> str:
-        """A CSRF token bound to this session and to *purpose* (a form or an interaction)."""
-        mac = hmac.new(self.csrf_secret.encode(), purpose.encode(), "sha256").digest()
-        return b64url(mac)
-
-    def check_csrf(self, purpose: str, token: object) -> bool:
-        """Constant-time check of a submitted CSRF token.
-
-        ``hmac.compare_digest`` raises ``TypeError`` on non-ASCII text, so such a token
-        (never one this server issued) is refused before the comparison.
-        """
-        return (
-            isinstance(token, str)
-            and token.isascii()
-            and hmac.compare_digest(self.csrf_token(purpose), token)
-        )
-
-
 class SessionManager:
-    """Server-side sessions in the ``sessions`` table, with an HttpOnly SameSite=Lax cookie.
+    """Server-side sessions in the store, with an HttpOnly SameSite=Lax cookie.
 
     Only a signed-in session has a row. Before sign-in the cookie is just a random id:
     its CSRF secret is derived from it with this store's key, so a visitor (or a script
@@ -248,16 +222,15 @@ class SessionManager:
     under a hard cap.
     """
 
-    def __init__(self, tenant: Tenant) -> None:
-        self.tenant = tenant
-        self.settings = tenant.settings
-        self._key: str | None = None
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.settings = domain.settings
+        self._sessions = domain.store.sessions
 
     def _anonymous(self, sid: str) -> Session:
-        if self._key is None:
-            self._key = self.tenant.server_secret()
-        secret = hmac.new(self._key.encode(), f"anonymous|{sid}".encode(), "sha256").digest()
-        expires = self.tenant.now() + self.settings.interaction_ttl
+        key = self.domain.server_secret().encode()
+        secret = hmac.new(key, f"anonymous|{sid}".encode(), "sha256").digest()
+        expires = self.domain.now() + self.settings.interaction_ttl
         return Session(token_digest(sid), None, b64url(secret), None, expires)
 
     def load(self, request: Request) -> Session | None:
@@ -265,21 +238,14 @@ class SessionManager:
         sid = request.cookies.get(SESSION_COOKIE)
         if not sid or len(sid) > 128 or not sid.isascii():
             return None
-        row = self.tenant.store.one(
-            "SELECT * FROM sessions WHERE sid_hash = ? AND expires_at > ?",
-            (token_digest(sid), self.tenant.now()),
-        )
-        if row is None:
-            return self._anonymous(sid)
-        return Session(
-            row["sid_hash"], row["user_id"], row["csrf_secret"], row["auth_time"], row["expires_at"]
-        )
+        found = self._sessions.find(token_digest(sid), self.domain.now())
+        return found if found is not None else self._anonymous(sid)
 
     def user(self, session: Session | None) -> User | None:
         """The signed-in user of *session*, if any (never a blocked one)."""
         if session is None or session.user_id is None:
             return None
-        user = self.tenant.find_user(session.user_id)
+        user = self.domain.users.find(session.user_id)
         return None if user is None or user.blocked else user
 
     def ensure(self, request: Request) -> tuple[Session, str | None]:
@@ -293,31 +259,17 @@ class SessionManager:
     def login(self, old: Session | None, user: User) -> tuple[Session, str]:
         """Sign *user* in under a new session id (the old id is discarded: no fixation)."""
         sid = new_secret(32)
-        now = self.tenant.now()
-        expires = now + self.settings.session_ttl
-        session = Session(token_digest(sid), user.user_id, new_secret(32), now, expires)
-        store = self.tenant.store
-        with store.transaction():
-            store.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
-            store.execute(
-                "INSERT INTO sessions (sid_hash, user_id, csrf_secret, auth_time, created_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (session.sid_hash, user.user_id, session.csrf_secret, now, now, expires),
-            )
-            if old is not None:
-                store.execute(
-                    "UPDATE interactions SET sid_hash = ? WHERE sid_hash = ?",
-                    (session.sid_hash, old.sid_hash),
-                )
-                store.execute("DELETE FROM sessions WHERE sid_hash = ?", (old.sid_hash,))
+        now = self.domain.now()
+        session = Session(
+            token_digest(sid), user.user_id, new_secret(32), now, now + self.settings.session_ttl
+        )
+        self._sessions.start(session, now, replacing=old.sid_hash if old else None)
         return session, sid
 
     def logout(self, session: Session | None) -> None:
         """End the session."""
         if session is not None:
-            self.tenant.store.execute(
-                "DELETE FROM sessions WHERE sid_hash = ?", (session.sid_hash,)
-            )
+            self._sessions.end(session.sid_hash)
 
     def set_cookie(self, response: Response, sid: str) -> None:
         """Attach the session cookie (HttpOnly, SameSite=Lax, Secure on https issuers)."""

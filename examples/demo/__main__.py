@@ -19,7 +19,7 @@ import sys
 import time
 
 from .servers import PortTaken, Stack
-from .walk import Walk
+from .walk import DEMO_USER, Walk
 
 
 def _port(name: str, default: int) -> int:
@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  Flask Organizer API   {stack.flask.url}/api/public\n"
                 f"  Starlette Organizer   {stack.starlette.url}/api/public\n"
                 f"  FastAPI Organizer     {stack.fastapi.url}/api/public\n"
+                f"  Swagger UI            {stack.fastapi.url}/docs  "
+                f"(Authorize, sign in as {DEMO_USER[0]} / {DEMO_USER[1]})\n"
                 f"  Django Organizer      {stack.django.url}/api/public\n"
                 f"  Organizer MCP server  {stack.mcp.url}/mcp"
             )

@@ -3,7 +3,9 @@
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
 examples.authz_server``) and its Organizer API. It answers exactly as the Flask and the
-Starlette examples do, and its OpenAPI document describes every route's security.
+Starlette examples do, and its OpenAPI document describes every route's security: Swagger
+UI at ``/docs`` signs a person in with the authorization-code flow and PKCE (as the bundled
+server's "API Explorer" client), its files served by the app itself.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route functions' annotations
@@ -19,10 +21,19 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 
 from apiguard import AccessToken, AsyncValidator
-from apiguard.fastapi import Authorize, install
+from apiguard.fastapi import Authorize, install, swagger_ui
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
 DEFAULT_AUDIENCE = "https://organizer.example/api"
+# The bundled authorization server's public client for this page ("API Explorer"); its
+# callback is /docs/oauth2-redirect on a loopback address.
+DOCS_CLIENT_ID = "api-explorer"
+SCOPES = {
+    "read:appointments": "Read your appointments",
+    "create:appointments": "Create appointments",
+    "read:contacts": "Read your contacts",
+    "read:tasks": "Read your tasks",
+}
 BAD_BODY = {
     "error": "invalid_body",
     "error_description": 'Expected a JSON object with a "title" string and an ISO 8601 "at"',
@@ -63,7 +74,11 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
             issuer=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER), audience=audience
         )
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
-    auth = Authorize(validator, resource=audience)
+    # OpenAPI describes the authorization-code flow (endpoints from the issuer's discovery),
+    # so that Swagger UI's "Authorize" button signs a person in.
+    auth = Authorize(
+        validator, resource=audience, flow="authorization_code", scope_descriptions=SCOPES
+    )
     organizer = Organizer()
 
     @asynccontextmanager
@@ -76,6 +91,7 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
 
     app = FastAPI(title="Organizer API", lifespan=lifespan)
     install(app)
+    swagger_ui(app, client_id=DOCS_CLIENT_ID, audience=audience)
 
     @app.get("/api/public")
     async def public() -> dict[str, Any]:

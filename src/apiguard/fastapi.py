@@ -25,23 +25,32 @@ middleware build and close it.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
 from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from ._request import Requirement, guard, run_async
 from .asgi import METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
-from .claims import AccessToken, check_match
+from .claims import AccessToken, check_match, check_scope_names
 from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .jwks import FetchRequest, discovery_urls, is_safe_url, server_metadata
 from .metadata import ProtectedResource, ResourceMetadata, protected_resource
 from .validator import AsyncValidator
 
@@ -50,9 +59,13 @@ __all__ = [
     "BearerException",
     "bearer_exception_handler",
     "check_routes",
+    "describe_login",
     "install",
     "serve_metadata",
+    "swagger_ui",
 ]
+
+logger = logging.getLogger("apiguard.fastapi")
 
 
 class BearerException(HTTPException):
@@ -97,7 +110,8 @@ def install(app: FastAPI) -> None:
     :class:`Authorize` dependency, so that a name that could never be granted stops the
     app instead of answering 500 per request; and the protected-resource metadata (RFC
     9728) of every :class:`Authorize` given a ``resource`` is served at its well-known
-    paths, with the scopes its routes ask for.
+    paths, with the scopes its routes ask for; and every :class:`Authorize` with
+    ``flow="authorization_code"`` learns its endpoints for OpenAPI (:func:`describe_login`).
     """
     app.add_exception_handler(BearerException, bearer_exception_handler)
     original = app.router.lifespan_context
@@ -106,6 +120,7 @@ def install(app: FastAPI) -> None:
     async def checked(target: Any) -> AsyncIterator[Any]:
         check_routes(app)
         serve_metadata(app)
+        await describe_login(app)
         async with original(target) as state:
             yield state
 
@@ -177,6 +192,116 @@ def _metadata_endpoint(metadata: ResourceMetadata) -> Callable[[], Awaitable[Res
     return protected_resource_metadata
 
 
+async def describe_login(app: FastAPI) -> None:
+    """Describe every ``flow="authorization_code"`` :class:`Authorize` of ``app`` in OpenAPI.
+
+    :func:`install` runs this at start-up: each such dependency takes its authorization
+    and token URLs from its issuer's discovery document (unless it was given them) and the
+    scopes from the routes' ``Security(scopes=...)``, so that Swagger UI's "Authorize"
+    button runs the authorization-code flow. When the discovery document cannot be had, the
+    dependency stays described as an HTTP bearer scheme (a warning is logged): the API
+    itself works either way.
+    """
+    scopes: dict[Authorize, list[str]] = {}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for auth, asked in _security_scopes(route.dependant):
+                scopes.setdefault(auth, []).extend(asked)
+    for auth, asked in scopes.items():
+        if auth.flow == "authorization_code":
+            await auth.describe(asked)
+    app.openapi_schema = None  # built again, with the schemes as they are now
+
+
+def swagger_ui(
+    app: FastAPI,
+    *,
+    client_id: str,
+    audience: str | None = None,
+    scopes: Iterable[str] = (),
+    assets: str | Path | None = None,
+) -> None:
+    """Serve Swagger UI with its "Authorize" button set for code + PKCE, assets served locally.
+
+    Args:
+        app: the app; its ``docs_url`` page (``/docs``) is replaced, its
+            ``swagger_ui_oauth2_redirect_url`` (``/docs/oauth2-redirect``) kept: register
+            that URL as the client's callback.
+        client_id: the public client Swagger UI signs in as (no secret: PKCE protects the
+            code, as for any browser app).
+        audience: sent as Auth0's ``audience`` parameter, so that the token is for this API.
+        scopes: the scopes ticked in the dialog at first.
+        assets: a folder with ``swagger-ui-bundle.js`` and ``swagger-ui.css``. Default: the
+            copy ``fastapi-offline`` ships (``pip install apiguard[swagger]``), else
+            FastAPI's CDN.
+
+    Raises:
+        ConfigurationError: the app has no docs page, or ``assets`` lacks the files.
+
+    >>> swagger_ui(app, client_id="api-explorer", audience=API)  # doctest: +SKIP
+    """
+    if not app.docs_url or not app.openapi_url:
+        raise ConfigurationError("swagger_ui: the app has no docs_url or openapi_url")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigurationError("client_id: must be a non-empty string")
+    folder = _assets(assets)
+    init_oauth: dict[str, Any] = {
+        "clientId": client_id,
+        "usePkceWithAuthorizationCodeGrant": True,
+    }
+    chosen = check_scope_names(scopes)
+    if chosen:
+        init_oauth["scopes"] = " ".join(chosen)
+    if audience is not None:
+        init_oauth["additionalQueryStringParams"] = {"audience": audience}
+    app.swagger_ui_init_oauth = init_oauth
+    docs_url, openapi_url = app.docs_url, app.openapi_url
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "path", None) != docs_url
+    ]
+    assets_url = docs_url.rstrip("/") + "/assets"
+    urls: dict[str, str] = {}
+    if folder is not None:
+        app.router.routes.append(
+            Mount(assets_url, StaticFiles(directory=folder), name="apiguard_swagger_assets")
+        )
+        urls = {
+            "swagger_js_url": f"{assets_url}/swagger-ui-bundle.js",
+            "swagger_css_url": f"{assets_url}/swagger-ui.css",
+        }
+        if (folder / "favicon.png").is_file():
+            urls["swagger_favicon_url"] = f"{assets_url}/favicon.png"
+
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        redirect = app.swagger_ui_oauth2_redirect_url
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=root + redirect if redirect else None,
+            init_oauth=app.swagger_ui_init_oauth,
+            swagger_ui_parameters=app.swagger_ui_parameters,
+            **{name: root + url for name, url in urls.items()},
+        )
+
+    app.add_route(docs_url, docs, include_in_schema=False)
+
+
+def _assets(assets: str | Path | None) -> Path | None:
+    if assets is None:
+        try:
+            found = importlib.resources.files("fastapi_offline").joinpath("static")
+        except ModuleNotFoundError:
+            return None
+        folder = Path(str(found))
+    else:
+        folder = Path(assets)
+    missing = [n for n in ("swagger-ui-bundle.js", "swagger-ui.css") if not (folder / n).is_file()]
+    if missing:
+        raise ConfigurationError(f"assets: {folder} lacks {', '.join(missing)}")
+    return folder
+
+
 def check_routes(app: FastAPI) -> None:
     """Check the requirement of every route that depends on an :class:`Authorize`.
 
@@ -225,6 +350,14 @@ class Authorize(SecurityBase):
             (if it has one) is named in the challenges.
         scheme_name: the name of the security scheme in the OpenAPI document.
         description: its description there.
+        flow: how OpenAPI describes the scheme: ``"bearer"`` (paste a token) or
+            ``"authorization_code"`` (OAuth 2.0 code flow, which Swagger UI runs with PKCE
+            when set up with :func:`swagger_ui`; the endpoints come from the issuer's
+            discovery at start-up, see :func:`describe_login`).
+        authorization_url, token_url: the endpoints for ``"authorization_code"``, instead
+            of the discovered ones.
+        scope_descriptions: what each scope means, for Swagger UI's dialog (default: the
+            scope's own name). Scopes listed here are offered even if no route asks.
 
     Raises:
         ConfigurationError: ``validator`` is not an AsyncValidator, or ``match`` is wrong;
@@ -247,6 +380,10 @@ class Authorize(SecurityBase):
         resource: str | ProtectedResource | None = None,
         scheme_name: str = "bearerAuth",
         description: str | None = "An OAuth 2.0 access token (JWT)",
+        flow: Literal["bearer", "authorization_code"] = "bearer",
+        authorization_url: str | None = None,
+        token_url: str | None = None,
+        scope_descriptions: Mapping[str, str] | None = None,
     ) -> None:
         if validator is not None and not isinstance(validator, AsyncValidator):
             raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
@@ -267,8 +404,90 @@ class Authorize(SecurityBase):
             if validator is not None
             else None
         )
-        self.model = HTTPBearerModel(bearerFormat="JWT", description=description)
+        if flow not in ("bearer", "authorization_code"):
+            raise ConfigurationError(f"flow: 'bearer' or 'authorization_code', not {flow!r}")
+        for name, url in (("authorization_url", authorization_url), ("token_url", token_url)):
+            if url is not None and (not isinstance(url, str) or not is_safe_url(url)):
+                raise ConfigurationError(f"{name}: must be an https URL (http for loopback)")
+        if (
+            flow == "authorization_code"
+            and validator is None
+            and None
+            in (
+                authorization_url,
+                token_url,
+            )
+        ):
+            raise ConfigurationError(
+                "flow: authorization_code needs a validator (to discover the endpoints) "
+                "or both authorization_url and token_url"
+            )
+        descriptions = dict(scope_descriptions or {})
+        check_scope_names(descriptions, name="scope_descriptions")
+        self.flow = flow
+        self._endpoints = (authorization_url, token_url)
+        self._scope_descriptions = descriptions
+        self._description = description
+        # What OpenAPI shows until describe() knows the flow's endpoints (or for good).
+        self.model: HTTPBearerModel | OAuth2Model = HTTPBearerModel(
+            bearerFormat="JWT", description=description
+        )
         self.scheme_name = scheme_name
+
+    async def describe(self, scopes: Iterable[str]) -> None:
+        """Describe this dependency in OpenAPI as an OAuth 2.0 authorization-code flow.
+
+        Args:
+            scopes: the scopes the routes ask for (offered in Swagger UI's dialog).
+
+        The endpoints are the configured ones, else those of the issuer's discovery
+        document (fetched with the validator's client and rules: no redirects, its
+        deadline, its size cap; the document must name the issuer). When neither can be
+        had, the HTTP bearer description stays and a warning is logged.
+        """
+        authorize, token = self._endpoints
+        if authorize is None or token is None:
+            found = await self._discover()
+            if found is None:
+                return
+            authorize, token = authorize or found[0], token or found[1]
+        names = sorted({*scopes, *self._scope_descriptions})
+        code = OAuthFlowAuthorizationCode(
+            authorizationUrl=authorize,
+            tokenUrl=token,
+            scopes={name: self._scope_descriptions.get(name, name) for name in names},
+        )
+        self.model = OAuth2Model(
+            flows=OAuthFlows(authorizationCode=code), description=self._description
+        )
+
+    async def _discover(self) -> tuple[str, str] | None:
+        validator = self.validator
+        assert validator is not None  # checked in __init__
+        issuer = validator.issuers[0]
+        why = "no discovery document"
+        for url in discovery_urls(issuer):
+            answer = await validator._fetch(FetchRequest(url, "discovery"))
+            if isinstance(answer, Exception):
+                why = f"{url}: {answer.__class__.__name__}"
+                continue
+            try:
+                document = server_metadata(answer, issuer)
+            except ValueError as exc:
+                why = f"{url}: {exc}"
+                continue
+            authorize = document.get("authorization_endpoint")
+            token = document.get("token_endpoint")
+            if all(isinstance(u, str) and is_safe_url(u) for u in (authorize, token)):
+                return str(authorize), str(token)
+            why = f"{url}: no usable authorization_endpoint and token_endpoint"
+        logger.warning(
+            "Swagger UI login: the endpoints of %s could not be discovered (%s); "
+            "OpenAPI describes an HTTP bearer scheme instead",
+            issuer,
+            why,
+        )
+        return None
 
     def requirement(self, scopes: Iterable[str]) -> Requirement:
         """The checked requirement for a route's scopes (built once per set of scopes).

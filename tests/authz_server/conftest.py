@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 
 from apiguard import AccessToken, AsyncValidator
 from examples.authz_server import Settings, create_app
+from examples.authz_server.services import Domain
 from examples.authz_server.store import Store
-from examples.authz_server.tenant import Tenant
 
 from .support import ISSUER, ORGANIZER, ORIGIN, Browser, FakeClock, Validate
 
@@ -26,7 +26,7 @@ def anyio_backend() -> str:
 def seeded_store() -> Store:
     """A seeded store built once (keys, seed); each test gets a copy."""
     store = Store(":memory:")
-    Tenant(store, Settings(db_path=":memory:")).initialise()
+    Domain(store, Settings(db_path=":memory:")).initialise()
     return store
 
 
@@ -46,9 +46,9 @@ def app(settings: Settings, seeded_store: Store) -> Starlette:
 
 
 @pytest.fixture
-def tenant(app: Starlette) -> Tenant:
+def tenant(app: Starlette) -> Domain:
     bundle: Any = app.state.services
-    result: Tenant = bundle.tenant
+    result: Domain = bundle.domain
     return result
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from apiguard import AccessToken
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 ISSUER = "http://127.0.0.1:9000/"
 ORIGIN = "http://127.0.0.1:9000"
@@ -123,14 +123,14 @@ async def token_request(http: httpx.AsyncClient, **data: str) -> httpx.Response:
     return await http.post("/oauth/token", data=data)
 
 
-async def management_token(http: httpx.AsyncClient, tenant: Tenant, *scopes: str) -> str:
+async def management_token(http: httpx.AsyncClient, tenant: Domain, *scopes: str) -> str:
     """A client-credentials token for the Management API (World Mappers gets a grant)."""
-    if tenant.find_client_grant("world-mappers", MANAGEMENT) is None:
-        tenant.create_client_grant("world-mappers", MANAGEMENT, list(scopes))
+    if tenant.client_grants.find("world-mappers", MANAGEMENT) is None:
+        tenant.client_grants.create("world-mappers", MANAGEMENT, list(scopes))
     else:
-        grant = tenant.find_client_grant("world-mappers", MANAGEMENT)
+        grant = tenant.client_grants.find("world-mappers", MANAGEMENT)
         assert grant is not None
-        tenant.update_client_grant(grant.id, list(scopes))
+        tenant.client_grants.update(grant.id, list(scopes))
     response = await token_request(
         http, grant_type="client_credentials", audience=MANAGEMENT, **WORLD_MAPPERS
     )

@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import (
     CALENDAR,
@@ -169,10 +169,10 @@ async def test_redirect_uri_required_when_several_are_registered(browser: Browse
 
 
 async def test_redirect_uri_may_be_omitted_with_one_registered(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """With one registered URI it may be omitted, and then also at the token endpoint."""
-    client, secret = tenant.create_client(
+    client, secret = tenant.clients.create(
         name="One", is_first_party=False, callbacks=["https://one.example/cb"]
     )
     assert secret is not None
@@ -343,10 +343,10 @@ async def test_code_is_bound_to_its_request(
 
 
 async def test_code_is_bound_to_the_client(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """Another properly authenticated client cannot redeem the code."""
-    client, secret = tenant.create_client(name="Other", callbacks=[CALENDAR_CB])
+    client, secret = tenant.clients.create(name="Other", callbacks=[CALENDAR_CB])
     assert secret is not None
     verifier, challenge = pkce_pair()
     code = (await browser.code(**calendar_request(challenge)))["code"]
@@ -409,7 +409,7 @@ async def test_code_expires_after_a_minute(
     assert response.json()["error"] == "invalid_grant"
 
 
-async def test_code_is_long_random_and_stored_hashed(browser: Browser, tenant: Tenant) -> None:
+async def test_code_is_long_random_and_stored_hashed(browser: Browser, tenant: Domain) -> None:
     """Codes carry 256 bits in base64url and the store holds only their digest."""
     _, challenge = pkce_pair()
     code = (await browser.code(**calendar_request(challenge)))["code"]

@@ -11,8 +11,8 @@ import pytest
 
 from examples.authz_server import Settings, create_app
 from examples.authz_server.__main__ import main
+from examples.authz_server.services import Domain
 from examples.authz_server.store import Store
-from examples.authz_server.tenant import Tenant
 
 from .support import ISSUER, ORGANIZER, ORIGIN, token_request
 
@@ -82,7 +82,7 @@ def test_rotate_keys_persists(db: Path, capsys: pytest.CaptureFixture[str]) -> N
     rotated = cli(capsys, "rotate-keys")
     assert isinstance(rotated, dict)
     store = Store(str(db))
-    tenant = Tenant(store, Settings(db_path=str(db)))
+    tenant = Domain(store, Settings(db_path=str(db)))
     assert tenant.keys.current().kid == rotated["kid"]
     store.close()
 
@@ -98,11 +98,11 @@ def test_export_and_import_round_trip(
         assert secret not in text
     document = json.loads(text)
     assert {c["client_id"] for c in document["clients"]} >= {"world-mappers", "calendar-app"}
-    fresh = Tenant(Store(":memory:"), Settings(db_path=":memory:", seed_path=out))
+    fresh = Domain(Store(":memory:"), Settings(db_path=":memory:", seed_path=out))
     fresh.initialise()
-    assert fresh.authenticate_client("world-mappers", "world-mappers-dev-secret") is not None
-    assert fresh.authenticate_user("demo@organizer.example", "organizer-demo-password")
-    assert fresh.find_client_grant("world-mappers", ORGANIZER) is not None
+    assert fresh.clients.authenticate("world-mappers", "world-mappers-dev-secret") is not None
+    assert fresh.users.authenticate("demo@organizer.example", "organizer-demo-password")
+    assert fresh.client_grants.find("world-mappers", ORGANIZER) is not None
 
 
 @pytest.mark.anyio
@@ -110,10 +110,10 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
     """A file store keeps clients, secrets and keys across two app instances."""
     settings = Settings(db_path=str(tmp_path / "a.sqlite3"))
     first = create_app(settings)
-    tenant: Tenant = first.state.services.tenant
-    client, secret = tenant.create_client(name="Persisted", app_type="non_interactive")
+    tenant: Domain = first.state.services.domain
+    client, secret = tenant.clients.create(name="Persisted", app_type="non_interactive")
     assert secret is not None
-    tenant.create_client_grant(client.client_id, ORGANIZER, ["read:tasks"])
+    tenant.client_grants.create(client.client_id, ORGANIZER, ["read:tasks"])
     kid = tenant.keys.current().kid
     tenant.store.close()
     second = create_app(settings)
@@ -128,18 +128,18 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
         )
         assert response.status_code == 200
         assert jwt.get_unverified_header(response.json()["access_token"])["kid"] == kid
-    second.state.services.tenant.store.close()
+    second.state.services.domain.store.close()
 
 
 def test_seed_is_loaded_once(tmp_path: Path) -> None:
     """Objects deleted after the first start are not re-seeded on the next start."""
     settings = Settings(db_path=str(tmp_path / "s.sqlite3"))
     store = Store(settings.db_path)
-    tenant = Tenant(store, settings)
+    tenant = Domain(store, settings)
     tenant.initialise()
-    tenant.delete_client("textapp-io")
+    tenant.clients.delete("textapp-io")
     tenant.initialise()
-    assert tenant.find_client("textapp-io") is None
+    assert tenant.clients.find("textapp-io") is None
     store.close()
 
 
@@ -157,8 +157,8 @@ def test_seeded_secrets_and_passwords_are_hashed(seeded_store: Store) -> None:
 
 def test_seed_matches_the_documented_scenario(seeded_store: Store) -> None:
     """The seed has the Organizer API scopes, the named clients and an admin user."""
-    tenant = Tenant(Store.copy_of(seeded_store), Settings(db_path=":memory:"))
-    api = tenant.get_api(ORGANIZER)
+    tenant = Domain(Store.copy_of(seeded_store), Settings(db_path=":memory:"))
+    api = tenant.apis.get(ORGANIZER)
     assert api.scope_values == {
         "read:appointments",
         "create:appointments",
@@ -168,11 +168,11 @@ def test_seed_matches_the_documented_scenario(seeded_store: Store) -> None:
         "create:tasks",
     }
     assert all(s.description for s in api.scopes)
-    names = {c.name for c in tenant.list_clients()}
+    names = {c.name for c in tenant.clients.all()}
     assert {"CalendarApp", "MyTodos.io", "TextApp.io", "World Mappers"} <= names
-    third_party = {c.name for c in tenant.list_clients() if not c.is_first_party}
+    third_party = {c.name for c in tenant.clients.all() if not c.is_first_party}
     assert {"CalendarApp", "MyTodos.io", "TextApp.io"} <= third_party
-    admin = tenant.find_user_by_email("admin@organizer.example")
+    admin = tenant.users.find_by_email("admin@organizer.example")
     assert admin is not None
     assert admin.is_admin
 
@@ -205,8 +205,8 @@ def test_settings_from_the_environment() -> None:
 def test_issuer_change_moves_the_management_api(seeded_store: Store) -> None:
     """Restarting on another port re-points the Management API and its client grants."""
     store = Store.copy_of(seeded_store)
-    first = Tenant(store, Settings(db_path=":memory:"))
-    first.create_client_grant("world-mappers", f"{ISSUER}api/v2/", ["read:clients"])
-    moved = Tenant(store, Settings(db_path=":memory:", issuer="http://127.0.0.1:9100/"))
+    first = Domain(store, Settings(db_path=":memory:"))
+    first.client_grants.create("world-mappers", f"{ISSUER}api/v2/", ["read:clients"])
+    moved = Domain(store, Settings(db_path=":memory:", issuer="http://127.0.0.1:9100/"))
     moved.initialise()
-    assert moved.find_client_grant("world-mappers", "http://127.0.0.1:9100/api/v2/") is not None
+    assert moved.client_grants.find("world-mappers", "http://127.0.0.1:9100/api/v2/") is not None

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from apiguard import UnknownSigningKey
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import ISSUER, ORGANIZER, WORLD_MAPPERS, Validate, token_request
 
@@ -60,7 +60,7 @@ async def test_tokens_from_the_current_key_validate_with_apiguard(
 
 
 async def test_rotation_publishes_before_use_and_keeps_previous_until_revoked(
-    http: httpx.AsyncClient, tenant: Tenant, validate: Validate
+    http: httpx.AsyncClient, tenant: Domain, validate: Validate
 ) -> None:
     """Rotation signs with the already published next key; the old key stays until revoked."""
     before = {k["kid"] for k in (await http.get("/.well-known/jwks.json")).json()["keys"]}
@@ -89,7 +89,7 @@ async def test_rotation_publishes_before_use_and_keeps_previous_until_revoked(
         await validate(old)
 
 
-async def test_only_the_previous_key_can_be_revoked(tenant: Tenant) -> None:
+async def test_only_the_previous_key_can_be_revoked(tenant: Domain) -> None:
     """Revoking the current key is refused, so the server can always sign."""
     from examples.authz_server.keys import SigningKeyError
 

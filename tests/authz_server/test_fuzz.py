@@ -17,8 +17,8 @@ import pytest
 from starlette.applications import Starlette
 
 from examples.authz_server import Settings
+from examples.authz_server.services import MANAGEMENT_SCOPES, Domain
 from examples.authz_server.settings import RateLimit
-from examples.authz_server.tenant import MANAGEMENT_SCOPES, Tenant
 
 from .support import (
     ORGANIZER,
@@ -88,14 +88,14 @@ async def lenient(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def fuzz_client(tenant: Tenant) -> dict[str, str]:
+def fuzz_client(tenant: Domain) -> dict[str, str]:
     """A first-party confidential client allowed every grant (a fast SHA-256 secret)."""
-    client, secret = tenant.create_client(
+    client, secret = tenant.clients.create(
         name="Fuzz",
         callbacks=[CALLBACK],
         grant_types=["authorization_code", "refresh_token", "client_credentials", "password"],
     )
-    tenant.create_client_grant(client.client_id, ORGANIZER, ["read:tasks"])
+    tenant.client_grants.create(client.client_id, ORGANIZER, ["read:tasks"])
     assert secret is not None
     return {"client_id": client.client_id, "client_secret": secret}
 
@@ -354,7 +354,7 @@ MANAGEMENT_BASES = [
 @pytest.mark.parametrize(("method", "path", "base", "fields"), MANAGEMENT_BASES)
 async def test_management_api_never_crashes(
     lenient: httpx.AsyncClient,
-    tenant: Tenant,
+    tenant: Domain,
     method: str,
     path: str,
     base: dict[str, Any],
@@ -387,7 +387,7 @@ async def test_management_api_never_crashes(
     ],
 )
 async def test_management_api_unknown_ids_are_4xx(
-    lenient: httpx.AsyncClient, tenant: Tenant, path: str
+    lenient: httpx.AsyncClient, tenant: Domain, path: str
 ) -> None:
     """Every method on an unknown or junk id answers 4xx."""
     token = await management_token(lenient, tenant, *MANAGEMENT_SCOPES)

@@ -12,8 +12,9 @@ import pytest
 
 from apiguard import AsyncIntrospector, InactiveToken, Introspection
 from examples.authz_server import Settings
+from examples.authz_server.rules import ValidationError
+from examples.authz_server.services import Domain
 from examples.authz_server.store import SCHEMA_VERSION, Store
-from examples.authz_server.tenant import Tenant, ValidationError
 
 from .support import (
     CALENDAR,
@@ -55,9 +56,9 @@ async def introspect(
 
 
 @pytest.fixture
-def opaque(tenant: Tenant) -> None:
+def opaque(tenant: Domain) -> None:
     """The Organizer API issues opaque reference tokens."""
-    tenant.update_api(ORGANIZER, {"access_token_format": "opaque"})
+    tenant.apis.update(ORGANIZER, {"access_token_format": "opaque"})
 
 
 async def test_discovery_advertises_the_endpoint(http: httpx.AsyncClient) -> None:
@@ -103,7 +104,7 @@ async def test_other_callers_learn_nothing(http: httpx.AsyncClient, caller: dict
 
 
 async def test_opaque_token_is_random_stored_hashed_and_introspected(
-    http: httpx.AsyncClient, tenant: Tenant, opaque: None
+    http: httpx.AsyncClient, tenant: Domain, opaque: None
 ) -> None:
     """An opaque API's token is random, its value is not in the store, introspection answers."""
     token = await world_mappers_token(http)
@@ -121,7 +122,7 @@ async def test_opaque_token_is_random_stored_hashed_and_introspected(
 
 
 async def test_revocation_takes_effect_at_once(
-    http: httpx.AsyncClient, tenant: Tenant, opaque: None
+    http: httpx.AsyncClient, tenant: Domain, opaque: None
 ) -> None:
     """Revoking an opaque token at /oauth/revoke makes the very next introspection inactive."""
     token = await world_mappers_token(http)
@@ -149,10 +150,10 @@ async def test_revoked_jwt_is_inactive(http: httpx.AsyncClient) -> None:
 
 
 async def test_expired_tokens_are_inactive(
-    http: httpx.AsyncClient, tenant: Tenant, clock: FakeClock, opaque: None
+    http: httpx.AsyncClient, tenant: Domain, clock: FakeClock, opaque: None
 ) -> None:
     """An opaque token past its lifetime is inactive, and its row is purged later."""
-    tenant.update_api(ORGANIZER, {"token_lifetime": 60})
+    tenant.apis.update(ORGANIZER, {"token_lifetime": 60})
     token = await world_mappers_token(http)
     clock.advance(60)
     assert await introspect(http, token) == {"active": False}
@@ -257,14 +258,14 @@ async def test_apiguard_introspector_against_the_server(
             await introspector.validate(token)
 
 
-async def test_userinfo_accepts_opaque_tokens(tenant: Tenant, http: httpx.AsyncClient) -> None:
+async def test_userinfo_accepts_opaque_tokens(tenant: Domain, http: httpx.AsyncClient) -> None:
     """An opaque token with openid (and the userinfo audience) works at /userinfo."""
     bundle: Any = http._transport.app.state.services  # type: ignore[attr-defined]
-    tenant.update_api(ORGANIZER, {"access_token_format": "opaque"})
-    user = tenant.find_user_by_email("demo@organizer.example")
+    tenant.apis.update(ORGANIZER, {"access_token_format": "opaque"})
+    user = tenant.users.find_by_email("demo@organizer.example")
     assert user is not None
     issued = bundle.minter.access_token(
-        api=tenant.get_api(ORGANIZER),
+        api=tenant.apis.get(ORGANIZER),
         subject=user.user_id,
         client_id="organizer-web",
         scopes=["openid", "email"],
@@ -278,7 +279,7 @@ async def test_userinfo_accepts_opaque_tokens(tenant: Tenant, http: httpx.AsyncC
 
 
 async def test_management_api_sets_format_and_introspection_clients(
-    http: httpx.AsyncClient, tenant: Tenant
+    http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """The Management API creates and changes an API's token format and introspection clients."""
     token = await management_token(
@@ -322,43 +323,78 @@ async def test_management_api_sets_format_and_introspection_clients(
         pytest.param({"introspection_clients": ["textapp-io"]}, "confidential", id="public"),
     ],
 )
-def test_bad_settings_are_refused(tenant: Tenant, changes: dict[str, Any], message: str) -> None:
+def test_bad_settings_are_refused(tenant: Domain, changes: dict[str, Any], message: str) -> None:
     """Unusable formats and clients are validation errors; nothing is changed."""
     with pytest.raises(ValidationError, match=message):
-        tenant.update_api(ORGANIZER, changes)
-    api = tenant.get_api(ORGANIZER)
+        tenant.apis.update(ORGANIZER, changes)
+    api = tenant.apis.get(ORGANIZER)
     assert (api.access_token_format, api.introspection_clients) == ("jwt", ("organizer-api",))
 
 
-def test_deleting_a_client_drops_its_introspection_right(tenant: Tenant) -> None:
+def test_deleting_a_client_drops_its_introspection_right(tenant: Domain) -> None:
     """A deleted client no longer appears among any API's introspection clients."""
-    tenant.delete_client("organizer-api")
-    assert tenant.get_api(ORGANIZER).introspection_clients == ()
+    tenant.clients.delete("organizer-api")
+    assert tenant.apis.get(ORGANIZER).introspection_clients == ()
 
 
-def test_export_and_import_keep_the_settings(tenant: Tenant) -> None:
+def test_export_and_import_keep_the_settings(tenant: Domain) -> None:
     """An exported tenant imports with its token formats and introspection clients."""
-    tenant.update_api(ORGANIZER, {"access_token_format": "opaque"})
-    exported = tenant.export_tenant()
-    fresh = Tenant(Store(":memory:"), Settings(db_path=":memory:"))
+    tenant.apis.update(ORGANIZER, {"access_token_format": "opaque"})
+    exported = tenant.export()
+    fresh = Domain(Store(":memory:"), Settings(db_path=":memory:"))
     fresh.keys.ensure()
-    fresh.import_tenant(exported)
-    api = fresh.get_api(ORGANIZER)
+    fresh.load(exported)
+    api = fresh.apis.get(ORGANIZER)
     assert (api.access_token_format, api.introspection_clients) == ("opaque", ("organizer-api",))
 
 
 def test_older_store_files_gain_the_new_columns(tmp_path: Path) -> None:
     """A store of the previous schema version is migrated: APIs default to JWTs."""
     path = str(tmp_path / "old.sqlite3")
-    Tenant(Store(path), Settings(db_path=path)).initialise()
+    Domain(Store(path), Settings(db_path=path)).initialise()
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE resource_servers DROP COLUMN access_token_format")
         conn.execute("ALTER TABLE resource_servers DROP COLUMN introspection_clients")
         conn.execute("DROP TABLE reference_tokens")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
     store = Store(path)
-    tenant = Tenant(store, Settings(db_path=path))
-    api = tenant.get_api(ORGANIZER)
+    tenant = Domain(store, Settings(db_path=path))
+    api = tenant.apis.get(ORGANIZER)
     assert (api.access_token_format, api.introspection_clients) == ("jwt", ())
     assert store.all("SELECT * FROM reference_tokens") == []
     store.close()
+
+
+def test_cli_sets_the_token_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """create-api takes a format and introspection clients; set-token-format changes it."""
+    import json
+
+    from examples.authz_server.__main__ import main
+
+    monkeypatch.setenv("AUTHZ_DB", str(tmp_path / "cli.sqlite3"))
+    monkeypatch.delenv("AUTHZ_ISSUER", raising=False)
+
+    def cli(*argv: str) -> Any:
+        assert main(list(argv)) == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    created = cli(
+        "create-api",
+        "--name",
+        "Ref",
+        "--identifier",
+        "https://ref.example",
+        "--token-format",
+        "opaque",
+        "--introspection-client",
+        "organizer-api",
+    )
+    assert (created["access_token_format"], created["introspection_clients"]) == (
+        "opaque",
+        ["organizer-api"],
+    )
+    assert cli("set-token-format", "https://ref.example", "jwt")["access_token_format"] == "jwt"
+    with pytest.raises(SystemExit):
+        main(["set-token-format", "https://ref.example", "paseto"])

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import (
     CALENDAR_CB,
@@ -48,11 +48,11 @@ async def signed_in(browser: Browser) -> None:
     assert response.status_code == 303
 
 
-async def test_third_party_consent_is_remembered(browser: Browser, tenant: Tenant) -> None:
+async def test_third_party_consent_is_remembered(browser: Browser, tenant: Domain) -> None:
     """CalendarApp asks once; the second authorization skips the consent page."""
     first = await browser.run(**CALENDAR_READ)
     assert "code" in callback_params(first.headers["location"])
-    grant = tenant.list_user_grants(user_id="auth0|demo", client_id="calendar-app")[0]
+    grant = tenant.consents.all(user_id="auth0|demo", client_id="calendar-app")[0]
     assert set(grant.scope) == {"openid", "read:appointments"}
     again = await browser.authorize(**request_for("calendar-app", CALENDAR_CB, "read:appointments"))
     assert again.status_code == 302
@@ -115,10 +115,10 @@ async def test_first_party_on_localhost_still_asks(
 
 
 async def test_first_party_asks_when_the_api_disallows_skipping(
-    browser: Browser, tenant: Tenant
+    browser: Browser, tenant: Domain
 ) -> None:
     """With skip_consent_for_verifiable_first_party_clients off, first-party apps ask too."""
-    tenant.update_api(ORGANIZER, {"skip_consent_for_verifiable_first_party_clients": False})
+    tenant.apis.update(ORGANIZER, {"skip_consent_for_verifiable_first_party_clients": False})
     await signed_in(browser)
     request = request_for("organizer-web", "https://organizer.example/callback", "read:tasks")
     response = await browser.authorize(**request)
@@ -159,12 +159,12 @@ async def test_consent_page_shows_who_asks_for_what(browser: Browser) -> None:
     assert "registered itself" not in page.text
 
 
-async def test_dynamic_clients_get_a_warning(browser: Browser, tenant: Tenant) -> None:
+async def test_dynamic_clients_get_a_warning(browser: Browser, tenant: Domain) -> None:
     """A dynamically registered client's consent page warns that it is unreviewed."""
-    registered = tenant.register_client(
+    registered = tenant.clients.register(
         {"client_name": "Fresh", "redirect_uris": ["https://fresh.example/cb"]}
     )
-    request = request_for(registered["client_id"], "https://fresh.example/cb", "read:tasks")
+    request = request_for(registered.client.client_id, "https://fresh.example/cb", "read:tasks")
     response = await browser.authorize(**request)
     response = await browser.login(response.headers["location"])
     page = await browser.http.get(response.headers["location"])
@@ -173,13 +173,13 @@ async def test_dynamic_clients_get_a_warning(browser: Browser, tenant: Tenant) -
 
 
 async def test_dynamic_client_errors_do_not_redirect_automatically(
-    browser: Browser, tenant: Tenant
+    browser: Browser, tenant: Domain
 ) -> None:
     """An error for a dynamically registered client is a page with a link, not a 302."""
-    registered = tenant.register_client(
+    registered = tenant.clients.register(
         {"client_name": "Fresh", "redirect_uris": ["https://fresh.example/cb"]}
     )
-    request = request_for(registered["client_id"], "https://fresh.example/cb", "bogus")
+    request = request_for(registered.client.client_id, "https://fresh.example/cb", "bogus")
     response = await browser.authorize(**request)
     assert response.status_code == 400
     assert "location" not in response.headers
@@ -208,7 +208,7 @@ async def consent_form(browser: Browser) -> dict[str, str]:
     ],
 )
 async def test_consent_post_needs_a_same_site_csrf_token(
-    browser: Browser, tenant: Tenant, mutate: object, headers: dict[str, str]
+    browser: Browser, tenant: Domain, mutate: object, headers: dict[str, str]
 ) -> None:
     """A consent POST without the right token or from another site grants nothing."""
     form = await consent_form(browser)
@@ -219,7 +219,7 @@ async def test_consent_post_needs_a_same_site_csrf_token(
     )
     assert response.status_code == 403
     assert "location" not in response.headers
-    assert tenant.list_user_grants(user_id="auth0|demo") == []
+    assert tenant.consents.all(user_id="auth0|demo") == []
 
 
 async def test_consent_post_from_our_own_page_is_accepted(browser: Browser) -> None:
@@ -255,14 +255,14 @@ async def test_consent_from_another_browser_is_refused(browser: Browser, app: St
     assert "location" not in response.headers
 
 
-async def test_get_on_consent_never_grants(browser: Browser, tenant: Tenant) -> None:
+async def test_get_on_consent_never_grants(browser: Browser, tenant: Domain) -> None:
     """A GET to the consent URL with decision=allow only shows the page."""
     form = await consent_form(browser)
     response = await browser.http.get(
         "/consent", params={"interaction": form["interaction"], "decision": "allow"}
     )
     assert response.status_code == 200
-    assert tenant.list_user_grants(user_id="auth0|demo") == []
+    assert tenant.consents.all(user_id="auth0|demo") == []
 
 
 async def test_login_post_needs_the_csrf_token(browser: Browser) -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import ORGANIZER, ORIGIN, Validate, management_token, token_request
 
@@ -41,7 +41,7 @@ ALL_SCOPES = (
 
 @pytest.fixture
 async def admin(
-    http: httpx.AsyncClient, tenant: Tenant, app: Starlette
+    http: httpx.AsyncClient, tenant: Domain, app: Starlette
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client carrying a Management API token with every scope."""
     token = await management_token(http, tenant, *ALL_SCOPES)
@@ -76,7 +76,7 @@ async def test_an_organizer_token_is_not_a_management_token(http: httpx.AsyncCli
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-async def test_missing_scope_is_403(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_missing_scope_is_403(http: httpx.AsyncClient, tenant: Domain) -> None:
     """A token with read:clients cannot create clients."""
     token = await management_token(http, tenant, "read:clients")
     headers = {"Authorization": f"Bearer {token}"}
@@ -121,8 +121,8 @@ ROUTE_SCOPES = [
 async def test_every_route_needs_its_own_scope(http: httpx.AsyncClient, app: Starlette) -> None:
     """A token with every scope but a route's own gets 403 naming that scope; nothing changes."""
     bundle = app.state.services
-    api = bundle.tenant.get_api(bundle.settings.management_audience)
-    before = bundle.tenant.export_tenant()
+    api = bundle.domain.apis.get(bundle.settings.management_audience)
+    before = bundle.domain.export()
     refused = []
     for method, path, scope in ROUTE_SCOPES:
         token = bundle.minter.access_token(
@@ -138,7 +138,7 @@ async def test_every_route_needs_its_own_scope(http: httpx.AsyncClient, app: Sta
         if response.status_code != 403 or f'scope="{scope}"' not in challenge:
             refused.append(f"{method} {path}: {response.status_code} {challenge}")
     assert refused == []
-    assert bundle.tenant.export_tenant() == before
+    assert bundle.domain.export() == before
 
 
 async def test_quickstart_loop_through_the_management_api(
@@ -339,7 +339,7 @@ async def test_hs256_secret_is_shown_to_admins_only_via_the_api(
     assert secret not in listed.text
 
 
-async def test_users_and_user_grants(admin: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_users_and_user_grants(admin: httpx.AsyncClient, tenant: Domain) -> None:
     """Users are created with Auth0's shape; consent records can be listed and withdrawn."""
     created = await admin.post(
         "/api/v2/users",
@@ -349,7 +349,7 @@ async def test_users_and_user_grants(admin: httpx.AsyncClient, tenant: Tenant) -
     user = created.json()
     assert user["user_id"].startswith("auth0|")
     assert "password" not in created.text
-    tenant.remember_consent(user["user_id"], "calendar-app", ORGANIZER, ["read:appointments"])
+    tenant.consents.remember(user["user_id"], "calendar-app", ORGANIZER, ["read:appointments"])
     grants = (await admin.get("/api/v2/grants", params={"user_id": user["user_id"]})).json()
     assert grants == [
         {
@@ -382,7 +382,7 @@ async def test_client_secret_rotation(admin: httpx.AsyncClient, http: httpx.Asyn
     assert new.status_code == 200
 
 
-async def test_key_rotation_through_the_api(admin: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_key_rotation_through_the_api(admin: httpx.AsyncClient, tenant: Domain) -> None:
     """POST rotate makes next current; PUT revoke drops the previous key from the JWKS."""
     keys = (await admin.get("/api/v2/keys/signing")).json()
     assert {k["current"] for k in keys} == {True, False}
@@ -399,10 +399,10 @@ async def test_key_rotation_through_the_api(admin: httpx.AsyncClient, tenant: Te
     assert previous not in {k["kid"] for k in jwks["keys"]}
 
 
-async def test_deleting_an_api_removes_its_grants(admin: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_deleting_an_api_removes_its_grants(admin: httpx.AsyncClient, tenant: Domain) -> None:
     """Deleting the Organizer API deletes its client grants; the system API cannot go."""
     assert (await admin.delete(f"/api/v2/resource-servers/{ORGANIZER}")).status_code == 204
-    assert tenant.list_client_grants(audience=ORGANIZER) == []
-    system = tenant.ensure_management_api()
+    assert tenant.client_grants.all(audience=ORGANIZER) == []
+    system = tenant.apis.ensure_management_api()
     response = await admin.delete(f"/api/v2/resource-servers/{system.id}")
     assert response.status_code == 400

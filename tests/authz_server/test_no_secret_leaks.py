@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from examples.authz_server.tenant import MANAGEMENT_SCOPES, Tenant
+from examples.authz_server.services import MANAGEMENT_SCOPES, Domain
 
 from .support import (
     CALENDAR,
@@ -42,7 +42,7 @@ async def test_a_full_flow_logs_no_secret(
     caplog: pytest.LogCaptureFixture,
     http: httpx.AsyncClient,
     browser: Browser,
-    tenant: Tenant,
+    tenant: Domain,
 ) -> None:
     """At DEBUG, the logs of sign-in, every grant, registration and management hold no secret."""
     caplog.set_level(logging.DEBUG)
@@ -204,7 +204,7 @@ async def test_login_page_never_echoes_the_password(
 
 
 async def test_management_api_shows_a_client_secret_only_once(
-    http: httpx.AsyncClient, tenant: Tenant
+    http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """The secret is in the creation answer, and in no later read of the client or the list."""
     token = await management_token(http, tenant, *MANAGEMENT_SCOPES)

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from examples.authz_server.security import half_hash
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import (
     CALENDAR,
@@ -137,10 +137,10 @@ async def test_refresh_needs_the_owning_client(
 
 
 async def test_refresh_token_is_bound_to_its_client(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """Another authenticated client presenting the RT gets invalid_grant."""
-    other, secret = tenant.create_client(name="Other", callbacks=["https://o.example/cb"])
+    other, secret = tenant.clients.create(name="Other", callbacks=["https://o.example/cb"])
     assert secret is not None
     first = await calendar_tokens(http, browser, OFFLINE_SCOPE)
     response = await token_request(
@@ -154,41 +154,41 @@ async def test_refresh_token_is_bound_to_its_client(
 
 
 async def test_no_refresh_token_without_offline_access(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """No RT without offline_access, nor when the API does not allow offline access."""
     plain = await calendar_tokens(http, browser, "openid read:appointments")
     assert "refresh_token" not in plain
-    tenant.update_api(ORGANIZER, {"allow_offline_access": False})
+    tenant.apis.update(ORGANIZER, {"allow_offline_access": False})
     offline = await calendar_tokens(http, browser, OFFLINE_SCOPE)
     assert "refresh_token" not in offline
 
 
 async def test_refresh_stops_when_offline_access_is_turned_off(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """Existing refresh tokens stop working once the API disallows offline access."""
     first = await calendar_tokens(http, browser, OFFLINE_SCOPE)
-    tenant.update_api(ORGANIZER, {"allow_offline_access": False})
+    tenant.apis.update(ORGANIZER, {"allow_offline_access": False})
     assert (await refresh(http, first["refresh_token"])).json()["error"] == "invalid_grant"
 
 
 async def test_withdrawn_consent_revokes_refresh_tokens(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """Deleting the user grant makes its refresh tokens fail."""
     first = await calendar_tokens(http, browser, OFFLINE_SCOPE)
-    grant = tenant.list_user_grants(user_id="auth0|demo", client_id="calendar-app")[0]
-    tenant.revoke_user_grant(grant.id)
+    grant = tenant.consents.all(user_id="auth0|demo", client_id="calendar-app")[0]
+    tenant.consents.revoke(grant.id)
     assert (await refresh(http, first["refresh_token"])).json()["error"] == "invalid_grant"
 
 
 async def test_password_change_revokes_refresh_tokens(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """Changing the user's password makes their refresh tokens fail."""
     first = await calendar_tokens(http, browser, OFFLINE_SCOPE)
-    tenant.update_user("auth0|demo", {"password": "a-brand-new-password"})
+    tenant.users.update("auth0|demo", {"password": "a-brand-new-password"})
     assert (await refresh(http, first["refresh_token"])).json()["error"] == "invalid_grant"
 
 
@@ -202,7 +202,7 @@ async def test_refresh_tokens_expire_when_idle(
 
 
 async def test_refresh_tokens_are_stored_hashed(
-    http: httpx.AsyncClient, browser: Browser, tenant: Tenant
+    http: httpx.AsyncClient, browser: Browser, tenant: Domain
 ) -> None:
     """The store holds no usable refresh token."""
     first = await calendar_tokens(http, browser, OFFLINE_SCOPE)
@@ -281,7 +281,7 @@ async def test_password_grant_does_not_enumerate_users(
     }
 
 
-async def test_password_grant_only_where_enabled(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_password_grant_only_where_enabled(http: httpx.AsyncClient, tenant: Domain) -> None:
     """CalendarApp (third-party, password not enabled) gets unauthorized_client."""
     response = await token_request(
         http,
@@ -292,12 +292,12 @@ async def test_password_grant_only_where_enabled(http: httpx.AsyncClient, tenant
         **CALENDAR,
     )
     assert response.json()["error"] == "unauthorized_client"
-    from examples.authz_server.tenant import ValidationError
+    from examples.authz_server.rules import ValidationError
 
     with pytest.raises(ValidationError):
-        tenant.update_client("calendar-app", {"grant_types": ["password"]})
+        tenant.clients.update("calendar-app", {"grant_types": ["password"]})
     with pytest.raises(ValidationError):
-        tenant.update_client("organizer-spa", {"grant_types": ["password"]})
+        tenant.clients.update("organizer-spa", {"grant_types": ["password"]})
 
 
 async def test_password_grant_is_rate_limited(http: httpx.AsyncClient) -> None:

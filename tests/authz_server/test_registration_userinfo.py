@@ -9,7 +9,8 @@ import jwt
 import pytest
 from starlette.applications import Starlette
 
-from examples.authz_server.tenant import Tenant
+from examples.authz_server import wire
+from examples.authz_server.services import Domain
 
 from .support import (
     ORGANIZER,
@@ -34,7 +35,7 @@ GOOD: dict[str, Any] = {
 
 
 async def test_registration_creates_a_third_party_client(
-    http: httpx.AsyncClient, tenant: Tenant
+    http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """The server assigns the id and a 256-bit+ secret, shown once and stored hashed."""
     response = await http.post("/oidc/register", json=GOOD | {"client_id": "chosen-by-me"})
@@ -46,11 +47,11 @@ async def test_registration_creates_a_third_party_client(
     assert body["client_secret_expires_at"] == 0
     assert body["redirect_uris"] == GOOD["redirect_uris"]
     assert body["logo_uri"] == GOOD["logo_uri"]
-    client = tenant.get_client(body["client_id"])
+    client = tenant.clients.get(body["client_id"])
     assert client.is_dynamic
     assert not client.is_first_party
     assert body["client_secret"] not in "\n".join(tenant.store._conn.iterdump())
-    assert not {"client_secret", "secret_hash"} & set(client.to_json())
+    assert not {"client_secret", "secret_hash"} & set(wire.client_json(client))
 
 
 async def test_registered_client_completes_a_code_flow_with_consent(
@@ -228,10 +229,10 @@ async def test_userinfo_refuses_other_tokens(http: httpx.AsyncClient) -> None:
 
 
 async def test_userinfo_refuses_tokens_an_api_could_forge(
-    http: httpx.AsyncClient, tenant: Tenant
+    http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """An HS256 API's shared secret cannot mint a token that reads any user's profile."""
-    api = tenant.create_api(name="Legacy", identifier="urn:legacy", signing_alg="HS256")
+    api = tenant.apis.create(name="Legacy", identifier="urn:legacy", signing_alg="HS256")
     assert api.signing_secret is not None
     now = int(tenant.now())
     forged = jwt.encode(
@@ -251,9 +252,9 @@ async def test_userinfo_refuses_tokens_an_api_could_forge(
     assert "demo@organizer.example" not in response.text
 
 
-async def test_hs256_tokens_do_not_name_userinfo(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_hs256_tokens_do_not_name_userinfo(http: httpx.AsyncClient, tenant: Domain) -> None:
     """A user token for an HS256 API has only the API as audience, even with openid."""
-    tenant.create_api(
+    tenant.apis.create(
         name="Legacy", identifier="urn:legacy", signing_alg="HS256", scopes=["read:x"]
     )
     response = await token_request(

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 
 from examples.authz_server import Settings, create_app
 from examples.authz_server import security as security_module
+from examples.authz_server.services import Domain
 from examples.authz_server.store import Store
-from examples.authz_server.tenant import Tenant
 
 from .support import (
     CALENDAR,
@@ -51,14 +51,14 @@ CALENDAR_READ = {
 
 
 async def management_client(
-    app: Starlette, http: httpx.AsyncClient, tenant: Tenant, *scopes: str
+    app: Starlette, http: httpx.AsyncClient, tenant: Domain, *scopes: str
 ) -> httpx.AsyncClient:
     """A Management API caller (World Mappers) holding exactly *scopes*."""
-    grant = tenant.find_client_grant("world-mappers", MANAGEMENT)
+    grant = tenant.client_grants.find("world-mappers", MANAGEMENT)
     if grant is None:
-        tenant.create_client_grant("world-mappers", MANAGEMENT, list(scopes))
+        tenant.client_grants.create("world-mappers", MANAGEMENT, list(scopes))
     else:
-        tenant.update_client_grant(grant.id, list(scopes))
+        tenant.client_grants.update(grant.id, list(scopes))
     answer = await token_request(
         http,
         grant_type="client_credentials",
@@ -77,9 +77,9 @@ async def management_client(
 # ----------------------------------------------- 10. no scope grants what it lacks
 
 
-def _powerful_client(tenant: Tenant) -> None:
+def _powerful_client(tenant: Domain) -> None:
     """Organizer Web gets Management API scopes that the attacker's token lacks."""
-    tenant.create_client_grant("organizer-web", MANAGEMENT, ["delete:users", "create:users"])
+    tenant.client_grants.create("organizer-web", MANAGEMENT, ["delete:users", "create:users"])
 
 
 SIDEWAYS = [
@@ -157,7 +157,7 @@ SIDEWAYS = [
 async def test_no_management_scope_grants_a_scope_it_does_not_hold(
     app: Starlette,
     http: httpx.AsyncClient,
-    tenant: Tenant,
+    tenant: Domain,
     held: list[str],
     method: str,
     path: str,
@@ -166,18 +166,18 @@ async def test_no_management_scope_grants_a_scope_it_does_not_hold(
     """Each way a scope could reach a scope (or admin status) it lacks answers 403."""
     _powerful_client(tenant)
     async with await management_client(app, http, tenant, *held) as caller:
-        grant = tenant.find_client_grant("world-mappers", MANAGEMENT)
+        grant = tenant.client_grants.find("world-mappers", MANAGEMENT)
         assert grant is not None
         url = path.format(world_mappers_management_grant=grant.id)
         response = await caller.request(method, url, json=body)
     assert response.status_code == 403, response.text
     assert response.json()["statusCode"] == 403
-    assert not any(u.is_admin for u in tenant.list_users() if u.user_id != ADMIN_ID)
-    admin = tenant.get_user(ADMIN_ID)
+    assert not any(u.is_admin for u in tenant.users.all() if u.user_id != ADMIN_ID)
+    admin = tenant.users.get(ADMIN_ID)
     assert admin.email == "admin@organizer.example"
-    assert tenant.authenticate_user(admin.email, "organizer-admin-password") is not None
-    assert tenant.management_scopes_of("calendar-app") == frozenset()
-    assert tenant.management_scopes_of("world-mappers") == frozenset(held)
+    assert tenant.users.authenticate(admin.email, "organizer-admin-password") is not None
+    assert tenant.client_grants.management_scopes_of("calendar-app") == frozenset()
+    assert tenant.client_grants.management_scopes_of("world-mappers") == frozenset(held)
 
 
 ALLOWED = [
@@ -220,7 +220,7 @@ ALLOWED = [
 async def test_the_same_calls_within_the_callers_scopes_work(
     app: Starlette,
     http: httpx.AsyncClient,
-    tenant: Tenant,
+    tenant: Domain,
     held: list[str],
     method: str,
     path: str,
@@ -234,7 +234,7 @@ async def test_the_same_calls_within_the_callers_scopes_work(
 
 
 def test_administrator_status_is_set_from_the_command_line(
-    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tenant: Domain, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``set-admin`` is the way to make (and unmake) an administrator."""
     from examples.authz_server.__main__ import run_admin
@@ -260,10 +260,10 @@ def test_administrator_status_is_set_from_the_command_line(
     ],
 )
 async def test_hs256_secret_is_read_only_by_who_could_set_it(
-    app: Starlette, http: httpx.AsyncClient, tenant: Tenant, held: list[str], shown: bool
+    app: Starlette, http: httpx.AsyncClient, tenant: Domain, held: list[str], shown: bool
 ) -> None:
     """``read:resource_servers`` alone never sees ``signing_secret``."""
-    api = tenant.create_api(name="Legacy", identifier="urn:legacy", signing_alg="HS256")
+    api = tenant.apis.create(name="Legacy", identifier="urn:legacy", signing_alg="HS256")
     assert api.signing_secret is not None
     async with await management_client(app, http, tenant, *held) as caller:
         one = await caller.get(f"/api/v2/resource-servers/{api.id}")
@@ -278,10 +278,10 @@ async def test_hs256_secret_is_read_only_by_who_could_set_it(
 
 
 async def test_email_verified_is_only_true_for_verified_addresses(
-    app: Starlette, http: httpx.AsyncClient, tenant: Tenant
+    app: Starlette, http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """A user created without verification gets ``email_verified: false`` in ID tokens."""
-    tenant.create_user(email="victim@corp.example", password="long-password")
+    tenant.users.create(email="victim@corp.example", password="long-password")
 
     async def id_claims(email: str, password: str) -> dict[str, Any]:
         answer = await token_request(
@@ -307,9 +307,9 @@ async def test_email_verified_is_only_true_for_verified_addresses(
     assert created.json()["email_verified"] is False
 
 
-def test_changing_the_email_drops_its_verification(tenant: Tenant) -> None:
+def test_changing_the_email_drops_its_verification(tenant: Domain) -> None:
     """A new address is unverified even if the old one was verified."""
-    user = tenant.update_user("auth0|demo", {"email": "demo2@organizer.example"})
+    user = tenant.users.update("auth0|demo", {"email": "demo2@organizer.example"})
     assert not user.email_verified
 
 
@@ -317,9 +317,9 @@ def test_changing_the_email_drops_its_verification(tenant: Tenant) -> None:
 
 
 @pytest.fixture
-def scrypt_calls(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def scrypt_calls(tenant: Domain, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the scrypt derivations the server runs (after any one-time set-up)."""
-    tenant.authenticate_user("warm-up@organizer.example", "wrong-password")
+    tenant.users.authenticate("warm-up@organizer.example", "wrong-password")
     calls: list[int] = []
     real = hashlib.scrypt
 
@@ -367,7 +367,7 @@ async def test_unknown_users_cost_the_same_scrypt_work(
     ],
 )
 async def test_self_registered_clients_get_no_implicit_grant(
-    app: Starlette, http: httpx.AsyncClient, tenant: Tenant, metadata: dict[str, Any]
+    app: Starlette, http: httpx.AsyncClient, tenant: Domain, metadata: dict[str, Any]
 ) -> None:
     """Open registration refuses the implicit grant; an administrator may enable it later."""
     phishing = {
@@ -480,10 +480,10 @@ async def test_logout_returns_only_to_a_registered_url(
     ],
 )
 async def test_first_party_native_apps_on_claimable_uris_ask_for_consent(
-    browser: Browser, tenant: Tenant, callback: str, asks: bool
+    browser: Browser, tenant: Domain, callback: str, asks: bool
 ) -> None:
     """Any app can claim a custom scheme or a loopback port, so first party skips nothing there."""
-    tenant.create_client(
+    tenant.clients.create(
         client_id="organizer-native",
         name="Organizer Mobile",
         app_type="native",
@@ -518,7 +518,7 @@ def capped(clock: FakeClock, seeded_store: Store) -> Starlette:
 
 
 def _count(app: Starlette, table: str) -> int:
-    store: Store = app.state.services.tenant.store
+    store: Store = app.state.services.domain.store
     row = store.one(f"SELECT COUNT(*) AS n FROM {table}")
     assert row is not None
     return int(row["n"])
@@ -584,7 +584,7 @@ async def test_a_revoked_access_token_stops_working_at_userinfo(http: httpx.Asyn
 
 
 async def test_a_revoked_management_token_stops_working(
-    app: Starlette, http: httpx.AsyncClient, tenant: Tenant
+    app: Starlette, http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """The Management API refuses a token its holder revoked."""
     async with await management_client(app, http, tenant, "read:clients") as caller:
@@ -674,7 +674,7 @@ async def test_blocking_or_deleting_a_user_revokes_their_refresh_tokens(
     app: Starlette,
     http: httpx.AsyncClient,
     browser: Browser,
-    tenant: Tenant,
+    tenant: Domain,
     method: str,
     body: dict[str, Any] | None,
 ) -> None:

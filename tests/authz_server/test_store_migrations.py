@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from examples.authz_server import Settings
+from examples.authz_server.services import Domain
 from examples.authz_server.store import SCHEMA_VERSION, Store
-from examples.authz_server.tenant import Tenant
 
 SCHEMA_V0 = Path(__file__).with_name("data").joinpath("schema_v0.sql").read_text("utf-8")
 
@@ -33,9 +33,9 @@ def test_a_first_version_store_is_migrated(old_file: Path) -> None:
     """Opening an old file adds what is new; its users stay, unverified and not blocked."""
     store = Store(str(old_file))
     try:
-        tenant = Tenant(store, Settings(db_path=str(old_file), seed_path=None))
+        tenant = Domain(store, Settings(db_path=str(old_file), seed_path=None))
         tenant.initialise()
-        user = tenant.get_user("auth0|old")
+        user = tenant.users.get("auth0|old")
         assert user.is_admin
         assert not user.email_verified
         assert not user.blocked

@@ -10,14 +10,14 @@ import httpx
 import jwt
 import pytest
 
-from examples.authz_server import tenant as tenant_module
 from examples.authz_server.security import (
     hash_client_secret,
     hash_password,
     is_slow_hash,
     verify_secret,
 )
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
+from examples.authz_server.services import clients as tenant_module
 
 from .support import (
     CALENDAR,
@@ -77,9 +77,9 @@ async def test_requested_scope_narrows_the_token(http: httpx.AsyncClient) -> Non
     assert response.json()["scope"] == "read:contacts"
 
 
-async def test_missing_client_grant_is_auth0s_403(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_missing_client_grant_is_auth0s_403(http: httpx.AsyncClient, tenant: Domain) -> None:
     """Without a client grant the answer is Auth0's 403 access_denied message."""
-    tenant.delete_client_grant(tenant.list_client_grants(client_id="world-mappers")[0].id)
+    tenant.client_grants.delete(tenant.client_grants.all(client_id="world-mappers")[0].id)
     response = await token_request(http, **CC, **WORLD_MAPPERS)
     assert response.status_code == 403
     assert response.json() == {
@@ -112,24 +112,24 @@ async def test_client_credentials_failures(
 
 
 async def test_client_credentials_needs_the_grant_type(
-    http: httpx.AsyncClient, tenant: Tenant
+    http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """A client without client_credentials in its grant types gets unauthorized_client."""
-    tenant.create_client_grant("calendar-app", ORGANIZER, ["read:appointments"])
+    tenant.client_grants.create("calendar-app", ORGANIZER, ["read:appointments"])
     response = await token_request(http, **CC, **CALENDAR)
     assert response.status_code == 400
     assert response.json()["error"] == "unauthorized_client"
 
 
 async def test_client_credentials_for_an_hs256_api(
-    http: httpx.AsyncClient, tenant: Tenant, validate: Validate
+    http: httpx.AsyncClient, tenant: Domain, validate: Validate
 ) -> None:
     """An HS256 API's tokens are signed with its own secret and carry no kid."""
-    api = tenant.create_api(name="Legacy", identifier="urn:legacy", signing_alg="HS256")
+    api = tenant.apis.create(name="Legacy", identifier="urn:legacy", signing_alg="HS256")
     assert api.signing_secret is not None
     assert len(api.signing_secret) >= 43
-    tenant.update_api(api.id, {"scopes": [{"value": "read:x", "description": "x"}]})
-    tenant.create_client_grant("world-mappers", "urn:legacy", ["read:x"])
+    tenant.apis.update(api.id, {"scopes": [{"value": "read:x", "description": "x"}]})
+    tenant.client_grants.create("world-mappers", "urn:legacy", ["read:x"])
     response = await token_request(
         http, grant_type="client_credentials", audience="urn:legacy", **WORLD_MAPPERS
     )
@@ -144,10 +144,10 @@ async def test_client_credentials_for_an_hs256_api(
 
 
 async def test_rfc9068_dialect_sets_at_jwt_and_client_id(
-    http: httpx.AsyncClient, tenant: Tenant, validate: Validate
+    http: httpx.AsyncClient, tenant: Domain, validate: Validate
 ) -> None:
     """An API with the rfc9068_profile_authz dialect gets typ at+jwt, client_id, permissions."""
-    tenant.update_api(ORGANIZER, {"token_dialect": "rfc9068_profile_authz"})
+    tenant.apis.update(ORGANIZER, {"token_dialect": "rfc9068_profile_authz"})
     response = await token_request(http, **CC, **WORLD_MAPPERS)
     token = await validate(response.json()["access_token"], token_type="at+jwt")
     assert token.header["typ"] == "at+jwt"
@@ -158,15 +158,15 @@ async def test_rfc9068_dialect_sets_at_jwt_and_client_id(
 # ------------------------------------------------------------- client authentication
 
 
-async def test_basic_auth_with_special_characters(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_basic_auth_with_special_characters(http: httpx.AsyncClient, tenant: Domain) -> None:
     """A secret with ':', '%', '+' and spaces works when encoded per RFC 6749 Appendix B."""
-    client, _ = tenant.create_client(
+    client, _ = tenant.clients.create(
         name="Basic",
         app_type="non_interactive",
         token_endpoint_auth_method="client_secret_basic",
         client_secret="a:b%c+d e-long-enough",
     )
-    tenant.create_client_grant(client.client_id, ORGANIZER, ["read:tasks"])
+    tenant.client_grants.create(client.client_id, ORGANIZER, ["read:tasks"])
     headers = basic(client.client_id, "a:b%c+d e-long-enough")
     response = await http.post("/oauth/token", data=CC, headers=headers)
     assert response.status_code == 200, response.text
@@ -260,22 +260,22 @@ async def test_client_authentication_matrix(
         assert response.headers["www-authenticate"].startswith("Basic")
 
 
-async def test_basic_client_must_use_basic(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_basic_client_must_use_basic(http: httpx.AsyncClient, tenant: Domain) -> None:
     """A client registered for client_secret_basic that posts its secret gets invalid_client."""
-    client, secret = tenant.create_client(
+    client, secret = tenant.clients.create(
         name="Basic only",
         app_type="non_interactive",
         token_endpoint_auth_method="client_secret_basic",
     )
     assert secret is not None
-    tenant.create_client_grant(client.client_id, ORGANIZER, ["read:tasks"])
+    tenant.client_grants.create(client.client_id, ORGANIZER, ["read:tasks"])
     posted = await token_request(http, **CC, client_id=client.client_id, client_secret=secret)
     assert posted.status_code == 401
     good = await http.post("/oauth/token", data=CC, headers=basic(client.client_id, secret))
     assert good.status_code == 200
 
 
-async def test_expired_secret_is_refused(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_expired_secret_is_refused(http: httpx.AsyncClient, tenant: Domain) -> None:
     """A secret past client_secret_expires_at no longer authenticates."""
     tenant.store.execute(
         "UPDATE clients SET secret_expires_at = ? WHERE client_id = 'world-mappers'",
@@ -420,19 +420,19 @@ async def test_management_api_is_not_available_to_user_flows(http: httpx.AsyncCl
 # --- client-secret storage -------------------------------------------------------------------
 
 
-def _stored_hash(tenant: Tenant, client_id: str) -> str:
-    client = tenant.find_client(client_id)
+def _stored_hash(tenant: Domain, client_id: str) -> str:
+    client = tenant.clients.find(client_id)
     assert client is not None
     assert client.secret_hash is not None
     return client.secret_hash
 
 
 async def test_client_secrets_use_the_fast_hash_and_passwords_scrypt(
-    http: httpx.AsyncClient, tenant: Tenant
+    http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """Seeded and generated client secrets are SHA-256 hashed; user passwords stay scrypt."""
     assert _stored_hash(tenant, "world-mappers").startswith("sha256$")
-    client, secret = tenant.create_client(name="Bot", app_type="non_interactive")
+    client, secret = tenant.clients.create(name="Bot", app_type="non_interactive")
     assert secret is not None
     assert _stored_hash(tenant, client.client_id).startswith("sha256$")
     users = tenant.store.all("SELECT password_hash FROM users")
@@ -441,7 +441,7 @@ async def test_client_secrets_use_the_fast_hash_and_passwords_scrypt(
 
 
 async def test_scrypt_hashed_client_secret_still_works_and_is_rehashed(
-    http: httpx.AsyncClient, tenant: Tenant
+    http: httpx.AsyncClient, tenant: Domain
 ) -> None:
     """A store from an earlier version (scrypt client hashes) keeps working: the first good
     authentication replaces the scrypt hash by the fast one; a bad secret changes nothing."""
@@ -460,7 +460,7 @@ async def test_scrypt_hashed_client_secret_still_works_and_is_rehashed(
     assert (await token_request(http, **CC, **wrong)).status_code == 401
 
 
-def test_rehash_does_not_undo_a_rotation(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rehash_does_not_undo_a_rotation(tenant: Domain, monkeypatch: pytest.MonkeyPatch) -> None:
     """The re-hash only replaces the scrypt hash it verified: a secret rotated meanwhile
     (between the check and the update) stays rotated."""
     secret = WORLD_MAPPERS["client_secret"]
@@ -473,11 +473,11 @@ def test_rehash_does_not_undo_a_rotation(tenant: Tenant, monkeypatch: pytest.Mon
 
     def verify_then_rotate(candidate: str, stored: str | None) -> bool:
         ok = real_verify(candidate, stored)
-        rotated.append(tenant.rotate_client_secret("world-mappers")[1])
+        rotated.append(tenant.clients.rotate_secret("world-mappers")[1])
         return ok
 
     monkeypatch.setattr(tenant_module, "verify_secret", verify_then_rotate)
-    assert tenant.authenticate_client("world-mappers", secret) is not None
+    assert tenant.clients.authenticate("world-mappers", secret) is not None
     assert _stored_hash(tenant, "world-mappers") == hash_client_secret(rotated[0])
 
 

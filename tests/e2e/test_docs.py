@@ -122,6 +122,22 @@ def test_getting_started_apps_protect_their_routes(framework: str, served: Local
         anyio.run(close_validators, {**namespace, "factory_app": apps[-1]})
 
 
+def test_the_mcp_guide_server_is_a_protected_resource(served: LocalIssuer) -> None:
+    """The MCP guide's server refuses a request without a token, pointing at its metadata."""
+    namespace, _ = run_page(DOCS / "guides" / "mcp.md", served)
+    try:
+        with TestClient(namespace["app"]) as client:
+            refused = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+            challenge = refused.headers["WWW-Authenticate"]
+            metadata_url = challenge.split('resource_metadata="')[1].split('"')[0]
+            metadata = client.get(httpx.URL(metadata_url).path).json()
+    finally:
+        anyio.run(close_validators, namespace)
+    assert refused.status_code == 401
+    assert metadata["resource"] == ORGANIZER
+    assert metadata["authorization_servers"] == [served.issuer]
+
+
 # --- console samples ---------------------------------------------------------------------------
 
 

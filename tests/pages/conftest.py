@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 
 from examples.authz_server import Settings, create_app
 from examples.authz_server.models import ResourceServer
+from examples.authz_server.services import Domain
 from examples.authz_server.store import Store
-from examples.authz_server.tenant import Tenant
 
 from .support import ADMIN, ORGANIZER, ORIGIN, Pages
 
@@ -26,7 +26,7 @@ def anyio_backend() -> str:
 def seeded_store() -> Store:
     """A seeded store built once (keys, seed); each test gets a copy."""
     store = Store(":memory:")
-    Tenant(store, Settings(db_path=":memory:")).initialise()
+    Domain(store, Settings(db_path=":memory:")).initialise()
     return store
 
 
@@ -36,15 +36,15 @@ def app(seeded_store: Store) -> Starlette:
 
 
 @pytest.fixture
-def tenant(app: Starlette) -> Tenant:
+def tenant(app: Starlette) -> Domain:
     bundle: Any = app.state.services
-    result: Tenant = bundle.tenant
+    result: Domain = bundle.domain
     return result
 
 
 @pytest.fixture
-def organizer(tenant: Tenant) -> ResourceServer:
-    return tenant.get_api(ORGANIZER)
+def organizer(tenant: Domain) -> ResourceServer:
+    return tenant.apis.get(ORGANIZER)
 
 
 @pytest.fixture

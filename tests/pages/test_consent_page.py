@@ -9,7 +9,7 @@ from html import unescape
 import httpx
 import pytest
 
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import DEMO, ORGANIZER, Pages, assert_frame_protected
 
@@ -90,16 +90,16 @@ async def test_consent_groups_scopes_by_api(new_client: Callable[[], httpx.Async
 )
 async def test_consent_warns_about_untrusted_clients(
     new_client: Callable[[], httpx.AsyncClient],
-    tenant: Tenant,
+    tenant: Domain,
     client_id: str,
     redirect_uri: str,
     warning: str | None,
 ) -> None:
     """Third-party and self-registered clients get a warning; first-party ones do not."""
     if client_id == "dynamic":
-        client_id = tenant.register_client(
+        client_id = tenant.clients.register(
             {"client_name": "Dyn", "redirect_uris": [redirect_uri]}, dynamic=True
-        )["client_id"]
+        ).client.client_id
     page = await consent_page(new_client, client_id, redirect_uri, "read:tasks")
     warnings = re.findall(r'<p class="warning" role="note">(.*?)</p>', page.text, re.S)
     if warning is None:

@@ -13,8 +13,8 @@ from starlette.applications import Starlette
 
 from apiguard import AsyncValidator
 from examples.authz_server.models import ResourceServer
-from examples.authz_server.routes.dashboard import explain
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.probe import explain
+from examples.authz_server.services import Domain
 from examples.starlette_api.app import create_app as create_organizer_api
 
 from .support import DEMO, ISSUER, ORGANIZER, WORLD_MAPPERS_SECRET, Pages, assert_frame_protected
@@ -49,9 +49,9 @@ POSTS = [
 ]
 
 
-def snapshot(tenant: Tenant) -> str:
+def snapshot(tenant: Domain) -> str:
     """Everything the dashboard can change, to prove a refused POST changed nothing."""
-    data = tenant.export_tenant()
+    data = tenant.export()
     data["keys"] = [k.kid for k in tenant.keys.published()]
     return json.dumps(data, sort_keys=True)
 
@@ -96,7 +96,7 @@ async def test_non_admin_is_refused(
 @pytest.mark.parametrize(("path", "form"), POSTS)
 async def test_non_admin_post_changes_nothing(
     new_client: Callable[[], httpx.AsyncClient],
-    tenant: Tenant,
+    tenant: Domain,
     organizer: ResourceServer,
     path: str,
     form: dict[str, str],
@@ -123,7 +123,7 @@ async def test_non_admin_post_changes_nothing(
 )
 async def test_posts_need_csrf_and_same_origin(
     admin: Pages,
-    tenant: Tenant,
+    tenant: Domain,
     organizer: ResourceServer,
     path: str,
     form: dict[str, str],
@@ -166,7 +166,7 @@ async def test_unknown_objects_get_404_pages(admin: Pages, path: str) -> None:
 # ---------------------------------------------------------------------------- APIs
 
 
-async def test_create_api_then_quick_start(admin: Pages, tenant: Tenant) -> None:
+async def test_create_api_then_quick_start(admin: Pages, tenant: Domain) -> None:
     """Creating an API leads to its Quick Start, with Flask and Starlette code for it."""
     await admin.get("/dashboard/apis/new")
     response = await admin.post(
@@ -178,7 +178,7 @@ async def test_create_api_then_quick_start(admin: Pages, tenant: Tenant) -> None
         },
     )
     assert response.status_code == 303
-    api = tenant.get_api("https://billing.example/api")
+    api = tenant.apis.get("https://billing.example/api")
     assert (api.name, api.signing_alg) == ("Billing API", "HS256")
     assert response.headers["location"] == f"/dashboard/apis/{api.id}/quickstart?done=created"
     page = await admin.get(response.headers["location"])
@@ -205,11 +205,11 @@ async def test_create_api_then_quick_start(admin: Pages, tenant: Tenant) -> None
     ],
 )
 async def test_create_api_errors_are_explained(
-    admin: Pages, tenant: Tenant, identifier: str, alg: str, status: int, message: str
+    admin: Pages, tenant: Domain, identifier: str, alg: str, status: int, message: str
 ) -> None:
     """A duplicate or malformed identifier, or an unknown algorithm, re-shows the form with why."""
     await admin.get("/dashboard/apis/new")
-    count = len(tenant.list_apis())
+    count = len(tenant.apis.all())
     response = await admin.post(
         "/dashboard/apis", {"name": "Dup", "identifier": identifier, "signing_alg": alg}
     )
@@ -217,11 +217,11 @@ async def test_create_api_errors_are_explained(
     assert message in response.text
     assert 'role="alert"' in response.text
     assert 'name="identifier"' in response.text
-    assert len(tenant.list_apis()) == count
+    assert len(tenant.apis.all()) == count
 
 
 async def test_settings_are_saved_and_identifier_stays(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer
+    admin: Pages, tenant: Domain, organizer: ResourceServer
 ) -> None:
     """Settings change lifetime, offline access and consent skipping; identifier is read-only."""
     path = f"/dashboard/apis/{organizer.id}/settings"
@@ -231,7 +231,7 @@ async def test_settings_are_saved_and_identifier_stays(
         {"name": "Organizer", "token_lifetime": "3600", "identifier": "https://other.example"},
     )
     assert response.status_code == 303
-    api = tenant.get_api(organizer.id)
+    api = tenant.apis.get(organizer.id)
     assert (api.name, api.token_lifetime, api.identifier) == ("Organizer", 3600, ORGANIZER)
     assert api.allow_offline_access is False
     assert api.skip_consent_for_verifiable_first_party_clients is False
@@ -248,7 +248,7 @@ async def test_settings_are_saved_and_identifier_stays(
     ],
 )
 async def test_bad_settings_are_refused(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer, lifetime: str, message: str
+    admin: Pages, tenant: Domain, organizer: ResourceServer, lifetime: str, message: str
 ) -> None:
     """An unusable token expiration re-shows the settings with a 400 and the reason."""
     path = f"/dashboard/apis/{organizer.id}/settings"
@@ -256,12 +256,12 @@ async def test_bad_settings_are_refused(
     response = await admin.post(path, {"name": "Organizer API", "token_lifetime": lifetime})
     assert response.status_code == 400
     assert message in response.text
-    assert tenant.get_api(organizer.id).token_lifetime == organizer.token_lifetime
+    assert tenant.apis.get(organizer.id).token_lifetime == organizer.token_lifetime
 
 
-async def test_management_api_cannot_be_edited(admin: Pages, tenant: Tenant) -> None:
+async def test_management_api_cannot_be_edited(admin: Pages, tenant: Domain) -> None:
     """The system API shows no settings form, and a forged settings POST is a 400."""
-    management = tenant.get_api(f"{ISSUER}api/v2/")
+    management = tenant.apis.get(f"{ISSUER}api/v2/")
     path = f"/dashboard/apis/{management.id}/settings"
     page = await admin.get(path)
     assert "system API" in page.text
@@ -269,11 +269,11 @@ async def test_management_api_cannot_be_edited(admin: Pages, tenant: Tenant) -> 
     await admin.get("/dashboard/keys")
     response = await admin.post(path, {"name": "Mine", "token_lifetime": "60"})
     assert response.status_code == 400
-    assert tenant.get_api(management.id).name == "Management API"
+    assert tenant.apis.get(management.id).name == "Management API"
 
 
 async def test_scopes_are_added_and_removed(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer
+    admin: Pages, tenant: Domain, organizer: ResourceServer
 ) -> None:
     """Adding a scope shows it with its description; removing it also trims client grants."""
     path = f"/dashboard/apis/{organizer.id}/scopes"
@@ -285,8 +285,8 @@ async def test_scopes_are_added_and_removed(
     assert "Delete your tasks" in page.text
     removed = await admin.post(f"{path}/remove", {"value": "read:contacts"})
     assert removed.status_code == 303
-    assert "read:contacts" not in tenant.get_api(organizer.id).scope_values
-    grant = tenant.find_client_grant("world-mappers", ORGANIZER)
+    assert "read:contacts" not in tenant.apis.get(organizer.id).scope_values
+    grant = tenant.client_grants.find("world-mappers", ORGANIZER)
     assert grant is not None
     assert grant.scope == ("read:appointments",)
 
@@ -301,7 +301,7 @@ async def test_scopes_are_added_and_removed(
 )
 async def test_bad_scopes_are_refused(
     admin: Pages,
-    tenant: Tenant,
+    tenant: Domain,
     organizer: ResourceServer,
     value: str,
     description: str,
@@ -313,7 +313,7 @@ async def test_bad_scopes_are_refused(
     response = await admin.post(path, {"value": value, "description": description})
     assert response.status_code == 400
     assert message in response.text
-    assert tenant.get_api(organizer.id).scopes == organizer.scopes
+    assert tenant.apis.get(organizer.id).scopes == organizer.scopes
 
 
 async def test_removing_an_unknown_scope_is_404(admin: Pages, organizer: ResourceServer) -> None:
@@ -325,10 +325,10 @@ async def test_removing_an_unknown_scope_is_404(admin: Pages, organizer: Resourc
 
 
 async def test_m2m_authorize_update_unauthorize(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer
+    admin: Pages, tenant: Domain, organizer: ResourceServer
 ) -> None:
     """The M2M tab creates a client grant with a scope subset, changes it, and removes it."""
-    tenant.update_client(
+    tenant.clients.update(
         "organizer-web", {"grant_types": ["authorization_code", "client_credentials"]}
     )
     path = f"/dashboard/apis/{organizer.id}/m2m"
@@ -337,15 +337,15 @@ async def test_m2m_authorize_update_unauthorize(
     form: dict[str, str | list[str]] = {"client_id": "organizer-web", "action": "save"}
     created = await admin.post(path, form | {"scope": ["read:tasks", "create:tasks"]})
     assert created.status_code == 303
-    grant = tenant.find_client_grant("organizer-web", ORGANIZER)
+    grant = tenant.client_grants.find("organizer-web", ORGANIZER)
     assert grant is not None
     assert grant.scope == ("read:tasks", "create:tasks")
     updated = await admin.post(path, form | {"scope": ["read:tasks"]})
     assert updated.status_code == 303
-    assert tenant.get_client_grant(grant.id).scope == ("read:tasks",)
+    assert tenant.client_grants.get(grant.id).scope == ("read:tasks",)
     gone = await admin.post(path, {"client_id": "organizer-web", "action": "unauthorize"})
     assert gone.status_code == 303
-    assert tenant.find_client_grant("organizer-web", ORGANIZER) is None
+    assert tenant.client_grants.find("organizer-web", ORGANIZER) is None
 
 
 @pytest.mark.parametrize(
@@ -363,7 +363,7 @@ async def test_m2m_authorize_update_unauthorize(
     ],
 )
 async def test_m2m_refusals(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer, form: dict[str, str], status: int
+    admin: Pages, tenant: Domain, organizer: ResourceServer, form: dict[str, str], status: int
 ) -> None:
     """Undefined scopes, public clients, unknown clients or actions are refused without change."""
     path = f"/dashboard/apis/{organizer.id}/m2m"
@@ -395,10 +395,10 @@ async def test_test_tab_runs_client_credentials(admin: Pages, organizer: Resourc
 
 
 async def test_test_tab_shows_token_endpoint_errors(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer
+    admin: Pages, tenant: Domain, organizer: ResourceServer
 ) -> None:
     """When the client may not use the grant, the tab shows the token endpoint's error answer."""
-    tenant.update_client("world-mappers", {"grant_types": []})
+    tenant.clients.update("world-mappers", {"grant_types": []})
     path = f"/dashboard/apis/{organizer.id}/test"
     await admin.get(path)
     response = await admin.post(path, {"client_id": "world-mappers"})
@@ -551,7 +551,7 @@ def test_verdicts_follow_rfc_6750(status: int, challenge: str | None, title: str
 # ------------------------------------------------------------------- applications
 
 
-async def test_create_application_shows_the_secret_once(admin: Pages, tenant: Tenant) -> None:
+async def test_create_application_shows_the_secret_once(admin: Pages, tenant: Domain) -> None:
     """A new confidential application's secret is shown on creation only, and it works."""
     await admin.get("/dashboard/applications/new")
     response = await admin.post(
@@ -559,11 +559,11 @@ async def test_create_application_shows_the_secret_once(admin: Pages, tenant: Te
         {"name": "Reporter", "app_type": "non_interactive", "first_party": "on"},
     )
     assert response.status_code == 201
-    client = next(c for c in tenant.list_clients() if c.name == "Reporter")
+    client = next(c for c in tenant.clients.all() if c.name == "Reporter")
     assert client.grant_types == ("client_credentials",)
     assert client.is_first_party
     secret = response.text.split('class="wrap">', 1)[1].split("</pre>", 1)[0]
-    assert tenant.authenticate_client(client.client_id, secret) is not None
+    assert tenant.clients.authenticate(client.client_id, secret) is not None
     later = await admin.get(f"/dashboard/applications/{client.client_id}")
     assert secret not in later.text
     listing = await admin.get("/dashboard/applications")
@@ -582,7 +582,7 @@ async def test_create_application_shows_the_secret_once(admin: Pages, tenant: Te
 )
 async def test_application_types(
     admin: Pages,
-    tenant: Tenant,
+    tenant: Domain,
     app_type: str,
     first_party: str,
     callbacks: str,
@@ -595,7 +595,7 @@ async def test_application_types(
         form["first_party"] = first_party
     response = await admin.post("/dashboard/applications", form)
     assert response.status_code == 201
-    client = next(c for c in tenant.list_clients() if c.name == f"App {app_type}")
+    client = next(c for c in tenant.clients.all() if c.name == f"App {app_type}")
     assert (client.token_endpoint_auth_method, client.is_first_party) == expected
     assert client.callbacks == (callbacks,)
     assert ("Client secret &mdash;" in response.text) is (expected[0] != "none")
@@ -615,18 +615,18 @@ async def test_application_types(
     ],
 )
 async def test_create_application_errors(
-    admin: Pages, tenant: Tenant, form: dict[str, str], message: str
+    admin: Pages, tenant: Domain, form: dict[str, str], message: str
 ) -> None:
     """Invalid application input re-shows the form with a 400 and the reason."""
     await admin.get("/dashboard/applications/new")
-    count = len(tenant.list_clients())
+    count = len(tenant.clients.all())
     response = await admin.post("/dashboard/applications", dict(form))
     assert response.status_code == 400
     assert message in response.text
-    assert len(tenant.list_clients()) == count
+    assert len(tenant.clients.all()) == count
 
 
-async def test_application_settings_are_saved(admin: Pages, tenant: Tenant) -> None:
+async def test_application_settings_are_saved(admin: Pages, tenant: Domain) -> None:
     """Callbacks, grant types and the party flag of an application can be changed."""
     path = "/dashboard/applications/calendar-app"
     await admin.get(path)
@@ -640,7 +640,7 @@ async def test_application_settings_are_saved(admin: Pages, tenant: Tenant) -> N
         },
     )
     assert response.status_code == 303
-    client = tenant.get_client("calendar-app")
+    client = tenant.clients.get("calendar-app")
     assert client.name == "CalendarApp 2"
     assert client.callbacks == (
         "https://calendarapp.example/callback",
@@ -650,7 +650,7 @@ async def test_application_settings_are_saved(admin: Pages, tenant: Tenant) -> N
     assert client.is_first_party is False
 
 
-async def test_inconsistent_application_settings_are_refused(admin: Pages, tenant: Tenant) -> None:
+async def test_inconsistent_application_settings_are_refused(admin: Pages, tenant: Domain) -> None:
     """A public client cannot be given the client-credentials grant: 400 with the reason."""
     path = "/dashboard/applications/textapp-io"
     await admin.get(path)
@@ -664,17 +664,17 @@ async def test_inconsistent_application_settings_are_refused(admin: Pages, tenan
     )
     assert response.status_code == 400
     assert "public clients cannot use the client_credentials grant" in response.text
-    assert tenant.get_client("textapp-io").grant_types == ("authorization_code", "refresh_token")
+    assert tenant.clients.get("textapp-io").grant_types == ("authorization_code", "refresh_token")
 
 
-async def test_rotating_the_secret_shows_the_new_one(admin: Pages, tenant: Tenant) -> None:
+async def test_rotating_the_secret_shows_the_new_one(admin: Pages, tenant: Domain) -> None:
     """Rotation shows a new secret once; the old secret stops working."""
     await admin.get("/dashboard/applications/world-mappers")
     response = await admin.post("/dashboard/applications/world-mappers/rotate-secret")
     assert response.status_code == 200
     secret = response.text.split('class="wrap">', 1)[1].split("</pre>", 1)[0]
-    assert tenant.authenticate_client("world-mappers", secret) is not None
-    assert tenant.authenticate_client("world-mappers", WORLD_MAPPERS_SECRET) is None
+    assert tenant.clients.authenticate("world-mappers", secret) is not None
+    assert tenant.clients.authenticate("world-mappers", WORLD_MAPPERS_SECRET) is None
 
 
 async def test_public_clients_have_no_secret_to_rotate(admin: Pages) -> None:
@@ -685,21 +685,21 @@ async def test_public_clients_have_no_secret_to_rotate(admin: Pages) -> None:
     assert response.status_code == 400
 
 
-async def test_delete_application(admin: Pages, tenant: Tenant) -> None:
+async def test_delete_application(admin: Pages, tenant: Domain) -> None:
     """Deleting an application removes it and its client grants."""
     await admin.get("/dashboard/applications/world-mappers")
     response = await admin.post("/dashboard/applications/world-mappers/delete")
     assert response.status_code == 303
-    assert tenant.find_client("world-mappers") is None
-    assert tenant.list_client_grants(client_id="world-mappers") == []
+    assert tenant.clients.find("world-mappers") is None
+    assert tenant.client_grants.all(client_id="world-mappers") == []
 
 
 # -------------------------------------------------------------------------- users
 
 
-async def test_user_grants_are_listed_and_revoked(admin: Pages, tenant: Tenant) -> None:
+async def test_user_grants_are_listed_and_revoked(admin: Pages, tenant: Domain) -> None:
     """A user's remembered consents are listed on their page and can be revoked."""
-    grant = tenant.remember_consent("auth0|demo", "calendar-app", ORGANIZER, ["read:tasks"])
+    grant = tenant.consents.remember("auth0|demo", "calendar-app", ORGANIZER, ["read:tasks"])
     users = await admin.get("/dashboard/users")
     assert "Demo User" in users.text
     path = "/dashboard/users/auth0%7Cdemo"
@@ -709,22 +709,22 @@ async def test_user_grants_are_listed_and_revoked(admin: Pages, tenant: Tenant) 
     response = await admin.post(f"{path}/grants/{grant.id}/revoke")
     assert response.status_code == 303
     assert response.headers["location"] == f"{path}?done=revoked"
-    assert tenant.list_user_grants(user_id="auth0|demo") == []
+    assert tenant.consents.all(user_id="auth0|demo") == []
 
 
-async def test_grant_of_another_user_is_404(admin: Pages, tenant: Tenant) -> None:
+async def test_grant_of_another_user_is_404(admin: Pages, tenant: Domain) -> None:
     """Revoking through the wrong user's page answers 404 and keeps the grant."""
-    grant = tenant.remember_consent("auth0|demo", "calendar-app", ORGANIZER, ["read:tasks"])
+    grant = tenant.consents.remember("auth0|demo", "calendar-app", ORGANIZER, ["read:tasks"])
     await admin.get("/dashboard/keys")
     response = await admin.post(f"/dashboard/users/auth0%7Cadmin/grants/{grant.id}/revoke")
     assert response.status_code == 404
-    assert len(tenant.list_user_grants(user_id="auth0|demo")) == 1
+    assert len(tenant.consents.all(user_id="auth0|demo")) == 1
 
 
 # ------------------------------------------------------------------- signing keys
 
 
-async def test_keys_rotate_and_revoke(admin: Pages, tenant: Tenant) -> None:
+async def test_keys_rotate_and_revoke(admin: Pages, tenant: Domain) -> None:
     """Rotation makes next current and current previous; the previous key can be revoked."""
     before = {k.status: k.kid for k in tenant.keys.published()}
     page = await admin.get("/dashboard/keys")
@@ -747,7 +747,7 @@ async def test_keys_rotate_and_revoke(admin: Pages, tenant: Tenant) -> None:
     [pytest.param("current", 400, id="current"), pytest.param("missing", 400, id="unknown")],
 )
 async def test_only_the_previous_key_can_be_revoked(
-    admin: Pages, tenant: Tenant, which: str, status: int
+    admin: Pages, tenant: Domain, which: str, status: int
 ) -> None:
     """Revoking the current key or an unknown kid is refused with a 4xx page."""
     kid = tenant.keys.current().kid if which == "current" else "no-such-kid"

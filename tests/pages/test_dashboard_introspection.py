@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from examples.authz_server.models import ResourceServer
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import Pages
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_settings_choose_format_and_introspection_clients(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer
+    admin: Pages, tenant: Domain, organizer: ResourceServer
 ) -> None:
     """The settings tab offers the two formats and the confidential clients, and saves them."""
     path = f"/dashboard/apis/{organizer.id}/settings"
@@ -31,13 +31,13 @@ async def test_settings_choose_format_and_introspection_clients(
         },
     )
     assert response.status_code == 303
-    api = tenant.get_api(organizer.id)
+    api = tenant.apis.get(organizer.id)
     assert api.access_token_format == "opaque"
     assert api.introspection_clients == ("organizer-api", "world-mappers")
 
 
 async def test_bad_format_is_refused(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer
+    admin: Pages, tenant: Domain, organizer: ResourceServer
 ) -> None:
     """A forged format or client re-shows the settings with a 400 and changes nothing."""
     path = f"/dashboard/apis/{organizer.id}/settings"
@@ -49,14 +49,14 @@ async def test_bad_format_is_refused(
         response = await admin.post(path, {"name": "x", "token_lifetime": "600", **form})
         assert response.status_code == 400
         assert 'role="alert"' in response.text
-    assert tenant.get_api(organizer.id) == organizer
+    assert tenant.apis.get(organizer.id) == organizer
 
 
 async def test_test_tab_shows_the_introspection_answer(
-    admin: Pages, tenant: Tenant, organizer: ResourceServer
+    admin: Pages, tenant: Domain, organizer: ResourceServer
 ) -> None:
     """For an opaque API the Test tab shows what introspection answers, not a decoded JWT."""
-    tenant.update_api(organizer.id, {"access_token_format": "opaque"})
+    tenant.apis.update(organizer.id, {"access_token_format": "opaque"})
     path = f"/dashboard/apis/{organizer.id}/test"
     await admin.get(path)
     response = await admin.post(path, {"client_id": "world-mappers", "url": ""})

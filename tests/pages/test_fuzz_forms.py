@@ -109,7 +109,7 @@ DASHBOARD_FORMS = [
 async def test_dashboard_forms_never_crash(app: Starlette, path: str, base: dict[str, str]) -> None:
     """Every spoiled dashboard form posted by the admin is answered below 500."""
     admin = await signed_in(app, *ADMIN, "/dashboard/keys")
-    api_id = app.state.services.tenant.get_api(ORGANIZER).id
+    api_id = app.state.services.domain.apis.get(ORGANIZER).id
     crashes = []
     sent = 0
     for form in spoiled(base, [*base, "first_party", "description"]):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from examples.authz_server.models import ResourceServer
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import DEMO, ISSUER, ORGANIZER, Pages, assert_frame_protected
 
@@ -98,10 +98,10 @@ async def test_api_doc_has_identifier_scopes_and_flows(
     "api_id",
     [pytest.param("management", id="management-api"), pytest.param("nope", id="unknown")],
 )
-async def test_undocumented_apis_are_404(anonymous: Pages, tenant: Tenant, api_id: str) -> None:
+async def test_undocumented_apis_are_404(anonymous: Pages, tenant: Domain, api_id: str) -> None:
     """The Management API and unknown ids have no documentation page."""
     if api_id == "management":
-        api_id = tenant.get_api(f"{ISSUER}api/v2/").id
+        api_id = tenant.apis.get(f"{ISSUER}api/v2/").id
     response = await anonymous.get(f"/portal/apis/{api_id}")
     assert response.status_code == 404
     listing = await anonymous.get("/portal/apis")
@@ -109,11 +109,11 @@ async def test_undocumented_apis_are_404(anonymous: Pages, tenant: Tenant, api_i
 
 
 async def test_signup_creates_a_signed_in_non_admin(
-    new_client: Callable[[], httpx.AsyncClient], tenant: Tenant
+    new_client: Callable[[], httpx.AsyncClient], tenant: Domain
 ) -> None:
     """Signing up creates a non-admin user, signs them in, and the dashboard stays closed."""
     pages = await developer(new_client, "ada@dev.example")
-    user = tenant.find_user_by_email("ada@dev.example")
+    user = tenant.users.find_by_email("ada@dev.example")
     assert user is not None
     assert not user.is_admin
     home = await pages.get("/portal")
@@ -136,15 +136,15 @@ async def test_signup_creates_a_signed_in_non_admin(
     ],
 )
 async def test_signup_errors(
-    anonymous: Pages, tenant: Tenant, form: dict[str, str], status: int, message: str
+    anonymous: Pages, tenant: Domain, form: dict[str, str], status: int, message: str
 ) -> None:
     """A taken email, a short password or a bad address re-shows the form with the reason."""
-    count = len(tenant.list_users())
+    count = len(tenant.users.all())
     await anonymous.get("/portal/signup")
     response = await anonymous.post("/portal/signup", dict(form))
     assert response.status_code == status
     assert message in response.text
-    assert len(tenant.list_users()) == count
+    assert len(tenant.users.all()) == count
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ async def test_signup_errors(
     ],
 )
 async def test_signup_needs_csrf(
-    anonymous: Pages, tenant: Tenant, token: str | None, headers: dict[str, str]
+    anonymous: Pages, tenant: Domain, token: str | None, headers: dict[str, str]
 ) -> None:
     """A sign-up without the form's CSRF token, or from another site, is refused."""
     await anonymous.get("/portal/signup")
@@ -165,21 +165,21 @@ async def test_signup_needs_csrf(
         form["csrf_token"] = token
     response = await anonymous.post("/portal/signup", form, **headers)
     assert response.status_code == 403
-    assert tenant.find_user_by_email("eve@dev.example") is None
+    assert tenant.users.find_by_email("eve@dev.example") is None
 
 
 async def test_register_web_app_shows_credentials_once(
-    new_client: Callable[[], httpx.AsyncClient], tenant: Tenant
+    new_client: Callable[[], httpx.AsyncClient], tenant: Domain
 ) -> None:
     """A registered web app is a dynamic third-party client; its secret is shown once and works."""
     pages = await developer(new_client, "ada@dev.example")
     response, client_id = await register(pages, WEB_APP)
-    client = tenant.get_client(client_id)
+    client = tenant.clients.get(client_id)
     assert client.is_dynamic
     assert not client.is_first_party
     assert client.callbacks == ("https://shiny.example/cb",)
     secret = unescape(response.text.split('id="client-secret">', 1)[1].split("</pre>", 1)[0])
-    assert tenant.authenticate_client(client_id, secret) is not None
+    assert tenant.clients.authenticate(client_id, secret) is not None
     detail = await pages.get(f"/portal/apps/{client_id}")
     assert detail.status_code == 200
     assert secret not in detail.text
@@ -212,7 +212,7 @@ async def test_register_web_app_shows_credentials_once(
 )
 async def test_register_other_kinds(
     new_client: Callable[[], httpx.AsyncClient],
-    tenant: Tenant,
+    tenant: Domain,
     form: dict[str, str],
     method: str,
     grants: tuple[str, ...],
@@ -220,7 +220,7 @@ async def test_register_other_kinds(
     """Public apps get no secret; machine-to-machine apps get client credentials only."""
     pages = await developer(new_client, "ada@dev.example")
     response, client_id = await register(pages, form)
-    client = tenant.get_client(client_id)
+    client = tenant.clients.get(client_id)
     assert (client.token_endpoint_auth_method, client.grant_types) == (method, grants)
     assert ('id="client-secret"' in response.text) is (method != "none")
 
@@ -239,22 +239,22 @@ async def test_register_other_kinds(
 )
 async def test_register_errors(
     new_client: Callable[[], httpx.AsyncClient],
-    tenant: Tenant,
+    tenant: Domain,
     form: dict[str, str],
     message: str,
 ) -> None:
     """Bad registration input re-shows the form with the /oidc/register reason."""
     pages = await developer(new_client, "ada@dev.example")
-    count = len(tenant.list_clients())
+    count = len(tenant.clients.all())
     await pages.get("/portal/apps/new")
     response = await pages.post("/portal/apps", dict(form))
     assert response.status_code == 400
     assert message in response.text
-    assert len(tenant.list_clients()) == count
+    assert len(tenant.clients.all()) == count
 
 
 async def test_developers_only_see_and_delete_their_own_apps(
-    new_client: Callable[[], httpx.AsyncClient], tenant: Tenant
+    new_client: Callable[[], httpx.AsyncClient], tenant: Domain
 ) -> None:
     """Another developer's app (or a seeded one) is 404 to view or delete, and is not listed."""
     ada = await developer(new_client, "ada@dev.example")
@@ -266,13 +266,13 @@ async def test_developers_only_see_and_delete_their_own_apps(
         await bob.get("/portal/apps/new")
         delete = await bob.post(f"/portal/apps/{target}/delete")
         assert delete.status_code == 404
-        assert tenant.find_client(target) is not None
+        assert tenant.clients.find(target) is not None
     listing = await bob.get("/portal")
     assert adas not in listing.text
     await ada.get("/portal")
     deleted = await ada.post(f"/portal/apps/{adas}/delete")
     assert deleted.status_code == 303
-    assert tenant.find_client(adas) is None
+    assert tenant.clients.find(adas) is None
 
 
 @pytest.mark.parametrize(
@@ -285,7 +285,7 @@ async def test_developers_only_see_and_delete_their_own_apps(
 )
 async def test_portal_posts_need_csrf(
     new_client: Callable[[], httpx.AsyncClient],
-    tenant: Tenant,
+    tenant: Domain,
     token: str | None,
     headers: dict[str, str],
 ) -> None:
@@ -293,7 +293,7 @@ async def test_portal_posts_need_csrf(
     ada = await developer(new_client, "ada@dev.example")
     _, adas = await register(ada, WEB_APP)
     await ada.get("/portal")
-    count = len(tenant.list_clients())
+    count = len(tenant.clients.all())
     form: dict[str, str | list[str]] = dict(WEB_APP)
     if token is not None:
         form["csrf_token"] = token
@@ -302,15 +302,15 @@ async def test_portal_posts_need_csrf(
         f"/portal/apps/{adas}/delete", {} if token is None else {"csrf_token": token}, **headers
     )
     assert (registered.status_code, deleted.status_code) == (403, 403)
-    assert len(tenant.list_clients()) == count
+    assert len(tenant.clients.all()) == count
 
 
 async def test_authorized_apps_are_listed_and_revoked(
-    new_client: Callable[[], httpx.AsyncClient], tenant: Tenant
+    new_client: Callable[[], httpx.AsyncClient], tenant: Domain
 ) -> None:
     """A user sees the apps they consented to and can revoke their own grants only."""
-    mine = tenant.remember_consent("auth0|demo", "calendar-app", ORGANIZER, ["read:tasks"])
-    theirs = tenant.remember_consent("auth0|admin", "mytodos-io", ORGANIZER, ["read:tasks"])
+    mine = tenant.consents.remember("auth0|demo", "calendar-app", ORGANIZER, ["read:tasks"])
+    theirs = tenant.consents.remember("auth0|admin", "mytodos-io", ORGANIZER, ["read:tasks"])
     demo = Pages(new_client())
     await demo.sign_in(*DEMO)
     page = await demo.get("/portal/authorized")
@@ -320,11 +320,11 @@ async def test_authorized_apps_are_listed_and_revoked(
     assert refused.status_code == 404
     revoked = await demo.post(f"/portal/authorized/{mine.id}/revoke")
     assert revoked.status_code == 303
-    assert [g.id for g in tenant.list_user_grants()] == [theirs.id]
+    assert [g.id for g in tenant.consents.all()] == [theirs.id]
 
 
 async def test_registration_is_rate_limited(
-    new_client: Callable[[], httpx.AsyncClient], tenant: Tenant
+    new_client: Callable[[], httpx.AsyncClient], tenant: Domain
 ) -> None:
     """A developer registering apps in a burst is told to wait (429 with Retry-After).
 

@@ -17,7 +17,7 @@ import httpx
 import jwt
 import pytest
 
-from examples.authz_server.tenant import Tenant
+from examples.authz_server.services import Domain
 
 from .support import Pages
 from .test_consent_page import consent_page
@@ -31,12 +31,12 @@ HOMOGLYPH_CB = f"https://{HOMOGLYPH_HOST}/callback"
 
 
 async def test_consent_shows_a_look_alike_host_in_punycode(
-    new_client: Callable[[], httpx.AsyncClient], tenant: Tenant
+    new_client: Callable[[], httpx.AsyncClient], tenant: Domain
 ) -> None:
     """A homoglyph redirect host is shown as ``xn--...``, never in the letters it imitates."""
-    client_id = tenant.register_client(
+    client_id = tenant.clients.register(
         {"client_name": "CalendarApp", "redirect_uris": [HOMOGLYPH_CB]}, dynamic=True
-    )["client_id"]
+    ).client.client_id
     page = await consent_page(new_client, client_id, HOMOGLYPH_CB, "read:appointments")
     assert page.status_code == 200
     text = unescape(page.text)
@@ -55,7 +55,7 @@ async def test_consent_shows_a_look_alike_host_in_punycode(
     ],
 )
 async def test_consent_names_the_registration_origin(
-    new_client: Callable[[], httpx.AsyncClient], tenant: Tenant, origin: str, expected: str
+    new_client: Callable[[], httpx.AsyncClient], tenant: Domain, origin: str, expected: str
 ) -> None:
     """The consent page says who registered the application."""
     if origin == "portal":
@@ -72,13 +72,13 @@ async def test_consent_names_the_registration_origin(
 
 async def test_portal_sign_ups_are_unverified_until_the_link(
     new_client: Callable[[], httpx.AsyncClient],
-    tenant: Tenant,
+    tenant: Domain,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A sign-up is ``email_verified: false``; the link in the server log verifies it."""
     with caplog.at_level(logging.INFO, logger="examples.authz_server"):
         pages = await developer(new_client, "victim@corp.example")
-    user = tenant.find_user_by_email("victim@corp.example")
+    user = tenant.users.find_by_email("victim@corp.example")
     assert user is not None
     assert not user.email_verified
     links = re.findall(r"http://\S+/portal/verify\?token=\S+", caplog.text)

@@ -71,7 +71,7 @@ async def openid_configuration(request: Request) -> Response:
 async def jwks(request: Request) -> Response:
     """``GET /.well-known/jwks.json``: public RSA keys only (current, next, previous)."""
     return JSONResponse(
-        services(request).tenant.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
+        services(request).domain.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
     )
 
 

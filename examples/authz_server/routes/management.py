@@ -19,12 +19,15 @@ from starlette.types import ASGIApp
 from apiguard import AsyncValidator
 from apiguard.asgi import get_token
 
+from .. import wire
 from ..keys import SigningKeyError
-from ..tenant import Forbidden, NotFound, Tenant, TenantError, ValidationError
+from ..rules import Forbidden, NotFound, TenantError, ValidationError
+from ..services import Domain
 from ..web import parse_json, services
 from .guard import REALM, protect, requires_scope
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Shape = Callable[[Any], dict[str, Any]]
 
 
 def management_error(status: int, message: str, code: str) -> JSONResponse:
@@ -50,7 +53,7 @@ def caller_scopes(request: Request) -> frozenset[str]:
 def _revoked(request: Request) -> bool:
     token = get_token(request)
     jti = token.claims.get("jti") if token is not None else None
-    return isinstance(jti, str) and services(request).tenant.is_token_revoked(jti)
+    return isinstance(jti, str) and services(request).domain.revocations.is_revoked(jti)
 
 
 def endpoint(*scopes: str) -> Callable[[Endpoint], Endpoint]:
@@ -121,23 +124,23 @@ def _require(data: dict[str, Any], *keys: str, allowed: set[str] | None = None) 
 # The plain handlers: list every object, read one by ``{id}``, delete one by ``{id}``.
 
 
-def _lister(scope: str, objects: Callable[[Tenant], Iterable[Any]]) -> Endpoint:
+def _lister(scope: str, objects: Callable[[Domain], Iterable[Any]], shape: Shape) -> Endpoint:
     async def handler(request: Request) -> Response:
-        return _json([o.to_json() for o in objects(services(request).tenant)])
+        return _json([shape(o) for o in objects(services(request).domain)])
 
     return endpoint(scope)(handler)
 
 
-def _reader(scope: str, read: Callable[[Tenant, str], dict[str, Any]]) -> Endpoint:
+def _reader(scope: str, read: Callable[[Domain, str], Any], shape: Shape) -> Endpoint:
     async def handler(request: Request) -> Response:
-        return _json(read(services(request).tenant, request.path_params["id"]))
+        return _json(shape(read(services(request).domain, request.path_params["id"])))
 
     return endpoint(scope)(handler)
 
 
-def _deleter(scope: str, delete: Callable[[Tenant, str], None]) -> Endpoint:
+def _deleter(scope: str, delete: Callable[[Domain, str], None]) -> Endpoint:
     async def handler(request: Request) -> Response:
-        delete(services(request).tenant, request.path_params["id"])
+        delete(services(request).domain, request.path_params["id"])
         return Response(status_code=204)
 
     return endpoint(scope)(handler)
@@ -152,17 +155,19 @@ def _may_read_secrets(request: Request) -> bool:
     return "update:resource_servers" in caller_scopes(request)
 
 
-list_resource_servers = _lister("read:resource_servers", Tenant.list_apis)  # never secrets
+list_resource_servers = _lister(  # never secrets
+    "read:resource_servers", lambda d: d.apis.all(), wire.api_json
+)
 
 
 @endpoint("read:resource_servers")
 async def get_resource_server(request: Request) -> Response:
     """``GET /api/v2/resource-servers/{id}`` (by id or identifier)."""
-    api = services(request).tenant.get_api(request.path_params["id"])
-    return _json(api.to_json(include_secret=_may_read_secrets(request)))
+    api = services(request).domain.apis.get(request.path_params["id"])
+    return _json(wire.api_json(api, include_secret=_may_read_secrets(request)))
 
 
-delete_resource_server = _deleter("delete:resource_servers", Tenant.delete_api)
+delete_resource_server = _deleter("delete:resource_servers", lambda d, i: d.apis.delete(i))
 
 
 @endpoint("create:resource_servers")
@@ -183,24 +188,24 @@ async def create_resource_server(request: Request) -> Response:
     }
     _require(data, "identifier", allowed=allowed)
     data.setdefault("name", data["identifier"])
-    api = services(request).tenant.create_api(**data)
-    return _json(api.to_json(include_secret=True), 201)
+    api = services(request).domain.apis.create(**data)
+    return _json(wire.api_json(api, include_secret=True), 201)
 
 
 @endpoint("update:resource_servers")
 async def update_resource_server(request: Request) -> Response:
     """``PATCH /api/v2/resource-servers/{id}``: identifier and signing_alg are immutable."""
     data = await read_json(request)
-    api = services(request).tenant.update_api(request.path_params["id"], data)
-    return _json(api.to_json(include_secret=True))
+    api = services(request).domain.apis.update(request.path_params["id"], data)
+    return _json(wire.api_json(api, include_secret=True))
 
 
 # ---------------------------------------------------------------------- clients
 
 
-list_clients = _lister("read:clients", Tenant.list_clients)
-get_client = _reader("read:clients", lambda t, i: t.get_client(i).to_json())
-delete_client = _deleter("delete:clients", Tenant.delete_client)
+list_clients = _lister("read:clients", lambda d: d.clients.all(), wire.client_json)
+get_client = _reader("read:clients", lambda d, i: d.clients.get(i), wire.client_json)
+delete_client = _deleter("delete:clients", lambda d, i: d.clients.delete(i))
 
 
 @endpoint("create:clients")
@@ -217,8 +222,8 @@ async def create_client(request: Request) -> Response:
         "token_endpoint_auth_method",
     }
     _require(data, "name", allowed=allowed)
-    client, secret = services(request).tenant.create_client(**data)
-    body = client.to_json()
+    client, secret = services(request).domain.clients.create(**data)
+    body = wire.client_json(client)
     if secret is not None:
         body["client_secret"] = secret
     return _json(body, 201)
@@ -228,10 +233,10 @@ async def create_client(request: Request) -> Response:
 async def update_client(request: Request) -> Response:
     """``PATCH /api/v2/clients/{id}``: not for a client holding scopes the caller lacks."""
     data = await read_json(request)
-    tenant = services(request).tenant
-    tenant.check_may_control(caller_scopes(request), request.path_params["id"])
-    client = tenant.update_client(request.path_params["id"], data)
-    return _json(client.to_json())
+    domain = services(request).domain
+    domain.client_grants.check_may_control(caller_scopes(request), request.path_params["id"])
+    client = domain.clients.update(request.path_params["id"], data)
+    return _json(wire.client_json(client))
 
 
 @endpoint("update:clients")
@@ -241,10 +246,10 @@ async def rotate_client_secret(request: Request) -> Response:
     The secret of a client is its scopes: a caller may not rotate (and so learn) the secret
     of a client that holds Management API scopes the caller itself does not hold.
     """
-    tenant = services(request).tenant
-    tenant.check_may_control(caller_scopes(request), request.path_params["id"])
-    client, secret = tenant.rotate_client_secret(request.path_params["id"])
-    return _json(client.to_json() | {"client_secret": secret})
+    domain = services(request).domain
+    domain.client_grants.check_may_control(caller_scopes(request), request.path_params["id"])
+    client, secret = domain.clients.rotate_secret(request.path_params["id"])
+    return _json(wire.client_json(client) | {"client_secret": secret})
 
 
 # ---------------------------------------------------------------- client grants
@@ -254,10 +259,10 @@ async def rotate_client_secret(request: Request) -> Response:
 async def list_client_grants(request: Request) -> Response:
     """``GET /api/v2/client-grants`` (filters: ``client_id``, ``audience``)."""
     query = request.query_params
-    grants = services(request).tenant.list_client_grants(
+    grants = services(request).domain.client_grants.all(
         client_id=query.get("client_id"), audience=query.get("audience")
     )
-    return _json([g.to_json() for g in grants])
+    return _json([wire.client_grant_json(g) for g in grants])
 
 
 @endpoint("create:client_grants")
@@ -269,13 +274,13 @@ async def create_client_grant(request: Request) -> Response:
         raise ValidationError("Payload validation error: client_id and audience are strings")
     if not isinstance(data["scope"], list):
         raise ValidationError("Payload validation error: scope must be a list")
-    tenant = services(request).tenant
+    grants = services(request).domain.client_grants
     try:
-        tenant.check_may_grant(caller_scopes(request), data["audience"], data["scope"])
-        grant = tenant.create_client_grant(data["client_id"], data["audience"], data["scope"])
+        grants.check_may_grant(caller_scopes(request), data["audience"], data["scope"])
+        grant = grants.create(data["client_id"], data["audience"], data["scope"])
     except NotFound as exc:
         raise ValidationError(exc.message) from None
-    return _json(grant.to_json(), 201)
+    return _json(wire.client_grant_json(grant), 201)
 
 
 @endpoint("update:client_grants")
@@ -285,22 +290,22 @@ async def update_client_grant(request: Request) -> Response:
     _require(data, "scope")
     if not isinstance(data["scope"], list) or set(data) - {"scope"}:
         raise ValidationError("Payload validation error: only scope (a list) can be changed")
-    tenant = services(request).tenant
-    current = tenant.get_client_grant(request.path_params["id"])
-    tenant.check_may_grant(caller_scopes(request), current.audience, data["scope"])
-    grant = tenant.update_client_grant(current.id, data["scope"])
-    return _json(grant.to_json())
+    grants = services(request).domain.client_grants
+    current = grants.get(request.path_params["id"])
+    grants.check_may_grant(caller_scopes(request), current.audience, data["scope"])
+    grant = grants.update(current.id, data["scope"])
+    return _json(wire.client_grant_json(grant))
 
 
-delete_client_grant = _deleter("delete:client_grants", Tenant.delete_client_grant)
+delete_client_grant = _deleter("delete:client_grants", lambda d, i: d.client_grants.delete(i))
 
 
 # ------------------------------------------------------------------------ users
 
 
-list_users = _lister("read:users", Tenant.list_users)
-get_user = _reader("read:users", lambda t, i: t.get_user(i).to_json())
-delete_user = _deleter("delete:users", Tenant.delete_user)
+list_users = _lister("read:users", lambda d: d.users.all(), wire.user_json)
+get_user = _reader("read:users", lambda d, i: d.users.get(i), wire.user_json)
+delete_user = _deleter("delete:users", lambda d, i: d.users.delete(i))
 
 
 @endpoint("create:users")
@@ -327,13 +332,13 @@ async def create_user(request: Request) -> Response:
         raise Forbidden("Administrator status can only be changed from the command line")
     if set(metadata):
         raise ValidationError("Payload validation error: app_metadata has no such property")
-    user = services(request).tenant.create_user(
+    user = services(request).domain.users.create(
         email=data["email"],
         password=data["password"],
         name=data.get("name"),
         email_verified=data.get("email_verified", False),
     )
-    return _json(user.to_json(), 201)
+    return _json(wire.user_json(user), 201)
 
 
 @endpoint("update:users")
@@ -344,8 +349,8 @@ async def update_user(request: Request) -> Response:
     tokens. Administrators and administrator status are for the command line only.
     """
     data = await read_json(request)
-    user = services(request).tenant.update_user(request.path_params["id"], data)
-    return _json(user.to_json())
+    user = services(request).domain.users.update(request.path_params["id"], data)
+    return _json(wire.user_json(user))
 
 
 # ---------------------------------------------------------- user grants (consent)
@@ -355,16 +360,16 @@ async def update_user(request: Request) -> Response:
 async def list_grants(request: Request) -> Response:
     """``GET /api/v2/grants`` (filters: ``user_id``, ``client_id``, ``audience``)."""
     query = request.query_params
-    grants = services(request).tenant.list_user_grants(
+    grants = services(request).domain.consents.all(
         user_id=query.get("user_id"),
         client_id=query.get("client_id"),
         audience=query.get("audience"),
     )
-    return _json([g.to_json() for g in grants])
+    return _json([wire.user_grant_json(g) for g in grants])
 
 
 # Withdrawing a consent also revokes the refresh tokens issued under it.
-delete_grant = _deleter("delete:grants", Tenant.revoke_user_grant)
+delete_grant = _deleter("delete:grants", lambda d, i: d.consents.revoke(i))
 
 
 @endpoint("delete:grants")
@@ -373,9 +378,9 @@ async def delete_grants_of_user(request: Request) -> Response:
     user_id = request.query_params.get("user_id")
     if not user_id:
         raise ValidationError("Query validation error: user_id is required")
-    tenant = services(request).tenant
-    for grant in tenant.list_user_grants(user_id=user_id):
-        tenant.revoke_user_grant(grant.id)
+    consents = services(request).domain.consents
+    for grant in consents.all(user_id=user_id):
+        consents.revoke(grant.id)
     return Response(status_code=204)
 
 
@@ -385,36 +390,36 @@ async def delete_grants_of_user(request: Request) -> Response:
 @endpoint("read:signing_keys")
 async def list_signing_keys(request: Request) -> Response:
     """``GET /api/v2/keys/signing``."""
-    return _json([k.to_json() for k in services(request).tenant.keys.all()])
+    return _json([wire.signing_key_json(k) for k in services(request).domain.keys.all()])
 
 
 @endpoint("read:signing_keys")
 async def get_signing_key(request: Request) -> Response:
     """``GET /api/v2/keys/signing/{kid}``."""
     try:
-        key = services(request).tenant.keys.get(request.path_params["kid"])
+        key = services(request).domain.keys.get(request.path_params["kid"])
     except SigningKeyError:
         raise NotFound("The signing key does not exist") from None
-    return _json(key.to_json())
+    return _json(wire.signing_key_json(key))
 
 
 @endpoint("create:signing_keys")
 async def rotate_signing_key(request: Request) -> Response:
     """``POST /api/v2/keys/signing/rotate``: next becomes current, current becomes previous."""
-    key = services(request).tenant.keys.rotate()
-    return _json({"kid": key.kid, "public_key": key.to_json()["public_key"]}, 201)
+    key = services(request).domain.keys.rotate()
+    return _json({"kid": key.kid, "public_key": wire.signing_key_json(key)["public_key"]}, 201)
 
 
 @endpoint("update:signing_keys")
 async def revoke_signing_key(request: Request) -> Response:
     """``PUT /api/v2/keys/signing/{kid}/revoke``: only the previous key can be revoked."""
-    keys = services(request).tenant.keys
+    keys = services(request).domain.keys
     try:
         keys.get(request.path_params["kid"])
     except SigningKeyError:
         raise NotFound("The signing key does not exist") from None
     key = keys.revoke(request.path_params["kid"])
-    return _json(key.to_json())
+    return _json(wire.signing_key_json(key))
 
 
 ROUTES = [

@@ -6,16 +6,16 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import introspection
-from ..grants import Grants, OAuthError
+from .. import introspection, wire
+from ..grants import OAuthError
 from ..models import Client
-from ..tenant import RegistrationError
+from ..rules import RegistrationError
 from ..tokens import user_claims
 from ..web import NO_STORE, Services, client_ip, json_response, parse_json, services
 
@@ -35,14 +35,36 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def read_params(request: Request) -> dict[str, str]:
+#: What may come in the token request's query string: browser tools (Swagger UI's
+#: ``additionalQueryStringParams``) repeat the authorization request's ``audience`` there.
+QUERY_TARGETS = frozenset({"audience", "resource"})
+
+
+async def read_params(request: Request, *, query_targets: bool = False) -> dict[str, str]:
     """The request body as parameters: form-encoded, or JSON (as Auth0 also accepts).
 
     Parameters in the query string, repeated parameters and non-string values are refused
-    (RFC 6749 §3.2: parameters go in the body and must not repeat).
+    (RFC 6749 §3.2: parameters go in the body and must not repeat). With ``query_targets``,
+    ``audience`` and ``resource`` (never secrets) may also come in the query; a value
+    given in both places must be the same.
     """
-    if request.url.query:
+    params = await _body_params(request)
+    if not request.url.query:
+        return params
+    try:
+        pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
+        query = _no_duplicates(pairs)
+    except (_Duplicate, ValueError):
+        raise OAuthError("invalid_request", "A parameter was repeated") from None
+    if not query_targets or not set(query) <= QUERY_TARGETS:
         raise OAuthError("invalid_request", "Parameters must be sent in the request body")
+    for name, value in query.items():
+        if params.setdefault(name, value) != value:
+            raise OAuthError("invalid_request", f"{name} differs in the query and the body")
+    return params
+
+
+async def _body_params(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     try:
@@ -118,9 +140,10 @@ def authenticate_client(bundle: Services, request: Request, params: Mapping[str,
         method = "none" if secret is None else "client_secret_post"
         if not client_id:
             raise failure("Client authentication is required")
-    client = bundle.tenant.find_client(client_id)
+    clients = bundle.domain.clients
+    client = clients.find(client_id)
     if client is None or not client.is_confidential:
-        bundle.tenant.authenticate_client("", secret or "")  # same work as a real check
+        clients.authenticate("", secret or "")  # same work as a real check
         if client is None:
             raise failure()
         if method != "none":
@@ -129,7 +152,7 @@ def authenticate_client(bundle: Services, request: Request, params: Mapping[str,
     if method != client.token_endpoint_auth_method:
         raise failure("The client must use its registered authentication method")
     assert secret is not None
-    if bundle.tenant.authenticate_client(client_id, secret) is None:
+    if clients.authenticate(client_id, secret) is None:
         raise failure()
     return client
 
@@ -139,11 +162,77 @@ def error_response(exc: OAuthError) -> Response:
     return json_response(exc.body(), exc.status, exc.headers)
 
 
+#: What a browser app may send to the token endpoint from another origin.
+CORS_HEADERS = "Content-Type, X-Requested-With, DPoP"
+
+
+def cors_origin(client: Client, origin: str | None) -> str | None:
+    """``origin`` if a browser app of ``client`` may read the token endpoint's answer.
+
+    A browser app (Swagger UI, an SPA) exchanges its code from its own origin: the origin of
+    one of the client's callbacks, any port for a loopback IP callback (RFC 8252 §7.3), as
+    Auth0 allows a client's origins. No cookies are involved (no credentials mode).
+    """
+    if not origin:
+        return None
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+        return None
+    for callback in client.callbacks:
+        allowed = urlsplit(callback)
+        if allowed.scheme != parts.scheme or allowed.hostname != parts.hostname:
+            continue
+        loopback_ip = allowed.hostname in ("127.0.0.1", "::1") and allowed.port is None
+        if allowed.port == port or loopback_ip:
+            return origin
+    return None
+
+
+def token_preflight(request: Request) -> Response:
+    """The CORS preflight of ``POST /oauth/token``: allowed from any origin, no credentials.
+
+    Whether the answer itself may be read is decided per client (:func:`cors_origin`).
+    """
+    origin = request.headers.get("origin")
+    if not origin or "access-control-request-method" not in request.headers:
+        return json_response(
+            {"error": "invalid_request", "error_description": "Use POST"}, 405, {"Allow": "POST"}
+        )
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        },
+    )
+
+
+def with_preflight(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Answer a CORS preflight (``OPTIONS``) with :func:`token_preflight`, the rest as usual."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return token_preflight(request)
+        return await handler(request)
+
+    return endpoint
+
+
 async def token(request: Request) -> Response:
     """``POST /oauth/token``."""
     bundle = services(request)
+    client: Client | None = None
     try:
-        params = await read_params(request)
+        params = await read_params(request, query_targets=True)
         client = authenticate_client(bundle, request, params)
         if params.get("grant_type") == "password":
             wait = bundle.login_limiter.retry_after(f"ip:{client_ip(request)}")
@@ -151,16 +240,24 @@ async def token(request: Request) -> Response:
                 raise OAuthError(
                     "too_many_attempts", "Too many attempts", 429, {"Retry-After": str(wait)}
                 )
-        grants = Grants(bundle.tenant, bundle.minter)
         try:
-            body = grants.token(client, params)
+            body = bundle.grants.token(client, params)
         except OAuthError as exc:
             if params.get("grant_type") == "password" and exc.error == "invalid_grant":
                 bundle.login_limiter.hit(f"ip:{client_ip(request)}")
             raise
     except OAuthError as exc:
-        return error_response(exc)
-    return json_response(body)
+        return _with_cors(error_response(exc), client, request)
+    return _with_cors(json_response(body), client, request)
+
+
+def _with_cors(response: Response, client: Client | None, request: Request) -> Response:
+    origin = cors_origin(client, request.headers.get("origin")) if client else None
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    if "origin" in request.headers:
+        response.headers["Vary"] = "Origin"
+    return response
 
 
 async def revoke(request: Request) -> Response:
@@ -172,7 +269,7 @@ async def revoke(request: Request) -> Response:
         token_value = params.get("token")
         if not token_value:
             raise OAuthError("invalid_request", "Missing required parameter: token")
-        Grants(bundle.tenant, bundle.minter).revoke(client, token_value)
+        bundle.grants.revoke(client, token_value)
     except OAuthError as exc:
         return error_response(exc)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
@@ -195,7 +292,7 @@ async def introspect(request: Request) -> Response:
             raise OAuthError("invalid_request", "Missing required parameter: token")
     except OAuthError as exc:
         return error_response(exc)
-    answer = introspection.introspect(bundle.tenant, bundle.minter, client, token_value)
+    answer = introspection.introspect(bundle.domain, bundle.minter, client, token_value)
     return json_response(answer)
 
 
@@ -225,13 +322,13 @@ async def userinfo(request: Request) -> Response:
     token_value = token_value.strip()
     if not token_value or " " in token_value:
         return _bearer_error("The Authorization header is malformed", 400, "invalid_request")
-    claims = introspection.live_claims(bundle.tenant, bundle.minter, token_value, allow_hs256=False)
+    claims = introspection.live_claims(bundle.domain, bundle.minter, token_value, allow_hs256=False)
     if claims is None or bundle.minter.userinfo_url not in introspection.audiences(claims):
         return _bearer_error("The access token is invalid")
     scopes = str(claims.get("scope", "")).split()
     if "openid" not in scopes:
         return _bearer_error("The openid scope is required", 403, "insufficient_scope")
-    user = bundle.tenant.find_user(str(claims.get("sub")))
+    user = bundle.domain.users.find(str(claims.get("sub")))
     if user is None or user.blocked:
         return _bearer_error("The access token is invalid")
     return json_response({"sub": user.user_id, **user_claims(user, scopes)})
@@ -272,10 +369,10 @@ async def register(request: Request) -> Response:
             400,
         )
     try:
-        body = bundle.tenant.register_client(metadata, dynamic=True)
+        registration = bundle.domain.clients.register(metadata, dynamic=True)
     except RegistrationError as exc:
         return json_response({"error": exc.error, "error_description": exc.message}, 400)
-    return json_response(body, 201)
+    return json_response(wire.registration_json(registration), 201)
 
 
 def post_only(
@@ -298,7 +395,7 @@ def post_only(
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 routes: list[BaseRoute] = [
-    Route("/oauth/token", post_only(token), methods=ANY_METHOD),
+    Route("/oauth/token", with_preflight(post_only(token)), methods=[*ANY_METHOD, "OPTIONS"]),
     Route("/oauth/revoke", post_only(revoke), methods=ANY_METHOD),
     Route("/oauth/introspect", post_only(introspect), methods=ANY_METHOD),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),

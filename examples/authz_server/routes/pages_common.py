@@ -7,7 +7,6 @@ so a handler only ever sees a trusted form. Domain errors become a 4xx page, nev
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,10 +17,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..models import User
-from ..store import Store
-from ..tenant import TenantError
-from ..web import Session, error_page, form_value, render, same_origin_post, services
+from ..models import Session, User
+from ..rules import TenantError
+from ..web import error_page, form_value, render, same_origin_post, services
 
 # One CSRF purpose for the signed-in pages (the session is rotated at login, so the token
 # changes with it); sign-up forms use their own purpose on the anonymous session.
@@ -163,11 +161,6 @@ def done(path: str, notice: str) -> Response:
     return RedirectResponse(f"{path}?done={notice}", status_code=303)
 
 
-def pretty(data: Any) -> str:
-    """Indented JSON for display."""
-    return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False)
-
-
 def url_id(value: str) -> str:
     """A path segment for an id that may contain ``|`` (user ids)."""
     return quote(value, safe="")
@@ -179,34 +172,3 @@ _LINE_SPLIT = re.compile(r"[\r\n]+")
 def lines(text: str) -> list[str]:
     """The non-empty lines of a textarea (callback URLs, one per line)."""
     return [line.strip() for line in _LINE_SPLIT.split(text) if line.strip()]
-
-
-# ------------------------------------------------------- portal app ownership
-
-
-def record_owner(store: Store, client_id: str, owner_id: str, now: int) -> None:
-    """Remember that *owner_id* registered *client_id* through the portal."""
-    store.execute(
-        "INSERT INTO portal_app_owners (client_id, owner_id, created_at) VALUES (?, ?, ?)",
-        (client_id, owner_id, now),
-    )
-
-
-def owned_client_ids(store: Store, owner_id: str) -> list[str]:
-    """The portal applications of one developer, oldest first."""
-    rows = store.all(
-        "SELECT client_id FROM portal_app_owners WHERE owner_id = ? ORDER BY created_at, rowid",
-        (owner_id,),
-    )
-    return [str(r["client_id"]) for r in rows]
-
-
-def owner_of(store: Store, client_id: str) -> str | None:
-    """The user id of the developer who registered *client_id* on the portal, if any."""
-    row = store.one("SELECT owner_id FROM portal_app_owners WHERE client_id = ?", (client_id,))
-    return None if row is None else str(row["owner_id"])
-
-
-def is_owner(store: Store, client_id: str, owner_id: str) -> bool:
-    """Whether *owner_id* registered *client_id* through the portal."""
-    return owner_of(store, client_id) == owner_id

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .. import wire
 from ..models import ResourceServer
-from ..tenant import Conflict, NotFound, RegistrationError, TenantError
+from ..rules import Conflict, NotFound, RegistrationError, TenantError
 from ..web import error_page, form_value, render, services
 from .dashboard import authorized_apps
 from .oauth import registration_limited
@@ -30,11 +31,8 @@ from .pages_common import (
     current_viewer,
     done,
     forbidden_form,
-    is_owner,
     lines,
-    owned_client_ids,
     page,
-    record_owner,
     show,
 )
 
@@ -62,9 +60,7 @@ async def home(request: Request) -> Response:
     viewer = _viewer_or_none(request)
     if viewer is None:
         return show(request, None, "portal/welcome.html", {"section": "apps"})
-    tenant = services(request).tenant
-    owned = owned_client_ids(tenant.store, viewer.user.user_id)
-    apps = [c for c in (tenant.find_client(i) for i in owned) if c is not None]
+    apps = services(request).domain.clients.owned_by(viewer.user.user_id)
     return show(
         request,
         viewer,
@@ -121,7 +117,7 @@ async def signup(request: Request) -> Response:
         response.headers["Retry-After"] = str(wait)
         return response
     try:
-        user = bundle.tenant.create_user(
+        user = bundle.domain.users.create(
             email=values["email"], password=password, name=values["name"] or None
         )
     except Conflict:
@@ -134,7 +130,7 @@ async def signup(request: Request) -> Response:
     # email_verified: false until the link is followed. A development server sends no
     # mail: the link goes to the server log.
     link = bundle.settings.url(
-        "portal/verify?" + urlencode({"token": bundle.tenant.email_verification_token(user)})
+        "portal/verify?" + urlencode({"token": bundle.domain.users.email_verification_token(user)})
     )
     log.info("email verification link for %s: %s", user.user_id, link)
     _, sid = bundle.sessions.login(session, user)
@@ -196,7 +192,7 @@ def registration_metadata(kind: str, name: str, redirect_uris: list[str]) -> dic
 async def register_app(request: Request, viewer: Viewer) -> Response:
     """``POST /portal/apps``: register through the ``/oidc/register`` logic; secret shown once."""
     bundle = services(request)
-    tenant = bundle.tenant
+    domain = bundle.domain
     values = {k: viewer.value(k) for k in ("name", "kind", "redirect_uris")}
     if values["kind"] not in KINDS:
         return _new_app_page(request, viewer, values, "Choose the kind of application.", 400)
@@ -211,12 +207,12 @@ async def register_app(request: Request, viewer: Viewer) -> Response:
         return response
     metadata = registration_metadata(values["kind"], values["name"], lines(values["redirect_uris"]))
     try:
-        with tenant.store.transaction():
-            registered = tenant.register_client(metadata, dynamic=True)
-            record_owner(tenant.store, registered["client_id"], viewer.user.user_id, tenant.now())
+        with domain.store.transaction():
+            registration = domain.clients.register(metadata, dynamic=True)
+            domain.clients.record_owner(registration.client.client_id, viewer.user.user_id)
     except RegistrationError as exc:
         return _new_app_page(request, viewer, values, exc.message, 400)
-    client = tenant.get_client(registered["client_id"])
+    client = registration.client
     return show(
         request,
         viewer,
@@ -224,8 +220,8 @@ async def register_app(request: Request, viewer: Viewer) -> Response:
         {
             "section": "apps",
             "client": client,
-            "secret": registered.get("client_secret"),
-            "registration": registered,
+            "secret": registration.secret,
+            "registration": wire.registration_json(registration),
         },
         status_code=201,
     )
@@ -233,7 +229,7 @@ async def register_app(request: Request, viewer: Viewer) -> Response:
 
 def _own_client(request: Request, viewer: Viewer) -> str:
     client_id = request.path_params["client_id"]
-    if not is_owner(services(request).tenant.store, client_id, viewer.user.user_id):
+    if services(request).domain.clients.owner_of(client_id) != viewer.user.user_id:
         raise NotFound("No such application among yours")
     return str(client_id)
 
@@ -241,7 +237,7 @@ def _own_client(request: Request, viewer: Viewer) -> str:
 @page(admin=False)
 async def app_detail(request: Request, viewer: Viewer) -> Response:
     """``GET /portal/apps/{client_id}``: one of the developer's own applications."""
-    client = services(request).tenant.get_client(_own_client(request, viewer))
+    client = services(request).domain.clients.get(_own_client(request, viewer))
     return show(
         request, viewer, "portal/app.html", {"section": "apps", "client": client, "secret": None}
     )
@@ -250,13 +246,13 @@ async def app_detail(request: Request, viewer: Viewer) -> Response:
 @page(admin=False)
 async def delete_app(request: Request, viewer: Viewer) -> Response:
     """``POST /portal/apps/{client_id}/delete``: only the owner can delete."""
-    services(request).tenant.delete_client(_own_client(request, viewer))
+    services(request).domain.clients.delete(_own_client(request, viewer))
     return done("/portal", "deleted")
 
 
 async def verify_email(request: Request) -> Response:
     """``GET /portal/verify?token=...``: the link of a sign-up's verification message."""
-    user = services(request).tenant.verify_email(request.query_params.get("token", ""))
+    user = services(request).domain.users.verify_email(request.query_params.get("token", ""))
     if user is None:
         return error_page(
             request, "Link not valid", "The verification link is wrong, used up or expired."
@@ -272,7 +268,7 @@ async def verify_email(request: Request) -> Response:
 
 
 def _public_apis(request: Request) -> list[ResourceServer]:
-    return services(request).tenant.list_apis(include_system=False)
+    return services(request).domain.apis.all(include_system=False)
 
 
 async def api_list(request: Request) -> Response:
@@ -377,11 +373,11 @@ async def authorized(request: Request, viewer: Viewer) -> Response:
 @page(admin=False)
 async def revoke_authorized(request: Request, viewer: Viewer) -> Response:
     """``POST /portal/authorized/{grant_id}/revoke``: only the user's own consents."""
-    tenant = services(request).tenant
+    consents = services(request).domain.consents
     grant_id = request.path_params["grant_id"]
-    if not any(g.id == grant_id for g in tenant.list_user_grants(user_id=viewer.user.user_id)):
+    if not any(g.id == grant_id for g in consents.all(user_id=viewer.user.user_id)):
         raise NotFound("No such authorization among yours")
-    tenant.revoke_user_grant(grant_id)
+    consents.revoke(grant_id)
     return done("/portal/authorized", "revoked")
 
 

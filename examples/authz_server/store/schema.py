@@ -1,21 +1,13 @@
-"""The SQLite store: schema, one shared connection, and short serialised transactions.
+"""The whole schema of the server's store, its version, and the migrations to it.
 
-Every statement is parameterised. The connection is shared by the event loop and worker
-threads, so it is guarded by a lock; each write runs inside ``BEGIN IMMEDIATE`` so that
-check-then-update steps (single-use codes, refresh-token rotation) are atomic.
-
-The schema carries a version (``PRAGMA user_version``); a store written by an earlier
-version is migrated forward when it is opened, so an existing ``authz_server.sqlite3``
-keeps working.
+``PRAGMA user_version`` records the version. A store of an earlier version (the first
+release had none, version 0) is brought forward when it is opened: columns added since are
+added in place, new tables and indexes created. A store of a newer version is refused.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -168,113 +160,29 @@ _ADDED_COLUMNS = (
 )
 
 
-class Store:
-    """One SQLite database (a file path, or ``:memory:``) behind a lock."""
-
-    def __init__(self, path: str = ":memory:") -> None:
-        self.path = path
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        self._depth = 0
-        with self._lock:
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            if path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
-            self._migrate()
-
-    def _migrate(self) -> None:
-        """Bring the schema to :data:`SCHEMA_VERSION` (new stores and older files alike)."""
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the store {self.path!r} was written by a newer version (schema {version})"
-            )
-        if version == SCHEMA_VERSION:
-            return
-        existing = {
-            row[0]
-            for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for table, column, definition in _ADDED_COLUMNS:
-                if table not in existing:
-                    continue
-                columns = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
-    @classmethod
-    def copy_of(cls, other: Store) -> Store:
-        """A new in-memory store holding a copy of *other* (fast fixtures, snapshots)."""
-        copy = cls(":memory:")
-        with other._lock, copy._lock:
-            other._conn.backup(copy._conn)
-            copy._conn.execute("PRAGMA foreign_keys = ON")
-        return copy
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Run the enclosed statements atomically (nested calls join the outer one)."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-            finally:
-                self._depth = 0
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; return the number of rows it changed."""
-        with self._lock:
-            return self._conn.execute(sql, params).rowcount
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """Run a query and return every row."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        """Run a query and return its first row, or ``None``."""
-        with self._lock:
-            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
-            return row
-
-    def get_meta(self, key: str) -> str | None:
-        """Read a value of the small key-value table."""
-        row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row["value"])
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Write a value of the small key-value table."""
-        self.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the schema of *conn* to :data:`SCHEMA_VERSION` (new stores and old files)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"the store {path!r} was written by a newer version (schema {version})")
+    if version == SCHEMA_VERSION:
+        return
+    existing = {
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, definition in _ADDED_COLUMNS:
+            if table not in existing:
+                continue
+            columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
