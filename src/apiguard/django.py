@@ -806,7 +806,7 @@ class _ScopePermission(BasePermission):
         requirement = self._requirement
         if requirement is None:
             scopes = getattr(view, "required_scopes", ())
-            requirement = _cached(type(view), scopes, self.match)
+            requirement = _cached(view, scopes, self.match)
         if isinstance(requirement, Requirement):
             return requirement
         method = request.method or "GET"
@@ -845,8 +845,9 @@ _NOTHING_GRANTED: Final = _NothingGranted()
 _requirements: dict[tuple[type, str], dict[str, Requirement] | Requirement] = {}
 
 
-def _cached(view: type, scopes: object, match: Match) -> dict[str, Requirement] | Requirement:
-    key = (view, match)
+def _cached(view: object, scopes: object, match: Match) -> dict[str, Requirement] | Requirement:
+    # One entry per view class (a view instance counts as its class).
+    key = (view if isinstance(view, type) else type(view), match)
     known = _requirements.get(key)
     if known is None:
         known = _requirements[key] = _declared_scopes(scopes, match)
@@ -919,7 +920,7 @@ def _operation_scopes(view: Any, method: str) -> tuple[str, ...]:
             requirement = permission._requirement
         elif isinstance(permission, type) and issubclass(permission, _ScopePermission):
             scopes = getattr(view, "required_scopes", ())
-            requirement = _cached(type(view), scopes, permission.match)
+            requirement = _cached(view, scopes, permission.match)
         else:
             continue
         if requirement is None:

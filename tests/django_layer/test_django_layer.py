@@ -215,3 +215,15 @@ def test_spectacular_documents_the_bearer_scheme_and_scopes(local_issuer: LocalI
     assert schema["paths"]["/api/overview"]["get"]["security"] == [
         {"bearerAuth": ["read:contacts", "read:tasks"]}
     ]
+    assert schema["paths"]["/api/tasks"]["get"]["security"] == [{"bearerAuth": ["read:tasks"]}]
+
+
+def test_each_view_class_keeps_its_own_required_scopes(local_issuer: LocalIssuer) -> None:
+    """Two views listing HasScope bare each enforce their own required_scopes."""
+    with dj.use_issuer(local_issuer):
+        tasks = dj.api_client(local_issuer, scope="read:tasks")
+        assert tasks.get("/api/tasks").status_code == 200
+        assert tasks.get("/api/appointments").status_code == 403
+        appointments = dj.api_client(local_issuer, scope="read:appointments")
+        assert appointments.get("/api/appointments").status_code == 200
+        assert appointments.get("/api/tasks").status_code == 403

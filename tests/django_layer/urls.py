@@ -39,6 +39,17 @@ class Appointments(APIView):
         return Response(status=204)
 
 
+class Tasks(APIView):
+    """A second view reading its own required_scopes (each view class has its own)."""
+
+    permission_classes = [HasScope]
+    required_scopes = ["read:tasks"]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response({"tasks": []})
+
+
 class Overview(APIView):
     """Either scope suffices."""
 
@@ -70,6 +81,7 @@ def whoami(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("api/appointments", Appointments.as_view()),
     path("api/overview", Overview.as_view()),
+    path("api/tasks", Tasks.as_view()),
     path("api/drf-own", DRFOwn.as_view()),
     path("api/whoami", whoami),
     path("api/schema", SpectacularAPIView.as_view()),
