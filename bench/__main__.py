@@ -2,7 +2,7 @@
 
 .venv/bin/python -m bench            # everything (several minutes on 2 cores)
 .venv/bin/python -m bench validator  # sections: validator, jwks, introspection, frameworks,
-                                     # authz, memory
+                                     # authz, memory, dpop
 .venv/bin/python -m bench memory --memory-tokens 100000   # a quicker memory run
 
 Exit status 1 when a target is missed.
@@ -18,7 +18,7 @@ from typing import Any
 
 from ._util import Row, table
 
-SECTIONS = ("validator", "jwks", "introspection", "frameworks", "authz", "memory")
+SECTIONS = ("validator", "jwks", "introspection", "frameworks", "authz", "memory", "dpop")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         "frameworks": lambda: _section("frameworks").run(args.calls),
         "authz": lambda: _section("authz").run(args.authz_requests),
         "memory": lambda: _section("memory").run(args.memory_tokens),
+        "dpop": lambda: _section("dpop").run(args.calls),
     }
     rows: list[Row] = []
     for section in args.sections or SECTIONS:

@@ -371,9 +371,12 @@ class BodyReader:
 class ValidatorCore:
     """The validator without I/O. Thread-safe for reads; ``receive`` is serialised by shells."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, binding: Callable[[object], bool] | None = None) -> None:
         self.config = config
         self._clock = config.clock
+        #: Whether tokens of an issuer may be DPoP-bound (its DPoP mode is not "off"); the
+        #: binding itself is the request path's to check, on every request.
+        self._binding = binding
         self._keys: KeySource | None = None
         if config.shared_key is None:
             self._keys = KeySource(
@@ -514,6 +517,18 @@ class ValidatorCore:
                 raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
         return self.check_claims(claims, now, header)
 
+    def _check_binding(self, claims: Mapping[str, Any]) -> None:
+        binding = self._binding
+        if binding is None or not binding(claims.get("iss")):
+            # A sender-constrained token (DPoP, mTLS) where no proof is checked: accepting
+            # it as a bearer token would strip its binding.
+            raise InvalidClaim("cnf: proof of possession is not supported")
+        cnf = claims["cnf"]
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str) or not 0 < len(jkt) <= 128 or len(cnf) != 1:
+            # An mTLS binding (x5t#S256), or one beside jkt, is one apiguard cannot check.
+            raise InvalidClaim("cnf: only a DPoP key binding (jkt) is supported")
+
     def check_claims(
         self, claims: dict[str, Any], now: float, header: Mapping[str, Any] = _NO_HEADER
     ) -> tuple[AccessToken, tuple[float, float]]:
@@ -530,8 +545,7 @@ class ValidatorCore:
         if not strict and not _ID_TOKEN_CLAIMS.isdisjoint(claims):
             raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
         if "cnf" in claims:
-            # A sender-constrained token (DPoP, mTLS) presented as a plain bearer token.
-            raise InvalidClaim("cnf: proof of possession is not supported")
+            self._check_binding(claims)
         for name in c.required_claims:
             # Present and not null: ``"org_id": null`` asserts nothing.
             if claims.get(name) is None:

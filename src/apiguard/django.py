@@ -47,6 +47,7 @@ Websockets (Django Channels) are not covered by this layer; run Channels behind
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import threading
@@ -68,7 +69,16 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request as DRFRequest
 
-from ._request import PathExemptions, RequestView, Requirement, guard, run, run_async
+from ._request import (
+    FORWARDED_HEADERS,
+    PathExemptions,
+    RequestView,
+    Requirement,
+    Validate,
+    guard,
+    run,
+    run_async,
+)
 from .bearer import DEFAULT_REALM, challenge, pick_realm, render_error
 from .claims import AccessToken, Match
 from .errors import (
@@ -76,8 +86,8 @@ from .errors import (
     BearerError,
     ConfigurationError,
     InsufficientScope,
-    KeySetUnavailable,
     MissingToken,
+    ServiceUnavailable,
 )
 from .metadata import (
     REQUIREMENT_ATTRIBUTE,
@@ -428,8 +438,17 @@ class _Decision:
     token: AccessToken | None
 
 
-def request_view(request: HttpRequest) -> RequestView:
-    """The neutral view of a Django request (what the one request path reads)."""
+_FORWARDED_KEYS: Final = tuple(
+    (f"HTTP_{name.upper().replace('-', '_')}", name) for name in sorted(FORWARDED_HEADERS)
+)
+
+
+def request_view(request: HttpRequest, *, dpop: bool = False) -> RequestView:
+    """The neutral view of a Django request (what the one request path reads).
+
+    With ``dpop``, also what a DPoP proof is checked against: the scheme, ``Host``, the
+    peer, the ``DPoP`` header and the forwarding headers (for trusted proxies).
+    """
     meta = request.META
     raw_path: str | None = None
     scope = getattr(request, "scope", None)  # ASGIRequest keeps the ASGI scope
@@ -440,15 +459,33 @@ def request_view(request: HttpRequest) -> RequestView:
         if isinstance(raw_uri, str):
             raw_path = raw_uri
     authorization = meta.get("HTTP_AUTHORIZATION")
-    return RequestView(
+    if raw_path is not None:
+        raw_path = raw_path.split("?", 1)[0]
+        if not raw_path.startswith("/"):
+            raw_path = None  # an absolute-form target: the decoded path tells it
+    view = RequestView(
         method=request.method or "GET",
         path=request.path_info,
-        raw_path=raw_path.split("?", 1)[0] if raw_path is not None else None,
+        raw_path=raw_path,
         authorization=() if authorization is None else (authorization,),
         query=meta.get("QUERY_STRING", ""),
         content_type=meta.get("CONTENT_TYPE") or None,
         origin="HTTP_ORIGIN" in meta,
         preflight_method="HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
+    )
+    if not dpop:
+        return view
+    # Servers join a repeated header into one value with commas, which the proof check
+    # refuses as two proofs.
+    proof = meta.get("HTTP_DPOP")
+    return dataclasses.replace(
+        view,
+        raw_path=raw_path if raw_path is not None else request.path,
+        scheme=request.scheme or "http",
+        host=meta.get("HTTP_HOST"),
+        peer=meta.get("REMOTE_ADDR"),
+        dpop=() if proof is None else (proof,),
+        forwarded=tuple((name, meta[key]) for key, name in _FORWARDED_KEYS if key in meta),
     )
 
 
@@ -470,15 +507,22 @@ def _known(request: HttpRequest, state: GuardState) -> _Decision | None:
 def _decide(
     request: HttpRequest, state: GuardState, requirement: Requirement, *, middleware: bool = False
 ) -> AccessToken | None:
-    known = _known(request, state)
-    if known is not None:
-        requirement.check(known.token)
-        return known.token
-    view = request_view(request)
+    validator = state.validator
+    gate = validator.dpop
+    view = request_view(request, dpop=gate is not None)
     exemptions = state.exemptions if middleware else None
     if exemptions is not None and exemptions.match(view.path, view.raw_path):
         return None  # not inspected at all, and nothing recorded
-    token = run(guard(view, requirement), state.validator.validate, lambda: request.body)
+    known = _known(request, state)
+
+    def validate(step: Validate) -> AccessToken:
+        # One validation per request (a DPoP proof's jti is spent once), even when the
+        # middleware, a decorator and DRF all ask.
+        if known is not None and known.token is not None and known.raw == step.token:
+            return known.token
+        return validator.validate_credentials(step)
+
+    token = run(guard(view, requirement, dpop=gate), validate, lambda: request.body)
     _record(request, state, view, token)
     return token
 
@@ -486,20 +530,24 @@ def _decide(
 async def _adecide(
     request: HttpRequest, state: GuardState, requirement: Requirement, *, middleware: bool = False
 ) -> AccessToken | None:
-    known = _known(request, state)
-    if known is not None:
-        requirement.check(known.token)
-        return known.token
-    view = request_view(request)
+    validator = state.async_validator
+    gate = validator.dpop
+    view = request_view(request, dpop=gate is not None)
     exemptions = state.exemptions if middleware else None
     if exemptions is not None and exemptions.match(view.path, view.raw_path):
         return None
+    known = _known(request, state)
+
+    async def validate(step: Validate) -> AccessToken:
+        if known is not None and known.token is not None and known.raw == step.token:
+            return known.token
+        return await validator.validate_credentials(step)
 
     async def read_form() -> bytes:
         # Django's ASGI handler has the whole body spooled before the request exists.
         return request.body
 
-    token = await run_async(guard(view, requirement), state.async_validator.validate, read_form)
+    token = await run_async(guard(view, requirement, dpop=gate), validate, read_form)
     _record(request, state, view, token)
     return token
 
@@ -556,7 +604,7 @@ class BearerAuthMiddleware:
         requirement = _REQUIRED if state.required else _OPTIONAL
         try:
             _decide(request, state, requirement, middleware=True)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             return _answer(exc, state)
         return self.get_response(request)
 
@@ -567,7 +615,7 @@ class BearerAuthMiddleware:
         requirement = _REQUIRED if state.required else _OPTIONAL
         try:
             await _adecide(request, state, requirement, middleware=True)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             return _answer(exc, state)
         return await cast(Callable[[HttpRequest], Awaitable[Any]], self.get_response)(request)
 
@@ -629,7 +677,7 @@ def _guarded(view: V, requirement: Requirement) -> V:
             state = guard_state()
             try:
                 await _adecide(request, state, requirement)
-            except (BearerError, KeySetUnavailable) as exc:
+            except (BearerError, ServiceUnavailable) as exc:
                 return _answer(exc, state)
             return await view(request, *args, **kwargs)
 
@@ -641,7 +689,7 @@ def _guarded(view: V, requirement: Requirement) -> V:
         state = guard_state()
         try:
             _decide(request, state, requirement)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             return _answer(exc, state)
         return view(request, *args, **kwargs)
 
@@ -718,7 +766,7 @@ class BearerAPIException(drf_exceptions.APIException):
         self.status_code = rendered.status_code
         self.detail = _body(error)
         self.auth_header = rendered.headers.get("WWW-Authenticate")
-        if isinstance(error, KeySetUnavailable):
+        if isinstance(error, ServiceUnavailable):
             self.wait = error.retry_after
 
 
@@ -760,7 +808,7 @@ class BearerAuthentication(BaseAuthentication):
         try:
             # The layer's excluded paths are not inspected here either (as the middleware).
             token = _decide(django_request, state, _OPTIONAL, middleware=True)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             raise BearerAPIException(exc, state.realm, state.resource_metadata) from None
         if token is None:
             return None
@@ -823,11 +871,11 @@ class _ScopePermission(BasePermission):
             # No handler will run: DRF answers 405, as the other layers' routers do.
             return True
         state = guard_state()
-        # The token DRF authenticated, else the one apiguard's middleware validated.
-        token = request.auth if isinstance(request.auth, AccessToken) else get_token(request)
         try:
-            self._requirement_for(request, view).check(token)
-        except BearerError as exc:
+            # The one request path again: the token the middleware or BearerAuthentication
+            # validated is reused, and a refusal is rendered as every layer renders it.
+            _decide(request._request, state, self._requirement_for(request, view))
+        except (BearerError, ServiceUnavailable) as exc:
             raise BearerAPIException(exc, state.realm, state.resource_metadata) from None
         return True
 

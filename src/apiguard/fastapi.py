@@ -46,10 +46,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ._request import Requirement, guard, run_async
-from .asgi import METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
+from .asgi import DPOP_KEY, METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, check_match, check_scope_names
-from .errors import ApiguardError, BearerError, ConfigurationError, KeySetUnavailable
+from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .jwks import FetchRequest, discovery_urls, is_safe_url, server_metadata
 from .metadata import ProtectedResource, ResourceMetadata, protected_resource
 from .validator import AsyncValidator
@@ -511,7 +511,7 @@ class Authorize(SecurityBase):
         requirement = self.requirement(security_scopes.scopes)
         try:
             return await self._decide(request, requirement)
-        except (BearerError, KeySetUnavailable) as exc:
+        except (BearerError, ServiceUnavailable) as exc:
             metadata = (
                 self.metadata.url if self.metadata is not None else request.scope.get(METADATA_KEY)
             )
@@ -528,7 +528,13 @@ class Authorize(SecurityBase):
             # The middleware decided with this validator (or on an excluded path, did not
             # look at all: then there is no token, and the requirement says what that means).
             token = get_token(request)
-            requirement.check(token)
+            try:
+                requirement.check(token)
+            except BearerError as exc:
+                gate = scope.get(DPOP_KEY)
+                if gate is not None:
+                    gate.mark(exc, token, None if token is None else token.scheme)
+                raise
             return token
 
         async def read_form() -> bytes | Iterable[str]:
@@ -538,8 +544,11 @@ class Authorize(SecurityBase):
                 return list(form.keys())
             return await request.body()
 
+        gate = self.validator.dpop
         return await run_async(
-            guard(request_view(scope), requirement), self.validator.validate, read_form
+            guard(request_view(scope, dpop=gate is not None), requirement, dpop=gate),
+            self.validator.validate_credentials,
+            read_form,
         )
 
     def __repr__(self) -> str:

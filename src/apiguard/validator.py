@@ -12,19 +12,36 @@ cores'.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 import httpx
 
 from ._core import BodyReader, Pending, ValidatorCore, build_config
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
+from .dpop import (
+    AsyncRedisReplayStore,
+    AsyncReplayStore,
+    DPoPGate,
+    DPoPMode,
+    DPoPPolicy,
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+    TrustedProxies,
+    check_replay,
+    check_replay_async,
+)
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ._request import Validate
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .jwks import FetchRequest, Response
 
@@ -231,29 +248,56 @@ class _Base:
         max_jwks_size: int = 1 << 20,
         token_cache_size: int = 4096,
         clock: Callable[[], float] | None = None,
+        dpop: DPoPPolicy | DPoPMode = "off",
+        replay_store: ReplayStore | AsyncReplayStore | str | None = None,
+        trusted_proxies: TrustedProxies | str | Iterable[str] | None = None,
     ) -> None:
-        self._core = ValidatorCore(
-            build_config(
-                issuer=issuer,
-                audience=audience,
-                jwks_uri=jwks_uri,
-                algorithms=algorithms,
-                leeway=leeway,
-                max_token_age=max_token_age,
-                required_claims=required_claims,
-                token_type=token_type,
-                scope_claims=scope_claims,
-                shared_secret=shared_secret,
-                cache_max_age=cache_max_age,
-                cooldown=cooldown,
-                max_stale=max_stale,
-                timeout=timeout,
-                max_token_size=max_token_size,
-                max_jwks_size=max_jwks_size,
-                token_cache_size=token_cache_size,
-                clock=clock,
-            )
+        config = build_config(
+            issuer=issuer,
+            audience=audience,
+            jwks_uri=jwks_uri,
+            algorithms=algorithms,
+            leeway=leeway,
+            max_token_age=max_token_age,
+            required_claims=required_claims,
+            token_type=token_type,
+            scope_claims=scope_claims,
+            shared_secret=shared_secret,
+            cache_max_age=cache_max_age,
+            cooldown=cooldown,
+            max_stale=max_stale,
+            timeout=timeout,
+            max_token_size=max_token_size,
+            max_jwks_size=max_jwks_size,
+            token_cache_size=token_cache_size,
+            clock=clock,
         )
+        self._dpop = _dpop_gate(dpop, trusted_proxies, config.clock)
+        gate = self._dpop
+        self._core = ValidatorCore(config, binding=None if gate is None else gate.accepts_binding)
+        self._replay_store: Any = None
+        #: A store built here from a URL is closed with the validator.
+        self._owns_store = isinstance(replay_store, str)
+        if gate is not None:
+            if isinstance(replay_store, str):
+                # A redis:// URL: the store of this shell's I/O style.
+                store = RedisReplayStore if self._sync else AsyncRedisReplayStore
+                replay_store = store(replay_store)
+            self._replay_store = replay_store if replay_store is not None else MemoryReplayStore()
+            if not isinstance(self._replay_store, ReplayStore | AsyncReplayStore):
+                raise ConfigurationError("replay_store: must have an add(key, ttl) method")
+            if self._sync and inspect.iscoroutinefunction(self._replay_store.add):
+                raise ConfigurationError("replay_store: an async store needs AsyncValidator")
+        elif replay_store is not None:
+            raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
+
+    #: Whether the shell calls a replay store synchronously.
+    _sync = True
+
+    @property
+    def dpop(self) -> DPoPGate | None:
+        """The DPoP decisions (for the request path), or None when DPoP is off."""
+        return self._dpop
 
     @property
     def issuer(self) -> str:
@@ -272,6 +316,21 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
+
+
+def _dpop_gate(
+    dpop: DPoPPolicy | DPoPMode,
+    proxies: TrustedProxies | str | Iterable[str] | None,
+    clock: Callable[[], float],
+) -> DPoPGate | None:
+    policy = dpop if isinstance(dpop, DPoPPolicy) else DPoPPolicy(mode=dpop)
+    if policy.mode == "off":
+        if proxies is not None:
+            raise ConfigurationError("trusted_proxies: only used with dpop 'allowed' or 'required'")
+        return None
+    if proxies is not None and not isinstance(proxies, TrustedProxies):
+        proxies = TrustedProxies(proxies)  # addresses: X-Forwarded-Proto/Host from them
+    return DPoPGate(policy, proxies=proxies, clock=clock)
 
 
 class Validator(_SyncClient, _Base):
@@ -308,6 +367,15 @@ class Validator(_SyncClient, _Base):
             checked again on every hit.
         http_client: an ``httpx.Client`` to fetch with (not closed by :meth:`close`).
         clock: returns seconds since the epoch (default ``time.time``); for tests.
+        dpop: DPoP (RFC 9449): ``"off"`` (default: a token with ``cnf`` is refused),
+            ``"allowed"`` (Bearer and DPoP tokens), ``"required"`` (DPoP only), or a
+            :class:`~apiguard.dpop.DPoPPolicy` for the proof algorithms, window and
+            nonces. The framework layers then read and check proofs on every request.
+        replay_store: where proofs' ``jti`` are remembered (default: in this process,
+            :class:`~apiguard.dpop.MemoryReplayStore`); several workers need a shared one
+            (:class:`~apiguard.dpop.RedisReplayStore`).
+        trusted_proxies: a :class:`~apiguard.dpop.TrustedProxies` whose forwarded headers
+            give the URI a proof must name (default: none, the request's own).
 
     Raises:
         ConfigurationError: a setting is missing or unsafe (the message names it).
@@ -322,7 +390,8 @@ class Validator(_SyncClient, _Base):
         ``permissions`` as scopes: everything the *user* may do then counts as granted to
         whichever app holds the token, a third-party app that was consented one scope
         included. Leave it out and check :attr:`AccessToken.permissions` where a route
-        really means the user's role.
+        really means the user's role. :meth:`validate` alone checks no DPoP proof: with
+        DPoP on, use a framework layer or :meth:`validate_credentials`.
     """
 
     def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
@@ -353,6 +422,30 @@ class Validator(_SyncClient, _Base):
                 result = self._core.resume(result, refresh=False)
         return result
 
+    def close(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        super().close()
+        if self._owns_store:
+            self._replay_store.close()
+
+    def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials: the token, and with DPoP its binding and proof.
+
+        This is the validation step of the one request path (``apiguard._request``); a
+        cached token's proof is checked anew, replay included.
+
+        Raises:
+            InvalidToken, InvalidDPoPProof, UseDPoPNonce, InvalidRequest: refused.
+            ServiceUnavailable: the keys or the replay store cannot be had; answer 503.
+        """
+        token = self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                check_replay(self._replay_store, proof)
+        return token
+
     def _fetch(self, request: FetchRequest) -> Response | Exception:
         core = self._core
         return _fetch(self._client, request, core.body_reader, core.config.timeout, fresh=True)
@@ -368,6 +461,8 @@ class AsyncValidator(_AsyncClient, _Base):
     >>> async with AsyncValidator(issuer="https://tenant.example/", audience="https://api") as v:
     ...     token = await v.validate(bearer)  # doctest: +SKIP
     """
+
+    _sync = False
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -387,6 +482,22 @@ class AsyncValidator(_AsyncClient, _Base):
                     self._core.receive(request, await self._fetch(request))
             result = self._core.resume(result)
         return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        await super().aclose()
+        if self._owns_store:
+            await self._replay_store.aclose()
+
+    async def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
+        token = await self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                await check_replay_async(self._replay_store, proof)
+        return token
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
         return await _afetch(

@@ -67,7 +67,8 @@ class Layer:
 
     name: str
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Any:
+        """Build the API; ``options`` go to the validator (``dpop="required"``...)."""
         raise NotImplementedError
 
     def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
@@ -84,7 +85,7 @@ def _flask_subject() -> dict[str, Any]:
 class FlaskLayer(Layer):
     name = "flask"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Flask:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Flask:
         app = Flask("layer-table")
         app.config["APIGUARD_REALM"] = REALM
         view = _flask_subject
@@ -103,7 +104,7 @@ class FlaskLayer(Layer):
         ]
         for index, (rule, methods, function) in enumerate(routes):
             app.add_url_rule(rule, f"route{index}", function, methods=methods)
-        fg.ApiGuard(app, validator=issuer.validator())
+        fg.ApiGuard(app, validator=issuer.validator(**options))
         fg.protect(app, optional=not required, exclude_paths=EXCLUDED)
         return app
 
@@ -188,7 +189,7 @@ async def _call_asgi(
 class StarletteLayer(Layer):
     name = "starlette"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Starlette:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Starlette:
         view = _asgi_subject
         routes = [
             Route("/private", ag.requires_auth(view)),
@@ -205,7 +206,7 @@ class StarletteLayer(Layer):
         ]
         guard = Middleware(
             ag.BearerAuthMiddleware,
-            validator=issuer.async_validator(),
+            validator=issuer.async_validator(**options),
             required=required,
             exclude_paths=EXCLUDED,
             realm=REALM,
@@ -229,8 +230,8 @@ class FastAPILayer(Layer):
 
     name = "fastapi"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
-        validator: AsyncValidator = issuer.async_validator()
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Any:
+        validator: AsyncValidator = issuer.async_validator(**options)
         auth = fa.Authorize(validator, realm=REALM)
         either = fa.Authorize(validator, match="any", realm=REALM)
         maybe = fa.Authorize(validator, required=False, realm=REALM)
@@ -319,11 +320,11 @@ class DjangoLayer(Layer):
         self.urls = urls
         self.asgi = asgi
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> DjangoApp:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> DjangoApp:
         import django_views
 
         return DjangoApp(
-            django_state(issuer, required=required, exclude_paths=EXCLUDED),
+            django_state(issuer, options, required=required, exclude_paths=EXCLUDED),
             getattr(django_views, self.urls),
         )
 
@@ -342,14 +343,18 @@ class DjangoLayer(Layer):
             return _call_wsgi(WSGIHandler(), method, target, headers, body)
 
 
-def django_state(issuer: LocalIssuer, **settings: Any) -> Any:
-    """The Django layer's state for ``issuer`` with these settings (realm ``"api"``)."""
+def django_state(
+    issuer: LocalIssuer, validator_options: dict[str, Any] | None = None, **settings: Any
+) -> Any:
+    """The Django layer's state for ``issuer`` with these settings (realm ``"api"``);
+    ``validator_options`` go to the validators (``dpop="required"``...)."""
     from apiguard import django as dj
 
+    options = validator_options or {}
     return dj.build_state(
         {
-            "VALIDATOR": issuer.validator(),
-            "ASYNC_VALIDATOR": issuer.async_validator(),
+            "VALIDATOR": issuer.validator(**options),
+            "ASYNC_VALIDATOR": issuer.async_validator(**options),
             "REALM": REALM,
             **{key.upper(): value for key, value in settings.items()},
         }
@@ -365,4 +370,32 @@ LAYERS: list[Layer] = [
     DjangoLayer("drf", "drf_urls"),
 ]
 
-__all__ = ["EXCLUDED", "LAYERS", "REALM", "Answer", "DjangoApp", "Layer", "django_state"]
+
+def assert_same(
+    answers: dict[str, Answer], status: int, challenge: str | None, body: Any = None
+) -> None:
+    """Every layer answered ``status`` (and ``challenge``, ``body`` when given), and the same."""
+    for name, answer in answers.items():
+        assert answer.status == status, (name, answer)
+        if challenge is not None:
+            assert answer.headers.get("www-authenticate") == challenge, name
+        elif status < 400:
+            assert "www-authenticate" not in answer.headers, name
+        if body is not None:
+            assert answer.json() == body, name
+    bodies = {name: answer.json() for name, answer in answers.items()}
+    challenges = {name: answer.headers.get("www-authenticate") for name, answer in answers.items()}
+    assert len({repr(b) for b in bodies.values()}) == 1, bodies
+    assert len(set(challenges.values())) == 1, challenges
+
+
+__all__ = [
+    "EXCLUDED",
+    "LAYERS",
+    "REALM",
+    "Answer",
+    "DjangoApp",
+    "Layer",
+    "assert_same",
+    "django_state",
+]
