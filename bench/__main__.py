@@ -18,7 +18,16 @@ from typing import Any
 
 from ._util import Row, table
 
-SECTIONS = ("validator", "jwks", "introspection", "frameworks", "authz", "memory", "dpop")
+SECTIONS = (
+    "validator",
+    "jwks",
+    "introspection",
+    "frameworks",
+    "authorization",
+    "authz",
+    "memory",
+    "dpop",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "jwks": lambda: _section("jwks").run(),
         "introspection": lambda: _section("introspection").run(args.calls),
         "frameworks": lambda: _section("frameworks").run(args.calls),
+        "authorization": lambda: _section("authorization").run(args.calls),
         "authz": lambda: _section("authz").run(args.authz_requests),
         "memory": lambda: _section("memory").run(args.memory_tokens),
         "dpop": lambda: _section("dpop").run(args.calls),

@@ -8,11 +8,22 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .claims import AccessToken
+from ._rules import (
+    MULTI_FACTOR,
+    Rule,
+    claim_check,
+    claim_equals,
+    claim_includes,
+    has_permissions,
+    has_roles,
+    step_up,
+)
+from .claims import AccessToken, ClaimPath
 from .errors import (
     AlgorithmNotAllowed,
     ApiguardError,
     BearerError,
+    ClaimRuleFailed,
     ConfigurationError,
     DPoPAlgorithmNotAllowed,
     DPoPBoundTokenAsBearer,
@@ -24,8 +35,10 @@ from .errors import (
     DPoPRequired,
     DPoPTokenHashMismatch,
     DPoPURIMismatch,
+    Forbidden,
     InactiveToken,
     InsufficientScope,
+    InsufficientUserAuthentication,
     IntrospectionFailed,
     InvalidClaim,
     InvalidDPoPKey,
@@ -39,6 +52,8 @@ from .errors import (
     MalformedRequestURI,
     MalformedToken,
     MissingDPoPProof,
+    MissingPermission,
+    MissingRole,
     MissingToken,
     MultipleDPoPProofs,
     ReplayStoreUnavailable,
@@ -64,12 +79,15 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "MULTI_FACTOR",
     "AccessToken",
     "AlgorithmNotAllowed",
     "ApiguardError",
     "AsyncIntrospector",
     "AsyncValidator",
     "BearerError",
+    "ClaimPath",
+    "ClaimRuleFailed",
     "ConfigurationError",
     "DPoPAlgorithmNotAllowed",
     "DPoPBoundTokenAsBearer",
@@ -81,8 +99,10 @@ __all__ = [
     "DPoPRequired",
     "DPoPTokenHashMismatch",
     "DPoPURIMismatch",
+    "Forbidden",
     "InactiveToken",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "Introspection",
     "IntrospectionFailed",
     "Introspector",
@@ -98,9 +118,12 @@ __all__ = [
     "MalformedRequestURI",
     "MalformedToken",
     "MissingDPoPProof",
+    "MissingPermission",
+    "MissingRole",
     "MissingToken",
     "MultipleDPoPProofs",
     "ReplayStoreUnavailable",
+    "Rule",
     "ServiceUnavailable",
     "TokenExpired",
     "TokenNotDPoPBound",
@@ -115,4 +138,10 @@ __all__ = [
     "WrongIssuer",
     "WrongTokenType",
     "__version__",
+    "claim_check",
+    "claim_equals",
+    "claim_includes",
+    "has_permissions",
+    "has_roles",
+    "step_up",
 ]

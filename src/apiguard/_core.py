@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
+from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken, ClaimPath, claim_paths
 from .errors import (
     BearerError,
     ConfigurationError,
@@ -78,6 +78,8 @@ class Config:
     required_claims: tuple[str, ...]
     token_type: str | None
     scope_claims: tuple[str, ...]
+    role_claims: tuple[ClaimPath, ...]
+    claims_validator: Callable[[AccessToken], object] | None
     shared_key: VerificationKey | None
     cache_max_age: float
     cooldown: float
@@ -133,6 +135,8 @@ def build_config(
     required_claims: Iterable[str] = (),
     token_type: str | None = None,
     scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
+    role_claims: Iterable[str | Sequence[str] | ClaimPath] = (),
+    claims_validator: Callable[[AccessToken], object] | None = None,
     shared_secret: str | bytes | None = None,
     cache_max_age: float = 600.0,
     cooldown: float = 30.0,
@@ -185,6 +189,8 @@ def build_config(
     if max_token_age is not None:
         max_age = _number("max_token_age", max_token_age, low=1)
     size = int(_number("max_token_size", max_token_size, low=256, high=1 << 20))
+    if claims_validator is not None and not callable(claims_validator):
+        raise _fail("claims_validator", "must be a callable taking the AccessToken")
     return Config(
         issuer=issuer,
         audiences=audiences,
@@ -201,6 +207,8 @@ def build_config(
         ),
         token_type=token_type,
         scope_claims=_strings("scope_claims", scope_claims, allow_empty=True),
+        role_claims=claim_paths(role_claims, name="role_claims"),
+        claims_validator=claims_validator,
         shared_key=shared_key,
         cache_max_age=_number("cache_max_age", cache_max_age, low=1, high=7 * 86400),
         cooldown=_number("cooldown", cooldown, low=0, high=3600),
@@ -594,5 +602,9 @@ class ValidatorCore:
                 raise InvalidClaim(f"{name} is not a string")
         if not not_before <= now < not_after:
             self._check_times(claims, now)
-        token = AccessToken.from_claims(header, claims, c.scope_claims)
+        token = AccessToken.from_claims(header, claims, c.scope_claims, c.role_claims)
+        if c.claims_validator is not None:
+            # The application's own checks come last: after the signature and every
+            # standard claim, so they only ever see a token the issuer really signed.
+            c.claims_validator(token)
         return token, (not_before, not_after)

@@ -38,7 +38,7 @@ import dataclasses
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast, overload
 
@@ -55,8 +55,9 @@ from ._request import (
     guard,
     run,
 )
+from ._rules import Rule, has_permissions, has_roles, step_up
 from .bearer import DEFAULT_REALM, pick_realm, render_error
-from .claims import AccessToken, Match
+from .claims import AccessToken, ClaimPath, Match
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .metadata import REQUIREMENT_ATTRIBUTE, ResourceMetadata, declared_scopes, protected_resource
 from .validator import Validator
@@ -66,8 +67,12 @@ __all__ = [
     "GuardState",
     "current_token",
     "protect",
+    "requires",
     "requires_auth",
+    "requires_permission",
+    "requires_role",
     "requires_scope",
+    "requires_step_up",
 ]
 
 logger = logging.getLogger("apiguard.flask")
@@ -99,12 +104,14 @@ _NUMBERS: Final = frozenset(
     }
 )
 _LISTS: Final = frozenset(
-    {"audience", "algorithms", "required_claims", "scope_claims", "trusted_proxies"}
+    {"audience", "algorithms", "required_claims", "scope_claims", "trusted_proxies", "role_claims"}
 )
 _STRINGS: Final = frozenset(
     {"issuer", "jwks_uri", "token_type", "shared_secret", "dpop", "replay_store"}
 )
-_VALIDATOR_OPTIONS: Final = _NUMBERS | _LISTS | _STRINGS
+# Python objects only (a callable cannot come from the environment).
+_OBJECTS: Final = frozenset({"claims_validator"})
+_VALIDATOR_OPTIONS: Final = _NUMBERS | _LISTS | _STRINGS | _OBJECTS
 # Settings of this layer, not the validator's.
 _OWN_OPTIONS: Final = frozenset({"realm", "exempt_options", "resource"})
 #: The endpoint name of the protected-resource metadata view ApiGuard registers.
@@ -144,7 +151,8 @@ class ApiGuard:
     ``APIGUARD_AUDIENCE`` (required), and every other keyword of :class:`~apiguard.Validator`
     (``APIGUARD_JWKS_URI``, ``APIGUARD_ALGORITHMS``, ``APIGUARD_LEEWAY``,
     ``APIGUARD_MAX_TOKEN_AGE``, ``APIGUARD_REQUIRED_CLAIMS``, ``APIGUARD_TOKEN_TYPE``,
-    ``APIGUARD_SCOPE_CLAIMS``, ``APIGUARD_SHARED_SECRET``, ``APIGUARD_CACHE_MAX_AGE``,
+    ``APIGUARD_SCOPE_CLAIMS``, ``APIGUARD_ROLE_CLAIMS``, ``APIGUARD_CLAIMS_VALIDATOR``,
+    ``APIGUARD_SHARED_SECRET``, ``APIGUARD_CACHE_MAX_AGE``,
     ``APIGUARD_COOLDOWN``, ``APIGUARD_MAX_STALE``, ``APIGUARD_TIMEOUT``,
     ``APIGUARD_MAX_TOKEN_SIZE``, ``APIGUARD_MAX_JWKS_SIZE``, ``APIGUARD_TOKEN_CACHE_SIZE``),
     plus ``APIGUARD_REALM`` (default: the audience when there is one, else ``"api"``; None
@@ -419,6 +427,7 @@ def _authorize(
             exemptions=exemptions,
             exempt=exempt,
             dpop=gate,
+            clock=validator.clock,
         )
         token = run(flow, validate, read_form)
     except BearerError as exc:
@@ -507,6 +516,93 @@ def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
         return _guarded(function, requirement)
 
     return decorate
+
+
+def requires(*rules: Rule) -> Callable[[F], F]:
+    """Require a valid access token that meets every one of ``rules``.
+
+    The rules are apiguard's, the same in every layer: :func:`~apiguard.has_permissions`,
+    :func:`~apiguard.has_roles`, :func:`~apiguard.claim_equals`,
+    :func:`~apiguard.claim_includes`, :func:`~apiguard.claim_check` and
+    :func:`~apiguard.step_up`. They are checked in the order given, after the token.
+
+    Raises:
+        ConfigurationError: at decoration time, an argument is not a rule.
+
+    A refusal answers 403 ``insufficient_scope`` with the rule's fixed description (never
+    a claim value), or 401 ``insufficient_user_authentication`` for step-up; otherwise as
+    :func:`requires_auth`.
+
+    >>> @app.get("/api/tenant")  # doctest: +SKIP
+    ... @requires(claim_equals("tid", TENANT), claim_includes("groups", "staff"))
+    ... def tenant(): ...
+    """
+    requirement = Requirement.declare(rules=rules)
+
+    def decorate(function: F) -> F:
+        return _guarded(function, requirement)
+
+    return decorate
+
+
+def requires_permission(*permissions: str, match: Match = "all") -> Callable[[F], F]:
+    """Require Auth0 RBAC permissions (the token's ``permissions`` claim).
+
+    Args:
+        *permissions: the permissions, e.g. ``"delete:appointments"``.
+        match: ``"all"`` (default) or ``"any"``.
+
+    Raises:
+        ConfigurationError: at decoration time, no permission or a bad ``match``.
+
+    A token without them answers 403 ``insufficient_scope`` ("The access token lacks a
+    required permission"). ``permissions`` is everything the *user* may do; hold
+    third-party clients to :func:`requires_scope` as well.
+
+    >>> @app.delete("/api/appointments/<id>")  # doctest: +SKIP
+    ... @requires_permission("delete:appointments")
+    ... def delete_appointment(id): ...
+    """
+    return requires(has_permissions(*permissions, match=match))
+
+
+def requires_role(
+    *roles: str, match: Match = "all", claim: str | Sequence[str] | ClaimPath | None = None
+) -> Callable[[F], F]:
+    """Require roles of the token's subject.
+
+    Args:
+        *roles: the role names.
+        match: ``"all"`` (default) or ``"any"``.
+        claim: where the roles are, as a :class:`~apiguard.ClaimPath` (e.g.
+            ``("https://organizer.example/roles",)``); default: the token's
+            :attr:`~apiguard.AccessToken.roles`, read from ``APIGUARD_ROLE_CLAIMS``.
+
+    Raises:
+        ConfigurationError: at decoration time, no role, a bad ``match`` or claim path.
+
+    A token without them answers 403 ``insufficient_scope`` ("The access token lacks a
+    required role").
+
+    >>> ROLES = ("https://organizer.example/roles",)
+    >>> @requires_role("organizer-admin", claim=ROLES)  # doctest: +SKIP
+    ... def admin(): ...
+    """
+    return requires(has_roles(*roles, match=match, claim=claim))
+
+
+def requires_step_up(
+    acr_values: Iterable[str] = (), max_age: int | None = None
+) -> Callable[[F], F]:
+    """Require a strong and recent enough sign-in (RFC 9470), see :func:`~apiguard.step_up`.
+
+    Unmet, the view answers 401 ``insufficient_user_authentication`` with ``acr_values``
+    and ``max_age`` in the challenge, so the client can ask the user to sign in again.
+
+    >>> @requires_step_up(acr_values=[MULTI_FACTOR], max_age=600)  # doctest: +SKIP
+    ... def security(): ...
+    """
+    return requires(step_up(acr_values, max_age))
 
 
 def protect(

@@ -24,7 +24,7 @@ import anyio
 import httpx
 
 from ._core import BodyReader, Pending, ValidatorCore, build_config
-from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
+from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken, ClaimPath
 from .dpop import (
     AsyncRedisReplayStore,
     AsyncReplayStore,
@@ -239,6 +239,8 @@ class _Base:
         required_claims: Iterable[str] = (),
         token_type: str | None = None,
         scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
+        role_claims: Iterable[str | Sequence[str] | ClaimPath] = (),
+        claims_validator: Callable[[AccessToken], object] | None = None,
         shared_secret: str | bytes | None = None,
         cache_max_age: float = 600.0,
         cooldown: float = 30.0,
@@ -262,6 +264,8 @@ class _Base:
             required_claims=required_claims,
             token_type=token_type,
             scope_claims=scope_claims,
+            role_claims=role_claims,
+            claims_validator=claims_validator,
             shared_secret=shared_secret,
             cache_max_age=cache_max_age,
             cooldown=cooldown,
@@ -314,6 +318,11 @@ class _Base:
         """The audiences a token may name (any one of them suffices)."""
         return self._core.config.audiences
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock validation runs on, in seconds since the epoch; time rules use it too."""
+        return self._core.config.clock
+
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(issuer={self.issuer!r})"
 
@@ -352,6 +361,17 @@ class Validator(_SyncClient, _Base):
         scope_claims: where scopes are read (default ``scope`` and ``scp``). Add
             ``"permissions"`` only if a token's Auth0 RBAC permissions should count as
             granted scopes (see the warning).
+        role_claims: where :attr:`AccessToken.roles` is read from: :class:`ClaimPath`
+            texts or segment tuples, e.g. ``"realm_access.roles"`` (Keycloak), ``"roles"``
+            (Entra ID), ``'"https://organizer.example/roles"'`` (an Auth0 namespaced
+            claim). Each claim is a string or a list of strings; another type makes the
+            token invalid. Default: none (``roles`` is empty and nothing is read).
+        claims_validator: your own claim checks, called with the :class:`AccessToken`
+            after the signature and every standard check passed; raise
+            :class:`~apiguard.InvalidClaim` with your own fixed ``description`` and
+            ``reason`` to refuse (401 ``invalid_token``). It runs once per token: a token
+            from the verified-token cache is not checked again (set ``token_cache_size=0``
+            for checks that change over time, such as a deny list).
         shared_secret: the API's HS256 signing secret (Auth0 HS256 APIs); at least as long
             as the hash. Excludes a JWKS.
         cache_max_age: how long fetched keys are fresh, in seconds (``Cache-Control:

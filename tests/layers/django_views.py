@@ -12,6 +12,7 @@ from collections.abc import Callable
 from inspect import iscoroutinefunction
 from typing import Any
 
+from adapters import MAX_AGE, ROLES, STAFF, TENANT, VERIFIED
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_http_methods
@@ -19,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apiguard import MULTI_FACTOR, has_permissions, has_roles, step_up
 from apiguard import django as dj
 
 
@@ -59,6 +61,21 @@ def _plain(view: Callable[..., Any]) -> list[Any]:
         path("public", get(view)),
         path("static/public/<path:name>", get(_echo(view))),
         path("static/private/<path:name>", get(_echo(view))),
+        path("permission", get(dj.requires_permission("delete:a")(view))),
+        path("role", get(dj.requires_role("organizer-admin", claim=ROLES)(view))),
+        path("configured-role", get(dj.requires_role("admin")(view))),
+        path("tenant", get(dj.requires(TENANT)(view))),
+        path("groups", get(dj.requires(STAFF)(view))),
+        path("verified", get(dj.requires(VERIFIED)(view))),
+        path("step-up", get(dj.requires_step_up([MULTI_FACTOR], MAX_AGE)(view))),
+        path(
+            "delete",
+            get(
+                dj.requires_scope("delete:a")(
+                    dj.requires_role("organizer-admin", claim=ROLES)(view)
+                )
+            ),
+        ),
     ]
 
 
@@ -109,6 +126,20 @@ _drf_patterns = [
     path("public", _drf("Public", [])),
     path("static/public/<path:name>", _drf("StaticPublic", [])),
     path("static/private/<path:name>", _drf("StaticPrivate", [])),
+    path("permission", _drf("Permission", [dj.Requires(has_permissions("delete:a"))])),
+    path("role", _drf("Role", [dj.Requires(has_roles("organizer-admin", claim=ROLES))])),
+    path("configured-role", _drf("ConfiguredRole", [dj.Requires(has_roles("admin"))])),
+    path("tenant", _drf("Tenant", [dj.Requires(TENANT)])),
+    path("groups", _drf("Groups", [dj.Requires(STAFF)])),
+    path("verified", _drf("Verified", [dj.Requires(VERIFIED)])),
+    path("step-up", _drf("StepUp", [dj.Requires(step_up([MULTI_FACTOR], MAX_AGE))])),
+    path(
+        "delete",
+        _drf(
+            "Delete",
+            [dj.HasScope("delete:a"), dj.Requires(has_roles("organizer-admin", claim=ROLES))],
+        ),
+    ),
 ]
 
 
