@@ -32,9 +32,14 @@ APIGUARD = {
     "AUDIENCE": AUDIENCE,
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
     "RESOURCE": AUDIENCE,
+    # DPoP (RFC 9449): off, allowed or required, as the other Organizer APIs read it.
+    "DPOP": os.environ.get("APIGUARD_DPOP", "off"),
     # The public route is not inspected at all, so even a bad token there gets the answer.
     "EXCLUDE_PATHS": ["/api/public"],
 }
+
+if os.environ.get("APIGUARD_REPLAY_STORE"):
+    APIGUARD["REPLAY_STORE"] = os.environ["APIGUARD_REPLAY_STORE"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apiguard.django.BearerAuthentication"],

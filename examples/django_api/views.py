@@ -8,12 +8,18 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apiguard import AccessToken
-from apiguard.django import HasScope
+from apiguard import MULTI_FACTOR, AccessToken, has_roles, step_up
+from apiguard.django import HasScope, Requires
+
+#: Where the authorization server puts the user's role names (an Auth0 namespaced claim).
+ROLES_CLAIM = ("https://organizer.example/roles",)
+#: The security page wants a multi-factor sign-in no older than this, in seconds.
+SECURITY_MAX_AGE = 600
 
 BAD_BODY = {
     "error": "invalid_body",
@@ -84,6 +90,35 @@ class Appointments(APIView):
             appointment = {"id": next(organizer.ids), "title": body["title"], "at": body["at"]}
             organizer.appointments.append(appointment)
         return Response(appointment, status=201)
+
+
+class Appointment(APIView):
+    permission_classes = [
+        HasScope("delete:appointments"),
+        Requires(has_roles("organizer-admin", claim=ROLES_CLAIM)),
+    ]
+
+    def delete(self, request: Request, appointment_id: int) -> HttpResponse | Response:
+        with organizer.lock:
+            for index, appointment in enumerate(organizer.appointments):
+                if appointment["id"] == appointment_id:
+                    del organizer.appointments[index]
+                    return HttpResponse(status=204)
+        return Response({"error": "not_found", "error_description": "No such appointment"}, 404)
+
+
+class Security(APIView):
+    permission_classes = [Requires(step_up([MULTI_FACTOR], SECURITY_MAX_AGE))]
+
+    def get(self, request: Request) -> Response:
+        claims = request.auth.claims
+        return Response(
+            {
+                "message": "Your security settings. You signed in with a second factor recently.",
+                "acr": claims["acr"],
+                "auth_time": claims["auth_time"],
+            }
+        )
 
 
 class Contacts(APIView):

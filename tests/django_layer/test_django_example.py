@@ -19,7 +19,8 @@ AUDIENCE = "https://organizer.example/api"
 def client(local_issuer_factory: Any) -> Iterator[tuple[Client, LocalIssuer]]:
     """A client for the example's URLs, protected as its settings say, by a local issuer."""
     issuer: LocalIssuer = local_issuer_factory(audience=AUDIENCE)
-    own = {k.lower(): v for k, v in example.APIGUARD.items() if k not in ("ISSUER", "AUDIENCE")}
+    # The layer's own settings; the validator's come from the issuer (DPoP stays off).
+    own = {k.lower(): v for k, v in example.APIGUARD.items() if k in ("EXCLUDE_PATHS",)}
     own["resource"] = AUDIENCE
     with override_settings(ROOT_URLCONF=example.ROOT_URLCONF), dj.use_issuer(issuer, **own):
         yield Client(), issuer
@@ -41,6 +42,8 @@ def bearer(issuer: LocalIssuer, scope: str = "") -> dict[str, str]:
         pytest.param("get", "/api/contacts", "read:contacts", 200, id="contacts"),
         pytest.param("get", "/api/tasks", "read:contacts", 403, id="tasks-scope"),
         pytest.param("delete", "/api/appointments", "read:appointments", 405, id="no-delete"),
+        pytest.param("delete", "/api/appointments/1", "delete:appointments", 403, id="no-role"),
+        pytest.param("get", "/api/security", "", 401, id="no-step-up"),
     ],
 )
 def test_each_route_asks_for_its_scope(
@@ -60,6 +63,7 @@ def test_metadata_names_the_organizer_api(client: tuple[Client, LocalIssuer]) ->
     assert document["authorization_servers"] == [issuer.issuer]
     assert document["scopes_supported"] == [
         "create:appointments",
+        "delete:appointments",
         "read:appointments",
         "read:contacts",
         "read:tasks",
