@@ -236,12 +236,7 @@ class ApiGuard:
             validator.audiences,
             name=f"{_CONFIG_PREFIX}REALM",
         )
-        metadata = protected_resource(
-            resource_setting,
-            validator.audiences,
-            validator.issuers,
-            name=f"{_CONFIG_PREFIX}RESOURCE",
-        )
+        metadata = protected_resource(resource_setting, validator, name=f"{_CONFIG_PREFIX}RESOURCE")
         app.extensions[EXTENSION_KEY] = GuardState(validator, realm, exempt_options, metadata)
         if metadata is not None:
             for path in metadata.paths:
