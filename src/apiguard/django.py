@@ -280,9 +280,7 @@ def build_state(setting: object) -> GuardState:
         )
         exemptions = PathExemptions(setting.get("EXCLUDE_PATHS", ()), name=_name("EXCLUDE_PATHS"))
         resource: str | ProtectedResource | None = setting.get("RESOURCE")
-        metadata = protected_resource(
-            resource, validator.audiences, validator.issuers, name=_name("RESOURCE")
-        )
+        metadata = protected_resource(resource, validator, name=_name("RESOURCE"))
     except ConfigurationError as exc:
         raise SettingsError(str(exc)) from None
     required_setting = setting.get("REQUIRED", False)
