@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from apiguard.dpop import DPOP_ALGORITHMS
 from examples.demo.servers import ROOT, Stack, free_port
 from examples.demo.walk import Call, Walk
 
@@ -126,7 +127,11 @@ def test_a_stolen_dpop_token_is_refused_by_every_api(calls: list[Call]) -> None:
 
 @pytest.mark.parametrize("api", ["flask", "starlette", "fastapi"])
 def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: str) -> None:
-    """Each example API serves the same RFC 9728 document, resource = its audience, no token."""
+    """Each example API serves the same RFC 9728 document, resource = its audience, no token.
+
+    The stack runs the APIs with DPoP allowed: the document lists the proof algorithms and
+    does not say that only bound tokens pass.
+    """
     for path in (
         "/.well-known/oauth-protected-resource/api",
         "/.well-known/oauth-protected-resource",
@@ -146,6 +151,7 @@ def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: 
                 "read:tasks",
             ],
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         }
 
 
