@@ -237,7 +237,6 @@ class Requirement:
             valid); not allowed with scopes or rules.
         rules: the authorization rules beyond scopes (permissions, roles, claims, step-up;
             see :mod:`apiguard._rules`), checked after the scopes in the order given.
-            valid); not allowed with scopes.
         check_revocation: also ask the issuer whether the token is still active (RFC 7662
             introspection, with the issuer's ``introspection`` settings and cache), for the
             routes where a revoked JWT must stop working before it expires.

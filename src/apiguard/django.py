@@ -440,6 +440,7 @@ class _Decision:
     state: GuardState
     raw: str | None
     token: AccessToken | None
+    revocation_checked: bool = False
 
 
 _FORWARDED_KEYS: Final = tuple(
@@ -493,11 +494,13 @@ def request_view(request: HttpRequest, *, dpop: bool = False) -> RequestView:
     )
 
 
-def _record(request: HttpRequest, state: GuardState, view: RequestView, token: Any) -> None:
+def _record(
+    request: HttpRequest, state: GuardState, view: RequestView, token: Any, revocation: bool
+) -> None:
     raw = None
     if token is not None:
         raw = view.authorization[0].strip(" \t").partition(" ")[2].strip(" \t")
-    setattr(request, _DECISION, _Decision(state, raw, token))
+    setattr(request, _DECISION, _Decision(state, raw, token, revocation))
     request.auth = token  # type: ignore[attr-defined]
     if token is not None:
         request.user = state.user(token, request)
@@ -518,17 +521,25 @@ def _decide(
     if exemptions is not None and exemptions.match(view.path, view.raw_path):
         return None  # not inspected at all, and nothing recorded
     known = _known(request, state)
+    revocation = known is not None and known.revocation_checked
 
     def validate(step: Validate) -> AccessToken:
         # One validation per request (a DPoP proof's jti is spent once), even when the
-        # middleware, a decorator and DRF all ask.
+        # middleware, a decorator and DRF all ask; and the issuer asked about revocation
+        # once, by the first of them whose route checks it.
+        nonlocal revocation
         if known is not None and known.token is not None and known.raw == step.token:
+            if step.check_revocation and not revocation:
+                validator.check_revocation(step.token, known.token)
+                revocation = True
             return known.token
-        return validator.validate_credentials(step)
+        token = validator.validate_credentials(step)
+        revocation = step.check_revocation
+        return token
 
     flow = guard(view, requirement, dpop=gate, clock=validator.clock)
     token = run(flow, validate, lambda: request.body)
-    _record(request, state, view, token)
+    _record(request, state, view, token, revocation)
     return token
 
 
@@ -542,11 +553,18 @@ async def _adecide(
     if exemptions is not None and exemptions.match(view.path, view.raw_path):
         return None
     known = _known(request, state)
+    revocation = known is not None and known.revocation_checked
 
     async def validate(step: Validate) -> AccessToken:
+        nonlocal revocation
         if known is not None and known.token is not None and known.raw == step.token:
+            if step.check_revocation and not revocation:
+                await validator.check_revocation(step.token, known.token)
+                revocation = True
             return known.token
-        return await validator.validate_credentials(step)
+        token = await validator.validate_credentials(step)
+        revocation = step.check_revocation
+        return token
 
     async def read_form() -> bytes:
         # Django's ASGI handler has the whole body spooled before the request exists.
@@ -554,7 +572,7 @@ async def _adecide(
 
     flow = guard(view, requirement, dpop=gate, clock=validator.clock)
     token = await run_async(flow, validate, read_form)
-    _record(request, state, view, token)
+    _record(request, state, view, token, revocation)
     return token
 
 
@@ -706,22 +724,34 @@ def _guarded(view: V, requirement: Requirement) -> V:
 @overload
 def requires_auth(view: V, /) -> V: ...
 @overload
-def requires_auth(*, optional: bool = False) -> Callable[[V], V]: ...
-def requires_auth(view: V | None = None, /, *, optional: bool = False) -> V | Callable[[V], V]:
+def requires_auth(
+    *, optional: bool = False, check_revocation: bool = False
+) -> Callable[[V], V]: ...
+def requires_auth(
+    view: V | None = None, /, *, optional: bool = False, check_revocation: bool = False
+) -> V | Callable[[V], V]:
     """Require a valid access token to call a Django view (sync or ``async def``).
 
     Use bare (``@requires_auth``) or with options (``@requires_auth(optional=True)``); on a
     class-based view through ``method_decorator``. The token the middleware validated is
     used; without the middleware the decorator reads and validates the header itself.
 
+    Args:
+        view: the view function (sync or ``async def``).
+        optional: let a request without a token through (``request.auth`` is then None);
+            a token that is present must still be valid.
+        check_revocation: also ask the issuer whether the token is still active (RFC 7662;
+            the issuer's ``introspection`` settings), for views where a revoked JWT must
+            stop working at once. An issuer without introspection settings answers 503.
+
     Raises:
-        ConfigurationError: at decoration time, ``optional`` is not a boolean.
+        ConfigurationError: at decoration time, a flag is not a boolean.
 
     >>> @requires_auth  # doctest: +SKIP
     ... def private(request):
     ...     return JsonResponse({"subject": request.auth.subject})
     """
-    requirement = Requirement.declare(optional=optional)
+    requirement = Requirement.declare(optional=optional, check_revocation=check_revocation)
 
     def decorate(function: V) -> V:
         return _guarded(function, requirement)
@@ -729,10 +759,14 @@ def requires_auth(view: V | None = None, /, *, optional: bool = False) -> V | Ca
     return decorate(view) if view is not None else decorate
 
 
-def requires_scope(*scopes: str, match: Match = "all") -> Callable[[V], V]:
+def requires_scope(
+    *scopes: str, match: Match = "all", check_revocation: bool = False
+) -> Callable[[V], V]:
     """Require a valid access token granting ``scopes`` (all, or any with ``match="any"``).
 
     No scopes at all means a valid token and nothing more, as in every apiguard layer.
+    ``check_revocation`` also asks the issuer whether the token is still active (see
+    :func:`requires_auth`).
 
     Raises:
         ConfigurationError: at decoration time, for a name that is not an RFC 6749 scope
@@ -741,7 +775,7 @@ def requires_scope(*scopes: str, match: Match = "all") -> Callable[[V], V]:
     >>> @requires_scope("read:appointments")  # doctest: +SKIP
     ... def appointments(request): ...
     """
-    requirement = Requirement.declare(scopes, match)
+    requirement = Requirement.declare(scopes, match, check_revocation=check_revocation)
 
     def decorate(function: V) -> V:
         return _guarded(function, requirement)
@@ -876,15 +910,19 @@ class BearerAuthentication(BaseAuthentication):
         return challenge(MissingToken(), state.realm, state.resource_metadata)
 
 
-def _declared_scopes(scopes: object, match: Match) -> dict[str, Requirement] | Requirement:
+def _declared_scopes(
+    scopes: object, match: Match, check_revocation: bool = False
+) -> dict[str, Requirement] | Requirement:
     if isinstance(scopes, Mapping):
         per_method: dict[str, Requirement] = {}
         for method, names in scopes.items():
             if not isinstance(method, str) or not method.isupper():
                 raise ConfigurationError(f"required_scopes: {method!r} is not an HTTP method")
-            per_method[method] = Requirement.declare(_names(names), match)
+            per_method[method] = Requirement.declare(
+                _names(names), match, check_revocation=check_revocation
+            )
         return per_method
-    return Requirement.declare(_names(scopes), match)
+    return Requirement.declare(_names(scopes), match, check_revocation=check_revocation)
 
 
 def _names(names: object) -> Iterable[object]:
@@ -896,9 +934,14 @@ def _names(names: object) -> Iterable[object]:
 class _ScopePermission(BasePermission):
     match: Match = "all"
 
-    def __init__(self, *scopes: str) -> None:
+    def __init__(self, *scopes: str, check_revocation: bool = False) -> None:
+        # Checked here, where the view is defined, even when the scopes come from the view.
+        Requirement.declare(check_revocation=check_revocation)
+        self._check_revocation = check_revocation
         self._requirement: dict[str, Requirement] | Requirement | None = (
-            Requirement.declare(scopes, self.match) if scopes else None
+            Requirement.declare(scopes, self.match, check_revocation=check_revocation)
+            if scopes
+            else None
         )
 
     def __call__(self) -> _ScopePermission:
@@ -910,7 +953,7 @@ class _ScopePermission(BasePermission):
         requirement = self._requirement
         if requirement is None:
             scopes = getattr(view, "required_scopes", ())
-            requirement = _cached(view, scopes, self.match)
+            requirement = _cached(view, scopes, self.match, self._check_revocation)
         if isinstance(requirement, Requirement):
             return requirement
         method = request.method or "GET"
@@ -946,15 +989,17 @@ _NOTHING_GRANTED: Final = _NothingGranted()
 
 
 # A view class's required_scopes, checked once (and by ``manage.py check`` before that).
-_requirements: dict[tuple[type, str], dict[str, Requirement] | Requirement] = {}
+_requirements: dict[tuple[type, str, bool], dict[str, Requirement] | Requirement] = {}
 
 
-def _cached(view: object, scopes: object, match: Match) -> dict[str, Requirement] | Requirement:
+def _cached(
+    view: object, scopes: object, match: Match, check_revocation: bool = False
+) -> dict[str, Requirement] | Requirement:
     # One entry per view class (a view instance counts as its class).
-    key = (view if isinstance(view, type) else type(view), match)
+    key = (view if isinstance(view, type) else type(view), match, check_revocation)
     known = _requirements.get(key)
     if known is None:
-        known = _requirements[key] = _declared_scopes(scopes, match)
+        known = _requirements[key] = _declared_scopes(scopes, match, check_revocation)
     return known
 
 
@@ -968,6 +1013,8 @@ class HasScope(_ScopePermission):
     back to ``GET``, ``"*"`` names the default, and a method not named is refused).
     ``manage.py check`` checks every view's ``required_scopes``. Without a token the
     answer is 401 with the bare challenge, without the scopes 403 ``insufficient_scope``.
+    ``HasScope(..., check_revocation=True)`` also asks the issuer whether the token is
+    still active (see :func:`requires_auth`).
 
     >>> class Appointments(APIView):  # doctest: +SKIP
     ...     authentication_classes = [BearerAuthentication]
@@ -992,10 +1039,11 @@ class Requires(BasePermission):
 
     ``permission_classes = [Requires(has_roles("organizer-admin", claim=ROLES))]``; the
     rules are checked where the view is defined. Combine with :class:`HasScope` for scopes.
+    ``check_revocation=True`` also asks the issuer whether the token is still active.
     """
 
-    def __init__(self, *rules: Rule) -> None:
-        self._requirement = Requirement.declare(rules=rules)
+    def __init__(self, *rules: Rule, check_revocation: bool = False) -> None:
+        self._requirement = Requirement.declare(rules=rules, check_revocation=check_revocation)
 
     def __call__(self) -> Requires:
         return self

@@ -58,6 +58,7 @@ def _plain(view: Callable[..., Any]) -> list[Any]:
         path("optional", get(dj.requires_auth(optional=True)(view))),
         path("options", require_http_methods(["GET", "OPTIONS"])(dj.requires_auth(view))),
         path("form", require_http_methods(["GET", "POST"])(dj.requires_auth(view))),
+        path("revocable", get(dj.requires_auth(check_revocation=True)(view))),
         path("public", get(view)),
         path("static/public/<path:name>", get(_echo(view))),
         path("static/private/<path:name>", get(_echo(view))),
@@ -123,6 +124,7 @@ _drf_patterns = [
             "Form", (_Listed,), {"post": _Subject.get, "http_method_names": ["get", "post"]}
         ).as_view(),
     ),
+    path("revocable", _drf("Revocable", [dj.HasScope(check_revocation=True)])),
     path("public", _drf("Public", [])),
     path("static/public/<path:name>", _drf("StaticPublic", [])),
     path("static/private/<path:name>", _drf("StaticPrivate", [])),
