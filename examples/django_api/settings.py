@@ -2,13 +2,17 @@
 
 ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` come from the environment, with defaults that
 point at the local authorization server (``python -m examples.authz_server``) and its
-Organizer API. The API has no database, no sessions and no templates: it serves JSON only.
+Organizer API (and, for opaque tokens, ``APIGUARD_TOKEN_MODE`` with
+``APIGUARD_INTROSPECTION_CLIENT_ID`` and ``APIGUARD_INTROSPECTION_CLIENT_SECRET``). The API
+has no database, no sessions and no templates: it serves JSON only.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+
+from apiguard import Introspection
 
 DEBUG = False
 # The example listens on 127.0.0.1 only; a real API keeps its key in its environment.
@@ -34,6 +38,9 @@ APIGUARD = {
     "RESOURCE": AUDIENCE,
     # DPoP (RFC 9449): off, allowed or required, as the other Organizer APIs read it.
     "DPOP": os.environ.get("APIGUARD_DPOP", "off"),
+    # Opaque tokens: jwt (the default), introspection or auto, with the API's client.
+    "TOKEN_MODE": os.environ.get("APIGUARD_TOKEN_MODE", "jwt"),
+    "INTROSPECTION": Introspection.from_env(),
     # The public route is not inspected at all, so even a bad token there gets the answer.
     "EXCLUDE_PATHS": ["/api/public"],
 }

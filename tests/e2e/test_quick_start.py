@@ -229,7 +229,7 @@ def test_opaque_tokens_step(calls: list[Call], stack: Stack) -> None:
     """Step 12: each API introspects the opaque token once, then answers from its cache until
     the revocation shows, and refuses the token with inactive_token after that."""
     step = [c for c in calls if c.step.startswith("12.")]
-    for api in ("flask", "starlette", "fastapi"):
+    for api in ("flask", "starlette", "fastapi", "django"):
         statuses = [c.status for c in step if c.api == api]
         assert statuses == [200, 200, 200, 401]
         refused = [c for c in step if c.api == api][-1]
@@ -239,7 +239,7 @@ def test_opaque_tokens_step(calls: list[Call], stack: Stack) -> None:
     log = stack.authz.log.read_text()
     # Per API: "not-a-token" in step 1, then the first call and the one after the cache
     # expired in step 12.
-    assert log.count("POST /oauth/introspect") == 3 * 3
+    assert log.count("POST /oauth/introspect") == 4 * 3
 
 
 def test_demo_reports_a_taken_port(stack: Stack, tmp_path: Path) -> None:
