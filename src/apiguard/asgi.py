@@ -36,12 +36,13 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any, Final, TypeVar, Unpack, overload
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ._core import Settings
+from ._health import needs_prefetch, readiness
 from ._request import OPTIONAL, PathExemptions, RequestView, Requirement, guard, run_async
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, Match
@@ -55,6 +56,7 @@ __all__ = [
     "TokenCredentials",
     "TokenUser",
     "get_token",
+    "readiness_endpoint",
     "requires_auth",
     "requires_scope",
 ]
@@ -557,3 +559,30 @@ def requires_auth(func: F | None = None, /, *, optional: bool = False) -> F | Ca
         OPTIONAL if optional is True else Requirement.declare(optional=optional)
     )
     return decorate(func) if func is not None else decorate
+
+
+def readiness_endpoint(validator: AsyncValidator) -> Callable[[Request], Awaitable[Response]]:
+    """A readiness probe endpoint for ``validator``: 200 when every issuer's keys can serve.
+
+    Mount it on a path of its own, outside any token requirement: ``Route("/ready",
+    readiness_endpoint(validator))`` in Starlette, ``app.add_route("/ready", ...)`` in
+    FastAPI. When some issuer has no keys yet, it fetches them first (at most once per
+    cooldown), so the first probes also warm the app up. The answer is JSON:
+    ``{"status": "ready" | "unavailable", "issuers": {issuer: {"state", "keys"}}}``, 503
+    while some issuer's keys are missing; fetch errors go to the log, not the answer.
+
+    >>> routes = [Route("/ready", readiness_endpoint(validator))]  # doctest: +SKIP
+    """
+    if not isinstance(validator, AsyncValidator):
+        raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
+
+    async def ready(request: Request) -> Response:
+        health = validator.health()
+        if needs_prefetch(health):
+            health = await validator.prefetch()
+        answer = readiness(health)
+        return Response(
+            answer.body, answer.status_code, answer.headers, media_type=answer.media_type
+        )
+
+    return ready

@@ -52,6 +52,7 @@ from .asgi import (
     VALIDATOR_KEY,
     _validate_with_request,
     get_token,
+    readiness_endpoint,
     request_view,
 )
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
@@ -68,6 +69,7 @@ __all__ = [
     "check_routes",
     "describe_login",
     "install",
+    "readiness_endpoint",
     "serve_metadata",
     "swagger_ui",
 ]
