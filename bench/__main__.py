@@ -2,7 +2,7 @@
 
 .venv/bin/python -m bench            # everything (several minutes on 2 cores)
 .venv/bin/python -m bench validator  # sections: validator, issuers, events, jwks,
-                                     # introspection, frameworks, authz, memory
+                                     # introspection, frameworks, authz, memory, dpop
 .venv/bin/python -m bench memory --memory-tokens 100000   # a quicker memory run
 
 Exit status 1 when a target is missed.
@@ -27,6 +27,7 @@ SECTIONS = (
     "frameworks",
     "authz",
     "memory",
+    "dpop",
 )
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "frameworks": lambda: _section("frameworks").run(args.calls),
         "authz": lambda: _section("authz").run(args.authz_requests),
         "memory": lambda: _section("memory").run(args.memory_tokens),
+        "dpop": lambda: _section("dpop").run(args.calls),
     }
     rows: list[Row] = []
     for section in args.sections or SECTIONS:

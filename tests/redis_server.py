@@ -38,13 +38,23 @@ def _answers(port: int) -> bool:
 
 @contextlib.contextmanager
 def running_redis(workdir: Path) -> Iterator[str]:
-    """Run redis-server on 127.0.0.1 and a free port; yield its ``redis://`` URL."""
+    """Run redis-server on 127.0.0.1 and a free port; yield its ``redis://`` URL.
+
+    Skips the test when the server is not installed (fails in CI).
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server is not installed (scripts/install-redis installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    with redis_process(binary, workdir) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def redis_process(binary: str, workdir: Path) -> Iterator[str]:
+    """Run ``binary`` (a redis-server) until the block ends; yield its URL."""
     for _attempt in range(5):  # the free port may be taken between the probe and the bind
         port = _free_port()
         options = {
@@ -72,7 +82,7 @@ def running_redis(workdir: Path) -> Iterator[str]:
         process.kill()
         process.wait()
     else:
-        pytest.fail("redis-server did not start")
+        raise RuntimeError("redis-server did not start")
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:

@@ -118,14 +118,7 @@ class Walk:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the authorization server's admin CLI on the demo's store."""
-        return subprocess.run(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "examples.authz_server", *args],
-            cwd=ROOT,
-            env={**os.environ, "AUTHZ_DB": self.db},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return admin_cli(self.db, *args)
 
     def sign_in(self, params: dict[str, str]) -> dict[str, str]:
         """Let the demo user sign in and consent in a fresh browser; return the callback."""
@@ -325,6 +318,18 @@ class Walk:
             verdict = f"refused: {result.text}" if result.is_error else "ok"
             self.out(f"   call {result.name}: {verdict}")
         return results
+
+
+def admin_cli(db: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the authorization server's admin CLI (``python -m examples.authz_server``) on ``db``."""
+    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "examples.authz_server", *args],
+        cwd=ROOT,
+        env={**os.environ, "AUTHZ_DB": db},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def world_mappers_grant(audience: str) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API.
+examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the
+default; ``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that
+several workers share; in memory when unset) for DPoP-bound tokens.
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ def create_app(**guard_options: Any) -> Flask:
     # One issuer URL, or several separated by spaces: ApiGuard trusts each on its own.
     app.config["APIGUARD_ISSUER"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER)
     app.config["APIGUARD_AUDIENCE"] = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
+    app.config["APIGUARD_DPOP"] = os.environ.get("APIGUARD_DPOP", "off")
+    if os.environ.get("APIGUARD_REPLAY_STORE"):
+        app.config["APIGUARD_REPLAY_STORE"] = os.environ["APIGUARD_REPLAY_STORE"]
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
     app.config["APIGUARD_RESOURCE"] = app.config["APIGUARD_AUDIENCE"]
     app.extensions["organizer"] = Organizer()

@@ -2,7 +2,9 @@
 
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API.
+examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the
+default; ``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that
+several workers share; in memory when unset) for DPoP-bound tokens.
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ def create_app(**guard_options: Any) -> Starlette:
             # One issuer URL, or several separated by spaces: each is trusted on its own.
             guard_options["issuers"] = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
         guard_options.setdefault("audience", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
+        guard_options.setdefault("dpop", os.environ.get("APIGUARD_DPOP", "off"))
+        if os.environ.get("APIGUARD_REPLAY_STORE"):
+            guard_options.setdefault("replay_store", os.environ["APIGUARD_REPLAY_STORE"])
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
     guard_options.setdefault("resource", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [

@@ -21,6 +21,7 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from ._settings import fail, number, setting, settings_of
 from .claims import AccessToken
+from .dpop import AsyncReplayStore, DPoPMode, DPoPPolicy, ReplayStore, TrustedProxies
 from .errors import (
     AlgorithmNotAllowed,
     ApiguardError,
@@ -130,6 +131,25 @@ class Config:
         doc="put the token's sub in validation events (off: events carry no personal data)",
         kind="boolean",
     )
+    dpop: DPoPPolicy | DPoPMode = setting(
+        "off",
+        doc="DPoP (RFC 9449): off (a token with cnf is refused), allowed (Bearer and DPoP "
+        "tokens), required (DPoP only), or an apiguard.dpop.DPoPPolicy; the framework layers "
+        "then read and check proofs on every request",
+        kind="string",
+    )
+    replay_store: ReplayStore | AsyncReplayStore | str | None = setting(
+        None,
+        doc="where proofs' jti are remembered (default: in this process); several workers "
+        "need a shared one: a redis:// URL or an apiguard.dpop.RedisReplayStore",
+        kind="string",
+    )
+    trusted_proxies: TrustedProxies | str | Iterable[str] | None = setting(
+        None,
+        doc="the proxies (addresses, or an apiguard.dpop.TrustedProxies) whose forwarded "
+        "headers give the URI a DPoP proof must name (default: none, the request's own)",
+        kind="strings",
+    )
     #: The trusted issuers' policies (from ``issuer=``/``issuers=``); not a setting itself.
     policies: tuple[IssuerPolicy, ...] = ()
 
@@ -187,6 +207,9 @@ class Settings(PolicySettings, total=False):
     clock: Callable[[], float] | None
     on_event: EventHook | None
     event_subject: bool
+    dpop: DPoPPolicy | DPoPMode
+    replay_store: ReplayStore | AsyncReplayStore | str | None
+    trusted_proxies: TrustedProxies | str | Iterable[str] | None
 
 
 #: The validator-wide settings (the fields of Config that are settings).
@@ -438,11 +461,22 @@ class ValidatorCore:
         config: the validated settings.
         lock_factory: makes the single-flight lock of each key source (``threading.Lock``
             for the sync shell, ``anyio.Lock`` for the async one).
+        binding: tells, for an issuer, whether its tokens may be DPoP-bound (its DPoP mode
+            is not "off"); None when none may.
     """
 
-    def __init__(self, config: Config, *, lock_factory: Callable[[], Any] = threading.Lock):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        lock_factory: Callable[[], Any] = threading.Lock,
+        binding: Callable[[object], bool] | None = None,
+    ) -> None:
         self.config = config
         self._clock = config.clock or time.time
+        #: Whether tokens of an issuer may be DPoP-bound; the binding itself is the request
+        #: path's to check, on every request.
+        self._binding = binding
         self.registry = IssuerRegistry(
             config.policies,
             config.resolver,
@@ -709,6 +743,18 @@ class ValidatorCore:
                 raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
         return self.check_claims(claims, now, header, c)
 
+    def _check_binding(self, claims: Mapping[str, Any]) -> None:
+        binding = self._binding
+        if binding is None or not binding(claims.get("iss")):
+            # A sender-constrained token (DPoP, mTLS) where no proof is checked: accepting
+            # it as a bearer token would strip its binding.
+            raise InvalidClaim("cnf: proof of possession is not supported")
+        cnf = claims["cnf"]
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str) or not 0 < len(jkt) <= 128 or len(cnf) != 1:
+            # An mTLS binding (x5t#S256), or one beside jkt, is one apiguard cannot check.
+            raise InvalidClaim("cnf: only a DPoP key binding (jkt) is supported")
+
     def check_claims(
         self,
         claims: dict[str, Any],
@@ -735,8 +781,7 @@ class ValidatorCore:
         if not strict and not _ID_TOKEN_CLAIMS.isdisjoint(claims):
             raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
         if "cnf" in claims:
-            # A sender-constrained token (DPoP, mTLS) presented as a plain bearer token.
-            raise InvalidClaim("cnf: proof of possession is not supported")
+            self._check_binding(claims)
         for name in c.required_claims:
             # Present and not null: ``"org_id": null`` asserts nothing.
             if claims.get(name) is None:

@@ -16,8 +16,10 @@ without one). The order of the checks is the rule, and it is written once:
    is not inspected at all;
 2. the token is read from the ``Authorization`` header only (RFC 6750 §2.1): no header or
    another scheme is "no token"; a repeated header, an empty or ill-formed value, or a
-   token also in the query string is ``invalid_request``;
-3. the token is validated;
+   token also in the query string is ``invalid_request``. With DPoP on (a
+   :class:`~apiguard.dpop.DPoPGate`), the ``DPoP`` scheme is read too;
+3. the token is validated; with DPoP on, its binding must fit the scheme it came with and
+   a ``DPoP`` token's proof is checked (RFC 9449 §4.3, §7), a cached token included;
 4. a valid token also sent as a form-body ``access_token`` is ``invalid_request``
    (RFC 6750 §2: one method only); the body is read only for a valid token, so anonymous
    clients cannot make the server buffer theirs;
@@ -34,9 +36,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from .bearer import extract_token, query_names_token
+from .bearer import extract_credentials, query_names_token
 from .claims import AccessToken, Match, check_match, check_scope_names
-from .errors import ConfigurationError, InsufficientScope, InvalidRequest, MissingToken
+from .dpop import DPoPGate
+from .errors import (
+    BearerError,
+    ConfigurationError,
+    InsufficientScope,
+    InvalidRequest,
+    MissingToken,
+)
 
 __all__ = [
     "READ_FORM",
@@ -70,6 +79,13 @@ class RequestView:
         content_type: the ``Content-Type`` header, or None.
         origin: whether an ``Origin`` header was sent.
         preflight_method: whether an ``Access-Control-Request-Method`` header was sent.
+        scheme: the URI scheme the server received the request on (``http``, ``https``,
+            ``ws``, ``wss``); DPoP only, like the fields below.
+        host: the ``Host`` header, or None.
+        peer: the address of the immediate peer, or None.
+        dpop: every ``DPoP`` header value, in order.
+        forwarded: ``(name, value)`` of each ``Forwarded``, ``X-Forwarded-Proto`` and
+            ``X-Forwarded-Host`` header (lower-case names), for trusted proxies.
     """
 
     method: str
@@ -80,6 +96,15 @@ class RequestView:
     content_type: str | None = None
     origin: bool = False
     preflight_method: bool = False
+    scheme: str = "http"
+    host: str | None = None
+    peer: str | None = None
+    dpop: tuple[str, ...] = ()
+    forwarded: tuple[tuple[str, str], ...] = ()
+
+
+#: The headers a layer copies into :attr:`RequestView.forwarded` (lower case).
+FORWARDED_HEADERS: Final = frozenset({"forwarded", "x-forwarded-proto", "x-forwarded-host"})
 
 
 def is_preflight(view: RequestView) -> bool:
@@ -261,9 +286,20 @@ OPTIONAL: Final = Requirement(optional=True)
 
 @dataclass(frozen=True, slots=True)
 class Validate:
-    """Step of :func:`guard`: validate ``token`` and send back the AccessToken."""
+    """Step of :func:`guard`: validate the credentials and send back the AccessToken.
+
+    A validator's ``validate_credentials`` does it all: the token, and with DPoP on its
+    binding, its proof and the replay check.
+
+    Attributes:
+        token: the token as sent.
+        scheme: the scheme it came with, ``"Bearer"`` or ``"DPoP"``.
+        view: the request, which a DPoP proof is checked against.
+    """
 
     token: str
+    scheme: str = "Bearer"
+    view: RequestView | None = None
 
 
 class _ReadForm:
@@ -287,13 +323,27 @@ def bearer_token(view: RequestView) -> str | None:
         InvalidRequest: the header is repeated, empty or ill-formed, or the token is also
             in the query string (RFC 6750 §2: one method only).
     """
+    found = credentials(view)
+    return None if found is None else found[1]
+
+
+def credentials(view: RequestView, *, dpop: bool = False) -> tuple[str, str] | None:
+    """The scheme and token of the request, or None when it sent none.
+
+    Args:
+        view: the request.
+        dpop: read the ``DPoP`` scheme too (else it is "another scheme": no token).
+
+    Raises:
+        InvalidRequest: as for :func:`bearer_token`.
+    """
     try:
-        token = extract_token(view.authorization)
+        found = extract_credentials(view.authorization, dpop=dpop)
     except MissingToken:
-        return None  # no header, or another scheme (Basic, DPoP...): no bearer token
+        return None  # no header, or another scheme (Basic, DPoP...): no token
     if query_names_token(view.query):
         raise InvalidRequest("access token sent in the header and in the query")
-    return token
+    return found
 
 
 def form_names_token(form: bytes | Iterable[str]) -> bool:
@@ -313,12 +363,13 @@ def _may_have_form_token(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == _FORM_TYPE
 
 
-def authenticate(view: RequestView) -> Flow:
+def authenticate(view: RequestView, dpop: DPoPGate | None = None) -> Flow:
     """Steps 2-4 of the module's rules: read, validate, and check the body for a repeat."""
-    raw = bearer_token(view)
-    if raw is None:
+    found = credentials(view, dpop=dpop is not None)
+    if found is None:
         return None
-    token: AccessToken = yield Validate(raw)
+    scheme, raw = found
+    token: AccessToken = yield Validate(raw, scheme, view)
     if _may_have_form_token(view.content_type):
         form = yield READ_FORM
         if form_names_token(form):
@@ -332,6 +383,7 @@ def guard(
     *,
     exemptions: PathExemptions | None = None,
     exempt: bool = False,
+    dpop: DPoPGate | None = None,
 ) -> Flow:
     """The whole decision for one request (see the module's rules).
 
@@ -341,27 +393,56 @@ def guard(
         exemptions: the paths that need no token.
         exempt: the layer knows the framework answers this request itself, running no
             application code (Flask's automatic ``OPTIONS`` answer).
+        dpop: the validator's :class:`~apiguard.dpop.DPoPGate` (``validator.dpop``), or
+            None when no issuer accepts DPoP.
 
     Returns (as the generator's value): the validated token, or None when the request
     goes on without one (exempt, or no token on an optional route).
     """
     if exempt or (exemptions and exemptions.match(view.path, view.raw_path)):
         return None
-    token = yield from authenticate(view)
-    requirement.check(token)
+    if dpop is None:
+        token = yield from authenticate(view)
+        requirement.check(token)
+        return token
+    try:
+        token = yield from authenticate(view, dpop)
+        requirement.check(token)
+    except BearerError as exc:
+        if exc.dpop_algs is None:
+            # Every answer of an API that accepts DPoP offers it (RFC 9449 §7.1); the gate
+            # marked the errors it raised itself, with the token's own policy.
+            dpop.mark(exc, None, _scheme_of(view))
+        raise
     return token
+
+
+def _scheme_of(view: RequestView) -> str | None:
+    """The scheme the request named (for where an error's parameters go), or None."""
+    if len(view.authorization) != 1:
+        return None
+    name = view.authorization[0].strip(" \t").partition(" ")[0].lower()
+    return {"bearer": "Bearer", "dpop": "DPoP"}.get(name)
 
 
 def run(
     flow: Flow,
-    validate: Callable[[str], AccessToken],
+    validate: Callable[[Validate], AccessToken],
     read_form: Callable[[], bytes | Iterable[str]],
 ) -> AccessToken | None:
-    """Drive a :data:`Flow` with a synchronous validator; apiguard's errors propagate."""
+    """Drive a :data:`Flow` with a synchronous validator; apiguard's errors propagate.
+
+    A refusal of the validator is thrown into the flow, which may mark it for rendering.
+    """
     try:
         step = next(flow)
         while True:
-            step = flow.send(validate(step.token) if isinstance(step, Validate) else read_form())
+            try:
+                answer = validate(step) if isinstance(step, Validate) else read_form()
+            except BearerError as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(answer)
     except StopIteration as done:
         result: AccessToken | None = done.value
         return result
@@ -371,17 +452,19 @@ def run(
 
 async def run_async(
     flow: Flow,
-    validate: Callable[[str], Awaitable[AccessToken]],
+    validate: Callable[[Validate], Awaitable[AccessToken]],
     read_form: Callable[[], Awaitable[bytes | Iterable[str]]],
 ) -> AccessToken | None:
-    """Drive a :data:`Flow` with an asynchronous validator; apiguard's errors propagate."""
+    """Drive a :data:`Flow` with an asynchronous validator (see :func:`run`)."""
     try:
         step = next(flow)
         while True:
-            if isinstance(step, Validate):
-                step = flow.send(await validate(step.token))
+            try:
+                answer = await validate(step) if isinstance(step, Validate) else await read_form()
+            except BearerError as exc:
+                step = flow.throw(exc)
             else:
-                step = flow.send(await read_form())
+                step = flow.send(answer)
     except StopIteration as done:
         result: AccessToken | None = done.value
         return result

@@ -30,6 +30,7 @@ apiguard.fastapi: this module only translates an ASGI scope for it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
@@ -43,7 +44,15 @@ from starlette.websockets import WebSocket
 
 from ._core import Settings
 from ._health import needs_prefetch, readiness
-from ._request import OPTIONAL, PathExemptions, RequestView, Requirement, guard, run_async
+from ._request import (
+    FORWARDED_HEADERS,
+    OPTIONAL,
+    PathExemptions,
+    RequestView,
+    Requirement,
+    guard,
+    run_async,
+)
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, Match
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
@@ -69,6 +78,9 @@ METADATA_KEY: Final = "apiguard.resource_metadata"
 #: middleware did not inspect it): a FastAPI dependency reuses the middleware's result only
 #: when it was given the very same validator.
 VALIDATOR_KEY: Final = "apiguard.validator"
+#: The scope key under which the middleware leaves the validator's DPoP gate (or None), so
+#: that :func:`requires_scope` answers with the same challenges.
+DPOP_KEY: Final = "apiguard.dpop"
 #: WebSocket close code for a refused token (RFC 6455 §7.4.1, policy violation).
 WS_POLICY_VIOLATION: Final = 1008
 #: WebSocket close code when the issuer's keys cannot be had (IANA registry: try again later).
@@ -78,13 +90,18 @@ _AUTHORIZATION: Final = b"authorization"
 _CONTENT_TYPE: Final = b"content-type"
 _ORIGIN: Final = b"origin"
 _PREFLIGHT_METHOD: Final = b"access-control-request-method"
+_HOST: Final = b"host"
+_DPOP: Final = b"dpop"
+_FORWARDED: Final = frozenset(name.encode("latin-1") for name in FORWARDED_HEADERS)
 
 
-def request_view(scope: Scope) -> RequestView:
+def request_view(scope: Scope, *, dpop: bool = False) -> RequestView:
     """The neutral view of an ASGI ``http`` or ``websocket`` scope (the one request path's input).
 
     Every ``Authorization`` value is kept (ASGI passes repeats through, and a repeat must be
-    refused); ``raw_path`` is the path as sent, which shows what decoding hid.
+    refused); ``raw_path`` is the path as sent, which shows what decoding hid. With
+    ``dpop``, what a DPoP proof is checked against is read too (scheme, ``Host``, the peer,
+    every ``DPoP`` value and the forwarded headers).
     """
     authorization: list[str] = []
     content_type: str | None = None
@@ -99,7 +116,7 @@ def request_view(scope: Scope) -> RequestView:
         elif name == _PREFLIGHT_METHOD:
             preflight_method = True
     raw = scope.get("raw_path")
-    return RequestView(
+    view = RequestView(
         method=scope.get("method", "WEBSOCKET") if scope["type"] == "http" else "WEBSOCKET",
         path=scope["path"],
         raw_path=raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else None,
@@ -108,6 +125,30 @@ def request_view(scope: Scope) -> RequestView:
         content_type=content_type if scope["type"] == "http" else None,
         origin=origin,
         preflight_method=preflight_method,
+    )
+    return _with_dpop(view, scope) if dpop else view
+
+
+def _with_dpop(view: RequestView, scope: Scope) -> RequestView:
+    """``view`` with what a DPoP proof is checked against (only when DPoP is on)."""
+    host: str | None = None
+    proofs: list[str] = []
+    forwarded: list[tuple[str, str]] = []
+    for name, value in scope["headers"]:
+        if name == _HOST:
+            host = value.decode("latin-1")
+        elif name == _DPOP:
+            proofs.append(value.decode("latin-1"))
+        elif name in _FORWARDED:
+            forwarded.append((name.decode("latin-1"), value.decode("latin-1")))
+    client = scope.get("client")
+    return dataclasses.replace(
+        view,
+        scheme=scope.get("scheme", "http"),
+        host=host,
+        peer=client[0] if client else None,
+        dpop=tuple(proofs),
+        forwarded=tuple(forwarded),
     )
 
 
@@ -289,7 +330,10 @@ class BearerAuthMiddleware:
             if kind == "http" and scope["path"] in metadata.paths:
                 await self._serve_metadata(scope, send)
                 return
-        view = request_view(scope)
+        gate = self.validator.dpop
+        scope[DPOP_KEY] = gate
+        # The full view (scheme, Host, peer...) for a DPoP proof, or for an issuer resolver.
+        view = request_view(scope, dpop=gate is not None or self.validator.wants_request)
         if (self._exemptions is not None and self._exemptions.match(view.path, view.raw_path)) or (
             self._exclude is not None and self._exclude(scope)
         ):
@@ -316,8 +360,8 @@ class BearerAuthMiddleware:
 
         try:
             token = await run_async(
-                guard(view, self._requirement),
-                _validate_with_request(self.validator, scope),
+                guard(view, self._requirement, dpop=gate),
+                self.validator.validate_credentials,
                 read_form,
             )
         except (BearerError, ServiceUnavailable) as exc:
@@ -422,15 +466,6 @@ class BearerAuthMiddleware:
                 await close()
 
 
-def _validate_with_request(
-    validator: AsyncValidator, scope: Scope
-) -> Callable[[str], Awaitable[AccessToken]]:
-    """The validator's ``validate``, handing an issuer resolver the connection if it has one."""
-    if not validator.wants_request:
-        return validator.validate
-    return functools.partial(validator.validate, request=HTTPConnection(scope))
-
-
 def _ws_code(error: ApiguardError) -> int:
     return WS_TRY_AGAIN_LATER if isinstance(error, ServiceUnavailable) else WS_POLICY_VIOLATION
 
@@ -469,6 +504,10 @@ def _guard_endpoint(requirement: Requirement) -> Callable[[F], F]:
     """Wrap an endpoint so that the request's token (left by the middleware) must satisfy it."""
 
     def response(conn: HTTPConnection, error: ApiguardError) -> Response:
+        gate = conn.scope.get(DPOP_KEY)
+        if gate is not None and isinstance(error, BearerError):
+            token = get_token(conn)
+            gate.mark(error, token, None if token is None else token.scheme)
         answer = render_error(error, conn.scope.get(REALM_KEY), conn.scope.get(METADATA_KEY))
         return Response(
             answer.body, answer.status_code, answer.headers, media_type=answer.media_type

@@ -3,7 +3,9 @@
 The one request path (:mod:`apiguard._request`, which every framework layer drives) calls
 :func:`extract_token` on the request's ``Authorization`` header values, and every layer
 renders whatever apiguard raised with :func:`render_error`, so they all answer the same
-status, ``WWW-Authenticate`` header and JSON body.
+status, ``WWW-Authenticate`` header and JSON body. With DPoP (RFC 9449) on,
+:func:`extract_credentials` also reads the ``DPoP`` scheme, and the answers carry the
+``DPoP`` challenge of RFC 9449 §7.1 (and ``DPoP-Nonce`` when a nonce is asked).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from .errors import (
     InvalidRequest,
     MissingToken,
     ServiceUnavailable,
+    UseDPoPNonce,
 )
 
 __all__ = [
     "DEFAULT_REALM",
     "ErrorResponse",
     "challenge",
+    "extract_credentials",
     "extract_token",
     "pick_realm",
     "query_names_token",
@@ -60,6 +64,37 @@ def extract_token(authorization: Sequence[str] | str | None) -> str:
     >>> extract_token("Bearer abc.def.ghi")
     'abc.def.ghi'
     """
+    return _credentials(authorization, _BEARER_ONLY)[1]
+
+
+_BEARER_ONLY: Final = {"bearer": "Bearer"}
+_BEARER_OR_DPOP: Final = {"bearer": "Bearer", "dpop": "DPoP"}
+
+
+def extract_credentials(
+    authorization: Sequence[str] | str | None, *, dpop: bool = False
+) -> tuple[str, str]:
+    """Return the scheme (``"Bearer"`` or ``"DPoP"``) and the token of the request.
+
+    Args:
+        authorization: as for :func:`extract_token`.
+        dpop: also read the ``DPoP`` scheme (RFC 9449 §7.1), whose token has the same
+            syntax (``token68``).
+
+    Raises:
+        MissingToken: no header, or a scheme not read (``Basic``; ``DPoP`` unless
+            ``dpop``).
+        InvalidRequest: as for :func:`extract_token`.
+
+    >>> extract_credentials("DPoP abc.def.ghi", dpop=True)
+    ('DPoP', 'abc.def.ghi')
+    """
+    return _credentials(authorization, _BEARER_OR_DPOP if dpop else _BEARER_ONLY)
+
+
+def _credentials(
+    authorization: Sequence[str] | str | None, schemes: dict[str, str]
+) -> tuple[str, str]:
     if authorization is None:
         raise MissingToken("no Authorization header")
     if isinstance(authorization, str):
@@ -69,23 +104,24 @@ def extract_token(authorization: Sequence[str] | str | None) -> str:
             raise MissingToken("no Authorization header")
         value = ", ".join(authorization)
     scheme, _, rest = value.strip(" \t").partition(" ")
-    if scheme.lower() != "bearer":
-        if "," in value and any(_is_bearer(part) for part in value.split(",")):
-            raise InvalidRequest("bearer credentials sent along with others")
+    name = schemes.get(scheme.lower())
+    if name is None:
+        if "," in value and any(_is_ours(part, schemes) for part in value.split(",")):
+            raise InvalidRequest("token credentials sent along with others")
         raise MissingToken("Authorization header uses another scheme")
     token = rest.strip(" \t")
     if not token:
-        raise InvalidRequest("empty bearer token")
+        raise InvalidRequest("empty token")
     if not _B64TOKEN.fullmatch(token):
         if "," in token:
             raise InvalidRequest("Authorization header sent more than once")
-        raise InvalidRequest("bearer token is not a single b64token")
-    return token
+        raise InvalidRequest("the token is not a single b64token")
+    return name, token
 
 
-def _is_bearer(credentials: str) -> bool:
+def _is_ours(credentials: str, schemes: dict[str, str]) -> bool:
     scheme, _, _ = credentials.strip(" \t").partition(" ")
-    return scheme.lower() == "bearer"
+    return scheme.lower() in schemes
 
 
 def query_names_token(query: str | bytes) -> bool:
@@ -148,27 +184,45 @@ def _quoted(value: str) -> str:
 def challenge(
     error: BearerError, realm: str | None = None, resource_metadata: str | None = None
 ) -> str:
-    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3).
+    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3, RFC 9449 §7.1).
 
     A request without credentials gets a bare challenge (no ``error``); the others carry
     ``error`` and ``error_description``, and :class:`InsufficientScope` the ``scope``.
     ``resource_metadata`` (RFC 9728 §5.1) is the URL of the API's protected-resource
     metadata, checked when the layer started (:func:`apiguard.metadata.resource_metadata`).
+    When the request path marked the error for an API that accepts DPoP, the value holds
+    a ``DPoP`` challenge with ``algs`` (after the ``Bearer`` one while Bearer is still
+    accepted), and the error parameters go on the scheme they concern: the DPoP errors'
+    on ``DPoP``, the others' on the scheme the request used.
 
     >>> challenge(MissingToken(), realm="api")
     'Bearer realm="api"'
     """
+    head = [f"realm={_quoted(realm)}"] if realm is not None else []
     params: list[str] = []
-    if realm is not None:
-        params.append(f"realm={_quoted(realm)}")
     if error.error is not None:
         params.append(f"error={_quoted(error.error)}")
         params.append(f"error_description={_quoted(error.description)}")
     if isinstance(error, InsufficientScope) and error.required:
         params.append(f"scope={_quoted(' '.join(error.required))}")
-    if resource_metadata is not None:
-        params.append(f"resource_metadata={_quoted(resource_metadata)}")
-    return "Bearer " + ", ".join(params) if params else "Bearer"
+    tail = [] if resource_metadata is None else [f"resource_metadata={_quoted(resource_metadata)}"]
+    algs = error.dpop_algs
+    if algs is None:
+        return _scheme("Bearer", head + params + tail)
+    bearer = error.bearer_offered
+    target = error.scheme or error.request_scheme or "Bearer"
+    if not bearer:
+        target = "DPoP"
+    dpop = _scheme(
+        "DPoP", head + (params if target == "DPoP" else []) + tail + [f"algs={_quoted(algs)}"]
+    )
+    if not bearer and target == "DPoP":
+        return dpop
+    return _scheme("Bearer", head + (params if target == "Bearer" else []) + tail) + ", " + dpop
+
+
+def _scheme(name: str, params: list[str]) -> str:
+    return f"{name} " + ", ".join(params) if params else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +267,8 @@ def render_error(
             "WWW-Authenticate": challenge(error, realm, resource_metadata),
             "Cache-Control": "no-store",
         }
+        if isinstance(error, UseDPoPNonce):
+            headers["DPoP-Nonce"] = error.nonce
         return ErrorResponse(error.status_code, headers, _json(body))
     if isinstance(error, ServiceUnavailable):
         body = {"error": "temporarily_unavailable", "error_description": error.description}

@@ -130,6 +130,9 @@ class AccessToken:
         expires_at: ``exp`` in seconds since the epoch.
         issued_at: ``iat`` in seconds since the epoch, or None.
         token_id: ``jti``, or None.
+        jkt: the DPoP key thumbprint it is bound to (``cnf.jkt``, RFC 9449 §6), or None.
+        scheme: ``"DPoP"`` for a DPoP-bound token, else ``"Bearer"``: the only scheme it
+            is accepted with.
     """
 
     # Only what needs work is stored; the rest is read from the claims on access, which
@@ -195,6 +198,18 @@ class AccessToken:
     def token_id(self) -> str | None:
         """``jti``, or None."""
         return self.claims.get("jti")
+
+    @property
+    def jkt(self) -> str | None:
+        """``cnf.jkt``, the thumbprint of the DPoP key the token is bound to, or None."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None  # decoded JSON: a dict
+        return jkt if isinstance(jkt, str) else None
+
+    @property
+    def scheme(self) -> str:
+        """``"DPoP"`` for a DPoP-bound token, else ``"Bearer"``."""
+        return "Bearer" if self.jkt is None else "DPoP"
 
     def has_scopes(self, *scopes: str, match: Match = "all") -> bool:
         """Tell whether the token grants all (or, with ``match="any"``, any) of ``scopes``.

@@ -37,7 +37,7 @@ second time.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -51,18 +51,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ._redis import AsyncRedisReplayStore, RedisReplayStore
 from .errors import (
     AlgorithmNotAllowed,
+    BearerError,
     ConfigurationError,
     DPoPAlgorithmNotAllowed,
+    DPoPBoundTokenAsBearer,
     DPoPKeyMismatch,
     DPoPMethodMismatch,
     DPoPProofExpired,
     DPoPProofNotYetValid,
     DPoPProofReplayed,
+    DPoPRequired,
     DPoPTokenHashMismatch,
     DPoPURIMismatch,
     InvalidDPoPKey,
@@ -74,9 +77,14 @@ from .errors import (
     MissingDPoPProof,
     MultipleDPoPProofs,
     ReplayStoreUnavailable,
+    TokenNotDPoPBound,
     UseDPoPNonce,
     WrongDPoPProofType,
 )
+
+if TYPE_CHECKING:
+    from .claims import AccessToken
+
 from .jws import (
     ASYMMETRIC_ALGORITHMS,
     UnusableKey,
@@ -89,6 +97,7 @@ __all__ = [
     "DPOP_ALGORITHMS",
     "AsyncRedisReplayStore",
     "AsyncReplayStore",
+    "DPoPGate",
     "DPoPMode",
     "DPoPPolicy",
     "MemoryReplayStore",
@@ -120,8 +129,12 @@ _MAX_URI_LENGTH: Final = 8192
 _KEY_CACHE_SIZE: Final = 1024
 
 
+_URLSAFE: Final = str.maketrans("+/", "-_", "=")
+
+
 def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # One C call and one translation: a hash is encoded on every request.
+    return binascii.b2a_base64(data, newline=False).decode("ascii").translate(_URLSAFE)
 
 
 # --- thumbprints and hashes -------------------------------------------------------------------
@@ -177,6 +190,10 @@ def access_token_hash(token: str) -> str:
     'fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo'
     """
     return _b64url(hashlib.sha256(token.encode("ascii")).digest())
+
+
+#: A client sends one token with many proofs: its hash is computed once.
+_ath: Final = functools.lru_cache(maxsize=1024)(access_token_hash)
 
 
 # --- the request URI ----------------------------------------------------------------------------
@@ -279,13 +296,14 @@ def normalize_uri(uri: str) -> str:
     return f"{scheme}://{_authority(scheme, authority)}{_path(path)}"
 
 
-def _request_path(path: str | bytes) -> str:
+def _request_path(path: str | bytes, octets: bool = False) -> str:
     """The path of a request target as a URI path: what a client had to put in ``htu``.
 
-    Bytes are the octets received (ASGI's ``raw_path``, WSGI's ``PATH_INFO`` encoded back
-    to latin-1); text is Unicode (a framework's decoded path), encoded as UTF-8.
+    Bytes, or text with ``octets`` (one latin-1 character per octet, as the layers keep a
+    raw path), are the octets received; other text is Unicode (a framework's decoded
+    path), encoded as UTF-8.
     """
-    is_raw = isinstance(path, bytes)
+    is_raw = octets or isinstance(path, bytes)
     text = path.decode("latin-1") if isinstance(path, bytes) else path
     text = text.partition("?")[0]
     if not text.startswith("/"):
@@ -294,12 +312,15 @@ def _request_path(path: str | bytes) -> str:
     if not _PATH_TEXT.fullmatch(text):
         # A server that decoded the path hands over octets a URI cannot hold: encode them
         # as a client must have (a space as %20, a lone "%" as %25).
-        octets = text.encode("latin-1") if is_raw else text.encode("utf-8")
+        try:
+            data = text.encode("latin-1" if is_raw else "utf-8")
+        except UnicodeEncodeError:  # "octets" that are not: read them as the text they are
+            data = text.encode("utf-8")
         out = []
-        for index, byte in enumerate(octets):
+        for index, byte in enumerate(data):
             char = chr(byte)
             if char in _PATH_CHARS or (
-                char == "%" and _PERCENT.match(octets[index : index + 3].decode("latin-1"))
+                char == "%" and _PERCENT.match(data[index : index + 3].decode("latin-1"))
             ):
                 out.append(char)
             else:
@@ -321,7 +342,8 @@ class TrustedProxies:
     those headers are ignored, since anyone can send them.
 
     Args:
-        proxies: IP addresses or networks (``"10.0.0.0/8"``) of the trusted proxies.
+        proxies: IP addresses or networks (``"10.0.0.0/8"``) of the trusted proxies (a
+            string is split on whitespace).
         headers: ``"x-forwarded"`` (``X-Forwarded-Proto`` and ``X-Forwarded-Host``, the
             value the nearest proxy set, i.e. the last one) or ``"forwarded"`` (RFC 7239,
             read from the nearest hop back to the first one that is not a trusted proxy).
@@ -346,7 +368,7 @@ class TrustedProxies:
         headers: Literal["x-forwarded", "forwarded"] = "x-forwarded",
     ) -> None:
         if isinstance(proxies, str):
-            proxies = [proxies]
+            proxies = proxies.split()
         networks = []
         for proxy in proxies:
             try:
@@ -475,6 +497,12 @@ def request_uri(
         forwarded_scheme, forwarded_host = proxies.original(headers)
         scheme = forwarded_scheme or scheme
         host = forwarded_host or host
+    return _uri(scheme, host, path)
+
+
+@functools.lru_cache(maxsize=512)
+def _uri(scheme: str, host: str | None, path: str | bytes, octets: bool = False) -> str:
+    # An API serves a handful of origins and paths: most requests repeat one exactly.
     normal = _SCHEMES.get(scheme.lower()) if isinstance(scheme, str) else None
     if normal is None:
         raise MalformedRequestURI("the request scheme is not http(s)")
@@ -484,7 +512,7 @@ def request_uri(
         authority = _authority(normal, host)
     except ValueError:
         raise MalformedRequestURI("the Host header is not a host[:port]") from None
-    return f"{normal}://{authority}{_request_path(path)}"
+    return f"{normal}://{authority}{_request_path(path, octets)}"
 
 
 # --- nonces -----------------------------------------------------------------------------------
@@ -641,7 +669,7 @@ class VerifiedProof(NamedTuple):
     jkt: str
     jti: str
     iat: float
-    #: What the replay store remembers: a hash of the key and the ``jti``, so that one
+    #: What the replay store remembers: the key's thumbprint and the ``jti``, so that one
     #: client's identifiers never collide with (or block) another's.
     replay_key: str
     #: Seconds until the proof would be refused as too old anyway (the store's expiry).
@@ -745,7 +773,7 @@ class ProofVerifier:
             ath = claims.get("ath")
             if not isinstance(ath, str):
                 raise DPoPTokenHashMismatch("ath is missing or not a string")
-            if not hmac.compare_digest(ath, access_token_hash(access_token)):
+            if not hmac.compare_digest(ath, _ath(access_token)):
                 raise DPoPTokenHashMismatch("ath is not the hash of the access token")
         if jkt is not None and not hmac.compare_digest(jkt, thumbprint):
             raise DPoPKeyMismatch("the proof key is not the key the token is bound to")
@@ -758,12 +786,19 @@ class ProofVerifier:
                 raise UseDPoPNonce(current, "the proof lacks a current nonce")
             if nonce != current:
                 next_nonce = current
-        replay_key = _b64url(hashlib.sha256(f"{thumbprint}\n{jti}".encode()).digest())
         ttl = float(iat) + policy.max_age + policy.leeway - now
-        return VerifiedProof(thumbprint, jti, float(iat), replay_key, max(ttl, 1.0), next_nonce)
+        # tuple.__new__ skips the named tuple's Python-level constructor (once per request).
+        return tuple.__new__(
+            VerifiedProof,
+            (thumbprint, jti, float(iat), f"{thumbprint}.{jti}", max(ttl, 1.0), next_nonce),
+        )
 
     @staticmethod
     def _single(proofs: str | Sequence[str] | None) -> str:
+        if type(proofs) is tuple and len(proofs) == 1:  # what the layers hand over
+            value: str = proofs[0]
+            if "," not in value and value and value[0] not in " \t" and value[-1] not in " \t":
+                return value
         values = [proofs] if isinstance(proofs, str) else list(proofs or ())
         if not values:
             raise MissingDPoPProof("no DPoP header")
@@ -778,7 +813,11 @@ class ProofVerifier:
         return value
 
     def _key(self, segment: str, header: Mapping[str, Any]) -> tuple[VerificationKey, str]:
-        """The proof key of a header, and its thumbprint; remembered per header text."""
+        """The proof key of a header, and its thumbprint; remembered per header text.
+
+        A client signs every proof with one key under one header, so its key is built
+        (and its point checked) once, however many clients there are (up to 1,024).
+        """
         cached = self._keys.get(segment)
         if cached is not None:
             return cached
@@ -898,3 +937,155 @@ async def check_replay_async(store: ReplayStore | AsyncReplayStore, proof: Verif
         seen = await seen
     if not seen:
         raise DPoPProofReplayed("the proof's jti was used before")
+
+
+# --- the request path's questions -------------------------------------------------------------
+
+
+class ProofRequest(Protocol):
+    """What the gate reads of a request (``apiguard._request.RequestView`` has it all)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def raw_path(self) -> str | None: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def peer(self) -> str | None: ...
+    @property
+    def dpop(self) -> tuple[str, ...]: ...
+    @property
+    def forwarded(self) -> tuple[tuple[str, str], ...]: ...
+
+
+def _modes_of(policies: Iterable[DPoPPolicy]) -> tuple[bool, str | None]:
+    """Whether Bearer is offered and the ``algs`` a DPoP challenge offers, across policies."""
+    on = [policy for policy in policies if policy.mode != "off"]
+    algs = " ".join(dict.fromkeys(a for policy in on for a in policy.algorithms)) or None
+    return any(policy.mode != "required" for policy in policies), algs
+
+
+class DPoPGate:
+    """The DPoP decisions of the one request path, without I/O (RFC 9449 §4.3, §7).
+
+    A validator builds it from its DPoP settings; the request path asks it which schemes
+    to read, checks every validated token's binding (and its proof) with it, and marks
+    errors with the challenges every layer then renders alike. Only the replay check
+    (:func:`check_replay`) is left to the validator shells.
+
+    Args:
+        policy: the policy of the validator's issuers.
+        issuers: issuer-specific policies, by exact issuer, overriding ``policy``.
+        proxies: the proxies whose forwarded headers give the request URI, or None.
+        clock: seconds since the epoch.
+    """
+
+    __slots__ = ("_clock", "_default", "_issuers", "_verifiers", "algs", "offers_bearer", "proxies")
+
+    def __init__(
+        self,
+        policy: DPoPPolicy,
+        *,
+        issuers: Mapping[str, DPoPPolicy] | None = None,
+        proxies: TrustedProxies | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        policies = [policy, *(issuers or {}).values()]
+        if not all(isinstance(item, DPoPPolicy) for item in policies):
+            raise ConfigurationError("dpop: must be a DPoPPolicy or a mode")
+        if proxies is not None and not isinstance(proxies, TrustedProxies):
+            raise ConfigurationError("trusted_proxies: must be a TrustedProxies or None")
+        self._default = policy
+        self._issuers = dict(issuers or {})
+        self._verifiers = {id(item): ProofVerifier(item) for item in policies}
+        self.proxies = proxies
+        self._clock = clock
+        #: For a request whose issuer is not known yet (no token, or a malformed one).
+        self.offers_bearer, self.algs = _modes_of(policies)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any issuer accepts DPoP (else the gate changes nothing)."""
+        return self.algs is not None
+
+    def policy(self, issuer: object) -> DPoPPolicy:
+        """The policy for tokens of ``issuer``."""
+        found = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        return found or self._default
+
+    def accepts_binding(self, issuer: object) -> bool:
+        """Whether tokens of ``issuer`` may carry ``cnf.jkt`` (its mode is not ``off``)."""
+        return self.policy(issuer).mode != "off"
+
+    def check(
+        self, token: AccessToken, scheme: str, raw: str, request: ProofRequest
+    ) -> VerifiedProof | None:
+        """Check a validated token's binding and, for DPoP, its proof (not yet the replay).
+
+        Args:
+            token: the validated token (from the cache or not: the proof is checked anew).
+            scheme: the scheme it came with, ``"Bearer"`` or ``"DPoP"``.
+            raw: the token as sent (``ath`` is its hash).
+            request: the request it came with.
+
+        Returns:
+            The proof to check for a replay, or None for an accepted Bearer token.
+
+        Raises:
+            DPoPBoundTokenAsBearer, DPoPRequired, TokenNotDPoPBound: the scheme does not
+                fit the token or the policy.
+            MalformedRequestURI: the request's Host (or a trusted forwarded header).
+            InvalidDPoPProof, DPoPKeyMismatch, UseDPoPNonce: the proof (see
+                :meth:`ProofVerifier.verify`).
+        """
+        try:
+            return self._check(token, scheme, raw, request)
+        except BearerError as exc:
+            self.mark(exc, token, scheme)
+            raise
+
+    def _check(
+        self, token: AccessToken, scheme: str, raw: str, request: ProofRequest
+    ) -> VerifiedProof | None:
+        policy = self.policy(token.issuer)
+        bound = token.jkt
+        if scheme == "Bearer":
+            if bound is not None:
+                raise DPoPBoundTokenAsBearer("a DPoP-bound token came with the Bearer scheme")
+            if policy.mode == "required":
+                raise DPoPRequired("a Bearer token where DPoP is required")
+            return None
+        if bound is None or policy.mode == "off":
+            raise TokenNotDPoPBound("a token without cnf.jkt came with the DPoP scheme")
+        raw_path = request.raw_path
+        forwarded = request.forwarded
+        scheme_, host = request.scheme, request.host
+        if forwarded and self.proxies is not None and self.proxies.trusts(request.peer):
+            original = self.proxies.original(lambda name: [v for n, v in forwarded if n == name])
+            scheme_, host = original[0] or scheme_, original[1] or host
+        # The octets as sent when the server tells them (the layers keep them as latin-1).
+        if raw_path is None:
+            uri = _uri(scheme_, host, request.path)
+        else:
+            uri = _uri(scheme_, host, raw_path, True)
+        # A websocket handshake is a GET (RFC 6455 §4.1); the layers name it WEBSOCKET.
+        method = "GET" if request.method == "WEBSOCKET" else request.method
+        return self._verifiers[id(policy)].verify(
+            request.dpop, method=method, uri=uri, now=self._clock(), access_token=raw, jkt=bound
+        )
+
+    def mark(self, error: BearerError, token: AccessToken | None, scheme: str | None) -> None:
+        """Tell ``error`` which challenges to render (RFC 9449 §7.1) for this request."""
+        if token is None:
+            error.dpop_algs, error.bearer_offered = self.algs, self.offers_bearer
+        else:
+            policy = self.policy(token.issuer)
+            if policy.mode == "off":
+                return
+            error.dpop_algs, error.bearer_offered = policy.algs, policy.mode == "allowed"
+        error.request_scheme = scheme

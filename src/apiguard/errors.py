@@ -31,6 +31,7 @@
         │   ├── InactiveToken                  introspection answered ``active: false``
         │   ├── DPoPKeyMismatch                cnf.jkt is not the proof's key
         │   ├── DPoPBoundTokenAsBearer         a DPoP-bound token sent as Bearer
+        │   ├── DPoPRequired                   a token sent as Bearer where DPoP is required
         │   └── TokenNotDPoPBound              a token without cnf.jkt sent as DPoP
         ├── InvalidDPoPProof                   401, error="invalid_dpop_proof" (RFC 9449)
         │   ├── MissingDPoPProof
@@ -76,6 +77,7 @@ __all__ = [
     "DPoPProofExpired",
     "DPoPProofNotYetValid",
     "DPoPProofReplayed",
+    "DPoPRequired",
     "DPoPTokenHashMismatch",
     "DPoPURIMismatch",
     "InactiveToken",
@@ -207,6 +209,14 @@ class BearerError(ApiguardError):
     #: The challenge the ``error`` belongs on: None for the scheme of the request (or
     #: ``Bearer``), ``"DPoP"`` for the RFC 9449 errors.
     scheme: ClassVar[str | None] = None
+
+    # Set on the instance by the one request path when the API accepts DPoP, so that every
+    # layer renders the same RFC 9449 §7.1 challenges: the ``algs`` of the ``DPoP``
+    # challenge, whether ``Bearer`` is still offered beside it, and the scheme the request
+    # used. The defaults are a plain RFC 6750 answer.
+    dpop_algs: str | None = None
+    bearer_offered: bool = True
+    request_scheme: str | None = None
 
 
 class MissingToken(BearerError):
@@ -362,6 +372,14 @@ class DPoPKeyMismatch(InvalidToken):
 
     reason = "dpop_key_mismatch"
     description = "Invalid DPoP key binding"
+    scheme = "DPoP"
+
+
+class DPoPRequired(InvalidToken):
+    """A token was presented with the ``Bearer`` scheme where only DPoP is accepted."""
+
+    reason = "dpop_required"
+    description = "The access token must be sent with DPoP"
     scheme = "DPoP"
 
 

@@ -47,10 +47,10 @@ from starlette.staticfiles import StaticFiles
 
 from ._request import Requirement, guard, run_async
 from .asgi import (
+    DPOP_KEY,
     METADATA_KEY,
     REALM_KEY,
     VALIDATOR_KEY,
-    _validate_with_request,
     get_token,
     readiness_endpoint,
     request_view,
@@ -537,7 +537,13 @@ class Authorize(SecurityBase):
             # The middleware decided with this validator (or on an excluded path, did not
             # look at all: then there is no token, and the requirement says what that means).
             token = get_token(request)
-            requirement.check(token)
+            try:
+                requirement.check(token)
+            except BearerError as exc:
+                gate = scope.get(DPOP_KEY)
+                if gate is not None:
+                    gate.mark(exc, token, None if token is None else token.scheme)
+                raise
             return token
 
         async def read_form() -> bytes | Iterable[str]:
@@ -547,8 +553,14 @@ class Authorize(SecurityBase):
                 return list(form.keys())
             return await request.body()
 
-        validate = _validate_with_request(self.validator, scope)
-        return await run_async(guard(request_view(scope), requirement), validate, read_form)
+        gate = self.validator.dpop
+        # The full view (scheme, Host, peer...) for a DPoP proof, or for an issuer resolver.
+        full = gate is not None or self.validator.wants_request
+        return await run_async(
+            guard(request_view(scope, dpop=full), requirement, dpop=gate),
+            self.validator.validate_credentials,
+            read_form,
+        )
 
     def __repr__(self) -> str:
         return f"Authorize(validator={self.validator!r}, scheme_name={self.scheme_name!r})"

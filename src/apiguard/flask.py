@@ -34,6 +34,7 @@ earlier (in tests, say).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -47,7 +48,15 @@ from werkzeug.local import LocalProxy
 
 from ._core import CONFIG_SETTINGS, POLICY_SETTINGS, Settings
 from ._health import needs_prefetch, readiness
-from ._request import PathExemptions, RequestView, Requirement, guard, run
+from ._request import (
+    FORWARDED_HEADERS,
+    PathExemptions,
+    RequestView,
+    Requirement,
+    Validate,
+    guard,
+    run,
+)
 from ._settings import SettingInfo, boolean, describe, fail, from_text, setting, settings_of
 from .bearer import DEFAULT_REALM, pick_realm, render_error
 from .claims import AccessToken, Match
@@ -351,22 +360,47 @@ def _answer(error: ApiguardError) -> Response:
 # -- authentication of one request ----------------------------------------------------------
 
 
-def _view(req: Request) -> RequestView:
+_FORWARDED_KEYS: Final = tuple(
+    (f"HTTP_{name.upper().replace('-', '_')}", name) for name in sorted(FORWARDED_HEADERS)
+)
+
+
+def _view(req: Request, *, dpop: bool = False) -> RequestView:
     """The neutral view of a Flask request (what the one request path reads)."""
     environ = req.environ
     # A WSGI environ holds one Authorization value; werkzeug's server and gunicorn keep the
     # request target as sent in RAW_URI / REQUEST_URI, which shows escapes PATH_INFO hid.
     authorization = environ.get("HTTP_AUTHORIZATION")
     raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    return RequestView(
+    raw_path = raw_uri.split("?", 1)[0] if isinstance(raw_uri, str) else None
+    if raw_path is not None and not raw_path.startswith("/"):
+        raw_path = None  # an absolute-form target: the server's PATH_INFO tells the path
+    view = RequestView(
         method=req.method,
         path=req.path,
-        raw_path=raw_uri.split("?", 1)[0] if isinstance(raw_uri, str) else None,
+        raw_path=raw_path,
         authorization=() if authorization is None else (authorization,),
         query=environ.get("QUERY_STRING", ""),
         content_type=environ.get("CONTENT_TYPE"),
         origin="HTTP_ORIGIN" in environ,
         preflight_method="HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,
+    )
+    if not dpop:
+        return view
+    # WSGI joins a repeated header into one value with commas, which the proof check
+    # refuses as two proofs; the path falls back to SCRIPT_NAME + PATH_INFO as octets.
+    proof = environ.get("HTTP_DPOP")
+    path = raw_path
+    if path is None:
+        path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
+    return dataclasses.replace(
+        view,
+        raw_path=path,
+        scheme=environ.get("wsgi.url_scheme", "http"),
+        host=environ.get("HTTP_HOST"),
+        peer=environ.get("REMOTE_ADDR"),
+        dpop=() if proof is None else (proof,),
+        forwarded=tuple((name, environ[key]) for key, name in _FORWARDED_KEYS if key in environ),
     )
 
 
@@ -392,18 +426,16 @@ def _authorize(
         and bool(getattr(req.url_rule, "provide_automatic_options", False))
     )
 
-    def validate(raw: str) -> AccessToken:
+    def validate(credentials: Validate) -> AccessToken:
         # The request's own environ is the only state: a pushed app context or a sub-request
-        # never shares it. One validation per request, even with protect() and a decorator.
+        # never shares it. One validation per request, even with protect() and a decorator
+        # (a DPoP proof is checked, and its jti spent, once).
         known = environ.get(_VALIDATED)
-        if known is not None and known[0] is validator and known[1] == raw:
+        if known is not None and known[0] is validator and known[1] == credentials.token:
             token: AccessToken = known[2]
             return token
-        if validator.wants_request:  # an issuer resolver is handed the request
-            token = validator.validate(raw, request=req)
-        else:
-            token = validator.validate(raw)
-        environ[_VALIDATED] = (validator, raw, token)
+        token = validator.validate_credentials(credentials)
+        environ[_VALIDATED] = (validator, credentials.token, token)
         return token
 
     def read_form() -> bytes:
@@ -411,7 +443,15 @@ def _authorize(
         return req.get_data(cache=True)
 
     try:
-        flow = guard(_view(req), requirement, exemptions=exemptions, exempt=exempt)
+        gate = validator.dpop
+        flow = guard(
+            # The full view (Host, peer...) for a DPoP proof, or for an issuer resolver.
+            _view(req, dpop=gate is not None or validator.wants_request),
+            requirement,
+            exemptions=exemptions,
+            exempt=exempt,
+            dpop=gate,
+        )
         token = run(flow, validate, read_form)
     except BearerError as exc:
         logger.debug("bearer authentication failed: %s (%s)", exc.reason, exc.detail)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
 import logging
 import math
 import secrets
@@ -59,7 +58,7 @@ from .errors import (
     WrongTokenType,
 )
 from .jwks import FetchRequest, Response, discovery_urls, is_safe_url, server_metadata
-from .jws import ASYMMETRIC_ALGORITHMS
+from .jws import ASYMMETRIC_ALGORITHMS, decode_json_object
 
 __all__ = ["AuthMethod", "Introspection", "IntrospectionCore", "IntrospectionPending"]
 
@@ -504,11 +503,11 @@ def _answer(outcome: Response | BaseException) -> dict[str, Any]:
             logger.error("introspection endpoint refused the client (HTTP %d)", outcome.status)
         raise _Garbage(f"HTTP {outcome.status}")
     try:
-        doc = json.loads(outcome.body)
-    except (ValueError, RecursionError):
-        raise _Garbage("answer is not JSON") from None
-    if not isinstance(doc, dict):
-        raise _Garbage("answer is not a JSON object")
+        # The strict decoder of JWT claims: no duplicate names (which "active" would win?),
+        # no NaN or Infinity (an "exp" of Infinity would never expire), bounded nesting.
+        doc = decode_json_object(outcome.body)
+    except MalformedToken as exc:
+        raise _Garbage(f"answer is not a JSON object ({exc.detail})") from None
     active = doc.get("active")
     if active is False:
         raise InactiveToken("introspection answered active: false")

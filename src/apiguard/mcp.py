@@ -47,7 +47,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._request import ANY_TOKEN, RequestView, Requirement, guard, is_preflight, run_async
-from .asgi import _encode_headers
+from .asgi import _encode_headers, _with_dpop
 from .bearer import DEFAULT_REALM, extract_token, pick_realm, render_error
 from .claims import AccessToken, check_scope_names
 from .errors import (
@@ -396,10 +396,15 @@ class ChallengeMiddleware:
             # It carries no credentials; the SDK (or a CORS middleware) answers it.
             await self.app(scope, receive, send)
             return
+        gate = self.validator.dpop
+        if gate is not None:
+            view = _with_dpop(view, scope)
         try:
             # The one request path of every layer. MCP messages are JSON, so no form body
             # is read for a repeated token (the SDK refuses a form-encoded body anyway).
-            await run_async(guard(view, ANY_TOKEN), self.validator.validate, _no_form)
+            await run_async(
+                guard(view, ANY_TOKEN, dpop=gate), self.validator.validate_credentials, _no_form
+            )
         except (BearerError, ServiceUnavailable) as exc:
             await self._refuse(exc, send)
             return

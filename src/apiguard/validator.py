@@ -12,12 +12,13 @@ cores'.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Required, Self, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, Required, Self, TypedDict, Unpack
 
 import anyio
 import httpx
@@ -34,7 +35,23 @@ from ._core import (
 )
 from ._settings import describe, fail
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken
+from .dpop import (
+    AsyncRedisReplayStore,
+    AsyncReplayStore,
+    DPoPGate,
+    DPoPMode,
+    DPoPPolicy,
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+    TrustedProxies,
+    check_replay,
+    check_replay_async,
+)
 from .errors import ApiguardError, ConfigurationError
+
+if TYPE_CHECKING:
+    from ._request import Validate
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .issuers import IssuerHealth, IssuerPolicy
 from .jwks import FetchRequest, KeySource, Response
@@ -168,6 +185,21 @@ async def _afetch(
         return exc
 
 
+def _dpop_gate(
+    dpop: DPoPPolicy | DPoPMode,
+    proxies: TrustedProxies | str | Iterable[str] | None,
+    clock: Callable[[], float],
+) -> DPoPGate | None:
+    policy = dpop if isinstance(dpop, DPoPPolicy) else DPoPPolicy(mode=dpop)
+    if policy.mode == "off":
+        if proxies is not None:
+            raise ConfigurationError("trusted_proxies: only used with dpop 'allowed' or 'required'")
+        return None
+    if proxies is not None and not isinstance(proxies, TrustedProxies):
+        proxies = TrustedProxies(proxies)  # addresses: X-Forwarded-Proto/Host from them
+    return DPoPGate(policy, proxies=proxies, clock=clock)
+
+
 def _client(client: Any, transport: Any, client_type: type, transport_type: type) -> Any:
     """The HTTP client to fetch with, and whether the shell owns (closes) it."""
     if client is not None and transport is not None:
@@ -248,9 +280,39 @@ class _Base:
         config = build_config(
             issuer=issuer, issuers=issuers, owner=self.__class__.__name__, **settings
         )
-        self._core = ValidatorCore(config, lock_factory=lock_factory)
+        self._dpop = _dpop_gate(config.dpop, config.trusted_proxies, config.clock or time.time)
+        gate = self._dpop
+        self._core = ValidatorCore(
+            config,
+            lock_factory=lock_factory,
+            binding=None if gate is None else gate.accepts_binding,
+        )
         # Bound once: a cache hit is short enough for a second attribute lookup to show.
         self._validate = self._core.validate
+        replay_store = config.replay_store
+        self._replay_store: Any = None
+        #: A store built here from a URL is closed with the validator.
+        self._owns_store = isinstance(replay_store, str)
+        if gate is not None:
+            if isinstance(replay_store, str):
+                # A redis:// URL: the store of this shell's I/O style.
+                store = RedisReplayStore if self._sync else AsyncRedisReplayStore
+                replay_store = store(replay_store)
+            self._replay_store = replay_store if replay_store is not None else MemoryReplayStore()
+            if not isinstance(self._replay_store, ReplayStore | AsyncReplayStore):
+                raise ConfigurationError("replay_store: must have an add(key, ttl) method")
+            if self._sync and inspect.iscoroutinefunction(self._replay_store.add):
+                raise ConfigurationError("replay_store: an async store needs AsyncValidator")
+        elif replay_store is not None:
+            raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
+
+    #: Whether the shell calls a replay store synchronously.
+    _sync = True
+
+    @property
+    def dpop(self) -> DPoPGate | None:
+        """The DPoP decisions (for the request path), or None when DPoP is off."""
+        return self._dpop
 
     @property
     def issuers(self) -> tuple[str, ...]:
@@ -338,7 +400,8 @@ class Validator(_SyncClient, _Base):
         ``permissions`` as scopes: everything the *user* may do then counts as granted to
         whichever app holds the token, a third-party app that was consented one scope
         included. Leave it out and check :attr:`AccessToken.permissions` where a route
-        really means the user's role.
+        really means the user's role. :meth:`validate` alone checks no DPoP proof: with
+        DPoP on, use a framework layer or :meth:`validate_credentials`.
     """
 
     def __init__(
@@ -399,6 +462,34 @@ class Validator(_SyncClient, _Base):
                 result = self._core.resume(result, refresh=False)
         return result
 
+    def close(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        super().close()
+        if self._owns_store:
+            self._replay_store.close()
+
+    def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials: the token, and with DPoP its binding and proof.
+
+        This is the validation step of the one request path (``apiguard._request``); a
+        cached token's proof is checked anew, replay included. The request is handed to
+        an issuer resolver, if there is one.
+
+        Raises:
+            InvalidToken, InvalidDPoPProof, UseDPoPNonce, InvalidRequest: refused.
+            ServiceUnavailable: the keys or the replay store cannot be had; answer 503.
+        """
+        if self.wants_request:
+            token = self.validate(credentials.token, request=credentials.view)
+        else:
+            token = self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                check_replay(self._replay_store, proof)
+        return token
+
     def prefetch(self) -> dict[str, IssuerHealth]:
         """Fetch the keys of every configured issuer now (at start-up), one after another.
 
@@ -434,6 +525,8 @@ class AsyncValidator(_AsyncClient, _Base):
     >>> async with AsyncValidator(issuer="https://tenant.example/", audience="https://api") as v:
     ...     token = await v.validate(bearer)  # doctest: +SKIP
     """
+
+    _sync = False
 
     def __init__(
         self,
@@ -479,6 +572,25 @@ class AsyncValidator(_AsyncClient, _Base):
                     self._core.receive(result, outcome, time.perf_counter() - started)
             result = self._core.resume(result)
         return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        await super().aclose()
+        if self._owns_store:
+            await self._replay_store.aclose()
+
+    async def validate_credentials(self, credentials: Validate) -> AccessToken:
+        """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
+        if self.wants_request:
+            token = await self.validate(credentials.token, request=credentials.view)
+        else:
+            token = await self.validate(credentials.token)
+        gate = self._dpop
+        if gate is not None and credentials.view is not None:
+            proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
+            if proof is not None:
+                await check_replay_async(self._replay_store, proof)
+        return token
 
     async def prefetch(self) -> dict[str, IssuerHealth]:
         """Fetch the keys of every configured issuer now (at start-up), concurrently.

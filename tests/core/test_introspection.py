@@ -365,6 +365,33 @@ class _Broken(httpx.SyncByteStream):
         pytest.param(httpx.Response(200, content=b"\xff\xfe{"), id="not-utf8"),
         pytest.param(httpx.Response(200, content=b"[" * 100_000 + b"]" * 100_000), id="deep"),
         pytest.param(httpx.Response(200, json=[active()]), id="array"),
+        pytest.param(
+            httpx.Response(200, content=json.dumps(active(exp=float("inf"))).encode()),
+            id="exp-infinity",
+        ),
+        pytest.param(
+            httpx.Response(200, content=json.dumps(active(exp=float("nan"))).encode()),
+            id="exp-nan",
+        ),
+        pytest.param(
+            httpx.Response(
+                200, content=b'{"active": false, "active": true, "aud": "https://api.test"}'
+            ),
+            id="duplicate-active",
+        ),
+        pytest.param(
+            httpx.Response(
+                200,
+                content=json.dumps(
+                    active(
+                        ext={
+                            "a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+                        }
+                    )
+                ).encode(),
+            ),
+            id="too-deep",
+        ),
         pytest.param(httpx.Response(200, json="active"), id="string"),
         pytest.param(httpx.Response(200, json=None), id="null"),
         pytest.param(httpx.Response(200, json={"sub": "x"}), id="no-active"),

@@ -10,13 +10,10 @@ client cannot send these: it normalises the path before it leaves.
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
@@ -24,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from apiguard.asgi import BearerAuthMiddleware
 from apiguard.testing import LocalIssuer
+from tests.e2e.threaded import serve_uvicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -48,22 +46,8 @@ def api(tmp_path: Path, local_issuer: LocalIssuer) -> Iterator[tuple[str, int]]:
             )
         ],
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield sock.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_uvicorn(app) as address:
+        yield address
 
 
 def send_raw(address: tuple[str, int], target: str) -> tuple[int, bytes]:

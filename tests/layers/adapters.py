@@ -67,7 +67,8 @@ class Layer:
 
     name: str
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Any:
+        """Build the API; ``options`` go to the validator (``dpop="required"``...)."""
         raise NotImplementedError
 
     def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
@@ -84,7 +85,7 @@ def _flask_subject() -> dict[str, Any]:
 class FlaskLayer(Layer):
     name = "flask"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Flask:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Flask:
         app = Flask("layer-table")
         app.config["APIGUARD_REALM"] = REALM
         view = _flask_subject
@@ -103,7 +104,7 @@ class FlaskLayer(Layer):
         ]
         for index, (rule, methods, function) in enumerate(routes):
             app.add_url_rule(rule, f"route{index}", function, methods=methods)
-        fg.ApiGuard(app, validator=issuer.validator())
+        fg.ApiGuard(app, validator=issuer.validator(**options))
         fg.protect(app, optional=not required, exclude_paths=EXCLUDED)
         return app
 
@@ -177,7 +178,7 @@ async def _call_asgi(app: Any, method: str, target: str, headers: Headers, body:
 class StarletteLayer(Layer):
     name = "starlette"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Starlette:
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Starlette:
         view = _asgi_subject
         routes = [
             Route("/private", ag.requires_auth(view)),
@@ -194,7 +195,7 @@ class StarletteLayer(Layer):
         ]
         guard = Middleware(
             ag.BearerAuthMiddleware,
-            validator=issuer.async_validator(),
+            validator=issuer.async_validator(**options),
             required=required,
             exclude_paths=EXCLUDED,
             realm=REALM,
@@ -218,8 +219,8 @@ class FastAPILayer(Layer):
 
     name = "fastapi"
 
-    def build(self, issuer: LocalIssuer, *, required: bool) -> Any:
-        validator: AsyncValidator = issuer.async_validator()
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Any:
+        validator: AsyncValidator = issuer.async_validator(**options)
         auth = fa.Authorize(validator, realm=REALM)
         either = fa.Authorize(validator, match="any", realm=REALM)
         maybe = fa.Authorize(validator, required=False, realm=REALM)
@@ -291,4 +292,23 @@ class FastAPILayer(Layer):
 
 LAYERS: list[Layer] = [FlaskLayer(), StarletteLayer(), FastAPILayer()]
 
-__all__ = ["EXCLUDED", "LAYERS", "REALM", "Answer", "Layer", "Validator"]
+
+def assert_same(
+    answers: dict[str, Answer], status: int, challenge: str | None, body: Any = None
+) -> None:
+    """Every layer answered ``status`` (and ``challenge``, ``body`` when given), and the same."""
+    for name, answer in answers.items():
+        assert answer.status == status, (name, answer)
+        if challenge is not None:
+            assert answer.headers.get("www-authenticate") == challenge, name
+        elif status < 400:
+            assert "www-authenticate" not in answer.headers, name
+        if body is not None:
+            assert answer.json() == body, name
+    bodies = {name: answer.json() for name, answer in answers.items()}
+    challenges = {name: answer.headers.get("www-authenticate") for name, answer in answers.items()}
+    assert len({repr(b) for b in bodies.values()}) == 1, bodies
+    assert len(set(challenges.values())) == 1, challenges
+
+
+__all__ = ["EXCLUDED", "LAYERS", "REALM", "Answer", "Layer", "Validator", "assert_same"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from adapters import LAYERS, Answer, Layer
+from adapters import LAYERS, Answer, Layer, assert_same
 
 from apiguard.testing import LocalIssuer
 
@@ -301,18 +301,7 @@ def test_every_layer_answers_the_same(local_issuer: LocalIssuer, row: Row) -> No
         answers[layer.name] = layer.send(
             app, row.method, row.target, row.headers(local_issuer), row.content
         )
-    for name, answer in answers.items():
-        assert answer.status == row.status, (name, answer)
-        if row.challenge is not None:
-            assert answer.headers.get("www-authenticate") == row.challenge, name
-        elif row.status < 400:
-            assert "www-authenticate" not in answer.headers, name
-        if row.body is not None:
-            assert answer.json() == row.body, name
-    bodies = {name: answer.json() for name, answer in answers.items()}
-    challenges = {name: answer.headers.get("www-authenticate") for name, answer in answers.items()}
-    assert len({repr(b) for b in bodies.values()}) == 1, bodies
-    assert len(set(challenges.values())) == 1, challenges
+    assert_same(answers, row.status, row.challenge, row.body)
 
 
 def test_every_layer_answers_503_without_keys(local_issuer: LocalIssuer) -> None:
