@@ -6,6 +6,7 @@ import doctest
 import importlib
 import inspect
 import json
+import logging
 import re
 import subprocess
 import tomllib
@@ -51,6 +52,24 @@ def blocks(page: Path, *languages: str) -> list[str]:
 
 def name(page: Path) -> str:
     return str(page.relative_to(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """Samples may configure logging (basicConfig, levels): undo it for the tests after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
 
 
 @pytest.fixture
