@@ -14,7 +14,9 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apiguard import AsyncValidator
+from apiguard.dpop import NonceIssuer
 
+from .dpop import TokenEndpointProofs
 from .grants import Grants
 from .routes import authorize, dashboard, discovery, oauth, portal
 from .routes.management import management_app
@@ -64,6 +66,11 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         login_limiter=limiter(settings.login_rate),
         token_failure_limiter=limiter(settings.token_failure_rate),
         registration_limiter=limiter(settings.registration_rate),
+        dpop=TokenEndpointProofs(
+            settings.url("oauth/token"),
+            nonces=NonceIssuer(settings.dpop_nonce_secret) if settings.dpop_nonce_secret else None,
+            clock=domain.now,
+        ),
     )
 
 

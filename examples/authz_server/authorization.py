@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from . import rules
 from .grants import CodeGrant, Grants, OAuthError, check_user_scopes, resolve_audience, target_api
 from .models import Client, Interaction, ResourceServer, User
-from .rules import scope_list
+from .rules import ValidationError, scope_list
 from .security import is_valid_pkce_value, new_secret
 from .services import Domain
 from .tokens import TokenMinter
@@ -38,6 +39,8 @@ class AuthRequest:
     state: str | None = None
     nonce: str | None = None
     code_challenge: str | None = None
+    #: The DPoP key the code is to be bound to (RFC 9449 §10), a thumbprint.
+    dpop_jkt: str | None = None
     prompt: list[str] = field(default_factory=list)
 
 
@@ -130,6 +133,11 @@ def parse(
         auth.audience = resolve_audience(params)
         api = target_api(domain, auth.audience, for_users=True)
         check_user_scopes(api, auth.scopes)
+        if api is not None and api.dpop_required and response_type != "code":
+            # An implicit token comes without a token request, hence without a proof.
+            raise OAuthError(
+                "invalid_request", "This API requires DPoP-bound tokens: use the code flow"
+            )
         auth.nonce = params.get("nonce")
         if "id_token" in response_type and "openid" not in auth.scopes:
             # OIDC Core §3.1.2.1 leaves a request without openid unspecified; an ID token
@@ -145,6 +153,10 @@ def parse(
         auth.prompt = prompt
         if response_type == "code":
             auth.code_challenge = _pkce(client, params)
+            try:
+                auth.dpop_jkt = rules.dpop_jkt(params.get("dpop_jkt"))
+            except ValidationError as exc:
+                raise OAuthError("invalid_request", exc.message) from None
     except OAuthError as exc:
         return client, auth, exc
     return client, auth, None
@@ -212,6 +224,7 @@ def respond(
                 scopes=tuple(auth.scopes),
                 nonce=auth.nonce,
                 auth_time=auth_time,
+                dpop_jkt=auth.dpop_jkt,
             )
         )
         return {"code": code}

@@ -40,6 +40,16 @@ class OAuthError(Exception):
         return {"error": self.error, "error_description": self.description}
 
 
+def check_binding(
+    api: ResourceServer | None, jkt: str | None, bound_to: str | None, what: str
+) -> None:
+    """The request's DPoP key (``jkt``) must fit the API and what the grant is bound to."""
+    if bound_to is not None and jkt != bound_to:
+        raise OAuthError("invalid_dpop_proof", f"The {what} is bound to another DPoP key")
+    if api is not None and api.dpop_required and jkt is None:
+        raise OAuthError("invalid_request", "This API requires a DPoP proof")
+
+
 def resolve_audience(params: Mapping[str, str]) -> str | None:
     """``audience``, or RFC 8707 ``resource`` as its alias (both must agree when both given)."""
     audience = params.get("audience") or None
@@ -84,6 +94,8 @@ class CodeGrant:
     scopes: tuple[str, ...]
     nonce: str | None
     auth_time: int
+    #: The DPoP key the code is bound to (``dpop_jkt`` at /authorize, RFC 9449 §10).
+    dpop_jkt: str | None = None
 
 
 class Grants:
@@ -117,6 +129,7 @@ class Grants:
                 nonce=grant.nonce,
                 auth_time=grant.auth_time,
                 expires_at=self.domain.now() + self.settings.code_ttl,
+                dpop_jkt=grant.dpop_jkt,
             )
         )
         return code
@@ -136,6 +149,7 @@ class Grants:
         nonce: str | None = None,
         refresh_scopes: Sequence[str] | None = None,
         family_expires_at: int | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         """The token response of a user-based grant: AT, ID token and refresh token."""
         issued = self.minter.access_token(
@@ -144,12 +158,13 @@ class Grants:
             client_id=client.client_id,
             scopes=scopes,
             grant_type=grant_type,
+            jkt=jkt,
         )
         response: dict[str, Any] = {
             "access_token": issued.token,
             "scope": " ".join(scopes),
             "expires_in": issued.expires_in,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
         }
         if "openid" in scopes:
             response["id_token"] = self.minter.id_token(
@@ -174,6 +189,9 @@ class Grants:
                 scopes=rt_scopes,
                 auth_time=auth_time,
                 family_expires_at=family_expires_at,
+                # A public client's refresh token is bound to its key (RFC 9449 §5): only
+                # the key holder can use it. A confidential client authenticates anyway.
+                jkt=None if client.is_confidential else jkt,
             )
         return response
 
@@ -187,6 +205,7 @@ class Grants:
         scopes: Sequence[str],
         auth_time: int,
         family_expires_at: int | None,
+        jkt: str | None = None,
     ) -> str:
         token = new_secret(32)
         now = self.domain.now()
@@ -202,14 +221,18 @@ class Grants:
                 created_at=now,
                 family_expires_at=family_expires_at
                 or now + self.settings.refresh_token_absolute_ttl,
+                dpop_jkt=jkt,
             )
         )
         return token
 
     # ------------------------------------------------------------------ grants
 
-    def token(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
-        """Dispatch on ``grant_type`` and return the token response body."""
+    def token(
+        self, client: Client, params: Mapping[str, str], *, jkt: str | None = None
+    ) -> dict[str, Any]:
+        """Dispatch on ``grant_type`` and return the token response body; the tokens are
+        bound to ``jkt``, the key of the request's DPoP proof (checked by the endpoint)."""
         grant_type = params.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "Missing required parameter: grant_type")
@@ -224,9 +247,11 @@ class Grants:
             raise OAuthError("unsupported_grant_type", "Unsupported grant type")
         if grant_type not in client.grant_types:
             raise OAuthError("unauthorized_client", "The grant type is not allowed for this client")
-        return handler(client, params)
+        return handler(client, params, jkt)
 
-    def client_credentials(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def client_credentials(
+        self, client: Client, params: Mapping[str, str], jkt: str | None = None
+    ) -> dict[str, Any]:
         """Machine-to-machine tokens; the client needs a client grant for the audience."""
         if not client.is_confidential:
             raise OAuthError("unauthorized_client", "Public clients cannot use this grant")
@@ -238,6 +263,7 @@ class Grants:
             )
         api = target_api(self.domain, audience, for_users=False)
         assert api is not None
+        check_binding(api, jkt, None, "grant")
         grant = self.domain.client_grants.find(client.client_id, api.identifier)
         if grant is None:
             raise OAuthError(
@@ -266,15 +292,18 @@ class Grants:
             client_id=client.client_id,
             scopes=requested,
             grant_type="client-credentials",
+            jkt=jkt,
         )
         return {
             "access_token": issued.token,
             "scope": " ".join(requested),
             "expires_in": issued.expires_in,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
         }
 
-    def authorization_code(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def authorization_code(
+        self, client: Client, params: Mapping[str, str], jkt: str | None = None
+    ) -> dict[str, Any]:
         """Redeem a code: single use, bound to client, redirect URI, PKCE challenge and user."""
         value = params.get("code")
         if not value:
@@ -289,6 +318,9 @@ class Grants:
             raise invalid
         if code.expires_at <= now:
             raise OAuthError("invalid_grant", "The authorization code has expired")
+        # Before the code is spent: a request with the wrong key does not burn it.
+        code_api = self.domain.apis.find(code.audience) if code.audience else None
+        check_binding(code_api, jkt, code.dpop_jkt, "code")
         redirect_uri = params.get("redirect_uri")
         if code.redirect_uri_sent and redirect_uri is None:
             raise OAuthError("invalid_grant", "redirect_uri is required for this code")
@@ -328,13 +360,16 @@ class Grants:
             family_id=code.family_id,
             grant_type=None,
             nonce=code.nonce,
+            jkt=jkt,
         )
 
     def _replayed(self, code: AuthorizationCode) -> None:
         """A code used twice: revoke every refresh token issued from it (RFC 6749 §4.1.2)."""
         self.domain.revocations.refresh_tokens(family_id=code.family_id)
 
-    def password(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def password(
+        self, client: Client, params: Mapping[str, str], jkt: str | None = None
+    ) -> dict[str, Any]:
         """Resource-owner password grant: first-party confidential clients that enable it."""
         if not (client.is_first_party and client.is_confidential):
             raise OAuthError(
@@ -346,7 +381,7 @@ class Grants:
         user = self.domain.users.authenticate(username, password)
         if user is None:
             raise OAuthError("invalid_grant", "Wrong email or password.")
-        return self.user_token(client, user, params, grant_type="password")
+        return self.user_token(client, user, params, grant_type="password", jkt=jkt)
 
     def user_token(
         self,
@@ -355,6 +390,7 @@ class Grants:
         params: Mapping[str, str],
         *,
         grant_type: str | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         """Tokens for *user* and *client* now: the password grant, and the CLI's
         ``mint-token --user`` (which names no scope to get every scope of the API).
@@ -366,6 +402,8 @@ class Grants:
         if not scopes and grant_type is None and api is not None:
             scopes = sorted(api.scope_values)
         check_user_scopes(api, scopes)
+        if grant_type is not None:  # the CLI mints what the operator asks for
+            check_binding(api, jkt, None, "grant")
         return self._user_tokens(
             client=client,
             user=user,
@@ -374,9 +412,12 @@ class Grants:
             auth_time=self.domain.now(),
             family_id=new_id("fam_"),
             grant_type=grant_type,
+            jkt=jkt,
         )
 
-    def refresh_token(self, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+    def refresh_token(
+        self, client: Client, params: Mapping[str, str], jkt: str | None = None
+    ) -> dict[str, Any]:
         """Rotate a refresh token; a reused one revokes its whole family. Scope only shrinks."""
         value = params.get("refresh_token")
         if not value:
@@ -404,6 +445,8 @@ class Grants:
         user = self.domain.users.find(token.user_id)
         if api is None or user is None or user.blocked or not api.allow_offline_access:
             raise invalid
+        # Before the rotation: a thief without the key does not burn the token.
+        check_binding(api, jkt, token.dpop_jkt, "refresh token")
         if not self._tokens.rotate_refresh(token.token_hash, now):
             self.domain.revocations.refresh_tokens(family_id=token.family_id)
             raise invalid
@@ -417,6 +460,7 @@ class Grants:
             grant_type=None,
             refresh_scopes=original,
             family_expires_at=token.family_expires_at,
+            jkt=jkt,
         )
 
     def revoke(self, client: Client, token: str) -> None:

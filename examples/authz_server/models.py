@@ -62,6 +62,8 @@ class ResourceServer:
     access_token_format: str = "jwt"
     #: Clients (the API's own back ends) allowed to introspect tokens issued for this API.
     introspection_clients: tuple[str, ...] = ()
+    #: Tokens for this API are DPoP-bound only (Auth0's ``proof_of_possession.required``).
+    dpop_required: bool = False
 
     @property
     def scope_values(self) -> frozenset[str]:
@@ -167,6 +169,8 @@ class AuthorizationCode:
     auth_time: int
     expires_at: int
     used_at: int | None = None
+    #: The DPoP key it is bound to (``dpop_jkt`` at /authorize, RFC 9449 §10).
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,8 @@ class RefreshToken:
     family_expires_at: int
     rotated_at: int | None = None
     revoked_at: int | None = None
+    #: A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+    dpop_jkt: str | None = None
 
     def expired(self, now: int, idle_ttl: int) -> bool:
         """Past the family's absolute lifetime, or unused for longer than *idle_ttl*."""

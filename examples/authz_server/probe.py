@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 
+from apiguard.testing import DPoPKey
+
 PROBE_TIMEOUT = 5.0
 PROBE_BODY_LIMIT = 4096
 
@@ -128,12 +130,26 @@ def check_probe_url(url: str) -> str | None:
     return None
 
 
+def _headers(url: str, token: str, dpop_key: DPoPKey | None) -> dict[str, str]:
+    if dpop_key is None:
+        return {"Authorization": f"Bearer {token}"}
+    return {
+        "Authorization": f"DPoP {token}",
+        "DPoP": dpop_key.proof("GET", url, access_token=token),
+    }
+
+
 async def probe(
-    url: str, token: str, *, transport: httpx.AsyncBaseTransport | None = None
+    url: str,
+    token: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    dpop_key: DPoPKey | None = None,
 ) -> Verdict:
     """GET *url* with the token; network failures are explained, never raised.
 
-    *transport* replaces the network (tests hand in an in-process app).
+    *transport* replaces the network (tests hand in an in-process app). With *dpop_key*
+    the token goes as ``Authorization: DPoP`` with a fresh proof for *url* (RFC 9449).
     """
     host = urlsplit(url).netloc
     try:
@@ -144,7 +160,7 @@ async def probe(
                 follow_redirects=False,
                 trust_env=False,
             ) as client,
-            client.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as answer,
+            client.stream("GET", url, headers=_headers(url, token, dpop_key)) as answer,
         ):
             body = b""
             async for chunk in answer.aiter_bytes():

@@ -209,3 +209,31 @@ def scopes(raw: Iterable[object]) -> tuple[Scope, ...]:
 def scope_list(raw: str | None) -> list[str]:
     """Split a space-delimited scope string, keeping order and dropping duplicates."""
     return list(dict.fromkeys((raw or "").split()))
+
+
+def proof_of_possession(value: object) -> bool:
+    """Auth0's ``proof_of_possession``: None, or ``{"mechanism": "dpop", "required": bool}``.
+
+    Returns whether the API requires DPoP-bound tokens.
+    """
+    if value is None:
+        return False
+    if (
+        not isinstance(value, dict)
+        or set(value) - {"mechanism", "required"}
+        or value.get("mechanism") != "dpop"
+        or not isinstance(value.get("required", False), bool)
+    ):
+        raise ValidationError(
+            'proof_of_possession must be null or {"mechanism": "dpop", "required": true|false}'
+        )
+    return bool(value.get("required", False))
+
+
+def dpop_jkt(value: str | None) -> str | None:
+    """``dpop_jkt`` (RFC 9449 §10): a SHA-256 thumbprint, 43 base64url characters."""
+    if value is None:
+        return None
+    if len(value) != 43 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value):
+        raise ValidationError("Malformed dpop_jkt")
+    return value

@@ -78,6 +78,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
 
     max_body_bytes: int = 64 * 1024
+    #: With a secret (32 bytes or more), token requests with a DPoP proof must carry a
+    #: server nonce (RFC 9449 §8); ``AUTHZ_DPOP_NONCE_SECRET``.
+    dpop_nonce_secret: str | None = None
     clock: Callable[[], float] = field(default=time.time, compare=False)
     key_factory: Callable[[], rsa.RSAPrivateKey] = field(default=generate_rsa_key, compare=False)
 
@@ -108,8 +111,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``PORT``, ``AUTHZ_DB``, ``AUTHZ_ISSUER``, ``AUTHZ_SEED`` and
-        ``AUTHZ_ALLOWED_HOSTS`` (host names separated by spaces or commas)."""
+        """Build settings from ``PORT``, ``AUTHZ_DB``, ``AUTHZ_ISSUER``, ``AUTHZ_SEED``,
+        ``AUTHZ_ALLOWED_HOSTS`` (host names separated by spaces or commas) and
+        ``AUTHZ_DPOP_NONCE_SECRET``."""
         env = os.environ if environ is None else environ
         try:
             port = int(env.get("PORT", str(DEFAULT_PORT)))
@@ -123,4 +127,5 @@ class Settings:
             db_path=env.get("AUTHZ_DB") or DEFAULT_DB,
             seed_path=Path(seed) if seed else DEFAULT_SEED,
             allowed_hosts=tuple(env.get("AUTHZ_ALLOWED_HOSTS", "").replace(",", " ").split()),
+            dpop_nonce_secret=env.get("AUTHZ_DPOP_NONCE_SECRET") or None,
         )

@@ -50,6 +50,7 @@ class TokenMinter:
         scopes: Sequence[str],
         grant_type: str | None = None,
         lifetime: int | None = None,
+        jkt: str | None = None,
     ) -> IssuedToken:
         """Issue an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
 
@@ -89,6 +90,9 @@ class TokenMinter:
         }
         if grant_type:
             claims["gty"] = grant_type
+        if jkt is not None:
+            # A DPoP-bound token: cnf names the client key's thumbprint (RFC 9449 §6).
+            claims["cnf"] = {"jkt": jkt}
         dialect = api.token_dialect if api else "access_token"
         if dialect.startswith("rfc9068"):
             claims["client_id"] = client_id

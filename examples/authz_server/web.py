@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .dpop import TokenEndpointProofs
 from .grants import Grants
 from .models import Session, User
 from .security import RateLimiter, b64url, new_secret, token_digest
@@ -130,6 +131,7 @@ class Services:
     login_limiter: RateLimiter
     token_failure_limiter: RateLimiter
     registration_limiter: RateLimiter
+    dpop: TokenEndpointProofs
 
 
 def services(request: Request) -> Services:

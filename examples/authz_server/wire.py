@@ -37,6 +37,10 @@ def api_json(api: ResourceServer, *, include_secret: bool = False) -> dict[str, 
         "is_system": api.is_system,
         "access_token_format": api.access_token_format,
         "introspection_clients": list(api.introspection_clients),
+        # Auth0's resource-server field; None when tokens need no proof of possession.
+        "proof_of_possession": (
+            {"mechanism": "dpop", "required": True} if api.dpop_required else None
+        ),
     }
     if include_secret and api.signing_secret is not None:
         data["signing_secret"] = api.signing_secret

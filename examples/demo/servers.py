@@ -129,6 +129,8 @@ class Stack:
         api_env = {
             "APIGUARD_ISSUER": self.issuer,
             "APIGUARD_AUDIENCE": "https://organizer.example/api",
+            # Bearer tokens as in the quick start, and DPoP-bound ones (the DPoP step).
+            "APIGUARD_DPOP": "allowed",
         }
         self.authz = Service(
             "authorization server",

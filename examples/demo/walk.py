@@ -19,6 +19,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from apiguard.testing import DPoPAuth, DPoPKey
+
 from .browser import Browser, callback_params, pkce_pair
 from .mcp_client import ToolCall, call_tools
 from .servers import ROOT
@@ -98,13 +100,33 @@ class Walk:
         return result
 
     def call(
-        self, token: str | None, method: str, path: str, *, json_body: Any = None
+        self,
+        token: str | None,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: Callable[[str], dict[str, str]] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> list[Call]:
-        """Call ``path`` on every API with ``token``; print and record each answer."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        """Call ``path`` on every API with ``token``; print and record each answer.
+
+        ``headers`` gives the headers for an API's URL instead (DPoP steps), ``auth`` an
+        httpx authentication to use.
+        """
         made = []
         for name, base in self.apis.items():
-            response = self.http.request(method, base + path, headers=headers, json=json_body)
+            if headers is not None:
+                sent = headers(base + path)
+            else:
+                sent = {"Authorization": f"Bearer {token}"} if token else {}
+            response = self.http.request(
+                method,
+                base + path,
+                headers=sent,
+                json=json_body,
+                auth=auth or httpx.USE_CLIENT_DEFAULT,
+            )
             challenge = response.headers.get("www-authenticate")
             body = response.json() if "json" in response.headers.get("content-type", "") else None
             call = Call(self._step, name, method, path, response.status_code, challenge, body)
@@ -140,6 +162,7 @@ class Walk:
         self.password()
         self.dynamic_registration()
         self.wrong_api()
+        self.dpop()
         if self.mcp is not None:
             self.mcp_tools(self.mcp)
         return self.calls
@@ -294,9 +317,56 @@ class Walk:
         body = self.token("client_credentials for the Billing API", world_mappers_grant(BILLING))
         self.call(body["access_token"], "GET", "/api/private")
 
+    def dpop(self) -> None:
+        """A DPoP-bound token (RFC 9449): useless without its key, each proof good once."""
+        self.heading("8. World Mappers with DPoP: a token bound to the client's key")
+        key = DPoPKey()
+        token_url = urljoin(self.issuer, "oauth/token")
+        response = self.http.post(
+            token_url,
+            data=world_mappers_grant(ORGANIZER),
+            headers={"DPoP": key.proof("POST", token_url)},
+        )
+        body = response.json()
+        if response.status_code != 200:
+            raise RuntimeError(f"DPoP token request: {response.status_code}: {body}")
+        token = body["access_token"]
+        self.out(
+            f"   client_credentials with a DPoP proof: 200, token_type {body['token_type']}, "
+            f"bound to key {_claims(token)['cnf']['jkt'][:12]}..."
+        )
+        self.out("   with a fresh proof for each request (the testing kit's DPoPAuth):")
+        self.call(None, "GET", "/api/appointments", auth=DPoPAuth(key, token))
+        self.out("   the same token stolen and sent as a Bearer token:")
+        self.call(token, "GET", "/api/appointments")
+        self.out("   with a proof made for another URL:")
+        self.call(
+            None,
+            "GET",
+            "/api/appointments",
+            headers=lambda url: {
+                "Authorization": f"DPoP {token}",
+                "DPoP": key.proof(
+                    "GET", url.replace("/api/appointments", "/api/private"), access_token=token
+                ),
+            },
+        )
+        self.out("   with a proof captured from an earlier request (replayed):")
+        captured: dict[str, str] = {}
+
+        def replayed(url: str) -> dict[str, str]:
+            if url not in captured:
+                captured[url] = key.proof("GET", url, access_token=token)
+                self.http.get(
+                    url, headers={"Authorization": f"DPoP {token}", "DPoP": captured[url]}
+                )
+            return {"Authorization": f"DPoP {token}", "DPoP": captured[url]}
+
+        self.call(None, "GET", "/api/appointments", headers=replayed)
+
     def mcp_tools(self, url: str) -> list[ToolCall]:
         """An MCP client finds the server's metadata, then uses the tools its token allows."""
-        self.heading("8. An MCP client: the Organizer tools over streamable HTTP")
+        self.heading("9. An MCP client: the Organizer tools over streamable HTTP")
         response = self.http.post(url, json={})
         challenge = response.headers.get("www-authenticate", "")
         self.out(f"   without a token: {response.status_code}  WWW-Authenticate: {challenge}")

@@ -20,9 +20,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from apiguard import AccessToken, AsyncValidator
+from apiguard import MULTI_FACTOR, AccessToken, AsyncValidator
 from apiguard.fastapi import Authorize, install, swagger_ui
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
@@ -33,9 +33,14 @@ DOCS_CLIENT_ID = "api-explorer"
 SCOPES = {
     "read:appointments": "Read your appointments",
     "create:appointments": "Create appointments",
+    "delete:appointments": "Delete appointments",
     "read:contacts": "Read your contacts",
     "read:tasks": "Read your tasks",
 }
+#: Where the authorization server puts the user's role names (an Auth0 namespaced claim).
+ROLES_CLAIM = ("https://organizer.example/roles",)
+#: The security page wants a multi-factor sign-in no older than this, in seconds.
+SECURITY_MAX_AGE = 600
 BAD_BODY = {
     "error": "invalid_body",
     "error_description": 'Expected a JSON object with a "title" string and an ISO 8601 "at"',
@@ -85,6 +90,8 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
     auth = Authorize(
         validator, resource=audience, flow="authorization_code", scope_descriptions=SCOPES
     )
+    organizer_admin = auth.requires_role("organizer-admin", claim=ROLES_CLAIM)
+    recent_mfa = auth.requires_step_up([MULTI_FACTOR], max_age=SECURITY_MAX_AGE)
     organizer = Organizer()
 
     @asynccontextmanager
@@ -133,6 +140,29 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
         appointment = {"id": next(organizer.ids), "title": body["title"], "at": body["at"]}
         organizer.appointments.append(appointment)
         return appointment
+
+    @app.delete(
+        "/api/appointments/{appointment_id}",
+        status_code=204,
+        dependencies=[Security(organizer_admin, scopes=["delete:appointments"])],
+        response_model=None,
+    )
+    async def delete_appointment(appointment_id: int) -> Response:
+        for index, appointment in enumerate(organizer.appointments):
+            if appointment["id"] == appointment_id:
+                del organizer.appointments[index]
+                return Response(status_code=204)
+        return JSONResponse(
+            {"error": "not_found", "error_description": "No such appointment"}, status_code=404
+        )
+
+    @app.get("/api/security")
+    async def security(token: Annotated[AccessToken, Security(recent_mfa)]) -> dict[str, Any]:
+        return {
+            "message": "Your security settings. You signed in with a second factor recently.",
+            "acr": token.claims["acr"],
+            "auth_time": token.claims["auth_time"],
+        }
 
     @app.get("/api/contacts", dependencies=[Security(auth, scopes=["read:contacts"])])
     async def list_contacts() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The Organizer API on Flask: one public route, one for any valid token, and one per scope.
+"""The Organizer API on Flask: a public route, one for any valid token, one per scope, and
+two beyond scopes: deleting needs a role, the security page a recent multi-factor sign-in.
 
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
@@ -17,7 +18,15 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 
-from apiguard.flask import ApiGuard, current_token, requires_auth, requires_scope
+from apiguard import MULTI_FACTOR
+from apiguard.flask import (
+    ApiGuard,
+    current_token,
+    requires_auth,
+    requires_role,
+    requires_scope,
+    requires_step_up,
+)
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
 DEFAULT_AUDIENCE = "https://organizer.example/api"
@@ -25,6 +34,11 @@ BAD_BODY = {
     "error": "invalid_body",
     "error_description": 'Expected a JSON object with a "title" string and an ISO 8601 "at"',
 }
+
+#: Where the authorization server puts the user's role names (an Auth0 namespaced claim).
+ROLES_CLAIM = ("https://organizer.example/roles",)
+#: The security page wants a multi-factor sign-in no older than this, in seconds.
+SECURITY_MAX_AGE = 600
 
 # Defined before any app exists: the decorators find the app's ApiGuard at request time.
 api = Blueprint("organizer", __name__, url_prefix="/api")
@@ -84,6 +98,30 @@ def create_appointment() -> tuple[dict[str, Any], int]:
         appointment = {"id": next(store.ids), "title": body["title"], "at": body["at"]}
         store.appointments.append(appointment)
     return appointment, 201
+
+
+@api.delete("/appointments/<int:appointment_id>")
+@requires_scope("delete:appointments")
+@requires_role("organizer-admin", claim=ROLES_CLAIM)
+def delete_appointment(appointment_id: int) -> tuple[dict[str, Any] | str, int]:
+    store = organizer()
+    with store.lock:
+        for index, appointment in enumerate(store.appointments):
+            if appointment["id"] == appointment_id:
+                del store.appointments[index]
+                return "", 204
+    return {"error": "not_found", "error_description": "No such appointment"}, 404
+
+
+@api.get("/security")
+@requires_step_up(acr_values=[MULTI_FACTOR], max_age=SECURITY_MAX_AGE)
+def security() -> dict[str, Any]:
+    claims = current_token.claims
+    return {
+        "message": "Your security settings. You signed in with a second factor recently.",
+        "acr": claims["acr"],
+        "auth_time": claims["auth_time"],
+    }
 
 
 def _is_datetime(value: object) -> bool:

@@ -17,13 +17,25 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from apiguard.asgi import BearerAuthMiddleware, get_token, requires_auth, requires_scope
+from apiguard import MULTI_FACTOR
+from apiguard.asgi import (
+    BearerAuthMiddleware,
+    get_token,
+    requires_auth,
+    requires_role,
+    requires_scope,
+    requires_step_up,
+)
 
 DEFAULT_ISSUER = "http://127.0.0.1:9000/"
 DEFAULT_AUDIENCE = "https://organizer.example/api"
+#: Where the authorization server puts the user's role names (an Auth0 namespaced claim).
+ROLES_CLAIM = ("https://organizer.example/roles",)
+#: The security page wants a multi-factor sign-in no older than this, in seconds.
+SECURITY_MAX_AGE = 600
 BAD_BODY = {
     "error": "invalid_body",
     "error_description": 'Expected a JSON object with a "title" string and an ISO 8601 "at"',
@@ -83,6 +95,33 @@ async def create_appointment(request: Request) -> JSONResponse:
     return JSONResponse(appointment, status_code=201)
 
 
+@requires_scope("delete:appointments")
+@requires_role("organizer-admin", claim=ROLES_CLAIM)
+async def delete_appointment(request: Request) -> Response:
+    organizer: Organizer = request.app.state.organizer
+    appointment_id = request.path_params["appointment_id"]
+    for index, appointment in enumerate(organizer.appointments):
+        if appointment["id"] == appointment_id:
+            del organizer.appointments[index]
+            return Response(status_code=204)
+    return JSONResponse(
+        {"error": "not_found", "error_description": "No such appointment"}, status_code=404
+    )
+
+
+@requires_step_up(acr_values=[MULTI_FACTOR], max_age=SECURITY_MAX_AGE)
+async def security(request: Request) -> JSONResponse:
+    token = get_token(request)
+    claims = token.claims if token else {}
+    return JSONResponse(
+        {
+            "message": "Your security settings. You signed in with a second factor recently.",
+            "acr": claims.get("acr"),
+            "auth_time": claims.get("auth_time"),
+        }
+    )
+
+
 @requires_scope("read:contacts")
 async def list_contacts(request: Request) -> JSONResponse:
     return JSONResponse({"contacts": request.app.state.organizer.contacts})
@@ -110,6 +149,8 @@ def create_app(**guard_options: Any) -> Starlette:
         Route("/api/private", private),
         Route("/api/appointments", list_appointments, methods=["GET"]),
         Route("/api/appointments", create_appointment, methods=["POST"]),
+        Route("/api/appointments/{appointment_id:int}", delete_appointment, methods=["DELETE"]),
+        Route("/api/security", security),
         Route("/api/contacts", list_contacts),
         Route("/api/tasks", list_tasks),
     ]

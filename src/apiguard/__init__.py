@@ -9,11 +9,22 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from ._core import CacheInfo
-from .claims import AccessToken
+from ._rules import (
+    MULTI_FACTOR,
+    Rule,
+    claim_check,
+    claim_equals,
+    claim_includes,
+    has_permissions,
+    has_roles,
+    step_up,
+)
+from .claims import AccessToken, ClaimPath
 from .errors import (
     AlgorithmNotAllowed,
     ApiguardError,
     BearerError,
+    ClaimRuleFailed,
     ConfigurationError,
     DPoPAlgorithmNotAllowed,
     DPoPBoundTokenAsBearer,
@@ -25,8 +36,10 @@ from .errors import (
     DPoPRequired,
     DPoPTokenHashMismatch,
     DPoPURIMismatch,
+    Forbidden,
     InactiveToken,
     InsufficientScope,
+    InsufficientUserAuthentication,
     IntrospectionFailed,
     InvalidClaim,
     InvalidDPoPKey,
@@ -41,6 +54,8 @@ from .errors import (
     MalformedRequestURI,
     MalformedToken,
     MissingDPoPProof,
+    MissingPermission,
+    MissingRole,
     MissingToken,
     MultipleDPoPProofs,
     ReplayStoreUnavailable,
@@ -68,6 +83,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "MULTI_FACTOR",
     "AccessToken",
     "AlgorithmNotAllowed",
     "ApiguardError",
@@ -75,6 +91,8 @@ __all__ = [
     "AsyncValidator",
     "BearerError",
     "CacheInfo",
+    "ClaimPath",
+    "ClaimRuleFailed",
     "ConfigurationError",
     "DPoPAlgorithmNotAllowed",
     "DPoPBoundTokenAsBearer",
@@ -86,8 +104,10 @@ __all__ = [
     "DPoPRequired",
     "DPoPTokenHashMismatch",
     "DPoPURIMismatch",
+    "Forbidden",
     "InactiveToken",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "Introspection",
     "IntrospectionFailed",
     "Introspector",
@@ -107,9 +127,12 @@ __all__ = [
     "MalformedRequestURI",
     "MalformedToken",
     "MissingDPoPProof",
+    "MissingPermission",
+    "MissingRole",
     "MissingToken",
     "MultipleDPoPProofs",
     "ReplayStoreUnavailable",
+    "Rule",
     "ServiceUnavailable",
     "TenantIssuers",
     "TokenExpired",
@@ -126,4 +149,10 @@ __all__ = [
     "WrongIssuer",
     "WrongTokenType",
     "__version__",
+    "claim_check",
+    "claim_equals",
+    "claim_includes",
+    "has_permissions",
+    "has_roles",
+    "step_up",
 ]

@@ -24,18 +24,21 @@ without one). The order of the checks is the rule, and it is written once:
    (RFC 6750 §2: one method only); the body is read only for a valid token, so anonymous
    clients cannot make the server buffer theirs;
 5. the route's :class:`Requirement` decides: no token is 401 unless optional, missing
-   scopes are 403.
+   scopes are 403, then its rules beyond scopes in the order given (permissions, roles
+   and claim rules 403, step-up 401 ``insufficient_user_authentication``).
 
 The security reasoning behind each rule is in SECURITY.md at the repository root.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from ._rules import Rule
 from .bearer import extract_credentials, query_names_token
 from .claims import AccessToken, Match, check_match, check_scope_names
 from .dpop import DPoPGate
@@ -219,48 +222,66 @@ class PathExemptions:
 
 @dataclass(frozen=True, slots=True)
 class Requirement:
-    """What a route asks of a request: a token (unless optional) and scopes.
+    """What a route asks of a request: a token (unless optional), scopes and rules.
 
-    Build it with :meth:`declare`, where the route is declared, so that a bad scope name
-    or ``match`` fails at start-up. ``Requirement.declare()`` with no scopes asks for a
-    valid token and nothing more, in every layer (``requires_scope()`` is
+    Build it with :meth:`declare`, where the route is declared, so that a bad scope name,
+    ``match`` or rule fails at start-up. ``Requirement.declare()`` with no scopes asks for
+    a valid token and nothing more, in every layer (``requires_scope()`` is
     ``requires_auth``).
 
     Attributes:
         scopes: the scopes required, in the order given (the challenge's ``scope``).
         match: ``"all"`` of them, or ``"any"`` one.
         optional: let a request without a token through (a token sent must still be
-            valid); not allowed with scopes.
+            valid); not allowed with scopes or rules.
+        rules: the authorization rules beyond scopes (permissions, roles, claims, step-up;
+            see :mod:`apiguard._rules`), checked after the scopes in the order given.
     """
 
     scopes: tuple[str, ...] = ()
     match: Match = "all"
     optional: bool = False
+    rules: tuple[Rule, ...] = ()
 
     @classmethod
     def declare(
-        cls, scopes: Iterable[object] = (), match: object = "all", *, optional: bool = False
+        cls,
+        scopes: Iterable[object] = (),
+        match: object = "all",
+        *,
+        optional: bool = False,
+        rules: Iterable[object] = (),
     ) -> Requirement:
         """Check a route's requirement once, where it is declared.
 
         Raises:
             ConfigurationError: a scope is not an RFC 6749 scope token, ``match`` is not
-                ``"all"`` or ``"any"``, or ``optional`` is combined with scopes.
+                ``"all"`` or ``"any"``, a rule is not an :class:`~apiguard.Rule`, or
+                ``optional`` is combined with scopes or rules.
         """
         checked = check_scope_names(scopes)
         wanted = check_match(match)
         if not isinstance(optional, bool):
             raise ConfigurationError(f"optional: must be a boolean, not {optional!r}")
-        if optional and checked:
-            raise ConfigurationError("optional authentication cannot require scopes")
-        return cls(checked, wanted, optional)
+        checked_rules = check_rules(rules)
+        if optional and (checked or checked_rules):
+            raise ConfigurationError("optional authentication cannot require scopes or rules")
+        return cls(checked, wanted, optional, checked_rules)
 
-    def check(self, token: AccessToken | None) -> None:
+    def check(self, token: AccessToken | None, clock: Callable[[], float] | None = None) -> None:
         """Decide on the request's token (None: it sent none).
+
+        Args:
+            token: the validated token, or None.
+            clock: the validator's clock, for rules that compare times (step-up's
+                ``max_age``); default ``time.time``.
 
         Raises:
             MissingToken: no token, and the route is not optional (401, bare challenge).
             InsufficientScope: the token lacks the scopes (403).
+            Forbidden: (a subclass) a rule refused the token (403).
+            InsufficientUserAuthentication: a step-up rule is unmet (401).
+            InvalidClaim: a claim a rule reads has the wrong type (401).
         """
         if token is None:
             if self.optional:
@@ -273,6 +294,26 @@ class Requirement:
                 detail=f"requires {self.match} of: {' '.join(self.scopes)} "
                 f"(subject {token.subject!r})",
             )
+        if self.rules:
+            now = (clock or time.time)()
+            for rule in self.rules:
+                rule.check(token, now)
+
+
+def check_rules(rules: Iterable[object], *, name: str = "rules") -> tuple[Rule, ...]:
+    """Check that every item is a :class:`~apiguard.Rule` (a layer's decorator arguments).
+
+    Raises:
+        ConfigurationError: an item is something else (a string, a bare function).
+    """
+    checked = tuple(rules)
+    for rule in checked:
+        if not isinstance(rule, Rule):
+            raise ConfigurationError(
+                f"{name}: {rule!r} is not an apiguard rule (build one with has_permissions, "
+                "has_roles, claim_equals, claim_includes, claim_check or step_up)"
+            )
+    return checked  # type: ignore[return-value]  # every item was checked above
 
 
 #: A valid token and nothing more.
@@ -383,6 +424,7 @@ def guard(
     *,
     exemptions: PathExemptions | None = None,
     exempt: bool = False,
+    clock: Callable[[], float] | None = None,
     dpop: DPoPGate | None = None,
 ) -> Flow:
     """The whole decision for one request (see the module's rules).
@@ -393,6 +435,7 @@ def guard(
         exemptions: the paths that need no token.
         exempt: the layer knows the framework answers this request itself, running no
             application code (Flask's automatic ``OPTIONS`` answer).
+        clock: the validator's clock, for the requirement's time rules.
         dpop: the validator's :class:`~apiguard.dpop.DPoPGate` (``validator.dpop``), or
             None when no issuer accepts DPoP.
 
@@ -403,11 +446,11 @@ def guard(
         return None
     if dpop is None:
         token = yield from authenticate(view)
-        requirement.check(token)
+        requirement.check(token, clock)
         return token
     try:
         token = yield from authenticate(view, dpop)
-        requirement.check(token)
+        requirement.check(token, clock)
     except BearerError as exc:
         if exc.dpop_algs is None:
             # Every answer of an API that accepts DPoP offers it (RFC 9449 §7.1); the gate

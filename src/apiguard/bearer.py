@@ -18,10 +18,12 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from .errors import (
+    RFC6750_TEXT,
     ApiguardError,
     BearerError,
     ConfigurationError,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidRequest,
     MissingToken,
     ServiceUnavailable,
@@ -42,7 +44,7 @@ __all__ = [
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # RFC 6750 §3: realm, error_description and scope values are restricted to these bytes.
-_QUOTABLE: Final = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]*")
+_QUOTABLE: Final = RFC6750_TEXT
 
 
 def extract_token(authorization: Sequence[str] | str | None) -> str:
@@ -187,9 +189,11 @@ def challenge(
     """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3, RFC 9449 §7.1).
 
     A request without credentials gets a bare challenge (no ``error``); the others carry
-    ``error`` and ``error_description``, and :class:`InsufficientScope` the ``scope``.
-    ``resource_metadata`` (RFC 9728 §5.1) is the URL of the API's protected-resource
-    metadata, checked when the layer started (:func:`apiguard.metadata.resource_metadata`).
+    ``error`` and ``error_description``, :class:`InsufficientScope` the ``scope``, and
+    :class:`InsufficientUserAuthentication` the ``acr_values`` and ``max_age`` a new sign-in
+    must meet (RFC 9470 §3). ``resource_metadata`` (RFC 9728 §5.1) is the URL of the API's
+    protected-resource metadata, checked when the layer started
+    (:func:`apiguard.metadata.resource_metadata`).
     When the request path marked the error for an API that accepts DPoP, the value holds
     a ``DPoP`` challenge with ``algs`` (after the ``Bearer`` one while Bearer is still
     accepted), and the error parameters go on the scheme they concern: the DPoP errors'
@@ -203,8 +207,8 @@ def challenge(
     if error.error is not None:
         params.append(f"error={_quoted(error.error)}")
         params.append(f"error_description={_quoted(error.description)}")
-    if isinstance(error, InsufficientScope) and error.required:
-        params.append(f"scope={_quoted(' '.join(error.required))}")
+    for name, value in _extra(error):
+        params.append(f"{name}={_quoted(value)}")
     tail = [] if resource_metadata is None else [f"resource_metadata={_quoted(resource_metadata)}"]
     algs = error.dpop_algs
     if algs is None:
@@ -261,8 +265,7 @@ def render_error(
         body = {"error_description": error.description}
         if error.error is not None:
             body = {"error": error.error, **body}
-        if isinstance(error, InsufficientScope):
-            body["scope"] = " ".join(error.required)
+        body.update(_extra(error))
         headers = {
             "WWW-Authenticate": challenge(error, realm, resource_metadata),
             "Cache-Control": "no-store",
@@ -275,6 +278,20 @@ def render_error(
         headers = {"Retry-After": str(error.retry_after), "Cache-Control": "no-store"}
         return ErrorResponse(error.status_code, headers, _json(body))
     raise TypeError(f"{error.__class__.__name__} is not an HTTP answer")
+
+
+def _extra(error: BearerError) -> list[tuple[str, str]]:
+    """The parameters beyond ``error`` and ``error_description``, for header and body alike."""
+    if isinstance(error, InsufficientScope) and error.required:
+        return [("scope", " ".join(error.required))]
+    if isinstance(error, InsufficientUserAuthentication):
+        extra = []
+        if error.acr_values:
+            extra.append(("acr_values", " ".join(error.acr_values)))
+        if error.max_age is not None:
+            extra.append(("max_age", str(error.max_age)))
+        return extra
+    return []
 
 
 def _json(body: dict[str, str]) -> bytes:

@@ -13,7 +13,17 @@ from typing import Any, Final, Literal
 
 from .errors import ConfigurationError, InvalidClaim
 
-__all__ = ["DEFAULT_SCOPE_CLAIMS", "AccessToken", "Match", "check_scope_names", "parse_scopes"]
+__all__ = [
+    "DEFAULT_SCOPE_CLAIMS",
+    "MISSING",
+    "AccessToken",
+    "ClaimPath",
+    "Match",
+    "check_scope_names",
+    "claim_paths",
+    "parse_scopes",
+    "read_strings",
+]
 
 #: Where scopes are read from: OAuth ``scope`` (RFC 8693/9068) and ``scp`` (Azure AD, Okta).
 #:
@@ -123,6 +133,8 @@ class AccessToken:
         permissions: Auth0's RBAC ``permissions`` claim as its own set (empty without
             one): what the *user* may do, which is not what the application was granted.
             It is part of :attr:`scopes` only when ``scope_claims`` names it.
+        roles: the roles read from the validator's ``role_claims`` (empty when none are
+            configured).
         subject: ``sub`` (a user id, or ``<client_id>@clients`` for a machine), or None.
         issuer: ``iss``.
         audience: ``aud`` as a tuple (a single string becomes a one-element tuple).
@@ -141,6 +153,7 @@ class AccessToken:
     header: Mapping[str, Any]
     scopes: frozenset[str]
     permissions: frozenset[str] = _NO_SCOPES
+    roles: frozenset[str] = _NO_SCOPES
 
     @classmethod
     def from_claims(
@@ -148,13 +161,25 @@ class AccessToken:
         header: Mapping[str, Any],
         claims: dict[str, Any],
         scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
+        role_claims: Sequence[ClaimPath] = (),
     ) -> AccessToken:
-        """Build the value object from claims that the validator has already checked."""
+        """Build the value object from claims that the validator has already checked.
+
+        Raises:
+            InvalidClaim: a scope, ``permissions`` or role claim has the wrong type.
+        """
         if not isinstance(header, MappingProxyType):
             header = MappingProxyType(header)  # decoded headers come read-only already
-        scopes = parse_scopes(claims, scope_claims)
-        permissions = parse_scopes(claims, _PERMISSIONS) if "permissions" in claims else _NO_SCOPES
-        return cls(MappingProxyType(claims), header, scopes, permissions)
+        # Each set costs nothing when its claims are absent or not configured.
+        permissions = _permissions(claims["permissions"]) if "permissions" in claims else _NO_SCOPES
+        roles = read_strings(claims, role_claims) if role_claims else _NO_SCOPES
+        return cls(
+            MappingProxyType(claims),
+            header,
+            parse_scopes(claims, scope_claims),
+            permissions,
+            roles,
+        )
 
     @property
     def subject(self) -> str | None:
@@ -222,6 +247,18 @@ class AccessToken:
             return self.scopes.issuperset(scopes)
         return not self.scopes.isdisjoint(scopes)
 
+    def has_permissions(self, *permissions: str, match: str = "all") -> bool:
+        """Tell whether the token lists all (or any) of ``permissions`` (compared exactly)."""
+        if check_match(match) == "all":
+            return self.permissions.issuperset(permissions)
+        return not self.permissions.isdisjoint(permissions)
+
+    def has_roles(self, *roles: str, match: str = "all") -> bool:
+        """Tell whether the token's roles hold all (or any) of ``roles`` (compared exactly)."""
+        if check_match(match) == "all":
+            return self.roles.issuperset(roles)
+        return not self.roles.isdisjoint(roles)
+
     def __repr__(self) -> str:
         # Never the raw token; the claims that identify it are enough to debug with.
         return (
@@ -229,3 +266,228 @@ class AccessToken:
             f"audience={self.audience!r}, scopes={sorted(self.scopes)!r}, "
             f"expires_at={self.expires_at!r})"
         )
+
+
+# -- claim paths ----------------------------------------------------------------------------
+
+# An unquoted segment: anything but the separator, quotes, '/', whitespace and controls. '/'
+# is refused so that an unquoted URL claim name fails loudly instead of never matching.
+_BARE_SEGMENT: Final = re.compile(r'[^."\\/\s\x00-\x1f\x7f]+')
+_QUOTED_SEGMENT: Final = re.compile(r'"((?:[^"\\]|\\["\\])+)"')
+_NEEDS_QUOTES: Final = re.compile(r'[."\\/\s\x00-\x1f\x7f]')
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: What :meth:`ClaimPath.read` returns for a claim that is not there.
+MISSING: Final[Any] = _Missing()
+
+
+class ClaimPath:
+    """Where a claim is in a token: a top-level name or a path into nested objects.
+
+    A path is written as segments joined by ``.``; a segment that itself contains a dot, a
+    ``/`` or a space (a URL, such as Auth0's namespaced custom claims) is written in double
+    quotes, inside which ``\\"`` and ``\\\\`` stand for ``"`` and ``\\``. A tuple (or list)
+    of segments is taken literally and needs no quoting.
+
+    ======================================  ==============================================
+    ``"roles"``                             Entra ID app roles, a top-level claim
+    ``"realm_access.roles"``                Keycloak realm roles
+    ``"resource_access.my-client.roles"``   Keycloak client roles
+    ``'"https://organizer.example/roles"'`` an Auth0 namespaced claim
+    ``("https://organizer.example/roles",)`` the same, as segments
+    ``'resource_access."my.client".roles'`` a client id with a dot in it
+    ======================================  ==============================================
+
+    Args:
+        path: the path text, or its segments.
+
+    Raises:
+        ConfigurationError: the path is empty, has an empty segment, an unclosed quote, or
+            an unquoted ``/`` (write ``'"https://..."'``).
+
+    >>> ClaimPath("realm_access.roles").segments
+    ('realm_access', 'roles')
+    >>> ClaimPath('"https://organizer.example/roles"').segments
+    ('https://organizer.example/roles',)
+    """
+
+    __slots__ = ("_head", "_rest", "_text", "segments")
+
+    segments: tuple[str, ...]
+
+    def __init__(self, path: str | Sequence[str] | ClaimPath) -> None:
+        if isinstance(path, ClaimPath):
+            segments = path.segments
+        elif isinstance(path, str):
+            segments = _parse_path(path)
+        elif isinstance(path, tuple | list) and path:
+            if not all(isinstance(item, str) and item for item in path):
+                raise ConfigurationError(
+                    f"claim path: segments must be non-empty strings: {path!r}"
+                )
+            segments = tuple(path)
+        else:
+            raise ConfigurationError(f"claim path: a string or a tuple of segments, not {path!r}")
+        self.segments = segments
+        # Most paths have one segment: reading them is one dict lookup.
+        self._head = segments[0]
+        self._rest = segments[1:]
+        self._text = ".".join(_quote_segment(segment) for segment in segments)
+
+    def read(self, claims: Mapping[str, Any]) -> Any:
+        """The value at this path, or :data:`MISSING` when it is not there.
+
+        Raises:
+            InvalidClaim: a claim on the way is there but not a JSON object.
+
+        >>> ClaimPath("realm_access.roles").read({"realm_access": {"roles": ["admin"]}})
+        ['admin']
+        """
+        value: Any = claims.get(self._head, MISSING)
+        if not self._rest:
+            return value
+        for depth, segment in enumerate(self._rest, 1):
+            if value is MISSING:
+                return MISSING
+            if type(value) is not dict:
+                # Never a TypeError: a string or list on the way is a malformed token.
+                raise InvalidClaim(f"{_join(self.segments[:depth])} is not a JSON object")
+            value = value.get(segment, MISSING)
+        return value
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"ClaimPath({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClaimPath) and other.segments == self.segments
+
+    def __hash__(self) -> int:
+        return hash(self.segments)
+
+
+def _quote_segment(segment: str) -> str:
+    if not _NEEDS_QUOTES.search(segment):
+        return segment
+    return '"' + segment.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _join(segments: Sequence[str]) -> str:
+    return ".".join(_quote_segment(segment) for segment in segments)
+
+
+def _parse_path(text: str) -> tuple[str, ...]:
+    segments: list[str] = []
+    position = 0
+    while True:
+        quoted = _QUOTED_SEGMENT.match(text, position)
+        if quoted is not None:
+            segments.append(re.sub(r"\\([\"\\])", r"\1", quoted.group(1)))
+        else:
+            bare = _BARE_SEGMENT.match(text, position)
+            if bare is None:
+                raise ConfigurationError(_path_problem(text, position))
+            segments.append(bare.group())
+            quoted = bare
+        position = quoted.end()
+        if position == len(text):
+            return tuple(segments)
+        if text[position] != ".":
+            raise ConfigurationError(_path_problem(text, position))
+        position += 1
+
+
+def _path_problem(text: str, position: int) -> str:
+    if "/" in text and '"' not in text:
+        return (
+            f"claim path {text!r}: a claim name with '.' or '/' (a URL) is written in double "
+            f"quotes, e.g. '\"{text}\"', or given as a tuple of segments"
+        )
+    if position >= len(text) or text[position] == ".":
+        return f"claim path {text!r}: empty segment at character {position}"
+    return f"claim path {text!r}: unexpected character at {position} (quote the segment)"
+
+
+def claim_paths(
+    paths: Iterable[str | Sequence[str] | ClaimPath], *, name: str
+) -> tuple[ClaimPath, ...]:
+    """Parse a setting that lists claim paths, once, at configuration time.
+
+    Args:
+        paths: the paths (a single path text is one path, not a list of characters).
+        name: the setting's name, for the error message.
+
+    Raises:
+        ConfigurationError: a path is not well formed (the message names the setting).
+    """
+    if isinstance(paths, str | ClaimPath):
+        paths = (paths,)
+    try:
+        items = tuple(paths)
+    except TypeError:
+        raise ConfigurationError(f"{name}: must be claim paths, not {paths!r}") from None
+    try:
+        return tuple(dict.fromkeys(ClaimPath(path) for path in items))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+
+
+def read_strings(claims: Mapping[str, Any], paths: Sequence[ClaimPath]) -> frozenset[str]:
+    """The union of the string sets at ``paths`` (roles, groups): each a string or a list.
+
+    A string is one member, never split: role and group names may contain spaces. A
+    missing claim adds nothing.
+
+    Raises:
+        InvalidClaim: a claim is there with another type (a number, null, an object, a list
+            holding a non-string), or a claim on the way is not an object.
+
+    >>> sorted(read_strings({"realm_access": {"roles": ["a", "b"]}}, claim_paths(
+    ...     ["realm_access.roles"], name="role_claims")))
+    ['a', 'b']
+    """
+    found = _NO_SCOPES
+    for path in paths:
+        value = path.read(claims)
+        if value is MISSING:
+            continue
+        items = frozenset((value,)) if type(value) is str else _strings(value, path)
+        found = found | items if found else items
+    return found
+
+
+def _permissions(value: Any) -> frozenset[str]:
+    """Auth0's ``permissions``: a list of strings (or, like ``scope``, one spaced string)."""
+    if type(value) is str:
+        return frozenset(value.split(" ")) - _EMPTY
+    return _strings(value, "permissions")
+
+
+def _strings(value: Any, name: object) -> frozenset[str]:
+    """A JSON list of strings as a set; InvalidClaim for anything else."""
+    if type(value) is list:
+        try:
+            # One C-level pass that fails on any member that is not a str (a number, null,
+            # a list or an object): cheaper than testing each member in Python.
+            "".join(value)
+        except TypeError:
+            pass
+        else:
+            return frozenset(value)
+    raise InvalidClaim(
+        f"{name} must be a list of strings"
+        if name == "permissions"
+        else f"{name} must be a string or a list of strings"
+    )

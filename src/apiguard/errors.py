@@ -47,13 +47,21 @@
         │   ├── DPoPTokenHashMismatch          ``ath``
         │   └── DPoPProofReplayed              ``jti`` seen before
         ├── UseDPoPNonce                       401, error="use_dpop_nonce" + DPoP-Nonce
-        └── InsufficientScope                  403, error="insufficient_scope"
+        ├── InsufficientUserAuthentication     401, error="insufficient_user_authentication"
+        │                                      (RFC 9470 step-up: acr_values, max_age)
+        └── Forbidden                          403, error="insufficient_scope"
+            ├── InsufficientScope              scope="..." in the challenge
+            ├── MissingPermission
+            ├── MissingRole
+            └── ClaimRuleFailed                a claim rule (equals, includes, predicate)
 
 The HTTP data lives on the classes as constants (``status_code``, ``error``,
 ``description``, ``reason``), so every framework layer renders the same answer from
 :mod:`apiguard.bearer`. ``description`` is fixed text in the RFC 6750 character set: it
-never contains anything taken from the request. What went wrong in detail (expected and
-received issuer, the kid, the clock delta) is in ``detail``, meant for logs at debug level;
+never contains anything taken from the request (an application's own rule may give its
+own fixed text and ``reason``, checked when the error is built). What went wrong in detail
+(expected and received issuer, the kid, the clock delta) is in ``detail``, meant for logs
+at debug level;
 it never contains the token.
 
 DPoP errors (RFC 9449) set ``scheme = "DPoP"``: their ``error`` belongs on the ``DPoP``
@@ -62,13 +70,15 @@ challenge, whichever scheme the request used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, Final
 
 __all__ = [
     "AlgorithmNotAllowed",
     "ApiguardError",
     "BearerError",
+    "ClaimRuleFailed",
     "ConfigurationError",
     "DPoPAlgorithmNotAllowed",
     "DPoPBoundTokenAsBearer",
@@ -80,8 +90,10 @@ __all__ = [
     "DPoPRequired",
     "DPoPTokenHashMismatch",
     "DPoPURIMismatch",
+    "Forbidden",
     "InactiveToken",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "IntrospectionFailed",
     "InvalidClaim",
     "InvalidDPoPKey",
@@ -96,6 +108,8 @@ __all__ = [
     "MalformedRequestURI",
     "MalformedToken",
     "MissingDPoPProof",
+    "MissingPermission",
+    "MissingRole",
     "MissingToken",
     "MultipleDPoPProofs",
     "ReplayStoreUnavailable",
@@ -115,11 +129,18 @@ __all__ = [
 ]
 
 
+#: RFC 6750 §3: what ``error_description`` (and every quoted challenge value) may contain.
+RFC6750_TEXT: Final = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]*")
+# A reason is a name for logs and metrics: no spaces, nothing to quote.
+_REASON: Final = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+
+
 class ApiguardError(Exception):
     """Base class of every error apiguard raises."""
 
-    #: Stable machine-readable name of the failure, for logs and metrics.
-    reason: ClassVar[str] = "apiguard_error"
+    #: Stable machine-readable name of the failure, for logs and metrics. A class constant;
+    #: an application's own rule may name its own (see :class:`InvalidClaim`).
+    reason: str = "apiguard_error"
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.__class__.__doc__ or self.reason
@@ -205,7 +226,41 @@ class BearerError(ApiguardError):
     status_code: ClassVar[int] = 401
     #: RFC 6750 error code; ``None`` means a bare challenge.
     error: ClassVar[str | None] = None
-    description: ClassVar[str] = "Authentication required"
+    #: Fixed text for ``error_description``; a class constant, which an application's own
+    #: rule may replace with its own fixed text (see :class:`InvalidClaim`).
+    description: str = "Authentication required"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        description: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self._own_text(description, reason)
+
+    def _own_text(self, description: str | None, reason: str | None) -> None:
+        """Take an application's fixed ``description`` and stable ``reason``, checked now.
+
+        Checked where the error is built, so that a text that cannot go into a challenge
+        fails in the application's own code, not later in the renderer.
+        """
+        if description is not None:
+            if not isinstance(description, str) or not description:
+                raise TypeError("description: must be a non-empty string")
+            if not RFC6750_TEXT.fullmatch(description):
+                raise ValueError(
+                    "description: only printable ASCII without '\"' or '\\' (RFC 6750 §3)"
+                )
+            self.description = description
+        if reason is not None:
+            if not isinstance(reason, str) or not _REASON.fullmatch(reason):
+                raise ValueError(
+                    "reason: lower-case letters, digits, '_', '.', ':' or '-', at most 64"
+                )
+            self.reason = reason
+
     #: The challenge the ``error`` belongs on: None for the scheme of the request (or
     #: ``Bearer``), ``"DPoP"`` for the RFC 9449 errors.
     scheme: ClassVar[str | None] = None
@@ -331,7 +386,25 @@ class WrongAudience(InvalidToken):
 
 
 class InvalidClaim(InvalidToken):
-    """A claim is missing, of the wrong type, or not acceptable."""
+    """A claim is missing, of the wrong type, or not acceptable.
+
+    An application's ``claims_validator`` raises it with its own fixed text and reason:
+
+    >>> raise InvalidClaim(
+    ...     "tid not in the tenant list",
+    ...     description="The tenant is not allowed",
+    ...     reason="tenant_not_allowed",
+    ... )  # doctest: +SKIP
+
+    Args:
+        detail: what went wrong, for logs (never sent to the client).
+        description: fixed text for ``error_description`` instead of the class's (RFC 6750
+            charset: printable ASCII without ``"`` or ``\\``). Never put claim values in it.
+        reason: a stable name for logs and metrics instead of ``invalid_claim``.
+
+    Raises:
+        ValueError: ``description`` or ``reason`` has characters they may not have.
+    """
 
     reason = "invalid_claim"
     description = "The access token has an invalid claim"
@@ -511,12 +584,87 @@ class UseDPoPNonce(BearerError):
         self.nonce = nonce
 
 
-class InsufficientScope(BearerError):
+class InsufficientUserAuthentication(BearerError):
+    """The token is valid but the user's sign-in is too weak or too old (RFC 9470).
+
+    The challenge carries what a new sign-in must reach (``acr_values``, ``max_age``), so the
+    client can send the user back to the authorization server with them.
+
+    Args:
+        acr_values: the authentication context classes the resource accepts (any one).
+        max_age: the greatest age of the sign-in the resource accepts, in seconds, or None.
+        detail: what went wrong, for logs.
+    """
+
+    reason = "insufficient_user_authentication"
+    status_code = 401
+    error = "insufficient_user_authentication"
+    description = "A different authentication level is required"
+
+    def __init__(
+        self,
+        acr_values: Iterable[str] = (),
+        max_age: int | None = None,
+        *,
+        too_old: bool = False,
+        detail: str | None = None,
+    ) -> None:
+        #: The accepted ``acr`` values, in the order given (the challenge's ``acr_values``).
+        self.acr_values: tuple[str, ...] = tuple(acr_values)
+        #: The greatest sign-in age accepted, in seconds (the challenge's ``max_age``).
+        self.max_age = max_age
+        super().__init__(detail)
+        if too_old:
+            # RFC 9470 §3 words the two cases differently; the text stays fixed either way.
+            self.description = "More recent authentication is required"
+            self.reason = "authentication_too_old"
+
+
+class Forbidden(BearerError):
+    """The token is valid but does not allow this request (403).
+
+    RFC 6750 has one error code for it, ``insufficient_scope``; the subclasses say why in
+    ``reason``, and only :class:`InsufficientScope` names scopes in the challenge.
+    """
+
+    reason = "forbidden"
+    status_code = 403
+    error = "insufficient_scope"
+    description = "The access token does not allow this request"
+
+
+class MissingPermission(Forbidden):
+    """The token lacks a permission the resource requires (Auth0 RBAC ``permissions``)."""
+
+    reason = "missing_permission"
+    description = "The access token lacks a required permission"
+
+
+class MissingRole(Forbidden):
+    """The token's subject lacks a role the resource requires."""
+
+    reason = "missing_role"
+    description = "The access token lacks a required role"
+
+
+class ClaimRuleFailed(Forbidden):
+    """A claim rule of the resource (equals, includes, predicate) refused the token.
+
+    Args:
+        detail: what went wrong, for logs (never sent to the client).
+        description: the rule's own fixed text for ``error_description`` (RFC 6750
+            charset); never claim values.
+        reason: the rule's own stable name instead of ``claim_rule_failed``.
+    """
+
+    reason = "claim_rule_failed"
+    description = "The access token does not meet a requirement of this resource"
+
+
+class InsufficientScope(Forbidden):
     """The token is valid but lacks scopes the resource requires."""
 
     reason = "insufficient_scope"
-    status_code = 403
-    error = "insufficient_scope"
     description = "The access token lacks a required scope"
 
     def __init__(

@@ -25,10 +25,11 @@ middleware build and close it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.resources
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,7 +46,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from ._request import Requirement, guard, run_async
+from ._request import Requirement, check_rules, guard, run_async
+from ._rules import Rule, has_permissions, has_roles, step_up
 from .asgi import (
     DPOP_KEY,
     METADATA_KEY,
@@ -56,7 +58,7 @@ from .asgi import (
     request_view,
 )
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
-from .claims import AccessToken, check_match, check_scope_names
+from .claims import AccessToken, ClaimPath, check_match, check_scope_names
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .jwks import FetchRequest, discovery_urls, is_safe_url, server_metadata
 from .metadata import ProtectedResource, ResourceMetadata, protected_resource
@@ -155,21 +157,22 @@ def serve_metadata(app: FastAPI) -> None:
     Raises:
         ConfigurationError: two resources would be served at the same path.
     """
-    scopes: dict[Authorize, list[str]] = {}
+    # By metadata, not by dependency: a dependency derived with Authorize.requires() serves
+    # the same resource, and its routes' scopes belong in the same document.
+    scopes: dict[int, tuple[ResourceMetadata, list[str]]] = {}
     for route in app.routes:
         if isinstance(route, APIRoute):
             for auth, asked in _security_scopes(route.dependant):
-                scopes.setdefault(auth, []).extend(asked)
+                if auth.metadata is not None:
+                    scopes.setdefault(id(auth.metadata), (auth.metadata, []))[1].extend(asked)
     # A second start (a test client entered twice) finds the routes of the first.
     served: dict[str, str] = {
         route.path: route.description
         for route in app.routes
         if isinstance(route, APIRoute) and route.name == _METADATA_ROUTE
     }
-    for auth, asked in scopes.items():
-        if auth.metadata is None:
-            continue
-        metadata = auth.metadata.with_route_scopes(asked)
+    for resource, asked in scopes.values():
+        metadata = resource.with_route_scopes(asked)
         for path in metadata.paths:
             if path in served:
                 if served[path] == metadata.resource:
@@ -348,7 +351,12 @@ class Authorize(SecurityBase):
             (and a request it let through without a token gets 401).
         match: ``"all"`` or ``"any"`` of the scopes asked for by ``Security``.
         required: False lets a request without a token through (the dependency returns
-            None); a token that is sent must still be valid. Not allowed with scopes.
+            None); a token that is sent must still be valid. Not allowed with scopes or
+            rules.
+        rules: authorization rules beyond scopes (:func:`~apiguard.has_permissions`,
+            :func:`~apiguard.has_roles`, claim rules, :func:`~apiguard.step_up`), checked
+            after the scopes; or derive a dependency with :meth:`requires`,
+            :meth:`requires_permission`, :meth:`requires_role`, :meth:`requires_step_up`.
         realm: the challenge's ``realm``, or None for none. Default: the middleware's when
             it validated the token, else the validator's one audience (or ``"api"``).
         resource: the resource identifier (one of the validator's audiences) or a
@@ -385,6 +393,7 @@ class Authorize(SecurityBase):
         *,
         match: str = "all",
         required: bool = True,
+        rules: Iterable[Rule] = (),
         realm: str | None = DEFAULT_REALM,
         resource: str | ProtectedResource | None = None,
         scheme_name: str = "bearerAuth",
@@ -398,6 +407,7 @@ class Authorize(SecurityBase):
             raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
         self.match = check_match(match)
         self.required = required
+        self.rules: tuple[Rule, ...] = check_rules(rules)
         self._requirements: dict[tuple[str, ...], Requirement] = {}
         self.requirement(())
         self._own_realm = realm is not DEFAULT_REALM
@@ -508,7 +518,9 @@ class Authorize(SecurityBase):
         key = tuple(scopes)
         known = self._requirements.get(key)
         if known is None:
-            known = Requirement.declare(key, self.match, optional=not self.required)
+            known = Requirement.declare(
+                key, self.match, optional=not self.required, rules=self.rules
+            )
             self._requirements[key] = known
         return known
 
@@ -537,8 +549,10 @@ class Authorize(SecurityBase):
             # The middleware decided with this validator (or on an excluded path, did not
             # look at all: then there is no token, and the requirement says what that means).
             token = get_token(request)
+            validator = self.validator or decided_by
+            clock = validator.clock if isinstance(validator, AsyncValidator) else None
             try:
-                requirement.check(token)
+                requirement.check(token, clock)
             except BearerError as exc:
                 gate = scope.get(DPOP_KEY)
                 if gate is not None:
@@ -557,10 +571,59 @@ class Authorize(SecurityBase):
         # The full view (scheme, Host, peer...) for a DPoP proof, or for an issuer resolver.
         full = gate is not None or self.validator.wants_request
         return await run_async(
-            guard(request_view(scope, dpop=full), requirement, dpop=gate),
+            guard(
+                request_view(scope, dpop=full),
+                requirement,
+                dpop=gate,
+                clock=self.validator.clock,
+            ),
             self.validator.validate_credentials,
             read_form,
         )
+
+    def requires(self, *rules: Rule) -> Authorize:
+        """A dependency like this one that also requires every one of ``rules``.
+
+        Raises:
+            ConfigurationError: an argument is not a rule, or this dependency is optional.
+
+        >>> admin = auth.requires(has_roles("admin"), step_up(max_age=600))  # doctest: +SKIP
+        >>> @app.delete("/api/appointments/{id}")  # doctest: +SKIP
+        ... async def delete(id: str, token: AccessToken = Security(admin)): ...
+        """
+        derived = copy.copy(self)
+        derived.rules = self.rules + check_rules(rules)
+        derived._requirements = {}
+        derived.requirement(())  # a bad combination fails here, where it is declared
+        return derived
+
+    def requires_permission(self, *permissions: str, match: str = "all") -> Authorize:
+        """A dependency that also requires Auth0 RBAC permissions (the ``permissions`` claim).
+
+        >>> Security(auth.requires_permission("delete:appointments"))  # doctest: +SKIP
+        """
+        return self.requires(has_permissions(*permissions, match=match))
+
+    def requires_role(
+        self,
+        *roles: str,
+        match: str = "all",
+        claim: str | Sequence[str] | ClaimPath | None = None,
+    ) -> Authorize:
+        """A dependency that also requires roles (from ``claim``, or the token's ``roles``).
+
+        >>> Security(auth.requires_role("organizer-admin"))  # doctest: +SKIP
+        """
+        return self.requires(has_roles(*roles, match=match, claim=claim))
+
+    def requires_step_up(
+        self, acr_values: Iterable[str] = (), max_age: int | None = None
+    ) -> Authorize:
+        """A dependency that also requires RFC 9470 step-up (see :func:`~apiguard.step_up`).
+
+        >>> Security(auth.requires_step_up([MULTI_FACTOR], max_age=600))  # doctest: +SKIP
+        """
+        return self.requires(step_up(acr_values, max_age))
 
     def __repr__(self) -> str:
         return f"Authorize(validator={self.validator!r}, scheme_name={self.scheme_name!r})"

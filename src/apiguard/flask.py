@@ -38,7 +38,7 @@ import dataclasses
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, Unpack, cast, overload
 
@@ -57,9 +57,10 @@ from ._request import (
     guard,
     run,
 )
+from ._rules import Rule, has_permissions, has_roles, step_up
 from ._settings import SettingInfo, boolean, describe, fail, from_text, setting, settings_of
 from .bearer import DEFAULT_REALM, pick_realm, render_error
-from .claims import AccessToken, Match
+from .claims import AccessToken, ClaimPath, Match
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
 from .issuers import IssuerPolicy
 from .metadata import (
@@ -77,8 +78,12 @@ __all__ = [
     "current_token",
     "protect",
     "readiness_view",
+    "requires",
     "requires_auth",
+    "requires_permission",
+    "requires_role",
     "requires_scope",
+    "requires_step_up",
 ]
 
 logger = logging.getLogger("apiguard.flask")
@@ -451,6 +456,7 @@ def _authorize(
             exemptions=exemptions,
             exempt=exempt,
             dpop=gate,
+            clock=validator.clock,
         )
         token = run(flow, validate, read_form)
     except BearerError as exc:
@@ -539,6 +545,93 @@ def requires_scope(*scopes: str, match: Match = "all") -> Callable[[F], F]:
         return _guarded(function, requirement)
 
     return decorate
+
+
+def requires(*rules: Rule) -> Callable[[F], F]:
+    """Require a valid access token that meets every one of ``rules``.
+
+    The rules are apiguard's, the same in every layer: :func:`~apiguard.has_permissions`,
+    :func:`~apiguard.has_roles`, :func:`~apiguard.claim_equals`,
+    :func:`~apiguard.claim_includes`, :func:`~apiguard.claim_check` and
+    :func:`~apiguard.step_up`. They are checked in the order given, after the token.
+
+    Raises:
+        ConfigurationError: at decoration time, an argument is not a rule.
+
+    A refusal answers 403 ``insufficient_scope`` with the rule's fixed description (never
+    a claim value), or 401 ``insufficient_user_authentication`` for step-up; otherwise as
+    :func:`requires_auth`.
+
+    >>> @app.get("/api/tenant")  # doctest: +SKIP
+    ... @requires(claim_equals("tid", TENANT), claim_includes("groups", "staff"))
+    ... def tenant(): ...
+    """
+    requirement = Requirement.declare(rules=rules)
+
+    def decorate(function: F) -> F:
+        return _guarded(function, requirement)
+
+    return decorate
+
+
+def requires_permission(*permissions: str, match: Match = "all") -> Callable[[F], F]:
+    """Require Auth0 RBAC permissions (the token's ``permissions`` claim).
+
+    Args:
+        *permissions: the permissions, e.g. ``"delete:appointments"``.
+        match: ``"all"`` (default) or ``"any"``.
+
+    Raises:
+        ConfigurationError: at decoration time, no permission or a bad ``match``.
+
+    A token without them answers 403 ``insufficient_scope`` ("The access token lacks a
+    required permission"). ``permissions`` is everything the *user* may do; hold
+    third-party clients to :func:`requires_scope` as well.
+
+    >>> @app.delete("/api/appointments/<id>")  # doctest: +SKIP
+    ... @requires_permission("delete:appointments")
+    ... def delete_appointment(id): ...
+    """
+    return requires(has_permissions(*permissions, match=match))
+
+
+def requires_role(
+    *roles: str, match: Match = "all", claim: str | Sequence[str] | ClaimPath | None = None
+) -> Callable[[F], F]:
+    """Require roles of the token's subject.
+
+    Args:
+        *roles: the role names.
+        match: ``"all"`` (default) or ``"any"``.
+        claim: where the roles are, as a :class:`~apiguard.ClaimPath` (e.g.
+            ``("https://organizer.example/roles",)``); default: the token's
+            :attr:`~apiguard.AccessToken.roles`, read from ``APIGUARD_ROLE_CLAIMS``.
+
+    Raises:
+        ConfigurationError: at decoration time, no role, a bad ``match`` or claim path.
+
+    A token without them answers 403 ``insufficient_scope`` ("The access token lacks a
+    required role").
+
+    >>> ROLES = ("https://organizer.example/roles",)
+    >>> @requires_role("organizer-admin", claim=ROLES)  # doctest: +SKIP
+    ... def admin(): ...
+    """
+    return requires(has_roles(*roles, match=match, claim=claim))
+
+
+def requires_step_up(
+    acr_values: Iterable[str] = (), max_age: int | None = None
+) -> Callable[[F], F]:
+    """Require a strong and recent enough sign-in (RFC 9470), see :func:`~apiguard.step_up`.
+
+    Unmet, the view answers 401 ``insufficient_user_authentication`` with ``acr_values``
+    and ``max_age`` in the challenge, so the client can ask the user to sign in again.
+
+    >>> @requires_step_up(acr_values=[MULTI_FACTOR], max_age=600)  # doctest: +SKIP
+    ... def security(): ...
+    """
+    return requires(step_up(acr_values, max_age))
 
 
 def protect(

@@ -38,9 +38,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from ._settings import fail, number, setting, settings_of, strings
-from .claims import DEFAULT_SCOPE_CLAIMS
+from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken, ClaimPath, claim_paths
 from .errors import (
     BearerError,
+    ConfigurationError,
     IssuerResolutionFailed,
     ServiceUnavailable,
     UnknownSigningKey,
@@ -95,6 +96,8 @@ class PolicySettings(TypedDict, total=False):
     required_claims: str | Collection[str]
     expected_claims: Mapping[str, str | Collection[str]] | None
     scope_claims: str | Sequence[str]
+    role_claims: Iterable[str | Sequence[str] | ClaimPath]
+    claims_validator: Callable[[AccessToken], object] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,20 @@ class IssuerPolicy:
         "``permissions`` only if Auth0 RBAC permissions should count as granted scopes",
         kind="strings",
     )
+    role_claims: Iterable[str | Sequence[str] | ClaimPath] = setting(
+        (),
+        doc="where AccessToken.roles is read from: claim paths such as realm_access.roles "
+        "(Keycloak), roles (Entra ID) or '\"https://organizer.example/roles\"' (an Auth0 "
+        "namespaced claim); each claim a string or a list of strings",
+        kind="strings",
+    )
+    claims_validator: Callable[[AccessToken], object] | None = setting(
+        None,
+        doc="your own claim checks, called with the AccessToken after every standard check; "
+        "raise InvalidClaim with your own description and reason to refuse (once per token: "
+        "a cached token is not checked again)",
+        kind="object",
+    )
     _compiled: Compiled = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -215,6 +232,8 @@ class Compiled:
     expected_claims: tuple[tuple[str, frozenset[str]], ...]
     strict: bool
     scope_claims: tuple[str, ...]
+    role_claims: tuple[ClaimPath, ...]
+    claims_validator: Callable[[AccessToken], object] | None
     #: What identifies this issuer's key source: two policies alike share one.
     source_key: tuple[str, str | None, frozenset[str]] = field(init=False)
 
@@ -264,7 +283,23 @@ def _compile(policy: IssuerPolicy) -> Compiled:
         expected_claims=_expected(policy.expected_claims),
         strict=strict,
         scope_claims=strings("scope_claims", policy.scope_claims, allow_empty=True),
+        role_claims=_role_claims(policy.role_claims),
+        claims_validator=_callable("claims_validator", policy.claims_validator),
     )
+
+
+def _role_claims(value: Any) -> tuple[ClaimPath, ...]:
+    try:
+        return claim_paths(value, name="role_claims")
+    except ConfigurationError as exc:
+        # Named like every other setting, so that a layer can say where it came from.
+        raise fail("role_claims", str(exc).removeprefix("role_claims: ")) from None
+
+
+def _callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise fail(name, "must be a callable taking the AccessToken")
+    return value
 
 
 def _issuer(value: Any, *, discovered: bool) -> str:

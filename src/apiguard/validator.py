@@ -332,6 +332,11 @@ class _Base:
         return frozenset().union(*(policy.audiences for policy in policies))
 
     @property
+    def clock(self) -> Callable[[], float]:
+        """The clock validation runs on, in seconds since the epoch; time rules use it too."""
+        return self._core.config.clock or time.time
+
+    @property
     def wants_request(self) -> bool:
         """Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured)."""
         return self._core.config.resolver is not None

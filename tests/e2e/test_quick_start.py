@@ -35,6 +35,10 @@ EXPECTED = [
     ("5", "GET", "/api/appointments", 403),
     ("6", "GET", "/api/tasks", 200),
     ("7", "GET", "/api/private", 401),
+    ("8", "GET", "/api/appointments", 200),
+    ("8", "GET", "/api/appointments", 401),
+    ("8", "GET", "/api/appointments", 401),
+    ("8", "GET", "/api/appointments", 401),
 ]
 
 
@@ -73,7 +77,8 @@ def test_the_apis_answer_identically(calls: list[Call], api: str) -> None:
 def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
     """A missing token gets a bare challenge, a bad one invalid_token, a weak one its scope.
 
-    Each names the API's protected-resource metadata (RFC 9728 §5.1).
+    Each names the API's protected-resource metadata (RFC 9728 §5.1), and offers DPoP
+    beside Bearer: the APIs run with ``APIGUARD_DPOP=allowed`` (RFC 9449 §7.1).
     """
     refusals = [(c.step[0], c.path, c.challenge) for c in calls if c.api == "flask"]
     challenges = {(step, path): challenge for step, path, challenge in refusals if challenge}
@@ -81,24 +86,42 @@ def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
     metadata = (
         'resource_metadata="https://organizer.example/.well-known/oauth-protected-resource/api"'
     )
+    dpop = (
+        f'DPoP realm="https://organizer.example/api", {metadata}, '
+        'algs="ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256 RS384 RS512"'
+    )
     private = [
         challenge for step, path, challenge in refusals if (step, path) == ("1", "/api/private")
     ]
     assert private == [
-        f"{realm}, {metadata}",
+        f"{realm}, {metadata}, {dpop}",
         None,
         f'{realm}, error="invalid_token", error_description="The access token is malformed", '
-        f"{metadata}",
+        f"{metadata}, {dpop}",
     ]
     assert challenges[("1", "/api/tasks")] == (
         f'{realm}, error="insufficient_scope", '
         'error_description="The access token lacks a required scope", scope="read:tasks", '
-        f"{metadata}"
+        f"{metadata}, {dpop}"
     )
     assert challenges[("7", "/api/private")] == (
         f'{realm}, error="invalid_token", '
-        f'error_description="The access token is not meant for this API", {metadata}'
+        f'error_description="The access token is not meant for this API", {metadata}, {dpop}'
     )
+
+
+def test_a_stolen_dpop_token_is_refused_by_every_api(calls: list[Call]) -> None:
+    """Step 8: with its key the token works; as Bearer, for another URL, or replayed, not."""
+    for api in ("flask", "starlette", "fastapi"):
+        step = [c for c in calls if c.api == api and c.step.startswith("8.")]
+        assert [c.status for c in step] == [200, 401, 401, 401]
+        reasons = [c.body["error_description"] for c in step[1:]]
+        assert reasons == [
+            "The access token is bound to a DPoP key and must be sent with DPoP",
+            "The DPoP proof is for another URI",
+            "The DPoP proof was already used",
+        ]
+        assert all(c.challenge and "DPoP realm=" in c.challenge for c in step[1:])
 
 
 @pytest.mark.parametrize("api", ["flask", "starlette", "fastapi"])
@@ -117,6 +140,7 @@ def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: 
             "authorization_servers": [stack.issuer],
             "scopes_supported": [
                 "create:appointments",
+                "delete:appointments",
                 "read:appointments",
                 "read:contacts",
                 "read:tasks",
@@ -153,7 +177,9 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    for heading in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7.", "== 8."):
+    for heading in (
+        "== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7.", "== 8.", "== 9."
+    ):  # fmt: skip
         assert heading in out
     assert f"http://127.0.0.1:{ports[0]}/dashboard" in out
     assert "eyJ" not in out  # the transcript describes tokens, it never prints them

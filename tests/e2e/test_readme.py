@@ -8,9 +8,11 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from flask import Flask
 from snippets import (
     check_transcript,
     code_blocks,
@@ -20,6 +22,7 @@ from snippets import (
 )
 from starlette.testclient import TestClient
 
+from apiguard.flask import ApiGuard
 from apiguard.testing import LocalIssuer
 from examples.demo.servers import ROOT, Stack, free_port
 from examples.demo.walk import world_mappers_token
@@ -27,6 +30,7 @@ from examples.demo.walk import world_mappers_token
 README = (ROOT / "README.md").read_text()
 BLOCKS = code_blocks(README)
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+ORGANIZER = "https://organizer.example/api"
 
 
 @pytest.mark.e2e
@@ -71,6 +75,42 @@ def test_what_clients_see_is_what_the_example_answers() -> None:
     """Each curl answer in the README (status, challenge, body) is the Flask example's."""
     block = next(code for lang, code in BLOCKS if lang == "console" and "curl -i" in code)
     assert check_transcript(block, transcript_issuer()) == 4
+
+
+def test_roles_and_step_up_snippets_guard_their_routes(local_issuer_factory: Any) -> None:
+    """The README's role, claim and step-up routes accept what they say and refuse the rest."""
+    issuer: LocalIssuer = local_issuer_factory(audience=ORGANIZER)
+    roles = [code for code in PYTHON if "def delete_appointment" in code]
+    step_up = [code for code in PYTHON if "def security" in code]
+    assert len(roles) == len(step_up) == 1
+    with issuer.validator() as validator:
+        app = Flask("readme")
+        ApiGuard(app, validator=validator)
+        namespace: dict[str, Any] = {"__name__": "readme_snippet", "app": app, "TENANT_ID": "t1"}
+        exec(roles[0] + step_up[0], namespace)
+        client = app.test_client()
+
+        def get(method: str, path: str, **claims: Any) -> Any:
+            headers = {"Authorization": f"Bearer {issuer.token(**claims)}"}
+            return client.open(path, method=method, headers=headers)
+
+        admin = {"https://organizer.example/roles": ["organizer-admin"]}
+        allowed = get("DELETE", "/api/appointments/1", permissions=["delete:appointments"], **admin)
+        assert allowed.status_code == 204
+        assert get("DELETE", "/api/appointments/1", **admin).status_code == 403
+        no_role = get("DELETE", "/api/appointments/1", permissions=["delete:appointments"])
+        assert no_role.get_json()["error_description"] == "The access token lacks a required role"
+        assert get("GET", "/api/tenant", tid="t1", groups=["admins"], email_verified=True).json == {
+            "tenant": "t1"
+        }
+        unverified = get("GET", "/api/tenant", tid="t1", groups=["staff"])
+        assert unverified.get_json()["error_description"] == "A verified email address is required"
+        mfa = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+        now = issuer.clock()
+        assert get("GET", "/api/security", acr=mfa, auth_time=now - 60).status_code == 200
+        stale = get("GET", "/api/security", acr=mfa, auth_time=now - 3600)
+        assert stale.status_code == 401
+        assert 'max_age="600"' in stale.headers["WWW-Authenticate"]
 
 
 @pytest.mark.parametrize(

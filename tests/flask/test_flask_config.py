@@ -11,7 +11,7 @@ import httpx
 import pytest
 from flask import Flask
 
-from apiguard import AlgorithmNotAllowed, ConfigurationError, TokenExpired
+from apiguard import AlgorithmNotAllowed, ConfigurationError, InvalidClaim, TokenExpired
 from apiguard.flask import ApiGuard, GuardState, requires_auth
 from apiguard.testing import LocalIssuer
 
@@ -306,3 +306,31 @@ def test_issuer_policies_in_the_config() -> None:
     assert app.test_client().get("/private", headers=bearer(issuer.token())).status_code == 200
     with pytest.raises(ConfigurationError, match=r"^APIGUARD_RESOLVER: cannot be given as text"):
         ApiGuard(configured_app({"APIGUARD_ISSUER": ISSUER, "APIGUARD_RESOLVER": "module.fn"}))
+
+
+def test_role_claims_and_claims_validator_settings(
+    local_issuer: LocalIssuer, http_client: httpx.Client
+) -> None:
+    """APIGUARD_ROLE_CLAIMS (paths in one string) and APIGUARD_CLAIMS_VALIDATOR are used."""
+
+    def no_guests(token: Any) -> None:
+        if "guest" in token.roles:
+            raise InvalidClaim("guest", description="Guests may not call this API", reason="guest")
+
+    app = configured_app(
+        {
+            "APIGUARD_ISSUER": local_issuer.issuer,
+            "APIGUARD_AUDIENCE": AUDIENCE,
+            "APIGUARD_ROLE_CLAIMS": '"https://organizer.example/roles" realm_access.roles',
+            "APIGUARD_CLAIMS_VALIDATOR": no_guests,
+        }
+    )
+    ApiGuard(app, http_client=http_client)
+    validator = app.extensions["apiguard"].validator
+    roles = {"https://organizer.example/roles": ["admin"], "realm_access": {"roles": ["user"]}}
+    assert validator.validate(local_issuer.token(**roles)).roles == {"admin", "user"}
+    response = app.test_client().get(
+        "/private", headers=bearer(local_issuer.token(realm_access={"roles": ["guest"]}))
+    )
+    assert response.status_code == 401
+    assert response.get_json()["error_description"] == "Guests may not call this API"

@@ -12,7 +12,13 @@ The API, in every layer (realm ``"api"``):
 - ``GET, OPTIONS /options``: any valid token, the view declares ``OPTIONS`` itself;
 - ``GET, POST /form``: any valid token (a form body may come with it);
 - ``GET /public`` and ``GET /static/public/{path}``: excluded paths, and
-  ``GET /static/private/{path}``: behind the app-wide guard only.
+  ``GET /static/private/{path}``: behind the app-wide guard only;
+- authorization beyond scopes: ``GET /permission`` (``delete:a``), ``GET /role``
+  (``organizer-admin`` from ``https://organizer.example/roles``), ``GET /configured-role``
+  (``admin`` from the validator's ``role_claims``, ``realm_access.roles``), ``GET /tenant``
+  (``tid`` equals ``t1``), ``GET /groups`` (``groups`` includes ``staff``), ``GET /verified``
+  (a predicate with its own description), ``GET /step-up`` (multi-factor ``acr``, signed in
+  within 600 s), ``GET /delete`` (scope ``delete:a`` and the role).
 
 Each route answers ``{"subject": <sub or null>}``. With ``required=True`` the app-wide guard
 (Flask ``protect``, ``BearerAuthMiddleware(required=True)``) asks every other path for a
@@ -37,7 +43,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from apiguard import AccessToken, AsyncValidator, Validator
+from apiguard import (
+    MULTI_FACTOR,
+    AccessToken,
+    AsyncValidator,
+    Validator,
+    claim_check,
+    claim_equals,
+    claim_includes,
+)
 from apiguard import asgi as ag
 from apiguard import fastapi as fa
 from apiguard import flask as fg
@@ -45,6 +59,17 @@ from apiguard.testing import LocalIssuer
 
 EXCLUDED = ["/public", "/static/public/*"]
 REALM = "api"
+ROLES = ("https://organizer.example/roles",)
+#: Where every layer's validator reads AccessToken.roles from.
+ROLE_CLAIMS = ["realm_access.roles"]
+TENANT = claim_equals("tid", "t1")
+STAFF = claim_includes("groups", "staff")
+VERIFIED = claim_check(
+    lambda token: token.claims.get("email_verified") is True,
+    description="A verified email address is required",
+    reason="email_not_verified",
+)
+MAX_AGE = 600
 
 
 @dataclass(frozen=True)
@@ -101,10 +126,24 @@ class FlaskLayer(Layer):
             ("/public", ["GET"], view),
             ("/static/public/<path:name>", ["GET"], lambda name: view()),
             ("/static/private/<path:name>", ["GET"], lambda name: view()),
+            ("/permission", ["GET"], fg.requires_permission("delete:a")(view)),
+            ("/role", ["GET"], fg.requires_role("organizer-admin", claim=ROLES)(view)),
+            ("/configured-role", ["GET"], fg.requires_role("admin")(view)),
+            ("/tenant", ["GET"], fg.requires(TENANT)(view)),
+            ("/groups", ["GET"], fg.requires(STAFF)(view)),
+            ("/verified", ["GET"], fg.requires(VERIFIED)(view)),
+            ("/step-up", ["GET"], fg.requires_step_up([MULTI_FACTOR], MAX_AGE)(view)),
+            (
+                "/delete",
+                ["GET"],
+                fg.requires_scope("delete:a")(
+                    fg.requires_role("organizer-admin", claim=ROLES)(view)
+                ),
+            ),
         ]
         for index, (rule, methods, function) in enumerate(routes):
             app.add_url_rule(rule, f"route{index}", function, methods=methods)
-        fg.ApiGuard(app, validator=issuer.validator(**options))
+        fg.ApiGuard(app, validator=issuer.validator(**{"role_claims": ROLE_CLAIMS, **options}))
         fg.protect(app, optional=not required, exclude_paths=EXCLUDED)
         return app
 
@@ -192,10 +231,23 @@ class StarletteLayer(Layer):
             Route("/public", view),
             Route("/static/public/{name:path}", view),
             Route("/static/private/{name:path}", view),
+            Route("/permission", ag.requires_permission("delete:a")(view)),
+            Route("/role", ag.requires_role("organizer-admin", claim=ROLES)(view)),
+            Route("/configured-role", ag.requires_role("admin")(view)),
+            Route("/tenant", ag.requires(TENANT)(view)),
+            Route("/groups", ag.requires(STAFF)(view)),
+            Route("/verified", ag.requires(VERIFIED)(view)),
+            Route("/step-up", ag.requires_step_up([MULTI_FACTOR], MAX_AGE)(view)),
+            Route(
+                "/delete",
+                ag.requires_scope("delete:a")(
+                    ag.requires_role("organizer-admin", claim=ROLES)(view)
+                ),
+            ),
         ]
         guard = Middleware(
             ag.BearerAuthMiddleware,
-            validator=issuer.async_validator(**options),
+            validator=issuer.async_validator(**{"role_claims": ROLE_CLAIMS, **options}),
             required=required,
             exclude_paths=EXCLUDED,
             realm=REALM,
@@ -220,8 +272,11 @@ class FastAPILayer(Layer):
     name = "fastapi"
 
     def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> Any:
-        validator: AsyncValidator = issuer.async_validator(**options)
+        validator: AsyncValidator = issuer.async_validator(
+            **{"role_claims": ROLE_CLAIMS, **options}
+        )
         auth = fa.Authorize(validator, realm=REALM)
+        organizer_admin = auth.requires_role("organizer-admin", claim=ROLES)
         either = fa.Authorize(validator, match="any", realm=REALM)
         maybe = fa.Authorize(validator, required=False, realm=REALM)
         app = FastAPI()
@@ -279,6 +334,48 @@ class FastAPILayer(Layer):
         async def static_private(name: str) -> Any:
             return subject(None)
 
+        @app.get("/permission")
+        async def permission(
+            token: Annotated[AccessToken, Security(auth.requires_permission("delete:a"))],
+        ) -> Any:
+            return subject(token)
+
+        @app.get("/role")
+        async def role(token: Annotated[AccessToken, Security(organizer_admin)]) -> Any:
+            return subject(token)
+
+        @app.get("/configured-role")
+        async def configured_role(
+            token: Annotated[AccessToken, Security(auth.requires_role("admin"))],
+        ) -> Any:
+            return subject(token)
+
+        @app.get("/tenant")
+        async def tenant(token: Annotated[AccessToken, Security(auth.requires(TENANT))]) -> Any:
+            return subject(token)
+
+        @app.get("/groups")
+        async def groups(token: Annotated[AccessToken, Security(auth.requires(STAFF))]) -> Any:
+            return subject(token)
+
+        @app.get("/verified")
+        async def verified(
+            token: Annotated[AccessToken, Security(auth.requires(VERIFIED))],
+        ) -> Any:
+            return subject(token)
+
+        step_up = auth.requires_step_up([MULTI_FACTOR], MAX_AGE)
+
+        @app.get("/step-up")
+        async def stepped_up(token: Annotated[AccessToken, Security(step_up)]) -> Any:
+            return subject(token)
+
+        @app.get("/delete")
+        async def delete(
+            token: Annotated[AccessToken, Security(organizer_admin, scopes=["delete:a"])],
+        ) -> Any:
+            return subject(token)
+
         fa.check_routes(app)
         if not required:
             return app
@@ -311,4 +408,14 @@ def assert_same(
     assert len(set(challenges.values())) == 1, challenges
 
 
-__all__ = ["EXCLUDED", "LAYERS", "REALM", "Answer", "Layer", "Validator", "assert_same"]
+__all__ = [
+    "EXCLUDED",
+    "LAYERS",
+    "MAX_AGE",
+    "REALM",
+    "ROLES",
+    "Answer",
+    "Layer",
+    "Validator",
+    "assert_same",
+]

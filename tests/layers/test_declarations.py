@@ -101,3 +101,48 @@ def test_optional_fastapi_dependency_cannot_ask_for_scopes() -> None:
 
     with pytest.raises(ConfigurationError, match="optional"):
         fa.check_routes(app)
+
+
+def _fastapi_auth(**options: Any) -> fa.Authorize:
+    return fa.Authorize(LocalIssuer().async_validator(), **options)
+
+
+@pytest.mark.parametrize(
+    "declare",
+    [
+        pytest.param(lambda: fg.requires("read:a"), id="flask-requires-a-string"),
+        pytest.param(lambda: fg.requires(lambda token: True), id="flask-requires-a-function"),
+        pytest.param(lambda: fg.requires_permission(), id="flask-no-permission"),
+        pytest.param(lambda: fg.requires_role("a", claim="a..b"), id="flask-bad-claim-path"),
+        pytest.param(lambda: fg.requires_step_up(), id="flask-step-up-nothing"),
+        pytest.param(lambda: ag.requires("read:a"), id="asgi-requires-a-string"),
+        pytest.param(lambda: ag.requires_role(), id="asgi-no-role"),
+        pytest.param(lambda: ag.requires_step_up(["a b"]), id="asgi-acr-with-space"),
+        pytest.param(lambda: _fastapi_auth(rules=["read:a"]), id="fastapi-rules-a-string"),
+        pytest.param(lambda: _fastapi_auth().requires(object()), id="fastapi-requires-object"),
+        pytest.param(lambda: _fastapi_auth().requires_permission(), id="fastapi-no-permission"),
+        pytest.param(
+            lambda: _fastapi_auth().requires_step_up(max_age=-1), id="fastapi-negative-max-age"
+        ),
+        pytest.param(
+            lambda: _fastapi_auth(required=False).requires_role("admin"),
+            id="fastapi-optional-with-rules",
+        ),
+    ],
+)
+def test_bad_rules_fail_where_declared(declare: Callable[[], Any]) -> None:
+    """A rule that is not one, or could never work, fails at declaration in every layer."""
+    with pytest.raises(ConfigurationError):
+        declare()
+
+
+def test_fastapi_derived_dependency_keeps_the_original() -> None:
+    """requires() returns a new dependency; the one it came from asks for nothing more."""
+    auth = _fastapi_auth()
+    admin = auth.requires_role("admin").requires_permission("delete:a")
+    assert auth.rules == ()
+    assert [repr(rule) for rule in admin.rules] == [
+        "has_roles('admin', match='all')",
+        "has_permissions('delete:a', match='all')",
+    ]
+    assert admin.validator is auth.validator

@@ -44,8 +44,8 @@ class Tenants:
                 return issuer.handle(request)
         return httpx.Response(404)
 
-    def _settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = {"issuers": [A, B], "audience": AUD}
+    def _settings(self, extra: dict[str, Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = {"issuers": [A, B], "audience": AUD, **extra}
         if self.resolver is not None:
             settings["resolver"] = self._resolve
         return settings
@@ -55,11 +55,12 @@ class Tenants:
         result: IssuerPolicy | None = self.resolver(iss)
         return result
 
-    def validator(self) -> Validator:
-        return Validator(transport=httpx.MockTransport(self._handle), **self._settings())
+    def validator(self, **extra: Any) -> Validator:
+        """A validator for both tenants; ``extra`` are the adapter's per-issuer settings."""
+        return Validator(transport=httpx.MockTransport(self._handle), **self._settings(extra))
 
-    def async_validator(self) -> AsyncValidator:
-        return AsyncValidator(transport=httpx.MockTransport(self._handle), **self._settings())
+    def async_validator(self, **extra: Any) -> AsyncValidator:
+        return AsyncValidator(transport=httpx.MockTransport(self._handle), **self._settings(extra))
 
 
 def _get(layer: Layer, tenants: Tenants, token: str) -> Any:

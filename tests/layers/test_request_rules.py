@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from adapters import LAYERS, Answer, Layer, assert_same
+from adapters import LAYERS, MAX_AGE, ROLES, Answer, Layer, assert_same
 
+from apiguard import MULTI_FACTOR
 from apiguard.testing import LocalIssuer
 
 Make = Callable[[LocalIssuer], list[tuple[str, str]]]
@@ -38,6 +39,52 @@ def scope_challenge(scope: str) -> str:
         'Bearer realm="api", error="insufficient_scope", '
         f'error_description="The access token lacks a required scope", scope="{scope}"'
     )
+
+
+def forbidden(description: str) -> str:
+    return f'Bearer realm="api", error="insufficient_scope", error_description="{description}"'
+
+
+def forbidden_body(description: str) -> dict[str, str]:
+    return {"error": "insufficient_scope", "error_description": description}
+
+
+NO_PERMISSION = "The access token lacks a required permission"
+NO_ROLE = "The access token lacks a required role"
+CLAIM_RULE = "The access token does not meet a requirement of this resource"
+UNVERIFIED = "A verified email address is required"
+INVALID_CLAIM = (
+    'Bearer realm="api", error="invalid_token", '
+    'error_description="The access token has an invalid claim"'
+)
+WEAK = "A different authentication level is required"
+OLD = "More recent authentication is required"
+
+
+def step_up_challenge(description: str) -> str:
+    return (
+        'Bearer realm="api", error="insufficient_user_authentication", '
+        f'error_description="{description}", acr_values="{MULTI_FACTOR}", max_age="{MAX_AGE}"'
+    )
+
+
+def step_up_body(description: str) -> dict[str, str]:
+    return {
+        "error": "insufficient_user_authentication",
+        "error_description": description,
+        "acr_values": MULTI_FACTOR,
+        "max_age": str(MAX_AGE),
+    }
+
+
+def signed_in(seconds_ago: float, **claims: Any) -> Make:
+    """A token whose sign-in was ``seconds_ago`` on the issuer's clock."""
+    return lambda issuer: [
+        (
+            "Authorization",
+            f"Bearer {issuer.token(auth_time=issuer.clock() - seconds_ago, **claims)}",
+        )
+    ]
 
 
 def bearer(**claims: Any) -> Make:
@@ -241,6 +288,175 @@ ROWS = [
     pytest.param(
         Row("OPTIONS", "/options", bearer(), 200, None, SUBJECT), id="declared-options-token"
     ),
+    # -- authorization beyond scopes (permissions, roles, claims, step-up) ----------------
+    pytest.param(
+        Row("GET", "/permission", bearer(permissions=["delete:a"]), 200, None, SUBJECT),
+        id="permission-granted",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/permission",
+            bearer(permissions=["read:a"], scope="delete:a"),
+            403,
+            forbidden(NO_PERMISSION),
+            forbidden_body(NO_PERMISSION),
+        ),
+        id="permission-missing-scope-does-not-count",
+    ),
+    pytest.param(
+        Row("GET", "/permission", bearer(permissions="delete:a"), 200, None, SUBJECT),
+        id="permission-as-a-string",
+    ),
+    pytest.param(
+        Row("GET", "/permission", bearer(permissions=[1]), 401, INVALID_CLAIM),
+        id="permission-wrong-type",
+    ),
+    pytest.param(Row("GET", "/permission", NONE, 401, BARE), id="permission-no-token"),
+    pytest.param(
+        Row("GET", "/role", bearer(**{ROLES[0]: ["organizer-admin"]}), 200, None, SUBJECT),
+        id="role-from-namespaced-claim",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/role",
+            bearer(**{ROLES[0]: ["assistant"]}),
+            403,
+            forbidden(NO_ROLE),
+            forbidden_body(NO_ROLE),
+        ),
+        id="role-missing",
+    ),
+    pytest.param(
+        Row("GET", "/role", bearer(roles=["organizer-admin"]), 403, forbidden(NO_ROLE)),
+        id="role-in-another-claim",
+    ),
+    pytest.param(
+        Row("GET", "/role", bearer(**{ROLES[0]: {"organizer-admin": True}}), 401, INVALID_CLAIM),
+        id="role-claim-an-object",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/configured-role",
+            bearer(realm_access={"roles": ["admin"]}),
+            200,
+            None,
+            SUBJECT,
+        ),
+        id="role-from-role_claims",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/configured-role",
+            bearer(realm_access={"roles": ["user"]}),
+            403,
+            forbidden(NO_ROLE),
+        ),
+        id="role-from-role_claims-missing",
+    ),
+    pytest.param(
+        Row("GET", "/private", bearer(realm_access=["admin"]), 401, INVALID_CLAIM),
+        id="role_claims-parent-not-an-object",
+    ),
+    pytest.param(Row("GET", "/tenant", bearer(tid="t1"), 200, None, SUBJECT), id="equals"),
+    pytest.param(
+        Row(
+            "GET",
+            "/tenant",
+            bearer(tid="attacker-tenant"),
+            403,
+            forbidden(CLAIM_RULE),
+            forbidden_body(CLAIM_RULE),
+        ),
+        id="equals-other-value-not-echoed",
+    ),
+    pytest.param(
+        Row("GET", "/groups", bearer(groups=["staff", "x"]), 200, None, SUBJECT), id="includes"
+    ),
+    pytest.param(
+        Row("GET", "/groups", bearer(groups=["guests"]), 403, forbidden(CLAIM_RULE)),
+        id="includes-missing",
+    ),
+    pytest.param(
+        Row("GET", "/groups", bearer(groups=7), 401, INVALID_CLAIM), id="includes-wrong-type"
+    ),
+    pytest.param(
+        Row("GET", "/verified", bearer(email_verified=True), 200, None, SUBJECT),
+        id="predicate",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/verified",
+            bearer(email_verified="true"),
+            403,
+            forbidden(UNVERIFIED),
+            forbidden_body(UNVERIFIED),
+        ),
+        id="predicate-own-description",
+    ),
+    pytest.param(
+        Row("GET", "/step-up", signed_in(5, acr=MULTI_FACTOR), 200, None, SUBJECT),
+        id="step-up-met",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/step-up",
+            signed_in(5, acr="urn:password"),
+            401,
+            step_up_challenge(WEAK),
+            step_up_body(WEAK),
+        ),
+        id="step-up-weak-acr",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/step-up",
+            signed_in(MAX_AGE + 60, acr=MULTI_FACTOR),
+            401,
+            step_up_challenge(OLD),
+            step_up_body(OLD),
+        ),
+        id="step-up-too-old",
+    ),
+    pytest.param(
+        Row("GET", "/step-up", bearer(acr=MULTI_FACTOR), 401, step_up_challenge(OLD)),
+        id="step-up-no-auth-time",
+    ),
+    pytest.param(
+        Row("GET", "/step-up", signed_in(5, acr=[MULTI_FACTOR]), 401, INVALID_CLAIM),
+        id="step-up-acr-wrong-type",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/delete",
+            bearer(scope="delete:a", **{ROLES[0]: ["organizer-admin"]}),
+            200,
+            None,
+            SUBJECT,
+        ),
+        id="scope-and-role",
+    ),
+    pytest.param(
+        Row("GET", "/delete", bearer(scope="delete:a"), 403, forbidden(NO_ROLE)),
+        id="scope-without-role",
+    ),
+    pytest.param(
+        Row(
+            "GET",
+            "/delete",
+            bearer(**{ROLES[0]: ["organizer-admin"]}),
+            403,
+            scope_challenge("delete:a"),
+        ),
+        id="role-without-scope",
+    ),
     # -- excluded paths (app-wide guard required) ---------------------------------------
     pytest.param(
         Row("GET", "/public", NONE, 200, None, ANONYMOUS, required=True), id="excluded-exact"
@@ -333,3 +549,17 @@ def test_the_view_still_reads_a_form_body_after_the_check(
     app = layer.build(local_issuer, required=False)
     answer = layer.send(app, "POST", "/form", form_headers(local_issuer), b"a=1&b=2")
     assert answer.status == 200
+
+
+def test_every_layer_checks_step_up_on_the_validators_clock(
+    local_issuer_factory: Callable[..., LocalIssuer],
+) -> None:
+    """A fake clock years away from now holds for max_age too: no layer reads the wall."""
+    frozen = 1_500_000_000.0
+    issuer = local_issuer_factory(clock=lambda: frozen)
+    fresh = signed_in(5, acr=MULTI_FACTOR)(issuer)
+    stale = signed_in(MAX_AGE + 1, acr=MULTI_FACTOR)(issuer)
+    for layer in LAYERS:
+        app = layer.build(issuer, required=False)
+        assert layer.send(app, "GET", "/step-up", fresh, b"").status == 200, layer.name
+        assert layer.send(app, "GET", "/step-up", stale, b"").status == 401, layer.name

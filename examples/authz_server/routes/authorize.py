@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -241,7 +242,10 @@ async def login_submit(request: Request) -> Response:
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    user = bundle.domain.users.authenticate(email, password) if email and password else None
+    user = None
+    if email and password:
+        # scrypt takes tens of milliseconds: not on the event loop.
+        user = await run_in_threadpool(bundle.domain.users.authenticate, email, password)
     if user is None:
         bundle.login_limiter.hit(ip_key)
         bundle.login_limiter.hit(email_key)

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..dpop import SIGNING_ALGORITHMS
 from ..models import OIDC_SCOPES
 from ..settings import Settings
 from ..web import services
@@ -43,6 +44,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         # Introspection needs an authenticated (confidential) client: RFC 7662 §2.1.
         "introspection_endpoint_auth_methods_supported": [m for m in auth_methods if m != "none"],
         "code_challenge_methods_supported": ["S256"],
+        # Token requests may carry a DPoP proof signed with one of these (RFC 9449 §5.1).
+        "dpop_signing_alg_values_supported": list(SIGNING_ALGORITHMS),
         "claims_supported": [
             "aud",
             "auth_time",

@@ -185,6 +185,7 @@ async def create_resource_server(request: Request) -> Response:
         "scopes",
         "access_token_format",
         "introspection_clients",
+        "proof_of_possession",
     }
     _require(data, "identifier", allowed=allowed)
     data.setdefault("name", data["identifier"])

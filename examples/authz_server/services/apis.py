@@ -94,6 +94,7 @@ class ApiService:
         api_id: str | None = None,
         access_token_format: str = "jwt",
         introspection_clients: object = (),
+        proof_of_possession: object = None,
     ) -> ResourceServer:
         """Register an API. HS256 APIs get their own random 256-bit signing secret.
 
@@ -132,6 +133,7 @@ class ApiService:
             created_at=self._now(),
             access_token_format=self._token_format(access_token_format),
             introspection_clients=self._introspection_clients(introspection_clients),
+            dpop_required=rules.proof_of_possession(proof_of_possession),
         )
         try:
             self._store.apis.insert(api)
@@ -167,6 +169,8 @@ class ApiService:
                 checked[key] = self._token_format(value)
             elif key == "introspection_clients":
                 checked[key] = self._introspection_clients(value)
+            elif key == "proof_of_possession":
+                checked["dpop_required"] = rules.proof_of_possession(value)
             else:
                 raise ValidationError(f"unknown property {key!r}")
         self._store.apis.update(api.id, checked)

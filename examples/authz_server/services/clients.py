@@ -245,7 +245,10 @@ class ClientService:
 
     def authenticate(self, client_id: str, secret: str) -> Client | None:
         """The client if *secret* is its current, unexpired secret (constant-time check)."""
-        client = self.find(client_id)
+        return self.verify(self.find(client_id), secret)
+
+    def verify(self, client: Client | None, secret: str) -> Client | None:
+        """*client* if *secret* is its current, unexpired secret (``None`` costs the same)."""
         stored = client.secret_hash if client is not None else None
         ok = verify_secret(secret, stored)
         if client is None or not ok:

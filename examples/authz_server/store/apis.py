@@ -19,6 +19,7 @@ _COLUMNS = {
     "scopes": "scopes",
     "access_token_format": "access_token_format",
     "introspection_clients": "introspection_clients",
+    "dpop_required": "dpop_required",
 }
 
 
@@ -38,6 +39,7 @@ def _api(row: sqlite3.Row) -> ResourceServer:
         created_at=row["created_at"],
         access_token_format=row["access_token_format"],
         introspection_clients=tuple(json.loads(row["introspection_clients"])),
+        dpop_required=bool(row["dpop_required"]),
     )
 
 
@@ -85,8 +87,8 @@ class ApiRepository:
             self._db.execute(
                 "INSERT INTO resource_servers (id, name, identifier, signing_alg, signing_secret, "
                 "token_lifetime, allow_offline_access, skip_consent, token_dialect, scopes, "
-                "is_system, created_at, access_token_format, introspection_clients) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "is_system, created_at, access_token_format, introspection_clients, "
+                "dpop_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     api.id,
                     api.name,
@@ -102,6 +104,7 @@ class ApiRepository:
                     api.created_at,
                     api.access_token_format,
                     json.dumps(list(api.introspection_clients)),
+                    api.dpop_required,
                 ),
             )
         except sqlite3.IntegrityError:

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS resource_servers (
     is_system          INTEGER NOT NULL DEFAULT 0,
     created_at         INTEGER NOT NULL,
     access_token_format TEXT NOT NULL DEFAULT 'jwt',
-    introspection_clients TEXT NOT NULL DEFAULT '[]'
+    introspection_clients TEXT NOT NULL DEFAULT '[]',
+    dpop_required      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS clients (
     client_id          TEXT PRIMARY KEY,
@@ -97,7 +98,8 @@ CREATE TABLE IF NOT EXISTS auth_codes (
     nonce          TEXT,
     auth_time      INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
-    used_at        INTEGER
+    used_at        INTEGER,
+    dpop_jkt       TEXT
 );
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash     TEXT PRIMARY KEY,
@@ -110,7 +112,8 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     created_at     INTEGER NOT NULL,
     family_expires_at INTEGER NOT NULL,
     rotated_at     INTEGER,
-    revoked_at     INTEGER
+    revoked_at     INTEGER,
+    dpop_jkt       TEXT
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens (user_id, client_id);
@@ -148,7 +151,7 @@ CREATE TABLE IF NOT EXISTS reference_tokens (
 CREATE INDEX IF NOT EXISTS reference_tokens_expiry ON reference_tokens (expires_at);
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Columns added after the first released schema: (table, column, definition). A store of
 # an earlier version gets each one that it lacks.
@@ -157,6 +160,9 @@ _ADDED_COLUMNS = (
     ("users", "blocked", "INTEGER NOT NULL DEFAULT 0"),
     ("resource_servers", "access_token_format", "TEXT NOT NULL DEFAULT 'jwt'"),
     ("resource_servers", "introspection_clients", "TEXT NOT NULL DEFAULT '[]'"),
+    ("resource_servers", "dpop_required", "INTEGER NOT NULL DEFAULT 0"),
+    ("auth_codes", "dpop_jkt", "TEXT"),
+    ("refresh_tokens", "dpop_jkt", "TEXT"),
 )
 
 

@@ -24,6 +24,7 @@ def _code(row: sqlite3.Row) -> AuthorizationCode:
         auth_time=row["auth_time"],
         expires_at=row["expires_at"],
         used_at=row["used_at"],
+        dpop_jkt=row["dpop_jkt"],
     )
 
 
@@ -40,6 +41,7 @@ def _refresh(row: sqlite3.Row) -> RefreshToken:
         family_expires_at=row["family_expires_at"],
         rotated_at=row["rotated_at"],
         revoked_at=row["revoked_at"],
+        dpop_jkt=row["dpop_jkt"],
     )
 
 
@@ -56,8 +58,8 @@ class TokenRepository:
         """Store a new code."""
         self._db.execute(
             "INSERT INTO auth_codes (code_hash, family_id, client_id, user_id, redirect_uri, "
-            "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at, "
+            "dpop_jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 code.code_hash,
                 code.family_id,
@@ -71,6 +73,7 @@ class TokenRepository:
                 code.nonce,
                 code.auth_time,
                 code.expires_at,
+                code.dpop_jkt,
             ),
         )
 
@@ -93,7 +96,8 @@ class TokenRepository:
         """Store a new refresh token."""
         self._db.execute(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, audience, "
-            "scope, auth_time, created_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "scope, auth_time, created_at, family_expires_at, dpop_jkt) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 token.token_hash,
                 token.family_id,
@@ -104,6 +108,7 @@ class TokenRepository:
                 token.auth_time,
                 token.created_at,
                 token.family_expires_at,
+                token.dpop_jkt,
             ),
         )
 

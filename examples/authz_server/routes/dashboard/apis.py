@@ -108,7 +108,8 @@ async def api_settings(request: Request, viewer: Viewer) -> Response:
 
 @page(admin=True)
 async def save_api_settings(request: Request, viewer: Viewer) -> Response:
-    """``POST /dashboard/apis/{id}/settings``: name, lifetime, offline access, consent, format."""
+    """``POST /dashboard/apis/{id}/settings``: name, lifetime, offline access, consent, format,
+    introspection clients and whether tokens must be DPoP-bound."""
     api = api_of_path(request)
     try:
         lifetime = int(viewer.value("token_lifetime"))
@@ -123,6 +124,10 @@ async def save_api_settings(request: Request, viewer: Viewer) -> Response:
         "skip_consent_for_verifiable_first_party_clients": checkbox(viewer, "skip_consent"),
         "access_token_format": viewer.value("access_token_format") or api.access_token_format,
         "introspection_clients": viewer.values("introspection_clients"),
+        "proof_of_possession": {
+            "mechanism": "dpop",
+            "required": checkbox(viewer, "dpop_required"),
+        },
     }
     try:
         services(request).domain.apis.update(api.id, changes)

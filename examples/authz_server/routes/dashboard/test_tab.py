@@ -7,8 +7,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from apiguard.testing import DPoPKey
+
 from ... import introspection
 from ... import probe as probing
+from ...dpop import client_credentials_with_proof
 from ...grants import OAuthError
 from ...models import Client, ResourceServer
 from ...web import services
@@ -50,7 +53,8 @@ def _test_page(
 @page(admin=True)
 async def api_test(request: Request, viewer: Viewer) -> Response:
     """``GET /dashboard/apis/{id}/test``: pick an authorized client and run the exchange."""
-    return _test_page(request, viewer, api_of_path(request), {"url": ""})
+    api = api_of_path(request)
+    return _test_page(request, viewer, api, {"url": "", "dpop": api.dpop_required})
 
 
 @page(admin=True)
@@ -68,12 +72,21 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
     if url and (problem := probing.check_probe_url(url)):
         context["error"] = problem
         return _test_page(request, viewer, api, context, 400)
-    params = {"grant_type": "client_credentials", "audience": api.identifier}
-    try:
-        body = bundle.grants.token(client, params)
-        status = 200
-    except OAuthError as exc:
-        body, status = exc.body(), exc.status
+    # With DPoP the server plays the client: a fresh key, a proof for its own token endpoint.
+    dpop_key = DPoPKey() if viewer.value("dpop") == "on" else None
+    context["dpop"] = dpop_key is not None
+    if dpop_key is not None:
+        body, status, proof = client_credentials_with_proof(
+            bundle.dpop, bundle.grants, client, api, dpop_key, bundle.settings.url("oauth/token")
+        )
+        context["proof"] = probing.decode_token(proof)
+    else:
+        params = {"grant_type": "client_credentials", "audience": api.identifier}
+        try:
+            body = bundle.grants.token(client, params)
+            status = 200
+        except OAuthError as exc:
+            body, status = exc.body(), exc.status
     context |= {"response": probing.pretty(body), "response_status": status}
     token = body.get("access_token")
     if isinstance(token, str):
@@ -86,5 +99,7 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
             context["decoded"] = probing.decode_token(token)
         if url:
             transport = getattr(request.app.state, "probe_transport", None)
-            context["verdict"] = await probing.probe(url, token, transport=transport)
+            context["verdict"] = await probing.probe(
+                url, token, transport=transport, dpop_key=dpop_key
+            )
     return _test_page(request, viewer, api, context)
