@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, get_args
 
 __all__ = [
     "Event",
@@ -57,14 +57,7 @@ KeySourceEventKind: TypeAlias = Literal[
 ]
 
 #: The kinds of :class:`KeySourceEvent`, in a stable order (for metrics and docs).
-KEY_SOURCE_EVENT_KINDS: Final[tuple[KeySourceEventKind, ...]] = (
-    "fetch_succeeded",
-    "fetch_failed",
-    "serving_stale",
-    "rotation_detected",
-    "unknown_kid",
-    "cooldown_active",
-)
+KEY_SOURCE_EVENT_KINDS: Final[tuple[KeySourceEventKind, ...]] = get_args(KeySourceEventKind)
 
 
 @dataclass(frozen=True, slots=True)
