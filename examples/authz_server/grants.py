@@ -115,6 +115,7 @@ class Grants:
     def issue_code(self, grant: CodeGrant) -> str:
         """Store a new single-use code (hashed) and return it (256 bits of entropy)."""
         code = new_secret(32)
+        now = self.domain.now()
         self._tokens.add_code(
             AuthorizationCode(
                 code_hash=token_digest(code),
@@ -128,9 +129,10 @@ class Grants:
                 scopes=grant.scopes,
                 nonce=grant.nonce,
                 auth_time=grant.auth_time,
-                expires_at=self.domain.now() + self.settings.code_ttl,
+                expires_at=now + self.settings.code_ttl,
                 dpop_jkt=grant.dpop_jkt,
-            )
+            ),
+            now,
         )
         return code
 

@@ -1,8 +1,9 @@
 """The Organizer tools as an MCP server: list appointments, create one, each with its scope.
 
-``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
-with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API. The audience is also the server's resource
+``create_app()`` reads ``APIGUARD_ISSUER``, ``APIGUARD_AUDIENCE``, ``APIGUARD_DPOP`` and
+``APIGUARD_REPLAY_STORE`` from the environment, as the example APIs do, with defaults that
+point at the local authorization server (``python -m examples.authz_server``) and its
+Organizer API. The audience is also the server's resource
 identifier in its protected-resource metadata (RFC 9728): a client asks the authorization
 server for a token for it.
 """
@@ -46,9 +47,13 @@ def create_app(validator: AsyncValidator | None = None) -> Starlette:
     audience = os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE)
     owned = validator is None
     if validator is None:
-        # One issuer URL, or several separated by spaces: each is trusted on its own.
-        issuers = os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split()
-        validator = AsyncValidator(issuers=issuers, audience=audience)
+        validator = AsyncValidator(
+            # One issuer URL, or several separated by spaces: each is trusted on its own.
+            issuers=os.environ.get("APIGUARD_ISSUER", DEFAULT_ISSUER).split(),
+            audience=audience,
+            dpop=os.environ.get("APIGUARD_DPOP", "off"),  # type: ignore[arg-type]
+            replay_store=os.environ.get("APIGUARD_REPLAY_STORE") or None,
+        )
     auth = McpAuth(validator, resource=audience, resource_name="Organizer MCP server")
     organizer = Organizer()
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from .bearer import DEFAULT_REALM, pick_realm
 from .claims import AccessToken, check_scope_names
 from .mcp import ChallengeMiddleware, McpToken, checked_validator, metadata_routes, verify
-from .metadata import ResourceMetadata, resource_metadata
+from .metadata import ProtectedResource, ResourceMetadata
 from .validator import AsyncValidator
 
 __all__ = ["FastMCPAuth"]
@@ -97,14 +97,13 @@ class FastMCPAuth(RemoteAuthProvider):
 
     def _metadata(self, mcp_path: str | None) -> ResourceMetadata:
         resource = self._get_resource_url(mcp_path)
-        return resource_metadata(
-            resource=str(resource).rstrip("/") if mcp_path else str(resource),
-            audiences=self.validator.audiences,
-            authorization_servers=self._servers,
-            scopes_supported=self.scopes_supported,
+        return ProtectedResource(
+            str(resource).rstrip("/") if mcp_path else str(resource),
+            authorization_servers=tuple(self._servers),
+            scopes_supported=tuple(self.scopes_supported),
             resource_name=self.resource_name,
             resource_documentation=self._documentation,
-        )
+        ).bind(self.validator)
 
     def set_mcp_path(self, mcp_path: str | None) -> None:
         """Learn the MCP path; the resource it makes must be one of the audiences."""

@@ -307,9 +307,7 @@ class BearerAuthMiddleware:
         else:
             self._owns_validator = False
         realm = pick_realm(realm, validator.audiences)
-        self.metadata = protected_resource(
-            resource, validator.audiences, validator.issuers, name="resource"
-        )
+        self.metadata = protected_resource(resource, validator, name="resource")
         self._document: tuple[bytes, dict[str, str]] | None = None
         self.app = app
         self.validator = validator

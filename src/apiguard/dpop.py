@@ -720,10 +720,14 @@ class ProofVerifier:
             jkt: the token's ``cnf.jkt`` (the proof's key must have this thumbprint).
 
         Raises:
-            MissingDPoPProof, MultipleDPoPProofs, MalformedDPoPProof, WrongDPoPProofType,
-            DPoPAlgorithmNotAllowed, InvalidDPoPKey, InvalidDPoPSignature,
-            DPoPMethodMismatch, DPoPURIMismatch, DPoPProofExpired, DPoPProofNotYetValid,
-            DPoPTokenHashMismatch, DPoPKeyMismatch, UseDPoPNonce: as named.
+            InvalidDPoPProof: the proof breaks a rule; a subclass names which
+                (``MissingDPoPProof``, ``MalformedDPoPProof``, ``WrongDPoPProofType``,
+                ``DPoPAlgorithmNotAllowed``, ``InvalidDPoPKey``, ``InvalidDPoPSignature``,
+                ``DPoPMethodMismatch``, ``DPoPURIMismatch``, ``DPoPProofExpired``,
+                ``DPoPProofNotYetValid``, ``DPoPTokenHashMismatch``).
+            MultipleDPoPProofs: more than one ``DPoP`` header (400).
+            DPoPKeyMismatch: the proof key is not the token's ``cnf.jkt``.
+            UseDPoPNonce: a nonce is required and the proof lacks the current one.
         """
         value = self._single(proofs)
         policy = self.policy

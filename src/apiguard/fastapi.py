@@ -419,7 +419,7 @@ class Authorize(SecurityBase):
                 "resource: needs a validator (or give it to BearerAuthMiddleware)"
             )
         self.metadata = (
-            protected_resource(resource, audiences, validator.issuers, name="resource")
+            protected_resource(resource, validator, name="resource")
             if validator is not None
             else None
         )

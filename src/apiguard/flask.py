@@ -255,10 +255,7 @@ class ApiGuard:
                 realm_setting, validator.audiences, name=labels.get("realm", "realm")
             )
             metadata = protected_resource(
-                resource_setting,
-                validator.audiences,
-                validator.issuers,
-                name=labels.get("resource", "resource"),
+                resource_setting, validator, name=labels.get("resource", "resource")
             )
         except ConfigurationError as exc:
             raise _relabel(exc, labels) from None

@@ -28,7 +28,9 @@ with a tool error naming them. :func:`current_token` gives a tool the validated
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
+import hmac
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -58,7 +60,7 @@ from .errors import (
     MissingToken,
     ServiceUnavailable,
 )
-from .metadata import ResourceMetadata, resource_metadata
+from .metadata import ProtectedResource, ResourceMetadata
 from .validator import AsyncValidator
 
 if TYPE_CHECKING:
@@ -71,6 +73,11 @@ logger = logging.getLogger("apiguard.mcp")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _AUTHORIZATION: Final = b"authorization"
+# The token ChallengeMiddleware decided on, for the SDK's verify_token() call in the same
+# request (set and reset around the inner app, so it never outlives the request).
+_DECIDED: contextvars.ContextVar[tuple[str, AccessToken] | None] = contextvars.ContextVar(
+    "apiguard_mcp_decided", default=None
+)
 
 
 class McpToken(SdkAccessToken):
@@ -125,7 +132,11 @@ async def verify(
     """
     try:
         raw = extract_token("Bearer " + token)
-        validated = await validator.validate(raw)
+        decided = _DECIDED.get()
+        if decided is not None and hmac.compare_digest(decided[0], raw):
+            validated = decided[1]
+        else:
+            validated = await validator.validate(raw)
     except BearerError as exc:
         logger.debug("MCP request refused: %s", exc.reason)
         return None
@@ -214,16 +225,15 @@ class McpAuth:
     ) -> None:
         self.validator = checked_validator(validator)
         self.required_scopes = check_scope_names(required_scopes, name="required_scopes")
-        self.metadata: ResourceMetadata = resource_metadata(
-            resource=resource,
-            audiences=validator.audiences,
+        self.metadata: ResourceMetadata = ProtectedResource(
+            resource,
             authorization_servers=(
-                validator.issuers if authorization_servers is None else authorization_servers
+                None if authorization_servers is None else tuple(authorization_servers)
             ),
             scopes_supported=(*check_scope_names(scopes_supported), *self.required_scopes),
             resource_name=resource_name,
             resource_documentation=resource_documentation,
-        )
+        ).bind(self.validator)
         self.realm = pick_realm(realm, {resource})
 
     @property
@@ -402,13 +412,29 @@ class ChallengeMiddleware:
         try:
             # The one request path of every layer. MCP messages are JSON, so no form body
             # is read for a repeated token (the SDK refuses a form-encoded body anyway).
-            await run_async(
+            token = await run_async(
                 guard(view, ANY_TOKEN, dpop=gate), self.validator.validate_credentials, _no_form
             )
         except (BearerError, ServiceUnavailable) as exc:
             await self._refuse(exc, send)
             return
-        await self.app(scope, receive, send)
+        assert token is not None  # ANY_TOKEN: a request without one was refused above
+        scheme, _, rest = view.authorization[0].strip(" \t").partition(" ")
+        raw = rest.strip(" \t")
+        inner = scope
+        if scheme.lower() != "bearer":
+            # The SDK reads "Bearer" credentials only: a DPoP request, its proof checked
+            # above, goes on with the token as Bearer so that the SDK's check sees it.
+            headers = [(k, v) for k, v in scope["headers"] if k != _AUTHORIZATION]
+            bearer = (_AUTHORIZATION, b"Bearer " + raw.encode("latin-1"))
+            inner = {**scope, "headers": [*headers, bearer]}
+        # The SDK asks verify_token() about the same token within this request: it gets
+        # this decision (proof included), not a second one made without the proof.
+        marker = _DECIDED.set((raw, token))
+        try:
+            await self.app(inner, receive, send)
+        finally:
+            _DECIDED.reset(marker)
 
     async def _refuse(self, error: ApiguardError, send: Send) -> None:
         answer = render_error(error, self.realm, self.resource_metadata)

@@ -28,11 +28,14 @@ import json
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from .claims import check_scope_names
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .dpop import DPoPGate
 
 __all__ = [
     "REQUIREMENT_ATTRIBUTE",
@@ -335,17 +338,20 @@ class ProtectedResource:
     def __repr__(self) -> str:
         return f"ProtectedResource(resource={self.resource!r}, ...)"
 
-    def bind(self, audiences: Collection[str], issuers: Iterable[str]) -> ResourceMetadata:
-        """The checked document for a validator with these audiences and issuers.
+    def bind(self, validator: TokenChecker) -> ResourceMetadata:
+        """The checked document for ``validator``: its audiences, issuers and DPoP settings.
 
         Raises:
             ConfigurationError: a member is wrong, or the resource is not an audience.
         """
         servers = self.authorization_servers
+        algorithms, dpop_only = dpop_members(validator)
         return resource_metadata(
             resource=self.resource,
-            audiences=audiences,
-            authorization_servers=issuers if servers is None else servers,
+            audiences=validator.audiences,
+            authorization_servers=validator.issuers if servers is None else servers,
+            dpop_signing_alg_values_supported=algorithms,
+            dpop_bound_access_tokens_required=dpop_only,
             scopes_supported=self.scopes_supported,
             resource_name=self.resource_name,
             resource_documentation=self.resource_documentation,
@@ -356,8 +362,30 @@ class ProtectedResource:
         )
 
 
+class TokenChecker(Protocol):
+    """What the metadata reads of a :class:`~apiguard.Validator` or its async twin."""
+
+    @property
+    def audiences(self) -> frozenset[str]: ...
+    @property
+    def issuers(self) -> tuple[str, ...]: ...
+    @property
+    def dpop(self) -> DPoPGate | None: ...
+
+
+def dpop_members(validator: TokenChecker) -> tuple[tuple[str, ...], bool]:
+    """The proof algorithms to advertise and whether only DPoP-bound tokens are accepted.
+
+    Nothing when DPoP is off (RFC 9728 §2: the members describe DPoP support).
+    """
+    gate = validator.dpop
+    if gate is None or gate.algs is None:
+        return (), False
+    return tuple(gate.algs.split()), not gate.offers_bearer
+
+
 def protected_resource(
-    setting: object, audiences: Collection[str], issuers: Iterable[str], *, name: str
+    setting: object, validator: TokenChecker, *, name: str
 ) -> ResourceMetadata | None:
     """A layer's resource setting (None, a URL, or a :class:`ProtectedResource`), checked.
 
@@ -374,6 +402,6 @@ def protected_resource(
             f"{name}: give the resource identifier (a URL) or a ProtectedResource, not {setting!r}"
         )
     try:
-        return setting.bind(audiences, issuers)
+        return setting.bind(validator)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None

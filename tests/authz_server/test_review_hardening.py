@@ -550,6 +550,21 @@ async def test_signing_in_still_works_and_expired_sessions_are_purged(
     assert _count(capped, "sessions") == 1
 
 
+async def test_codes_are_purged_a_day_after_they_expire(
+    app: Starlette, browser: Browser, clock: FakeClock
+) -> None:
+    """Spent and expired codes do not pile up; they stay a day so a replay still revokes."""
+    _, challenge = pkce_pair()
+    flow = CALENDAR_READ | {"code_challenge": challenge, "code_challenge_method": "S256"}
+    await browser.code(**flow)
+    clock.advance(3600)
+    await browser.code(**flow)
+    assert _count(app, "auth_codes") == 2
+    clock.advance(86400)
+    await browser.code(**flow)
+    assert _count(app, "auth_codes") == 2
+
+
 # ----------------------------------------------- 20. revocation of access tokens
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from apiguard import ConfigurationError, InsufficientScope, InvalidToken, MissingToken
 from apiguard.bearer import challenge, render_error
-from apiguard.metadata import WELL_KNOWN_PATH, metadata_url, resource_metadata
+from apiguard.dpop import DPoPPolicy
+from apiguard.metadata import WELL_KNOWN_PATH, ProtectedResource, metadata_url, resource_metadata
 
 API = "https://organizer.example/api"
 
@@ -172,3 +173,24 @@ def test_challenge_carries_resource_metadata(error: Any, expected: str) -> None:
 def test_challenge_without_metadata_is_unchanged() -> None:
     """Without metadata the challenge has no resource_metadata parameter."""
     assert challenge(MissingToken(), "api") == 'Bearer realm="api"'
+
+
+@pytest.mark.parametrize(
+    ("dpop", "algorithms", "required"),
+    [
+        pytest.param("off", None, None, id="off"),
+        pytest.param("allowed", ["ES256", "EdDSA"], None, id="allowed"),
+        pytest.param("required", ["ES256", "EdDSA"], True, id="required"),
+    ],
+)
+def test_dpop_settings_are_advertised(
+    local_issuer_factory: Any, dpop: str, algorithms: list[str] | None, required: bool | None
+) -> None:
+    """With DPoP on, the document lists the proof algorithms (and says when it is required)."""
+    issuer = local_issuer_factory(audience=API)
+    policy = DPoPPolicy(mode=dpop, algorithms=["ES256", "EdDSA"])  # type: ignore[arg-type]
+    with issuer.validator(dpop=policy) as validator:
+        document = ProtectedResource(API).bind(validator).document()
+    assert document.get("dpop_signing_alg_values_supported") == algorithms
+    assert document.get("dpop_bound_access_tokens_required") == required
+    assert document["bearer_methods_supported"] == ["header"]

@@ -16,7 +16,7 @@ from mcp.server.mcpserver import MCPServer
 
 from apiguard import ConfigurationError
 from apiguard.mcp import McpAuth, current_token
-from apiguard.testing import LocalIssuer
+from apiguard.testing import DPoPAuth, DPoPKey, LocalIssuer
 
 from .support import bound_socket, serving
 
@@ -267,3 +267,44 @@ def test_settings_leave_the_audience_check_to_apiguard() -> None:
     assert str(settings.issuer_url) == issuer.issuer
     assert settings.required_scopes == ["mcp"]
     assert settings.validate_token_resource is False
+
+
+def test_dpop_bound_tokens_work_with_their_proof() -> None:
+    """With DPoP allowed, a bound token and a fresh proof get through to the SDK's tools."""
+    sock = bound_socket()
+    resource = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    issuer = LocalIssuer(audience=resource)
+    auth = McpAuth(issuer.async_validator(dpop="allowed"), resource=resource)
+    server = MCPServer("Organizer", token_verifier=auth, auth=auth.settings)
+
+    @server.tool()
+    async def who_am_i() -> str:
+        token = current_token()
+        return token.jkt if token and token.jkt else "unbound"
+
+    key = DPoPKey()
+    bound = issuer.token(dpop_key=key)
+    with serving(auth.app(server, close_validator=True), sock):
+        with httpx.Client(auth=DPoPAuth(key, bound)) as client:
+            accepted = client.post(resource, json=INITIALIZE, headers=ACCEPT)
+        as_bearer = httpx.post(
+            resource, json=INITIALIZE, headers={**ACCEPT, "Authorization": f"Bearer {bound}"}
+        )
+        document = httpx.get(auth.metadata.url).json()
+    assert accepted.status_code == 200, accepted.text
+    assert as_bearer.status_code == 401
+    assert "www-authenticate" in as_bearer.headers
+    assert "ES256" in document["dpop_signing_alg_values_supported"]
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+ACCEPT = {"Accept": "application/json, text/event-stream"}

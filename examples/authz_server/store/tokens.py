@@ -54,8 +54,13 @@ class TokenRepository:
 
     # ------------------------------------------------------------------ codes
 
-    def add_code(self, code: AuthorizationCode) -> None:
-        """Store a new code."""
+    def add_code(self, code: AuthorizationCode, now: int, *, keep_spent: int = 86400) -> None:
+        """Store a new code; codes expired for more than *keep_spent* seconds are purged.
+
+        Spent and expired codes stay a while so that a replay still revokes what the code
+        issued (RFC 6749 §4.1.2); after that a replay is just an unknown code.
+        """
+        self._db.execute("DELETE FROM auth_codes WHERE expires_at <= ?", (now - keep_spent,))
         self._db.execute(
             "INSERT INTO auth_codes (code_hash, family_id, client_id, user_id, redirect_uri, "
             "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at, "
