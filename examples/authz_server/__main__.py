@@ -90,6 +90,32 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("user", help="user id or email")
     admin.add_argument("--off", action="store_true", help="take administrator status away")
 
+    role = sub.add_parser("create-role", help="create a role (RBAC)")
+    role.add_argument("--name", required=True)
+    role.add_argument("--description", default="")
+
+    perms = sub.add_parser("add-role-permissions", help="give a role permissions (API scopes)")
+    perms.add_argument("role", help="role id or name")
+    perms.add_argument("audience", help="the API identifier")
+    perms.add_argument("permissions", nargs="+")
+
+    assign = sub.add_parser("assign-role", help="assign a role to a user")
+    assign.add_argument("user", help="user id or email")
+    assign.add_argument("role", help="role id or name")
+    assign.add_argument("--remove", action="store_true", help="take the role away instead")
+
+    held = sub.add_parser("user-permissions", help="a user's roles and permissions")
+    held.add_argument("user", help="user id or email")
+
+    rbac = sub.add_parser("enable-rbac", help="turn RBAC on for an API (Auth0's Enable RBAC)")
+    rbac.add_argument("api", help="API id or identifier")
+    rbac.add_argument("--off", action="store_true", help="turn it off")
+    rbac.add_argument(
+        "--permissions-in-token",
+        action="store_true",
+        help="add permissions in the access token (token_dialect access_token_authz)",
+    )
+
     mint = sub.add_parser("mint-token", help="print an access token, as the token endpoint would")
     mint.add_argument("--client", required=True, dest="client_id")
     mint.add_argument("--audience", required=True)
@@ -108,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("file")
 
     show = sub.add_parser("list", help="list objects")
-    show.add_argument("kind", choices=["apis", "clients", "client-grants", "users", "grants"])
+    show.add_argument(
+        "kind", choices=["apis", "clients", "client-grants", "users", "grants", "roles"]
+    )
     return parser
 
 
@@ -134,6 +162,49 @@ def _mint(domain: Domain, args: argparse.Namespace) -> dict[str, Any]:
                 "the client has no grant for this API (use authorize-client)"
             ) from None
         raise TenantError(exc.description) from None
+
+
+RBAC_COMMANDS = frozenset(
+    {"create-role", "add-role-permissions", "assign-role", "user-permissions", "enable-rbac"}
+)
+
+
+def _rbac_command(domain: Domain, args: argparse.Namespace) -> Any:
+    rbac = domain.rbac
+    command = args.command
+    if command == "create-role":
+        return wire.role_json(rbac.create(args.name, args.description))
+    if command == "add-role-permissions":
+        items = [
+            {"resource_server_identifier": args.audience, "permission_name": p}
+            for p in args.permissions
+        ]
+        rbac.grant_role(args.role, items)
+        return [
+            wire.permission_json(p, domain.apis.get(p.audience).name)
+            for p in rbac.of_role(args.role)
+        ]
+    if command == "enable-rbac":
+        api = domain.apis.get(args.api)
+        changes: dict[str, object] = {"enforce_policies": not args.off}
+        if args.permissions_in_token:
+            changes["token_dialect"] = api.token_dialect.removesuffix("_authz") + "_authz"
+        return wire.api_json(domain.apis.update(api.id, changes))
+    user = domain.users.find_by_email(args.user) or domain.users.get(args.user)
+    if command == "assign-role":
+        role = rbac.get(args.role)
+        if args.remove:
+            rbac.unassign(user.user_id, [role.id])
+        else:
+            rbac.assign(user.user_id, [role.id])
+    return {
+        "user_id": user.user_id,
+        "roles": [wire.role_json(r) for r in rbac.roles_of(user.user_id)],
+        "permissions": [
+            wire.user_permission_json(p, domain.apis.get(p.audience).name)
+            for p in rbac.of_user(user.user_id)
+        ],
+    }
 
 
 def run_admin(domain: Domain, args: argparse.Namespace) -> Any:
@@ -181,6 +252,8 @@ def run_admin(domain: Domain, args: argparse.Namespace) -> Any:
     if command == "set-admin":
         found = domain.users.find_by_email(args.user) or domain.users.get(args.user)
         return wire.user_json(domain.users.set_admin(found.user_id, not args.off))
+    if command in RBAC_COMMANDS:
+        return _rbac_command(domain, args)
     if command == "mint-token":
         return _mint(domain, args)
     if command == "rotate-keys":
@@ -204,6 +277,7 @@ def run_admin(domain: Domain, args: argparse.Namespace) -> Any:
             ],
             "users": lambda: [wire.user_json(u) for u in domain.users.all()],
             "grants": lambda: [wire.user_grant_json(g) for g in domain.consents.all()],
+            "roles": lambda: [wire.role_json(r) for r in domain.rbac.all()],
         }
         return listing[args.kind]()
     raise AssertionError(command)

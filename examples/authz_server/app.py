@@ -18,7 +18,7 @@ from apiguard.dpop import NonceIssuer
 
 from .dpop import TokenEndpointProofs
 from .grants import Grants
-from .routes import authorize, dashboard, discovery, oauth, portal
+from .routes import authorize, dashboard, discovery, oauth, portal, second_factor
 from .routes.management import management_app
 from .security import RateLimiter
 from .services import Domain
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     routes: list[BaseRoute] = [
         *discovery.routes,
         *authorize.routes,
+        *second_factor.routes,
         *oauth.routes,
         *dashboard.routes,
         *portal.routes,

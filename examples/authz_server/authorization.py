@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from . import rules
 from .grants import CodeGrant, Grants, OAuthError, check_user_scopes, resolve_audience, target_api
-from .models import Client, Interaction, ResourceServer, User
+from .models import ACR_MFA, Client, Interaction, ResourceServer, Session, SignIn, User
 from .rules import ValidationError, scope_list
 from .security import is_valid_pkce_value, new_secret
 from .services import Domain
@@ -42,6 +42,15 @@ class AuthRequest:
     #: The DPoP key the code is to be bound to (RFC 9449 §10), a thumbprint.
     dpop_jkt: str | None = None
     prompt: list[str] = field(default_factory=list)
+    #: OIDC ``max_age``: the greatest age of the sign-in, in seconds, or None.
+    max_age: int | None = None
+    #: OIDC ``acr_values``: the authentication context classes asked for.
+    acr_values: list[str] = field(default_factory=list)
+
+    @property
+    def wants_second_factor(self) -> bool:
+        """Whether the client asked for a multi-factor sign-in (the one ``acr`` we raise)."""
+        return ACR_MFA in self.acr_values
 
 
 class PageError(Exception):
@@ -151,6 +160,8 @@ def parse(
         if any(p not in PROMPTS for p in prompt) or ("none" in prompt and len(prompt) > 1):
             raise OAuthError("invalid_request", "Unsupported prompt value")
         auth.prompt = prompt
+        auth.max_age = _max_age(params.get("max_age"))
+        auth.acr_values = scope_list(params.get("acr_values"))
         if response_type == "code":
             auth.code_challenge = _pkce(client, params)
             try:
@@ -160,6 +171,32 @@ def parse(
     except OAuthError as exc:
         return client, auth, exc
     return client, auth, None
+
+
+def _max_age(raw: str | None) -> int | None:
+    """OIDC Core §3.1.2.1 ``max_age``: a non-negative integer of seconds."""
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        raise OAuthError("invalid_request", "max_age must be a non-negative integer")
+    return int(raw)
+
+
+def must_sign_in(auth: AuthRequest, session: Session, user: User | None, now: int) -> bool:
+    """Whether the user must (again) enter a password before this request goes on.
+
+    No user, ``prompt=login``, or a sign-in older than ``max_age`` (OIDC Core §3.1.2.1).
+    """
+    if user is None or "login" in auth.prompt:
+        return True
+    if auth.max_age is None:
+        return False
+    return session.auth_time is None or now - session.auth_time > auth.max_age
+
+
+def needs_second_factor(auth: AuthRequest, session: Session) -> bool:
+    """Whether the client asked for a multi-factor sign-in the session has not had."""
+    return auth.wants_second_factor and session.acr != ACR_MFA
 
 
 def _pkce(client: Client, params: dict[str, str]) -> str | None:
@@ -209,7 +246,7 @@ def respond(
     client: Client,
     auth: AuthRequest,
     user: User,
-    auth_time: int,
+    sign_in: SignIn,
 ) -> dict[str, str]:
     """Issue the code (or the implicit tokens): the parameters of the answer to the client."""
     if auth.response_type == "code":
@@ -223,32 +260,33 @@ def respond(
                 audience=auth.audience,
                 scopes=tuple(auth.scopes),
                 nonce=auth.nonce,
-                auth_time=auth_time,
+                sign_in=sign_in,
                 dpop_jkt=auth.dpop_jkt,
             )
         )
         return {"code": code}
     # Implicit: no refresh token, ever (RFC 6749 §4.2.2).
     scopes = [s for s in auth.scopes if s != "offline_access"]
-    issued = minter.access_token(
+    issued = minter.user_access_token(
         api=api_of(domain, auth),
-        subject=user.user_id,
+        user=user,
         client_id=client.client_id,
         scopes=scopes,
+        sign_in=sign_in,
         lifetime=domain.settings.implicit_token_ttl,
     )
     params = {
         "access_token": issued.token,
         "token_type": "Bearer",
         "expires_in": str(issued.expires_in),
-        "scope": " ".join(scopes),
+        "scope": " ".join(issued.scope),
     }
     if "id_token" in auth.response_type:
         params["id_token"] = minter.id_token(
             user=user,
             client_id=client.client_id,
             scopes=scopes,
-            auth_time=auth_time,
+            sign_in=sign_in,
             nonce=auth.nonce,
             access_token=issued.token,
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from . import models
 from .models import OIDC_SCOPES, AuthorizationCode, Client, RefreshToken, ResourceServer, User
 from .rules import scope_list
 from .security import (
@@ -93,7 +94,7 @@ class CodeGrant:
     audience: str | None
     scopes: tuple[str, ...]
     nonce: str | None
-    auth_time: int
+    sign_in: models.SignIn
     #: The DPoP key the code is bound to (``dpop_jkt`` at /authorize, RFC 9449 §10).
     dpop_jkt: str | None = None
 
@@ -128,8 +129,8 @@ class Grants:
                 audience=grant.audience,
                 scopes=grant.scopes,
                 nonce=grant.nonce,
-                auth_time=grant.auth_time,
                 expires_at=now + self.settings.code_ttl,
+                **grant.sign_in.fields(),
                 dpop_jkt=grant.dpop_jkt,
             ),
             now,
@@ -145,7 +146,7 @@ class Grants:
         user: User,
         api: ResourceServer | None,
         scopes: Sequence[str],
-        auth_time: int,
+        sign_in: models.SignIn,
         family_id: str,
         grant_type: str | None,
         nonce: str | None = None,
@@ -153,18 +154,20 @@ class Grants:
         family_expires_at: int | None = None,
         jkt: str | None = None,
     ) -> dict[str, Any]:
-        """The token response of a user-based grant: AT, ID token and refresh token."""
-        issued = self.minter.access_token(
+        """The token response of a user-based grant (the refresh token keeps the consented
+        scopes; RBAC cuts them again at each use): AT, ID token and refresh token."""
+        issued = self.minter.user_access_token(
             api=api,
-            subject=user.user_id,
+            user=user,
             client_id=client.client_id,
             scopes=scopes,
+            sign_in=sign_in,
             grant_type=grant_type,
             jkt=jkt,
         )
         response: dict[str, Any] = {
             "access_token": issued.token,
-            "scope": " ".join(scopes),
+            "scope": " ".join(issued.scope),
             "expires_in": issued.expires_in,
             "token_type": "Bearer" if jkt is None else "DPoP",
         }
@@ -173,7 +176,7 @@ class Grants:
                 user=user,
                 client_id=client.client_id,
                 scopes=scopes,
-                auth_time=auth_time,
+                sign_in=sign_in,
                 nonce=nonce,
             )
         rt_scopes = list(refresh_scopes if refresh_scopes is not None else scopes)
@@ -189,7 +192,7 @@ class Grants:
                 user=user,
                 api=api,
                 scopes=rt_scopes,
-                auth_time=auth_time,
+                sign_in=sign_in,
                 family_expires_at=family_expires_at,
                 # A public client's refresh token is bound to its key (RFC 9449 §5): only
                 # the key holder can use it. A confidential client authenticates anyway.
@@ -205,7 +208,7 @@ class Grants:
         user: User,
         api: ResourceServer,
         scopes: Sequence[str],
-        auth_time: int,
+        sign_in: models.SignIn,
         family_expires_at: int | None,
         jkt: str | None = None,
     ) -> str:
@@ -219,11 +222,11 @@ class Grants:
                 user_id=user.user_id,
                 audience=api.identifier,
                 scopes=tuple(scopes),
-                auth_time=auth_time,
                 created_at=now,
                 family_expires_at=family_expires_at
                 or now + self.settings.refresh_token_absolute_ttl,
                 dpop_jkt=jkt,
+                **sign_in.fields(),
             )
         )
         return token
@@ -358,7 +361,7 @@ class Grants:
             user=user,
             api=api,
             scopes=code.scopes,
-            auth_time=code.auth_time,
+            sign_in=code.sign_in,
             family_id=code.family_id,
             grant_type=None,
             nonce=code.nonce,
@@ -411,7 +414,7 @@ class Grants:
             user=user,
             api=api,
             scopes=scopes,
-            auth_time=self.domain.now(),
+            sign_in=models.SignIn(self.domain.now()),
             family_id=new_id("fam_"),
             grant_type=grant_type,
             jkt=jkt,
@@ -457,7 +460,7 @@ class Grants:
             user=user,
             api=api,
             scopes=requested,
-            auth_time=token.auth_time,
+            sign_in=token.sign_in,
             family_id=token.family_id,
             grant_type=None,
             refresh_scopes=original,

@@ -35,6 +35,55 @@ TOKEN_DIALECTS = ("access_token", "access_token_authz", "rfc9068_profile", "rfc9
 ACCESS_TOKEN_FORMATS = ("jwt", "opaque")
 
 
+#: ``acr`` of a sign-in with a password only, and with a second factor (the OpenID PAPE
+#: policy URIs; Auth0 uses the multi-factor one).
+ACR_PASSWORD = "http://schemas.openid.net/pape/policies/2007/06/none"
+ACR_MFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """How and when the user signed in: OIDC ``auth_time``, ``acr`` and ``amr``."""
+
+    auth_time: int
+    acr: str = ACR_PASSWORD
+    amr: tuple[str, ...] = ("pwd",)
+
+    @classmethod
+    def stored(cls, auth_time: int, acr: str | None, amr: str | None) -> SignIn:
+        """From stored columns (rows written before version 4: a password sign-in)."""
+        return cls(auth_time, acr or ACR_PASSWORD, tuple(amr.split()) if amr else ("pwd",))
+
+    def claims(self) -> dict[str, Any]:
+        """The claims for access and ID tokens."""
+        return {"auth_time": self.auth_time, "acr": self.acr, "amr": list(self.amr)}
+
+    def fields(self) -> dict[str, Any]:
+        """The fields of a code or refresh token that remember this sign-in."""
+        return {"auth_time": self.auth_time, "acr": self.acr, "amr": self.amr}
+
+
+@dataclass(frozen=True)
+class Role:
+    """A named set of permissions (Auth0 ``role``)."""
+
+    id: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One scope of one API, and (for a user's) where it comes from."""
+
+    audience: str
+    name: str
+    description: str = ""
+    #: The roles that grant it, as ``(id, name)``; empty for one assigned only directly.
+    roles: tuple[tuple[str, str], ...] = ()
+    direct: bool = True
+
+
 @dataclass(frozen=True)
 class Scope:
     """One permission an API defines."""
@@ -60,6 +109,8 @@ class ResourceServer:
     is_system: bool
     created_at: int
     access_token_format: str = "jwt"
+    #: Auth0's "Enable RBAC": a user's token carries only scopes the user is permitted.
+    enforce_policies: bool = False
     #: Clients (the API's own back ends) allowed to introspect tokens issued for this API.
     introspection_clients: tuple[str, ...] = ()
     #: Tokens for this API are DPoP-bound only (Auth0's ``proof_of_possession.required``).
@@ -169,6 +220,14 @@ class AuthorizationCode:
     auth_time: int
     expires_at: int
     used_at: int | None = None
+    acr: str = ACR_PASSWORD
+    amr: tuple[str, ...] = ("pwd",)
+
+    @property
+    def sign_in(self) -> SignIn:
+        """The sign-in the code was issued for."""
+        return SignIn(self.auth_time, self.acr, self.amr)
+
     #: The DPoP key it is bound to (``dpop_jkt`` at /authorize, RFC 9449 §10).
     dpop_jkt: str | None = None
 
@@ -188,6 +247,14 @@ class RefreshToken:
     family_expires_at: int
     rotated_at: int | None = None
     revoked_at: int | None = None
+    acr: str = ACR_PASSWORD
+    amr: tuple[str, ...] = ("pwd",)
+
+    @property
+    def sign_in(self) -> SignIn:
+        """The sign-in the token family started with."""
+        return SignIn(self.auth_time, self.acr, self.amr)
+
     #: A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
     dpop_jkt: str | None = None
 
@@ -205,6 +272,15 @@ class Session:
     csrf_secret: str
     auth_time: int | None
     expires_at: int
+    acr: str = ACR_PASSWORD
+    amr: tuple[str, ...] = ("pwd",)
+
+    @property
+    def sign_in(self) -> SignIn | None:
+        """How and when the user signed in, or None before sign-in."""
+        if self.auth_time is None:
+            return None
+        return SignIn(self.auth_time, self.acr, self.amr)
 
     def csrf_token(self, purpose: str) -> str:
         """A CSRF token bound to this session and to *purpose* (a form or an interaction)."""

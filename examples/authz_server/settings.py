@@ -78,6 +78,11 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
 
     max_body_bytes: int = 64 * 1024
+    #: The namespaced custom claim that lists a user's role names (Auth0's convention for
+    #: custom claims: a URL the tenant owns).
+    roles_claim: str = "https://organizer.example/roles"
+    #: How long a one-time code for a second factor stays valid, in seconds.
+    one_time_code_ttl: int = 300
     #: With a secret (32 bytes or more), token requests with a DPoP proof must carry a
     #: server nonce (RFC 9449 §8); ``AUTHZ_DPOP_NONCE_SECRET``.
     dpop_nonce_secret: str | None = None

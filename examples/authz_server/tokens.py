@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 
-from .models import ResourceServer, User
+from .models import ResourceServer, SignIn, User
 from .security import half_hash, new_secret, token_digest
 from .services import Domain
 
@@ -51,6 +51,8 @@ class TokenMinter:
         grant_type: str | None = None,
         lifetime: int | None = None,
         jkt: str | None = None,
+        extra: dict[str, Any] | None = None,
+        permissions: Sequence[str] | None = None,
     ) -> IssuedToken:
         """Issue an access token for *api* (or for ``/userinfo`` only when *api* is ``None``).
 
@@ -59,7 +61,9 @@ class TokenMinter:
 
         ``aud`` is the API identifier, or a list with the userinfo URL when ``openid`` was
         granted and the token is RS256 (``/userinfo`` refuses HS256 tokens). ``gty`` is set
-        for the grants where Auth0 sets it.
+        for the grants where Auth0 sets it. ``permissions`` (``_authz`` dialects) is what
+        RBAC computed for a user, else the granted scopes of the API; ``extra`` adds claims
+        (a user's sign-in and roles, see :meth:`user_access_token`).
         """
         now = self.domain.now()
         if api is None:
@@ -97,7 +101,13 @@ class TokenMinter:
         if dialect.startswith("rfc9068"):
             claims["client_id"] = client_id
         if dialect.endswith("_authz") and api is not None:
-            claims["permissions"] = [s for s in scopes if s in api.scope_values]
+            claims["permissions"] = (
+                list(permissions)
+                if permissions is not None
+                else [s for s in scopes if s in api.scope_values]
+            )
+        if extra:
+            claims |= extra
         typ = "at+jwt" if dialect.startswith("rfc9068") else "JWT"
         if opaque:
             token = new_secret(32)
@@ -110,6 +120,41 @@ class TokenMinter:
         else:
             token = self._sign_rs256(claims, typ)
         return IssuedToken(token, lifetime, tuple(scopes), jti)
+
+    def user_access_token(
+        self,
+        *,
+        api: ResourceServer | None,
+        user: User,
+        client_id: str,
+        scopes: Sequence[str],
+        sign_in: SignIn,
+        grant_type: str | None = None,
+        lifetime: int | None = None,
+        jkt: str | None = None,
+    ) -> IssuedToken:
+        """A user's access token, for every user-based flow (code, implicit, password, refresh).
+
+        The one place where RBAC shapes a user's token: with RBAC on, ``scope`` is what was
+        requested (and consented) that the user is permitted, and ``permissions`` lists all
+        of the user's permissions for the API. The token says how the user signed in
+        (``auth_time``, ``acr``, ``amr``) and lists the user's role names in the namespaced
+        roles claim. :attr:`IssuedToken.scope` is the scope granted.
+        """
+        rbac = self.domain.rbac
+        granted, permissions = rbac.token_scopes(user.user_id, api, scopes)
+        extra = sign_in.claims() | {self.settings.roles_claim: rbac.role_names(user.user_id)}
+        return self.access_token(
+            api=api,
+            subject=user.user_id,
+            client_id=client_id,
+            scopes=granted,
+            grant_type=grant_type,
+            lifetime=lifetime,
+            extra=extra,
+            permissions=permissions,
+            jkt=jkt,
+        )
 
     def verify(
         self, token: str, *, audience: str | None, allow_hs256: bool = False
@@ -153,11 +198,15 @@ class TokenMinter:
         user: User,
         client_id: str,
         scopes: Sequence[str],
-        auth_time: int,
+        sign_in: SignIn,
         nonce: str | None = None,
         access_token: str | None = None,
     ) -> str:
-        """Sign an OIDC ID token: ``aud`` is the client, ``at_hash`` when given an AT."""
+        """Sign an OIDC ID token: ``aud`` is the client, ``at_hash`` when given an AT.
+
+        It says how the user signed in (``auth_time``, ``acr``, ``amr``) and, like the access
+        token, lists the user's role names in the namespaced roles claim.
+        """
         now = self.domain.now()
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
@@ -165,8 +214,9 @@ class TokenMinter:
             "aud": client_id,
             "iat": now,
             "exp": now + self.settings.id_token_ttl,
-            "auth_time": auth_time,
             "sid": new_secret(12),
+            **sign_in.claims(),
+            self.settings.roles_claim: self.domain.rbac.role_names(user.user_id),
         }
         if nonce is not None:
             claims["nonce"] = nonce

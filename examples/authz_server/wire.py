@@ -11,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from .keys import SigningKey
-from .models import Client, ClientGrant, ResourceServer, Scope, User, UserGrant
+from .models import Client, ClientGrant, Permission, ResourceServer, Role, Scope, User, UserGrant
 from .services.clients import Registration
 
 
@@ -33,6 +33,7 @@ def api_json(api: ResourceServer, *, include_secret: bool = False) -> dict[str, 
             api.skip_consent_for_verifiable_first_party_clients
         ),
         "token_dialect": api.token_dialect,
+        "enforce_policies": api.enforce_policies,
         "scopes": [scope_json(s) for s in api.scopes],
         "is_system": api.is_system,
         "access_token_format": api.access_token_format,
@@ -45,6 +46,33 @@ def api_json(api: ResourceServer, *, include_secret: bool = False) -> dict[str, 
     if include_secret and api.signing_secret is not None:
         data["signing_secret"] = api.signing_secret
     return data
+
+
+def role_json(role: Role) -> dict[str, Any]:
+    """Auth0's role: ``{"id", "name", "description"}``."""
+    return {"id": role.id, "name": role.name, "description": role.description}
+
+
+def permission_json(permission: Permission, api_name: str) -> dict[str, Any]:
+    """Auth0's permission of a role (``GET /roles/{id}/permissions``)."""
+    return {
+        "resource_server_identifier": permission.audience,
+        "permission_name": permission.name,
+        "resource_server_name": api_name,
+        "description": permission.description,
+    }
+
+
+def user_permission_json(permission: Permission, api_name: str) -> dict[str, Any]:
+    """Auth0's permission of a user, with its ``sources`` (direct, or which roles)."""
+    sources: list[dict[str, str]] = []
+    if permission.direct:
+        sources.append({"source_id": "", "source_name": "", "source_type": "DIRECT"})
+    sources += [
+        {"source_id": role_id, "source_name": name, "source_type": "ROLE"}
+        for role_id, name in permission.roles
+    ]
+    return permission_json(permission, api_name) | {"sources": sources}
 
 
 def client_json(client: Client) -> dict[str, Any]:

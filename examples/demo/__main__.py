@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 stack.db,
                 mcp=stack.mcp.url + "/mcp",
+                server_log=stack.authz.log,
             )
             try:
                 walk.run()

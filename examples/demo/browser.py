@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Callable
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -86,9 +87,18 @@ class Browser:
         self.close()
 
     def authorize(
-        self, params: dict[str, str], *, email: str, password: str, accept: bool = True
+        self,
+        params: dict[str, str],
+        *,
+        email: str,
+        password: str,
+        accept: bool = True,
+        one_time_code: Callable[[], str] | None = None,
     ) -> str:
-        """Run ``/authorize`` through login and consent; return the callback URL reached.
+        """Run ``/authorize`` through login, a second factor and consent; return the callback.
+
+        ``one_time_code`` reads the code the server sent for a second factor (the demo's
+        server writes it to its log), as a person would read it off a phone.
 
         Raises:
             RuntimeError: the server answered something a browser could not go on from.
@@ -107,7 +117,11 @@ class Browser:
                 raise RuntimeError(f"{response.url.path} answered {response.status_code}")
             form = Form.parse(response.text)
             data = dict(form.fields)
-            if "password" in response.text and "email" not in data:
+            if 'name="code"' in response.text and "code" not in data:
+                if one_time_code is None:
+                    raise RuntimeError("the server asks for a one-time code")
+                data["code"] = one_time_code()
+            elif "password" in response.text and "email" not in data:
                 data.update(email=email, password=password)
             elif "decision" in form.buttons.values():
                 self.consent_shown = True

@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -32,6 +35,9 @@ WORLD_MAPPERS = ("world-mappers", "world-mappers-dev-secret")
 CALENDAR_APP = ("calendar-app", "calendar-app-dev-secret", "http://127.0.0.1:8101/callback")
 ORGANIZER_WEB = ("organizer-web", "organizer-web-dev-secret")
 SPA = ("organizer-spa", "http://127.0.0.1:3000/callback")
+WEB_CALLBACK = "http://127.0.0.1:5050/callback"
+MULTI_FACTOR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+ROLES_CLAIM = "https://organizer.example/roles"
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Walk:
         db: the authorization server's store, for the admin CLI step.
         out: where the transcript goes.
         mcp: the MCP server's endpoint URL, for the MCP step (skipped when None).
+        server_log: the authorization server's log, where it writes the one-time codes of
+            a second factor (the step-up step is skipped when None).
     """
 
     issuer: str
@@ -64,6 +72,7 @@ class Walk:
     db: str
     out: Callable[[str], None] = print
     mcp: str | None = None
+    server_log: Path | None = None
     calls: list[Call] = field(default_factory=list)
     _step: str = ""
 
@@ -145,7 +154,12 @@ class Walk:
     def sign_in(self, params: dict[str, str]) -> dict[str, str]:
         """Let the demo user sign in and consent in a fresh browser; return the callback."""
         with Browser(self.issuer) as browser:
-            callback = browser.authorize(params, email=DEMO_USER[0], password=DEMO_USER[1])
+            callback = browser.authorize(
+                params,
+                email=DEMO_USER[0],
+                password=DEMO_USER[1],
+                one_time_code=self.one_time_code,
+            )
             consent = "asked for consent" if browser.consent_shown else "consent remembered"
         result = callback_params(callback)
         self.out(f"   signed in as {DEMO_USER[0]}, {consent}: back at the callback")
@@ -165,6 +179,9 @@ class Walk:
         self.dpop()
         if self.mcp is not None:
             self.mcp_tools(self.mcp)
+        self.roles()
+        if self.server_log is not None:
+            self.step_up()
         return self.calls
 
     def client_credentials(self) -> None:
@@ -388,6 +405,96 @@ class Walk:
             verdict = f"refused: {result.text}" if result.is_error else "ok"
             self.out(f"   call {result.name}: {verdict}")
         return results
+
+    def roles(self) -> None:
+        """Deleting needs delete:appointments and the organizer-admin role (Auth0-style RBAC)."""
+        self.heading("10. Roles: deleting an appointment needs the organizer-admin role")
+        client_id, secret = ORGANIZER_WEB
+        request = {
+            "grant_type": "password",
+            "client_id": client_id,
+            "client_secret": secret,
+            "username": DEMO_USER[0],
+            "password": DEMO_USER[1],
+            "audience": ORGANIZER,
+            "scope": "read:appointments delete:appointments",
+        }
+        body = self.token("password, asking for delete:appointments", request)
+        self._roles_line(body["access_token"])
+        self.call(body["access_token"], "DELETE", "/api/appointments/2")
+        given = self.cli("assign-role", DEMO_USER[0], "organizer-admin")
+        if given.returncode != 0:
+            raise RuntimeError(f"assign-role failed: {given.stderr.strip()}")
+        self.out(f"   admin CLI: gave {DEMO_USER[0]} the organizer-admin role")
+        try:
+            body = self.token("password, again", request)
+            self._roles_line(body["access_token"])
+            self.call(body["access_token"], "DELETE", "/api/appointments/2")
+        finally:
+            # The walk can run again on the same store and show the refusal again.
+            self.cli("assign-role", DEMO_USER[0], "organizer-admin", "--remove")
+
+    def _roles_line(self, token: str) -> None:
+        claims = _claims(token)
+        self.out(
+            f"   roles {claims.get(ROLES_CLAIM)}, permissions include delete:appointments: "
+            f"{'delete:appointments' in claims.get('permissions', [])}"
+        )
+
+    def step_up(self) -> None:
+        """The security page needs a multi-factor sign-in within 10 minutes (RFC 9470)."""
+        self.heading("11. Step-up: the security page needs a recent second factor")
+        token = self._web_sign_in({})
+        self.out(f"   signed in with a password: acr {_claims(token).get('acr')}")
+        refused = self.call(token, "GET", "/api/security")
+        challenge = refused[0].challenge or ""
+        asked = {
+            name: challenge.partition(f'{name}="')[2].partition('"')[0]
+            for name in ("acr_values", "max_age")
+        }
+        # The client sends the user back with what the challenge asked for.
+        token = self._web_sign_in(asked)
+        self.out(
+            f"   signed in again with a one-time code from the log: acr {_claims(token)['acr']}"
+        )
+        self.call(token, "GET", "/api/security")
+
+    def _web_sign_in(self, extra: dict[str, str]) -> str:
+        client_id, secret = ORGANIZER_WEB
+        verifier, challenge = pkce_pair()
+        callback = self.sign_in(
+            {
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": WEB_CALLBACK,
+                "scope": "openid",
+                "audience": ORGANIZER,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                **{k: v for k, v in extra.items() if v},
+            }
+        )
+        body = self.token(
+            "authorization_code",
+            code_grant(client_id, secret, callback["code"], verifier, WEB_CALLBACK),
+        )
+        token: str = body["access_token"]
+        return token
+
+    def one_time_code(self) -> str:
+        """The newest one-time code in the server's log (what the user would be sent)."""
+        if self.server_log is None:
+            raise RuntimeError("no server log to read the one-time code from")
+        pattern = re.compile(rf"One-time code for {re.escape(DEMO_USER[0])}: (\d{{6}})")
+        deadline = time.monotonic() + 5
+        while True:
+            found = pattern.findall(self.server_log.read_text(errors="replace"))
+            if found:
+                code: str = found[-1]
+                return code
+            if time.monotonic() > deadline:
+                raise RuntimeError("no one-time code appeared in the server log")
+            time.sleep(0.05)
 
 
 def admin_cli(db: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -49,6 +49,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._request import ANY_TOKEN, RequestView, Requirement, guard, is_preflight, run_async
+from ._rules import Rule
 from .asgi import _encode_headers, _with_dpop
 from .bearer import DEFAULT_REALM, extract_token, pick_realm, render_error
 from .claims import AccessToken, check_scope_names
@@ -168,15 +169,18 @@ def current_token() -> AccessToken | None:
     return found if isinstance(found, AccessToken) else None
 
 
-def refusal(requirement: Requirement) -> str | None:
+def refusal(requirement: Requirement, clock: Callable[[], float] | None = None) -> str | None:
     """Why the current request may not run a tool with ``requirement``, or None if it may."""
     try:
-        requirement.check(current_token())
+        requirement.check(current_token(), clock)
     except MissingToken:
         return "The request carries no access token validated by apiguard"
     except InsufficientScope as exc:
         which = "all of" if exc.match == "all" else "one of"
         return f"{exc.description}: this tool needs {which} the scopes {' '.join(exc.required)}"
+    except BearerError as exc:
+        # A rule's own fixed text (roles, permissions, claims, step-up): never a claim value.
+        return exc.description
     return None
 
 
@@ -278,6 +282,23 @@ class McpAuth:
         requirement = Requirement.declare(scopes, match)
         self.metadata = self.metadata.with_scopes(requirement.scopes)
         return tool_guard(requirement)
+
+    def requires(self, *rules: Rule) -> Callable[[F], F]:
+        """Guard an MCP tool with apiguard's rules: roles, permissions, claims, step-up.
+
+        The same rules as every layer's ``requires`` (:func:`~apiguard.has_roles`,
+        :func:`~apiguard.has_permissions`, :func:`~apiguard.claim_equals`,
+        :func:`~apiguard.claim_includes`, :func:`~apiguard.claim_check`,
+        :func:`~apiguard.step_up`); a refusal is a tool error with the rule's fixed text.
+
+        Raises:
+            ConfigurationError: an argument is not a rule.
+
+        >>> @server.tool()  # doctest: +SKIP
+        ... @auth.requires(has_roles("organizer-admin"))
+        ... async def delete_appointment(id: int) -> str: ...
+        """
+        return tool_guard(Requirement.declare(rules=rules))
 
     def app(
         self, server: MCPServer[Any], *, close_validator: bool = False, **options: Any

@@ -162,6 +162,7 @@ def test_seed_matches_the_documented_scenario(seeded_store: Store) -> None:
     assert api.scope_values == {
         "read:appointments",
         "create:appointments",
+        "delete:appointments",
         "read:contacts",
         "create:contacts",
         "read:tasks",

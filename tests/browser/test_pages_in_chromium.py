@@ -212,3 +212,29 @@ def test_code_with_pkce_through_login_and_consent(
         headers={"Authorization": f"Bearer {answer.json()['access_token']}"},
     )
     assert api.status_code == 200
+
+
+def test_admin_assigns_a_role_and_sees_it_in_a_token(page: Page, servers: Servers) -> None:
+    """Assigning organizer-admin on the user's page shows up in the Test tab's user token."""
+    page.goto(f"{servers.issuer}dashboard/users")
+    sign_in(page, *ADMIN)
+    page.get_by_role("link", name="Demo User").click()
+    expect(page.get_by_role("heading", name="Roles")).to_be_visible()
+    page.get_by_label("Assign a role").select_option(label="organizer-admin")
+    page.get_by_role("button", name="Assign").click()
+    expect(page.get_by_role("status")).to_have_text("Role assigned.")
+    expect(page.get_by_role("link", name="organizer-admin")).to_be_visible()
+
+    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="APIs").click()
+    page.get_by_role("link", name="Organizer API").click()
+    open_tab(page, "Test")
+    page.get_by_label("Application").select_option("world-mappers")
+    page.get_by_label("On behalf of a user").select_option(
+        label="Demo User (demo@organizer.example)"
+    )
+    page.get_by_role("button", name="Run test").click()
+    claims = json.loads(page.locator("#token-claims").inner_text())
+    assert claims["sub"] == "auth0|demo"
+    assert claims["https://organizer.example/roles"] == ["assistant", "organizer-admin"]
+    assert "delete:appointments" in claims["scope"].split()
+    assert "delete:appointments" in claims["permissions"]

@@ -33,7 +33,7 @@ def test_rotation_keeps_old_tokens_and_accepts_new_ones(stack: Stack, apis: dict
     """After a rotation, tokens from the new key and unexpired ones from the old key both pass."""
     before = world_mappers_token(stack.issuer)
     assert answers(apis, before) == {200}
-    walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None)
+    walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None, server_log=stack.authz.log)
     try:
         rotated = walk.cli("rotate-keys")
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from apiguard.dpop import DPOP_ALGORITHMS
 from examples.demo.servers import ROOT, Stack, free_port
 from examples.demo.walk import Call, Walk
 
@@ -39,13 +40,17 @@ EXPECTED = [
     ("8", "GET", "/api/appointments", 401),
     ("8", "GET", "/api/appointments", 401),
     ("8", "GET", "/api/appointments", 401),
+    ("10", "DELETE", "/api/appointments/2", 403),
+    ("10", "DELETE", "/api/appointments/2", 204),
+    ("11", "GET", "/api/security", 401),
+    ("11", "GET", "/api/security", 200),
 ]
 
 
 @pytest.fixture(scope="module")
 def calls(stack: Stack, apis: dict[str, str]) -> list[Call]:
     """Every API call of one walk of the quick start."""
-    walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None)
+    walk = Walk(stack.issuer, apis, stack.db, out=lambda line: None, server_log=stack.authz.log)
     try:
         return walk.run()
     finally:
@@ -104,6 +109,25 @@ def test_refusals_carry_the_rfc6750_challenge(calls: list[Call]) -> None:
         'error_description="The access token lacks a required scope", scope="read:tasks", '
         f"{metadata}, {dpop}"
     )
+    mfa = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+    steps = [(c.step.split(".")[0], c.path, c.challenge) for c in calls if c.api == "flask"]
+    assert (
+        "10",
+        "/api/appointments/2",
+        (
+            f'{realm}, error="insufficient_scope", error_description="The access token lacks a '
+            f'required scope", scope="delete:appointments", {metadata}, {dpop}'
+        ),
+    ) in steps
+    assert (
+        "11",
+        "/api/security",
+        (
+            f'{realm}, error="insufficient_user_authentication", error_description="A different '
+            f'authentication level is required", acr_values="{mfa}", max_age="600", '
+            f"{metadata}, {dpop}"
+        ),
+    ) in steps
     assert challenges[("7", "/api/private")] == (
         f'{realm}, error="invalid_token", '
         f'error_description="The access token is not meant for this API", {metadata}, {dpop}'
@@ -126,7 +150,11 @@ def test_a_stolen_dpop_token_is_refused_by_every_api(calls: list[Call]) -> None:
 
 @pytest.mark.parametrize("api", ["flask", "starlette", "fastapi"])
 def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: str) -> None:
-    """Each example API serves the same RFC 9728 document, resource = its audience, no token."""
+    """Each example API serves the same RFC 9728 document, resource = its audience, no token.
+
+    The stack runs the APIs with DPoP allowed: the document lists the proof algorithms and
+    does not say that only bound tokens pass.
+    """
     for path in (
         "/.well-known/oauth-protected-resource/api",
         "/.well-known/oauth-protected-resource",
@@ -146,6 +174,7 @@ def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: 
                 "read:tasks",
             ],
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         }
 
 
@@ -181,6 +210,8 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
         "== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6.", "== 7.", "== 8.", "== 9."
     ):  # fmt: skip
         assert heading in out
+    assert "== 10. Roles" in out
+    assert "== 11. Step-up" in out
     assert f"http://127.0.0.1:{ports[0]}/dashboard" in out
     assert "eyJ" not in out  # the transcript describes tokens, it never prints them
 

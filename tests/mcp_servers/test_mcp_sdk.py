@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 
-from apiguard import ConfigurationError
+from apiguard import ConfigurationError, has_roles
 from apiguard.mcp import McpAuth, current_token
 from apiguard.testing import DPoPAuth, DPoPKey, LocalIssuer
 
@@ -61,6 +61,11 @@ def organizer(issuer: LocalIssuer, resource: str) -> tuple[MCPServer[Any], McpAu
         token = current_token()
         return token.subject if token and token.subject else "nobody"
 
+    @server.tool()
+    @auth.requires(has_roles("organizer-admin", claim=ROLES))
+    async def delete_appointment(id: int) -> str:
+        return f"deleted {id}"
+
     return server, auth
 
 
@@ -96,6 +101,7 @@ def use_tools(url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> 
 
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+ROLES = ("https://organizer.example/roles",)
 
 
 def test_no_token_is_401_with_resource_metadata(served: Served) -> None:
@@ -189,7 +195,13 @@ def test_tools_are_listed_and_called_with_their_scope(served: Served) -> None:
         token,
         [("list_appointments", {}), ("overview", {}), ("who_am_i", {})],
     )
-    assert tools == ["list_appointments", "create_appointment", "overview", "who_am_i"]
+    assert tools == [
+        "list_appointments",
+        "create_appointment",
+        "overview",
+        "who_am_i",
+        "delete_appointment",
+    ]
     assert results == [(False, "Dentist"), (False, "overview"), (False, "auth0|ada")]
 
 
@@ -308,3 +320,20 @@ INITIALIZE = {
     },
 }
 ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
+def test_a_tool_with_a_role_rule_needs_the_role(served: Served) -> None:
+    """apiguard's rules guard tools too: without the role the call is refused, fixed text."""
+    without = served.issuer.token(**{ROLES[0]: ["assistant"]})
+    with_role = served.issuer.token(**{ROLES[0]: ["organizer-admin"]})
+    _, [(refused, text)] = use_tools(served.mcp, without, [("delete_appointment", {"id": 1})])
+    _, [allowed] = use_tools(served.mcp, with_role, [("delete_appointment", {"id": 1})])
+    assert refused
+    assert "assistant" not in text  # no claim value is echoed
+    assert allowed == (False, "deleted 1")
+
+
+def test_requires_takes_rules_only(served: Served) -> None:
+    """A tool guarded with something that is not a rule fails when it is declared."""
+    with pytest.raises(ConfigurationError):
+        served.auth.requires("organizer-admin")  # type: ignore[arg-type]

@@ -36,6 +36,8 @@ PAGES = [
     pytest.param("/dashboard/users", "demo@organizer.example", id="users"),
     pytest.param("/dashboard/users/auth0%7Cdemo", "Authorized applications", id="user"),
     pytest.param("/dashboard/keys", "Rotate signing key", id="keys"),
+    pytest.param("/dashboard/roles", "organizer-admin", id="roles"),
+    pytest.param("/dashboard/roles/assistant", "create:contacts", id="role"),
 ]
 
 # POST endpoints with the form that would succeed given a valid CSRF token.
@@ -46,6 +48,15 @@ POSTS = [
     pytest.param("/dashboard/applications/world-mappers/rotate-secret", {}, id="rotate"),
     pytest.param("/dashboard/applications/world-mappers/delete", {}, id="delete-app"),
     pytest.param("/dashboard/keys/rotate", {}, id="rotate-key"),
+    pytest.param("/dashboard/roles", {"name": "auditor"}, id="create-role"),
+    pytest.param(
+        "/dashboard/roles/assistant/permissions",
+        {"permission": f"{ORGANIZER} delete:appointments"},
+        id="grant-permission",
+    ),
+    pytest.param(
+        "/dashboard/users/auth0%7Cdemo/roles", {"role": "organizer-admin"}, id="assign-role"
+    ),
 ]
 
 

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import authorization
 from ..authorization import AuthRequest, PageError, build_redirect, match_redirect_uri
-from ..models import OIDC_SCOPES, Client, Session, User
+from ..models import OIDC_SCOPES, Client, Session, SignIn, User
 from ..web import (
     Services,
     client_ip,
@@ -97,12 +97,13 @@ def _single_params(request: Request) -> tuple[dict[str, str], set[str]]:
 
 
 def complete(
-    request: Request, client: Client, auth: AuthRequest, user: User, auth_time: int, status: int
+    request: Request, client: Client, auth: AuthRequest, user: User, session: Session, status: int
 ) -> Response:
-    """Issue the code (or the implicit tokens) and send them to the client."""
+    """Issue the code (or the implicit tokens) for the session's sign-in; answer the client."""
     bundle = services(request)
+    sign_in = session.sign_in or SignIn(bundle.domain.now())
     params = authorization.respond(
-        bundle.domain, bundle.grants, bundle.minter, client, auth, user, auth_time
+        bundle.domain, bundle.grants, bundle.minter, client, auth, user, sign_in
     )
     return redirect_to_client(request, client, auth, params, status=status)
 
@@ -117,9 +118,21 @@ def proceed(
     status: int,
     interaction_id: str | None = None,
 ) -> Response:
-    """After login: ask for consent when needed, else complete."""
+    """After login: a second factor when asked for, then consent when needed, else complete."""
     domain = services(request).domain
     api = authorization.api_of(domain, auth)
+    if authorization.needs_second_factor(auth, session):
+        if "none" in auth.prompt:
+            return error_to_client(
+                request,
+                client,
+                auth,
+                "interaction_required",
+                "A second factor is required",
+                status=status,
+            )
+        interaction_id = interaction_id or authorization.park(domain, session.sid_hash, auth)
+        return RedirectResponse(f"/login/otp?interaction={interaction_id}", status_code=status)
     if authorization.needs_consent(domain, client, user, auth, api):
         if "none" in auth.prompt:
             return error_to_client(
@@ -129,7 +142,7 @@ def proceed(
         return RedirectResponse(f"/consent?interaction={interaction_id}", status_code=status)
     if interaction_id:
         authorization.forget(domain, interaction_id)
-    return complete(request, client, auth, user, session.auth_time or domain.now(), status)
+    return complete(request, client, auth, user, session, status)
 
 
 # ------------------------------------------------------------------- endpoints
@@ -154,7 +167,7 @@ async def authorize(request: Request) -> Response:
         return error_to_client(request, client, auth, problem.error, problem.description)
     session, new_sid = bundle.sessions.ensure(request)
     user = bundle.sessions.user(session)
-    if user is None or "login" in auth.prompt:
+    if authorization.must_sign_in(auth, session, user, bundle.domain.now()):
         if "none" in auth.prompt:
             return error_to_client(request, client, auth, "login_required", "Login required")
         interaction_id = authorization.park(bundle.domain, session.sid_hash, auth)
@@ -353,9 +366,7 @@ async def consent_submit(request: Request) -> Response:
     bundle.domain.consents.remember(
         user.user_id, client.client_id, auth.audience or "", auth.scopes
     )
-    return complete(
-        request, client, auth, user, session.auth_time or bundle.domain.now(), status=303
-    )
+    return complete(request, client, auth, user, session, status=303)
 
 
 def _logout_target(

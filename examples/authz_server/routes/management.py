@@ -25,6 +25,7 @@ from ..rules import Forbidden, NotFound, TenantError, ValidationError
 from ..services import Domain
 from ..web import parse_json, services
 from .guard import REALM, protect, requires_scope
+from .management_rbac import rbac_routes
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Shape = Callable[[Any], dict[str, Any]]
@@ -186,6 +187,7 @@ async def create_resource_server(request: Request) -> Response:
         "access_token_format",
         "introspection_clients",
         "proof_of_possession",
+        "enforce_policies",
     }
     _require(data, "identifier", allowed=allowed)
     data.setdefault("name", data["identifier"])
@@ -451,6 +453,7 @@ ROUTES = [
     Route("/keys/signing/rotate", rotate_signing_key, methods=["POST"]),
     Route("/keys/signing/{kid}/revoke", revoke_signing_key, methods=["PUT"]),
     Route("/keys/signing/{kid}", get_signing_key, methods=["GET"]),
+    *rbac_routes(endpoint, read_json, _require),
 ]
 
 

@@ -8,6 +8,7 @@
 ``domain.consents``    remembered consent
 ``domain.revocations`` revoked refresh tokens and access tokens
 ``domain.keys``        signing keys (``keys.KeyRing``)
+``domain.rbac``        roles and permissions (Auth0-style RBAC)
 =====================  =====================================================
 
 Every rule about the data lives in these services (input rules in ``rules.py``); the
@@ -27,6 +28,7 @@ from .apis import MANAGEMENT_SCOPES, ApiService
 from .client_grants import ClientGrantService
 from .clients import ClientService, Registration
 from .consents import ConsentService, Revocations
+from .rbac import RbacService
 from .users import UserService
 
 
@@ -43,6 +45,7 @@ class Domain:
         self.users = UserService(store, settings, self.server_secret)
         self.consents = ConsentService(store, settings)
         self.revocations = Revocations(store, settings)
+        self.rbac = RbacService(store, settings, self.apis, self.users)
         self._secret: str | None = None
 
     def now(self) -> int:

@@ -18,6 +18,10 @@ MANAGEMENT_SCOPES: dict[str, str] = {
     for thing in ("resource_servers", "clients", "client_grants", "users")
     for verb in ("read", "create", "update", "delete")
 } | {
+    "read:roles": "Read roles and their permissions",
+    "create:roles": "Create roles",
+    "update:roles": "Change roles and their permissions",
+    "delete:roles": "Delete roles",
     "read:grants": "Read user grants",
     "delete:grants": "Delete user grants",
     "read:signing_keys": "Read signing keys",
@@ -95,6 +99,7 @@ class ApiService:
         access_token_format: str = "jwt",
         introspection_clients: object = (),
         proof_of_possession: object = None,
+        enforce_policies: object = False,
     ) -> ResourceServer:
         """Register an API. HS256 APIs get their own random 256-bit signing secret.
 
@@ -134,6 +139,7 @@ class ApiService:
             access_token_format=self._token_format(access_token_format),
             introspection_clients=self._introspection_clients(introspection_clients),
             dpop_required=rules.proof_of_possession(proof_of_possession),
+            enforce_policies=rules.boolean(enforce_policies, "enforce_policies"),
         )
         try:
             self._store.apis.insert(api)
@@ -155,7 +161,11 @@ class ApiService:
                 checked[key] = rules.display_name(value)
             elif key == "token_lifetime":
                 checked[key] = rules.token_lifetime(value)
-            elif key in ("allow_offline_access", "skip_consent_for_verifiable_first_party_clients"):
+            elif key in (
+                "allow_offline_access",
+                "skip_consent_for_verifiable_first_party_clients",
+                "enforce_policies",
+            ):
                 checked[key] = rules.boolean(value, key)
             elif key == "token_dialect":
                 if value not in TOKEN_DIALECTS:

@@ -77,6 +77,7 @@ def export(domain: Domain, *, include_keys: bool = False) -> dict[str, Any]:
                 "password_hash": user.password_hash,
             }
         )
+    data["roles"] = domain.rbac.export()
     if include_keys:
         data["signing_keys"] = [
             {
@@ -119,6 +120,7 @@ def load(domain: Domain, data: Mapping[str, Any]) -> dict[str, int]:
                 token_dialect=api.get("token_dialect", "access_token"),
                 scopes=api.get("scopes", []),
                 access_token_format=api.get("access_token_format", "jwt"),
+                enforce_policies=api.get("enforce_policies", False),
             )
             if api.get("introspection_clients"):
                 introspectors[api["identifier"]] = api["introspection_clients"]
@@ -171,6 +173,10 @@ def load(domain: Domain, data: Mapping[str, Any]) -> dict[str, int]:
                 continue
             domain.client_grants.create(grant["client_id"], audience, grant.get("scope", []))
             added["client_grants"] += 1
+        roles = data.get("roles", [])
+        if not isinstance(roles, list):
+            raise ValidationError("roles must be a list")
+        added["roles"] = domain.rbac.load(roles)
         keys = data.get("signing_keys", [])
         if keys:
             domain.keys.replace_all(

@@ -13,6 +13,7 @@ table family, each returning models:
 ``store.tokens``   authorization codes, refresh tokens, revoked access-token ids
 ``store.sessions`` browser sessions and parked authorization requests
 ``store.keys``     signing keys
+``store.roles``    roles, their permissions and members, users' own permissions (RBAC)
 =================  ==========================================================
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from .apis import ApiRepository
 from .clients import ClientGrantRepository, ClientRepository
 from .connection import Connection
+from .roles import RoleRepository
 from .schema import SCHEMA_VERSION
 from .sessions import SessionRepository
 from .tokens import TokenRepository
@@ -41,6 +43,7 @@ class Store(Connection):
         self.tokens = TokenRepository(self)
         self.sessions = SessionRepository(self)
         self.keys = KeyRepository(self)
+        self.roles = RoleRepository(self)
 
 
 __all__ = ["SCHEMA_VERSION", "Store"]

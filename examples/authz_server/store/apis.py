@@ -20,6 +20,7 @@ _COLUMNS = {
     "access_token_format": "access_token_format",
     "introspection_clients": "introspection_clients",
     "dpop_required": "dpop_required",
+    "enforce_policies": "enforce_policies",
 }
 
 
@@ -40,6 +41,7 @@ def _api(row: sqlite3.Row) -> ResourceServer:
         access_token_format=row["access_token_format"],
         introspection_clients=tuple(json.loads(row["introspection_clients"])),
         dpop_required=bool(row["dpop_required"]),
+        enforce_policies=bool(row["enforce_policies"]),
     )
 
 
@@ -88,7 +90,8 @@ class ApiRepository:
                 "INSERT INTO resource_servers (id, name, identifier, signing_alg, signing_secret, "
                 "token_lifetime, allow_offline_access, skip_consent, token_dialect, scopes, "
                 "is_system, created_at, access_token_format, introspection_clients, "
-                "dpop_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "dpop_required, enforce_policies) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     api.id,
                     api.name,
@@ -105,6 +108,7 @@ class ApiRepository:
                     api.access_token_format,
                     json.dumps(list(api.introspection_clients)),
                     api.dpop_required,
+                    api.enforce_policies,
                 ),
             )
         except sqlite3.IntegrityError:

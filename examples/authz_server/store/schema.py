@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS resource_servers (
     created_at         INTEGER NOT NULL,
     access_token_format TEXT NOT NULL DEFAULT 'jwt',
     introspection_clients TEXT NOT NULL DEFAULT '[]',
-    dpop_required      INTEGER NOT NULL DEFAULT 0
+    dpop_required      INTEGER NOT NULL DEFAULT 0,
+    enforce_policies   INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS clients (
     client_id          TEXT PRIMARY KEY,
@@ -99,7 +100,9 @@ CREATE TABLE IF NOT EXISTS auth_codes (
     auth_time      INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
     used_at        INTEGER,
-    dpop_jkt       TEXT
+    dpop_jkt       TEXT,
+    acr            TEXT,
+    amr            TEXT
 );
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash     TEXT PRIMARY KEY,
@@ -113,7 +116,9 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     family_expires_at INTEGER NOT NULL,
     rotated_at     INTEGER,
     revoked_at     INTEGER,
-    dpop_jkt       TEXT
+    dpop_jkt       TEXT,
+    acr            TEXT,
+    amr            TEXT
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens (user_id, client_id);
@@ -123,7 +128,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     csrf_secret TEXT NOT NULL,
     auth_time   INTEGER,
     created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL
+    expires_at  INTEGER NOT NULL,
+    acr         TEXT,
+    amr         TEXT
 );
 CREATE TABLE IF NOT EXISTS interactions (
     id          TEXT PRIMARY KEY,
@@ -149,9 +156,40 @@ CREATE TABLE IF NOT EXISTS reference_tokens (
     expires_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reference_tokens_expiry ON reference_tokens (expires_at);
+CREATE TABLE IF NOT EXISTS roles (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS role_permissions (
+    role_id     TEXT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    audience    TEXT NOT NULL REFERENCES resource_servers (identifier)
+                    ON DELETE CASCADE ON UPDATE CASCADE,
+    permission  TEXT NOT NULL,
+    PRIMARY KEY (role_id, audience, permission)
+);
+CREATE TABLE IF NOT EXISTS user_roles (
+    user_id     TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    role_id     TEXT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, role_id)
+);
+CREATE TABLE IF NOT EXISTS user_permissions (
+    user_id     TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    audience    TEXT NOT NULL REFERENCES resource_servers (identifier)
+                    ON DELETE CASCADE ON UPDATE CASCADE,
+    permission  TEXT NOT NULL,
+    PRIMARY KEY (user_id, audience, permission)
+);
+CREATE TABLE IF NOT EXISTS one_time_codes (
+    sid_hash    TEXT PRIMARY KEY,
+    code_hash   TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    expires_at  INTEGER NOT NULL
+);
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Columns added after the first released schema: (table, column, definition). A store of
 # an earlier version gets each one that it lacks.
@@ -163,6 +201,14 @@ _ADDED_COLUMNS = (
     ("resource_servers", "dpop_required", "INTEGER NOT NULL DEFAULT 0"),
     ("auth_codes", "dpop_jkt", "TEXT"),
     ("refresh_tokens", "dpop_jkt", "TEXT"),
+    # Version 5: RBAC per API, and the authentication context of a sign-in.
+    ("resource_servers", "enforce_policies", "INTEGER NOT NULL DEFAULT 0"),
+    ("sessions", "acr", "TEXT"),
+    ("sessions", "amr", "TEXT"),
+    ("auth_codes", "acr", "TEXT"),
+    ("auth_codes", "amr", "TEXT"),
+    ("refresh_tokens", "acr", "TEXT"),
+    ("refresh_tokens", "amr", "TEXT"),
 )
 
 

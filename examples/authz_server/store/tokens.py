@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
-from ..models import AuthorizationCode, ReferenceToken, RefreshToken
+from ..models import AuthorizationCode, ReferenceToken, RefreshToken, SignIn
 from .connection import Connection
 
 
@@ -25,7 +26,13 @@ def _code(row: sqlite3.Row) -> AuthorizationCode:
         expires_at=row["expires_at"],
         used_at=row["used_at"],
         dpop_jkt=row["dpop_jkt"],
+        **_context(row),
     )
+
+
+def _context(row: sqlite3.Row) -> dict[str, Any]:
+    sign_in = SignIn.stored(row["auth_time"], row["acr"], row["amr"])
+    return {"acr": sign_in.acr, "amr": sign_in.amr}
 
 
 def _refresh(row: sqlite3.Row) -> RefreshToken:
@@ -42,6 +49,7 @@ def _refresh(row: sqlite3.Row) -> RefreshToken:
         rotated_at=row["rotated_at"],
         revoked_at=row["revoked_at"],
         dpop_jkt=row["dpop_jkt"],
+        **_context(row),
     )
 
 
@@ -64,7 +72,7 @@ class TokenRepository:
         self._db.execute(
             "INSERT INTO auth_codes (code_hash, family_id, client_id, user_id, redirect_uri, "
             "redirect_uri_sent, code_challenge, audience, scope, nonce, auth_time, expires_at, "
-            "dpop_jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "dpop_jkt, acr, amr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 code.code_hash,
                 code.family_id,
@@ -79,6 +87,8 @@ class TokenRepository:
                 code.auth_time,
                 code.expires_at,
                 code.dpop_jkt,
+                code.acr,
+                " ".join(code.amr),
             ),
         )
 
@@ -101,8 +111,8 @@ class TokenRepository:
         """Store a new refresh token."""
         self._db.execute(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, audience, "
-            "scope, auth_time, created_at, family_expires_at, dpop_jkt) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "scope, auth_time, created_at, family_expires_at, dpop_jkt, acr, amr) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 token.token_hash,
                 token.family_id,
@@ -114,6 +124,8 @@ class TokenRepository:
                 token.created_at,
                 token.family_expires_at,
                 token.dpop_jkt,
+                token.acr,
+                " ".join(token.amr),
             ),
         )
 

@@ -1,4 +1,4 @@
-"""The tenant admin's dashboard at ``/dashboard``: APIs, applications, users, signing keys.
+"""The tenant admin's dashboard at ``/dashboard``: APIs, applications, users, roles, keys.
 
 Server-rendered pages on top of the domain services (the same ones the Management API
 and the CLI use), one module per area. Every page needs an admin session; every form
@@ -36,12 +36,23 @@ from .applications import (
     rotate_secret,
     save_application,
 )
+from .roles import (
+    assign_role,
+    create_role,
+    delete_role,
+    grant_role,
+    revoke_role,
+    role,
+    roles,
+    unassign_role,
+)
 from .test_tab import api_test, run_test
 from .users import authorized_apps, keys, revoke_key, revoke_user_grant, rotate_key, user, users
 
 API = "/dashboard/apis/{api_id}"
 APP = "/dashboard/applications/{client_id}"
 USER = "/dashboard/users/{user_id}"
+ROLE = "/dashboard/roles/{role_id}"
 routes: list[BaseRoute] = [
     Route("/dashboard", home, methods=["GET"]),
     Route("/dashboard/apis", apis, methods=["GET"]),
@@ -69,6 +80,14 @@ routes: list[BaseRoute] = [
     Route("/dashboard/users", users, methods=["GET"]),
     Route("/dashboard/users/{user_id}", user, methods=["GET"]),
     Route(f"{USER}/grants/{{grant_id}}/revoke", revoke_user_grant, methods=["POST"]),
+    Route(f"{USER}/roles", assign_role, methods=["POST"]),
+    Route(f"{USER}/roles/remove", unassign_role, methods=["POST"]),
+    Route("/dashboard/roles", roles, methods=["GET"]),
+    Route("/dashboard/roles", create_role, methods=["POST"]),
+    Route(ROLE, role, methods=["GET"]),
+    Route(f"{ROLE}/permissions", grant_role, methods=["POST"]),
+    Route(f"{ROLE}/permissions/remove", revoke_role, methods=["POST"]),
+    Route(f"{ROLE}/delete", delete_role, methods=["POST"]),
     Route("/dashboard/keys", keys, methods=["GET"]),
     Route("/dashboard/keys/rotate", rotate_key, methods=["POST"]),
     Route("/dashboard/keys/{kid}/revoke", revoke_key, methods=["POST"]),

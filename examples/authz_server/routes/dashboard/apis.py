@@ -128,6 +128,9 @@ async def save_api_settings(request: Request, viewer: Viewer) -> Response:
             "mechanism": "dpop",
             "required": checkbox(viewer, "dpop_required"),
         },
+        "enforce_policies": checkbox(viewer, "enforce_policies"),
+        "token_dialect": api.token_dialect.removesuffix("_authz")
+        + ("_authz" if checkbox(viewer, "permissions_in_token") else ""),
     }
     try:
         services(request).domain.apis.update(api.id, changes)

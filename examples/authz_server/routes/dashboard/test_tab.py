@@ -42,6 +42,7 @@ def _test_page(
         "test",
         {
             "clients": clients,
+            "users": services(request).domain.users.all(),
             "selected": selected,
             "curl": probing.curl_command(issuer, selected, api.identifier) if selected else None,
             **context,
@@ -64,7 +65,8 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
     bundle = services(request)
     client_id = viewer.value("client_id")
     url = viewer.value("url")
-    context: dict[str, Any] = {"client_id": client_id, "url": url}
+    user_id = viewer.value("user_id")
+    context: dict[str, Any] = {"client_id": client_id, "url": url, "user_id": user_id}
     client = bundle.domain.clients.find(client_id)
     if client is None or client not in _test_clients(request, api):
         context["error"] = "Pick a client authorized for this API (Machine to Machine tab)."
@@ -72,10 +74,21 @@ async def run_test(request: Request, viewer: Viewer) -> Response:
     if url and (problem := probing.check_probe_url(url)):
         context["error"] = problem
         return _test_page(request, viewer, api, context, 400)
+    person = bundle.domain.users.find(user_id) if user_id else None
+    if user_id and person is None:
+        context["error"] = "Pick a user of this tenant, or nobody."
+        return _test_page(request, viewer, api, context | {"user_id": None}, 400)
     # With DPoP the server plays the client: a fresh key, a proof for its own token endpoint.
-    dpop_key = DPoPKey() if viewer.value("dpop") == "on" else None
+    dpop_key = DPoPKey() if viewer.value("dpop") == "on" and person is None else None
     context["dpop"] = dpop_key is not None
-    if dpop_key is not None:
+    if person is not None:
+        # As the CLI's mint-token --user: every scope of the API, cut by RBAC.
+        try:
+            body = bundle.grants.user_token(client, person, {"audience": api.identifier})
+            status = 200
+        except OAuthError as exc:
+            body, status = exc.body(), exc.status
+    elif dpop_key is not None:
         body, status, proof = client_credentials_with_proof(
             bundle.dpop, bundle.grants, client, api, dpop_key, bundle.settings.url("oauth/token")
         )

@@ -12,6 +12,7 @@ from ...rules import NotFound, ValidationError
 from ...web import services
 from ..pages_common import Viewer, done, page, show, url_id
 from .common import NOTICES, when
+from .roles import ROLE_NOTICES, user_access
 
 
 @page(admin=True)
@@ -55,8 +56,9 @@ async def user(request: Request, viewer: Viewer) -> Response:
             "person": person,
             "path": f"/dashboard/users/{url_id(person.user_id)}",
             "grants": authorized_apps(request, person.user_id),
+            "access": user_access(request, person.user_id),
         },
-        notices=NOTICES,
+        notices=ROLE_NOTICES,
     )
 
 
