@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from apiguard import AsyncValidator, Validator
 from apiguard.testing import LocalIssuer, serve_issuer
 
+from . import django as django_bench
 from ._apps import RawCheckMiddleware, flask_app, flask_raw_app, raw_verifier, starlette_app
 from ._load import free_port, request_bytes, run_load, stop, wait_for_port
 from ._util import Row, interleaved, per_call
@@ -41,6 +42,7 @@ def run(calls: int = 2000) -> list[Row]:
     """Every framework measurement; the rows of the table."""
     issuer = LocalIssuer("https://issuer.bench/", audience=AUDIENCE)
     rows = _flask_in_process(issuer, calls) + _starlette_in_process(issuer, calls)
+    rows += django_bench.run(issuer, calls, _in_process_rows)
     with serve_issuer(audience=AUDIENCE) as served:
         validate_cost = {
             "flask": _sync_validate_cost(served, calls),

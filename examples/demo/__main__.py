@@ -7,8 +7,8 @@ Starts the authorization server (on its SQLite file, seeded with the Organizer s
 the Flask, Starlette and FastAPI Organizer APIs and the Organizer MCP server trusting it,
 and walks every flow of Auth0's "API Authorization" quick start against the APIs, then
 uses the MCP server's tools. Ports: --authz-port (9000), --flask-port (5000),
---starlette-port (8000), --fastapi-port (8001), --mcp-port (8003), or AUTHZ_PORT,
-FLASK_PORT, STARLETTE_PORT, FASTAPI_PORT, MCP_PORT.
+--starlette-port (8000), --fastapi-port (8001), --django-port (8002), --mcp-port (8003), or
+AUTHZ_PORT, FLASK_PORT, STARLETTE_PORT, FASTAPI_PORT, DJANGO_PORT, MCP_PORT.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flask-port", type=int, default=_port("FLASK_PORT", 5000))
     parser.add_argument("--starlette-port", type=int, default=_port("STARLETTE_PORT", 8000))
     parser.add_argument("--fastapi-port", type=int, default=_port("FASTAPI_PORT", 8001))
+    parser.add_argument("--django-port", type=int, default=_port("DJANGO_PORT", 8002))
     parser.add_argument("--mcp-port", type=int, default=_port("MCP_PORT", 8003))
     parser.add_argument(
         "--db",
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         args.flask_port,
         args.starlette_port,
         args.fastapi_port,
+        args.django_port,
         args.mcp_port,
     )
     for port in ports:
@@ -65,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         flask_port=args.flask_port,
         starlette_port=args.starlette_port,
         fastapi_port=args.fastapi_port,
+        django_port=args.django_port,
         mcp_port=args.mcp_port,
         db=os.path.abspath(args.db),
     )
     print(
-        "Starting the authorization server, the Flask, Starlette and FastAPI Organizer APIs"
+        "Starting the authorization server, the Flask, Starlette, FastAPI and Django Organizer"
+        " APIs"
         " and the Organizer MCP server ..."
     )
     try:
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                     "flask": stack.flask.url,
                     "starlette": stack.starlette.url,
                     "fastapi": stack.fastapi.url,
+                    "django": stack.django.url,
                 },
                 stack.db,
                 mcp=stack.mcp.url + "/mcp",
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  FastAPI Organizer     {stack.fastapi.url}/api/public\n"
                 f"  Swagger UI            {stack.fastapi.url}/docs  "
                 f"(Authorize, sign in as {DEMO_USER[0]} / {DEMO_USER[1]})\n"
+                f"  Django Organizer      {stack.django.url}/api/public\n"
                 f"  Organizer MCP server  {stack.mcp.url}/mcp"
             )
             if args.exit:

@@ -120,6 +120,7 @@ class Stack:
         flask_port: int = 5000,
         starlette_port: int = 8000,
         fastapi_port: int = 8001,
+        django_port: int = 8002,
         mcp_port: int = 8003,
         db: str = "authz_server.sqlite3",
         log_dir: Path | None = None,
@@ -159,6 +160,14 @@ class Stack:
             api_env,
             "--fastapi-port",
         )
+        self.django = Service(
+            "Django API",
+            "examples.django_api",
+            django_port,
+            "/api/public",
+            api_env,
+            "--django-port",
+        )
         self.mcp = Service(
             "MCP server",
             "examples.mcp_server",
@@ -167,7 +176,14 @@ class Stack:
             api_env,
             "--mcp-port",
         )
-        self.services = [self.authz, self.flask, self.starlette, self.fastapi, self.mcp]
+        self.services = [
+            self.authz,
+            self.flask,
+            self.starlette,
+            self.fastapi,
+            self.django,
+            self.mcp,
+        ]
         self._log_dir = log_dir
 
     def start(self, *, timeout: float = 30.0) -> None:

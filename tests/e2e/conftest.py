@@ -19,6 +19,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         flask_port=free_port(),
         starlette_port=free_port(),
         fastapi_port=free_port(),
+        django_port=free_port(),
         mcp_port=free_port(),
         db=str(workdir / "authz.sqlite3"),
         log_dir=workdir,
@@ -34,4 +35,5 @@ def apis(stack: Stack) -> dict[str, str]:
         "flask": stack.flask.url,
         "starlette": stack.starlette.url,
         "fastapi": stack.fastapi.url,
+        "django": stack.django.url,
     }

@@ -62,10 +62,10 @@ def test_every_step_answers_as_the_quick_start_says(calls: list[Call]) -> None:
     by_api: dict[str, list[tuple[str, str, str, int]]] = defaultdict(list)
     for call in calls:
         by_api[call.api].append((call.step.split(".")[0], call.method, call.path, call.status))
-    assert by_api == {"flask": EXPECTED, "starlette": EXPECTED, "fastapi": EXPECTED}
+    assert by_api == dict.fromkeys(("flask", "starlette", "fastapi", "django"), EXPECTED)
 
 
-@pytest.mark.parametrize("api", ["starlette", "fastapi"])
+@pytest.mark.parametrize("api", ["starlette", "fastapi", "django"])
 def test_the_apis_answer_identically(calls: list[Call], api: str) -> None:
     """Every API gives the Flask API's status, challenge and body to every call."""
 
@@ -180,7 +180,7 @@ def test_every_api_serves_its_metadata(stack: Stack, apis: dict[str, str], api: 
 
 def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
     """The README's demo command runs the whole walk on its own servers and exits cleanly."""
-    ports = [str(free_port()) for _ in range(5)]
+    ports = [str(free_port()) for _ in range(6)]
     result = subprocess.run(
         [
             str(ROOT / "scripts" / "demo"),
@@ -195,6 +195,8 @@ def test_demo_command_walks_and_exits(tmp_path: Path) -> None:
             ports[2],
             "--fastapi-port",
             ports[3],
+            "--django-port",
+            ports[5],
             "--mcp-port",
             ports[4],
         ],

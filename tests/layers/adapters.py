@@ -148,29 +148,33 @@ class FlaskLayer(Layer):
         return app
 
     def send(self, app: Flask, method: str, target: str, headers: Headers, body: bytes) -> Answer:
-        raw_path, _, query = target.partition("?")
-        builder = EnvironBuilder(method=method, path="/", query_string=query, data=body)
-        environ = builder.get_environ()
-        # What a WSGI server makes of the request line: PATH_INFO decoded, the target kept.
-        environ["PATH_INFO"] = unquote(raw_path, encoding="latin-1")
-        environ["RAW_URI"] = environ["REQUEST_URI"] = target
-        merged: dict[str, str] = {}
-        for name, value in headers:
-            key = name.upper().replace("-", "_")
-            key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
-            # A WSGI server joins a repeated header into one value, as RFC 9110 allows.
-            merged[key] = f"{merged[key]}, {value}" if key in merged else value
-        environ.update(merged)
-        app_iter, status, answer_headers = run_wsgi_app(app, environ)
-        try:
-            content = b"".join(app_iter)
-        finally:
-            getattr(app_iter, "close", lambda: None)()
-        return Answer(
-            int(status.split()[0]),
-            {k.lower(): v for k, v in answer_headers.items()},
-            content,
-        )
+        return _call_wsgi(app, method, target, headers, body)
+
+
+def _call_wsgi(app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+    raw_path, _, query = target.partition("?")
+    builder = EnvironBuilder(method=method, path="/", query_string=query, data=body)
+    environ = builder.get_environ()
+    # What a WSGI server makes of the request line: PATH_INFO decoded, the target kept.
+    environ["PATH_INFO"] = unquote(raw_path, encoding="latin-1")
+    environ["RAW_URI"] = environ["REQUEST_URI"] = target
+    merged: dict[str, str] = {}
+    for name, value in headers:
+        key = name.upper().replace("-", "_")
+        key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+        # A WSGI server joins a repeated header into one value, as RFC 9110 allows.
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    environ.update(merged)
+    app_iter, status, answer_headers = run_wsgi_app(app, environ)
+    try:
+        content = b"".join(app_iter)
+    finally:
+        getattr(app_iter, "close", lambda: None)()
+    return Answer(
+        int(status.split()[0]),
+        {k.lower(): v for k, v in answer_headers.items()},
+        content,
+    )
 
 
 # -- ASGI (Starlette) ------------------------------------------------------------------------
@@ -181,7 +185,9 @@ async def _asgi_subject(request: Request) -> JSONResponse:
     return JSONResponse({"subject": token.subject if token else None})
 
 
-async def _call_asgi(app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+async def _call_asgi(
+    app: Any, method: str, target: str, headers: Headers, body: bytes, *, hold: bool = False
+) -> Answer:
     raw_path, _, query = target.partition("?")
     scope = {
         "type": "http",
@@ -202,7 +208,12 @@ async def _call_asgi(app: Any, method: str, target: str, headers: Headers, body:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+        if incoming:
+            return incoming.pop(0)
+        if hold:
+            # The client stays connected (Django listens for a disconnect meanwhile).
+            await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -210,7 +221,7 @@ async def _call_asgi(app: Any, method: str, target: str, headers: Headers, body:
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    answer_headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in start["headers"]}
+    answer_headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in start["headers"]}
     return Answer(start["status"], answer_headers, content)
 
 
@@ -387,7 +398,74 @@ class FastAPILayer(Layer):
         return asyncio.run(_call_asgi(app, method, target, headers, body))
 
 
-LAYERS: list[Layer] = [FlaskLayer(), StarletteLayer(), FastAPILayer()]
+# -- Django (plain views, sync and async) and Django REST framework ---------------------------
+
+
+@dataclass(frozen=True)
+class DjangoApp:
+    """What a Django adapter serves: the layer's state and a URLconf module."""
+
+    state: Any
+    urls: Any
+
+
+class DjangoLayer(Layer):
+    """Django behind its WSGI or ASGI handler, with apiguard's middleware and one URLconf."""
+
+    def __init__(self, name: str, urls: str, *, asgi: bool = False) -> None:
+        self.name = name
+        self.urls = urls
+        self.asgi = asgi
+
+    def build(self, issuer: LocalIssuer, *, required: bool, **options: Any) -> DjangoApp:
+        import django_views
+
+        return DjangoApp(
+            django_state(issuer, options, required=required, exclude_paths=EXCLUDED),
+            getattr(django_views, self.urls),
+        )
+
+    def send(self, app: Any, method: str, target: str, headers: Headers, body: bytes) -> Answer:
+        from django.core.handlers.asgi import ASGIHandler
+        from django.core.handlers.wsgi import WSGIHandler
+        from django.test import override_settings
+
+        from apiguard import django as dj
+
+        with override_settings(ROOT_URLCONF=app.urls), dj.use_state(app.state):
+            if self.asgi:
+                return asyncio.run(
+                    _call_asgi(ASGIHandler(), method, target, headers, body, hold=True)
+                )
+            return _call_wsgi(WSGIHandler(), method, target, headers, body)
+
+
+def django_state(
+    issuer: LocalIssuer, validator_options: dict[str, Any] | None = None, **settings: Any
+) -> Any:
+    """The Django layer's state for ``issuer`` with these settings (realm ``"api"``);
+    ``validator_options`` go to the validators (``dpop="required"``...)."""
+    from apiguard import django as dj
+
+    options = {"role_claims": ROLE_CLAIMS, **(validator_options or {})}
+    return dj.build_state(
+        {
+            "VALIDATOR": issuer.validator(**options),
+            "ASYNC_VALIDATOR": issuer.async_validator(**options),
+            "REALM": REALM,
+            **{key.upper(): value for key, value in settings.items()},
+        }
+    )
+
+
+LAYERS: list[Layer] = [
+    FlaskLayer(),
+    StarletteLayer(),
+    FastAPILayer(),
+    DjangoLayer("django", "sync_urls"),
+    DjangoLayer("django-asgi", "async_urls", asgi=True),
+    DjangoLayer("drf", "drf_urls"),
+]
 
 
 def assert_same(
@@ -415,7 +493,9 @@ __all__ = [
     "REALM",
     "ROLES",
     "Answer",
+    "DjangoApp",
     "Layer",
     "Validator",
     "assert_same",
+    "django_state",
 ]

@@ -11,6 +11,7 @@ from flask import Blueprint
 
 from apiguard import AccessToken, ConfigurationError
 from apiguard import asgi as ag
+from apiguard import django as dj
 from apiguard import fastapi as fa
 from apiguard import flask as fg
 from apiguard.testing import LocalIssuer
@@ -52,6 +53,9 @@ DECLARATIONS: list[Any] = [
     pytest.param(lambda name: fg.protect(Blueprint("b", "b"), name), id="flask-protect"),
     pytest.param(lambda name: ag.requires_scope(name), id="asgi-requires_scope"),
     pytest.param(lambda name: fastapi_route([name])(), id="fastapi-security"),
+    pytest.param(lambda name: dj.requires_scope(name), id="django-requires_scope"),
+    pytest.param(lambda name: dj.HasScope(name), id="drf-HasScope"),
+    pytest.param(lambda name: dj.HasAnyScope(name), id="drf-HasAnyScope"),
 ]
 
 
@@ -69,6 +73,7 @@ def test_bad_scope_names_fail_where_declared(declare: Callable[[Any], Any], name
         pytest.param(lambda: fg.requires_scope("a", match="most"), id="flask"),  # type: ignore[arg-type]
         pytest.param(lambda: ag.requires_scope("a", match="most"), id="asgi"),  # type: ignore[arg-type]
         pytest.param(lambda: fa.Authorize(match="most"), id="fastapi"),
+        pytest.param(lambda: dj.requires_scope("a", match="most"), id="django"),
     ],
 )
 def test_match_is_all_or_any_in_every_layer(declare: Callable[[], Any]) -> None:

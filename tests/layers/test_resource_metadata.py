@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
-from adapters import LAYERS, Answer, Layer
+from adapters import LAYERS, Answer, DjangoApp, Layer, django_state
 from fastapi import FastAPI, Security
 from flask import Flask
 from starlette.applications import Starlette
@@ -85,10 +85,79 @@ def _fastapi(issuer: LocalIssuer, resource: Any) -> FastAPI:
     return app
 
 
+def _django_urls(*, asynchronous: bool = False) -> Any:
+    from django.http import JsonResponse
+    from django.urls import path
+    from django.views.decorators.http import require_http_methods
+
+    from apiguard import django as dj
+
+    def view(request: Any) -> Any:
+        return JsonResponse({"ok": "yes"})
+
+    async def async_view(request: Any) -> Any:
+        return JsonResponse({"ok": "yes"})
+
+    chosen = async_view if asynchronous else view
+    return _module(
+        [
+            path("read", dj.requires_scope("read:a", "read:b")(chosen)),
+            path(
+                "write", require_http_methods(["GET", "POST"])(dj.requires_scope("write:a")(chosen))
+            ),
+            path("open", chosen),
+        ]
+    )
+
+
+def _drf_urls() -> Any:
+    from django.urls import path
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from apiguard import django as dj
+
+    class Read(APIView):
+        permission_classes = [dj.HasScope("read:a", "read:b")]
+
+        def get(self, request: Any) -> Any:
+            return Response({"ok": "yes"})
+
+    class Write(APIView):
+        permission_classes = [dj.HasScope]
+        required_scopes = {"GET": ["write:a"], "POST": ["write:a"]}
+
+        def get(self, request: Any) -> Any:
+            return Response({"ok": "yes"})
+
+        post = get
+
+    return _module([path("read", Read.as_view()), path("write", Write.as_view())])
+
+
+def _module(patterns: list[Any]) -> Any:
+    import types
+
+    module = types.ModuleType("metadata_urls")
+    module.urlpatterns = patterns  # type: ignore[attr-defined]
+    return module
+
+
+def _django(urls: Callable[[], Any]) -> Callable[[LocalIssuer, Any], Any]:
+    def build(issuer: LocalIssuer, resource: Any) -> Any:
+        # Every path needs a token (REQUIRED), the metadata's excepted.
+        return DjangoApp(django_state(issuer, required=True, resource=resource), urls())
+
+    return build
+
+
 BUILDERS: dict[str, Callable[[LocalIssuer, Any], Any]] = {
     "flask": _flask,
     "starlette": _starlette,
     "fastapi": _fastapi,
+    "django": _django(_django_urls),
+    "django-asgi": _django(lambda: _django_urls(asynchronous=True)),
+    "drf": _django(_drf_urls),
 }
 
 

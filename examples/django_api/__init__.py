@@ -1,0 +1,1 @@
+"""The Organizer API on Django and Django REST framework, protected by apiguard.django."""
