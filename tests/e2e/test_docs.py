@@ -38,6 +38,7 @@ from apiguard import errors
 from apiguard.testing import LocalIssuer, serve_issuer
 from examples.demo.servers import ROOT, Stack
 from examples.demo.walk import ORGANIZER
+from tests.django_setup import configure as configure_django
 
 DOCS = ROOT / "docs"
 PAGES = sorted(page for page in DOCS.rglob("*.md") if "screenshots" not in page.parts)
@@ -258,6 +259,9 @@ def reference_modules() -> list[ModuleType]:
 @pytest.mark.parametrize("module", reference_modules(), ids=lambda m: m.__name__)
 def test_docstring_examples_run(module: ModuleType) -> None:
     """The examples in the docstrings the API reference shows run (doctest, SKIP respected)."""
+    if module.__name__ == "apiguard.django":
+        # Its examples need the process's one Django configuration, whatever ran before.
+        configure_django()
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in finder.find(module):
