@@ -492,9 +492,10 @@ class IssuerHealth(NamedTuple):
 class IssuerResolver(Protocol):
     """Returns the policy for an issuer a token names, or None to refuse it.
 
-    Called with the token's unverified ``iss`` (a string, matched against nothing yet) and
-    the framework's request object where a layer has one (``flask.Request``, Starlette's
-    ``HTTPConnection``), else None. It must return a policy whose ``issuer`` is exactly
+    Called with the token's unverified ``iss`` (a string, matched against nothing yet) and,
+    when a framework layer validates, the request as the one request path sees it (the
+    same read-only view in every layer: ``method``, ``path``, ``host``, ``scheme``...),
+    else None. It must return a policy whose ``issuer`` is exactly
     ``iss``, or None; raise :class:`~apiguard.InvalidToken` to refuse with a reason of its
     own. Any other exception is a failure of the server (503, logged), never a 500.
 
