@@ -84,6 +84,10 @@ class TokenCache(Generic[_V]):
             if len(data) > self.maxsize:
                 data.popitem(last=False)
 
+    def peek(self, token: str) -> _V | None:
+        """The entry for ``token``, without making it the most recently used."""
+        return self._data.get(token)
+
     def pop(self, token: str) -> None:
         """Forget ``token`` (nothing happens if it is not cached)."""
         self._data.pop(token, None)

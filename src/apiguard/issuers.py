@@ -48,6 +48,7 @@ from .errors import (
     UntrustedIssuer,
     WrongIssuer,
 )
+from .events import EventHook
 from .introspection import Introspection
 from .jwks import FetchRequest, KeySet, KeySource, is_safe_url
 from .jws import (
@@ -664,8 +665,10 @@ class IssuerRegistry:
         source_settings: Mapping[str, float],
         max_sources: int,
         lock_factory: Callable[[], Any],
+        on_event: EventHook | None = None,
     ) -> None:
         self.policies: dict[str, Compiled] = {p.issuer: p.compiled for p in policies}
+        self._on_event = on_event
         self.resolver = resolver
         self._settings = dict(source_settings)
         self._max = max_sources
@@ -765,6 +768,7 @@ class IssuerRegistry:
                     **self._settings,
                 )
                 found.lock = self._lock_factory()
+                found.on_event = self._on_event
                 sources[key] = found
                 while len(sources) > self._max:
                     _, evicted = sources.popitem(last=False)
