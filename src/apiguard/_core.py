@@ -117,11 +117,12 @@ class Config:
     clock: Callable[[], float] | None = setting(
         None, doc="returns seconds since the epoch (default time.time); for tests", kind="object"
     )
-    dpop: DPoPPolicy | DPoPMode = setting(
+    dpop: DPoPPolicy | DPoPMode | None = setting(
         "off",
         doc="DPoP (RFC 9449): off (a token with cnf is refused), allowed (Bearer and DPoP "
         "tokens), required (DPoP only), or an apiguard.dpop.DPoPPolicy; the framework layers "
-        "then read and check proofs on every request",
+        "then read and check proofs on every request; an IssuerPolicy's own dpop wins for "
+        "its tokens",
         kind="string",
     )
     replay_store: ReplayStore | AsyncReplayStore | str | None = setting(
@@ -187,7 +188,6 @@ class Settings(PolicySettings, total=False):
     token_cache_size: int
     max_key_sources: int
     clock: Callable[[], float] | None
-    dpop: DPoPPolicy | DPoPMode
     replay_store: ReplayStore | AsyncReplayStore | str | None
     trusted_proxies: TrustedProxies | str | Iterable[str] | None
 
@@ -217,7 +217,10 @@ def build_config(
     unknown = sorted(set(settings) - CONFIG_SETTINGS.keys() - POLICY_SETTINGS.keys())
     if unknown:
         raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
-    per_issuer = {k: v for k, v in settings.items() if k in POLICY_SETTINGS}
+    # A setting of both kinds (dpop) is the validator's: issuers given by URL inherit it.
+    per_issuer = {
+        k: v for k, v in settings.items() if k in POLICY_SETTINGS and k not in CONFIG_SETTINGS
+    }
     wide = {k: v for k, v in settings.items() if k in CONFIG_SETTINGS}
     if issuer is not None and issuers is not None:
         raise fail("issuers", "give issuer= (one) or issuers= (several), not both")

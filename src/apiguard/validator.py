@@ -28,6 +28,7 @@ from ._core import (
     POLICY_SETTINGS,
     BodyReader,
     CacheInfo,
+    Config,
     Pending,
     Settings,
     ValidatorCore,
@@ -39,7 +40,6 @@ from .dpop import (
     AsyncRedisReplayStore,
     AsyncReplayStore,
     DPoPGate,
-    DPoPMode,
     DPoPPolicy,
     MemoryReplayStore,
     RedisReplayStore,
@@ -53,7 +53,7 @@ from .errors import ConfigurationError
 if TYPE_CHECKING:
     from ._request import Validate
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
-from .issuers import IssuerHealth, IssuerPolicy
+from .issuers import IssuerHealth, IssuerPolicy, dpop_policy
 from .jwks import FetchRequest, KeySource, Response
 
 __all__ = ["AsyncIntrospector", "AsyncValidator", "Introspector", "Validator"]
@@ -185,19 +185,25 @@ async def _afetch(
         return exc
 
 
-def _dpop_gate(
-    dpop: DPoPPolicy | DPoPMode,
-    proxies: TrustedProxies | str | Iterable[str] | None,
-    clock: Callable[[], float],
-) -> DPoPGate | None:
-    policy = dpop if isinstance(dpop, DPoPPolicy) else DPoPPolicy(mode=dpop)
-    if policy.mode == "off":
+def _dpop_gate(config: Config) -> DPoPGate | None:
+    """The gate of the validator's DPoP policies, or None when every issuer's mode is off."""
+    wide = dpop_policy(config.dpop) or DPoPPolicy()
+    # Every configured issuer maps to the policy its tokens get (its own, or the
+    # validator's): the request path then looks one dict up per token, as before.
+    issuers = {p.issuer: p.compiled.dpop or wide for p in config.policies}
+    # Resolved issuers always take the validator's policy (the resolver refuses others).
+    others = config.resolver is not None
+    modes = {policy.mode for policy in issuers.values()} | ({wide.mode} if others else set())
+    proxies = config.trusted_proxies
+    if modes <= {"off"}:
         if proxies is not None:
             raise ConfigurationError("trusted_proxies: only used with dpop 'allowed' or 'required'")
         return None
     if proxies is not None and not isinstance(proxies, TrustedProxies):
         proxies = TrustedProxies(proxies)  # addresses: X-Forwarded-Proto/Host from them
-    return DPoPGate(policy, proxies=proxies, clock=clock)
+    return DPoPGate(
+        wide, issuers=issuers, others=others, proxies=proxies, clock=config.clock or time.time
+    )
 
 
 def _client(client: Any, transport: Any, client_type: type, transport_type: type) -> Any:
@@ -280,7 +286,7 @@ class _Base:
         config = build_config(
             issuer=issuer, issuers=issuers, owner=self.__class__.__name__, **settings
         )
-        self._dpop = _dpop_gate(config.dpop, config.trusted_proxies, config.clock or time.time)
+        self._dpop = _dpop_gate(config)
         gate = self._dpop
         self._core = ValidatorCore(
             config,
