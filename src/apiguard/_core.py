@@ -24,15 +24,18 @@ from .claims import AccessToken
 from .dpop import AsyncReplayStore, DPoPMode, DPoPPolicy, ReplayStore, TrustedProxies
 from .errors import (
     AlgorithmNotAllowed,
+    ApiguardError,
     BearerError,
     InvalidClaim,
     MalformedToken,
+    ServiceUnavailable,
     TokenExpired,
     TokenNotYetValid,
     WrongAudience,
     WrongIssuer,
     WrongTokenType,
 )
+from .events import EventHook, ValidationEvent, emit
 from .issuers import (
     Compiled,
     IssuerHealth,
@@ -117,6 +120,17 @@ class Config:
     clock: Callable[[], float] | None = setting(
         None, doc="returns seconds since the epoch (default time.time); for tests", kind="object"
     )
+    on_event: EventHook | None = setting(
+        None,
+        doc="called with a typed event per validation and per key-source happening (see "
+        "apiguard.events); never sees the token",
+        kind="object",
+    )
+    event_subject: bool = setting(
+        False,
+        doc="put the token's sub in validation events (off: events carry no personal data)",
+        kind="boolean",
+    )
     dpop: DPoPPolicy | DPoPMode | None = setting(
         "off",
         doc="DPoP (RFC 9449): off (a token with cnf is refused), allowed (Bearer and DPoP "
@@ -153,6 +167,10 @@ class Config:
         _integer("max_key_sources", self.max_key_sources, low=1, high=1 << 16)
         if self.clock is not None and not callable(self.clock):
             raise fail("clock", "must be a callable returning seconds since the epoch")
+        if self.on_event is not None and not callable(self.on_event):
+            raise fail("on_event", "must be a callable taking one event")
+        if not isinstance(self.event_subject, bool):
+            raise fail("event_subject", f"must be True or False, not {self.event_subject!r}")
         if not self.policies and self.resolver is None:
             raise fail("issuer", "required (or issuers=, or resolver=)")
         remote = sum(1 for p in self.policies if p.compiled.static is None)
@@ -188,6 +206,8 @@ class Settings(PolicySettings, total=False):
     token_cache_size: int
     max_key_sources: int
     clock: Callable[[], float] | None
+    on_event: EventHook | None
+    event_subject: bool
     replay_store: ReplayStore | AsyncReplayStore | str | None
     trusted_proxies: TrustedProxies | str | Iterable[str] | None
 
@@ -383,6 +403,10 @@ class _TokenCache(Generic[_V]):
             if len(data) > self.maxsize:
                 data.popitem(last=False)
 
+    def peek(self, token: str) -> _V | None:
+        """The entry for ``token``, without making it the most recently used."""
+        return self._data.get(token)
+
     def pop(self, token: str) -> None:
         """Forget ``token`` (nothing happens if it is not cached)."""
         self._data.pop(token, None)
@@ -466,6 +490,7 @@ class ValidatorCore:
             },
             max_sources=config.max_key_sources,
             lock_factory=lock_factory,
+            on_event=config.on_event,
         )
         size = config.token_cache_size
         self._cache: _TokenCache[_Cached] | None = _TokenCache(size) if size else None
@@ -485,15 +510,21 @@ class ValidatorCore:
         """A reader for a fetched response, with the size cap and the fetch's deadline."""
         return BodyReader(status, headers, limit=self.config.max_jwks_size, deadline=deadline)
 
-    def receive(self, pending: Pending, outcome: Response | BaseException) -> None:
-        """Hand the outcome of the fetch ``pending`` asked for to its key source."""
-        pending.source.receive(pending.request, outcome, self._clock())
+    def receive(
+        self, pending: Pending, outcome: Response | BaseException, duration: float | None = None
+    ) -> None:
+        """Hand the outcome of the fetch ``pending`` asked for (and its seconds) to its source."""
+        pending.source.receive(pending.request, outcome, self._clock(), duration=duration)
 
     def receive_for(
-        self, source: KeySource, request: FetchRequest, outcome: Response | BaseException
+        self,
+        source: KeySource,
+        request: FetchRequest,
+        outcome: Response | BaseException,
+        duration: float | None = None,
     ) -> None:
         """Hand the outcome of a :meth:`warm_up` fetch to its key source."""
-        source.receive(request, outcome, self._clock())
+        source.receive(request, outcome, self._clock(), duration=duration)
 
     def warm_up(self) -> list[tuple[KeySource, FetchRequest]]:
         """The fetches that would give every configured issuer fresh keys now."""
@@ -513,6 +544,65 @@ class ValidatorCore:
         """Empty the verified-token cache (keys stay cached)."""
         if self._cache is not None:
             self._cache.clear()
+
+    # -- events (only when an on_event hook is configured) -------------------------------
+
+    def cached(self, token: str) -> AccessToken | None:
+        """The verified token cached for ``token``, if any, to tell a hit from a miss."""
+        entry = self._cache.peek(token) if self._cache is not None else None
+        return entry.token if entry is not None else None
+
+    def observed(
+        self,
+        token: str,
+        outcome: AccessToken | ApiguardError,
+        cached: AccessToken | None,
+        duration: float,
+    ) -> None:
+        """Hand the hook the event of one validation (see :mod:`apiguard.events`).
+
+        ``cached`` is what :meth:`cached` said before the validation: the same token object
+        coming back means the cache answered.
+        """
+        hook = self.config.on_event
+        assert hook is not None
+        if isinstance(outcome, AccessToken):
+            header = outcome.header
+            event = ValidationEvent(
+                "accepted",
+                None,
+                outcome.issuer,
+                header.get("alg"),
+                header.get("kid"),
+                "hit" if outcome is cached else "miss",
+                duration,
+                outcome.subject if self.config.event_subject else None,
+            )
+        else:
+            header, iss = self._unverified(token)
+            alg, kid = header.get("alg"), header.get("kid")
+            event = ValidationEvent(
+                "unavailable" if isinstance(outcome, ServiceUnavailable) else "refused",
+                outcome.reason,
+                # Only a trusted issuer: an attacker's iss must not become a label.
+                iss if isinstance(iss, str) and iss in self._policies else None,
+                alg if isinstance(alg, str) else None,
+                kid[:256] if isinstance(kid, str) else None,
+                "miss" if cached is None else "hit",
+                duration,
+            )
+        emit(hook, event)
+
+    def _unverified(self, token: str) -> tuple[Mapping[str, Any], Any]:
+        """A refused token's header and ``iss`` as it states them (empty when unreadable)."""
+        try:
+            jws = decode_compact(token, max_size=self._max_size)
+        except ApiguardError:
+            return _NO_HEADER, None
+        try:
+            return jws.header, decode_json_object(jws.payload).get("iss")
+        except ApiguardError:
+            return jws.header, None
 
     def validate(self, token: str, request: Any = None) -> AccessToken | Pending:
         """Validate ``token``, or pause with the fetch that must come first.
@@ -540,7 +630,9 @@ class ValidatorCore:
                 policy = self.registry.policy(iss, request)
             return self._continue(jws, claims, policy, token, refresh=True)
         except BearerError as exc:
-            logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
+            logger.debug(
+                "token rejected: %s (%s)", exc.reason, exc.detail, extra={"reason": exc.reason}
+            )
             raise
 
     def resume(self, pending: Pending, *, refresh: bool = True) -> AccessToken | Pending:
@@ -556,7 +648,9 @@ class ValidatorCore:
                 fetched=fetched,
             )
         except BearerError as exc:
-            logger.debug("token rejected: %s (%s)", exc.reason, exc.detail)
+            logger.debug(
+                "token rejected: %s (%s)", exc.reason, exc.detail, extra={"reason": exc.reason}
+            )
             raise
 
     def _continue(

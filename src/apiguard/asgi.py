@@ -33,16 +33,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, Final, TypeVar, Unpack, overload
 
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ._core import Settings
+from ._health import needs_prefetch, readiness
 from ._request import (
     FORWARDED_HEADERS,
     OPTIONAL,
@@ -65,6 +66,7 @@ __all__ = [
     "TokenCredentials",
     "TokenUser",
     "get_token",
+    "readiness_endpoint",
     "requires",
     "requires_auth",
     "requires_permission",
@@ -664,3 +666,30 @@ def requires_step_up(
     ... async def security(request): ...
     """
     return requires(step_up(acr_values, max_age))
+
+
+def readiness_endpoint(validator: AsyncValidator) -> Callable[[Request], Awaitable[Response]]:
+    """A readiness probe endpoint for ``validator``: 200 when every issuer's keys can serve.
+
+    Mount it on a path of its own, outside any token requirement: ``Route("/ready",
+    readiness_endpoint(validator))`` in Starlette, ``app.add_route("/ready", ...)`` in
+    FastAPI. When some issuer has no keys yet, it fetches them first (at most once per
+    cooldown), so the first probes also warm the app up. The answer is JSON:
+    ``{"status": "ready" | "unavailable", "issuers": {issuer: {"state", "keys"}}}``, 503
+    while some issuer's keys are missing; fetch errors go to the log, not the answer.
+
+    >>> routes = [Route("/ready", readiness_endpoint(validator))]  # doctest: +SKIP
+    """
+    if not isinstance(validator, AsyncValidator):
+        raise ConfigurationError("validator: must be an apiguard.AsyncValidator")
+
+    async def ready(request: Request) -> Response:
+        health = validator.health()
+        if needs_prefetch(health):
+            health = await validator.prefetch()
+        answer = readiness(health)
+        return Response(
+            answer.body, answer.status_code, answer.headers, media_type=answer.media_type
+        )
+
+    return ready

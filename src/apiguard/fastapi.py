@@ -48,7 +48,15 @@ from starlette.staticfiles import StaticFiles
 
 from ._request import Requirement, check_rules, guard, run_async
 from ._rules import Rule, has_permissions, has_roles, step_up
-from .asgi import DPOP_KEY, METADATA_KEY, REALM_KEY, VALIDATOR_KEY, get_token, request_view
+from .asgi import (
+    DPOP_KEY,
+    METADATA_KEY,
+    REALM_KEY,
+    VALIDATOR_KEY,
+    get_token,
+    readiness_endpoint,
+    request_view,
+)
 from .bearer import DEFAULT_REALM, ErrorResponse, pick_realm, render_error
 from .claims import AccessToken, ClaimPath, check_match, check_scope_names
 from .errors import ApiguardError, BearerError, ConfigurationError, ServiceUnavailable
@@ -63,6 +71,7 @@ __all__ = [
     "check_routes",
     "describe_login",
     "install",
+    "readiness_endpoint",
     "serve_metadata",
     "swagger_ui",
 ]

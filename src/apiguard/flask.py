@@ -47,6 +47,7 @@ from flask import Blueprint, Flask, Request, Response, current_app, has_request_
 from werkzeug.local import LocalProxy
 
 from ._core import CONFIG_SETTINGS, POLICY_SETTINGS, Settings
+from ._health import needs_prefetch, readiness
 from ._request import (
     FORWARDED_HEADERS,
     PathExemptions,
@@ -76,6 +77,7 @@ __all__ = [
     "GuardState",
     "current_token",
     "protect",
+    "readiness_view",
     "requires",
     "requires_auth",
     "requires_permission",
@@ -707,3 +709,22 @@ current_token: AccessToken = cast(AccessToken, LocalProxy(_current_token))
 ApiGuard.__doc__ = (ApiGuard.__doc__ or "").format(
     settings=describe(SETTINGS, prefix=_CONFIG_PREFIX)
 )
+
+
+def readiness_view() -> Response:
+    """A readiness probe for the app's validator: 200 when every issuer's keys can serve.
+
+    Register it on a path of its own (it needs no token): ``app.add_url_rule("/ready",
+    view_func=readiness_view)``. When some issuer has no keys yet, it fetches them first
+    (at most once per cooldown), so the first probes also warm the app up. The answer is
+    JSON: ``{"status": "ready" | "unavailable", "issuers": {issuer: {"state", "keys"}}}``,
+    503 while some issuer's keys are missing; fetch errors go to the log, not the answer.
+
+    >>> app.add_url_rule("/ready", view_func=readiness_view)  # doctest: +SKIP
+    """
+    validator = _state(current_app).validator
+    health = validator.health()
+    if needs_prefetch(health):
+        health = validator.prefetch()
+    answer = readiness(health)
+    return Response(answer.body, answer.status_code, answer.headers, mimetype=answer.media_type)

@@ -49,6 +49,7 @@ from .errors import (
     UntrustedIssuer,
     WrongIssuer,
 )
+from .events import EventHook
 from .jwks import FetchRequest, KeySet, KeySource, is_safe_url
 from .jws import (
     ASYMMETRIC_ALGORITHMS,
@@ -652,8 +653,10 @@ class IssuerRegistry:
         source_settings: Mapping[str, float],
         max_sources: int,
         lock_factory: Callable[[], Any],
+        on_event: EventHook | None = None,
     ) -> None:
         self.policies: dict[str, Compiled] = {p.issuer: p.compiled for p in policies}
+        self._on_event = on_event
         self.resolver = resolver
         self._settings = dict(source_settings)
         self._max = max_sources
@@ -748,6 +751,7 @@ class IssuerRegistry:
                     **self._settings,
                 )
                 found.lock = self._lock_factory()
+                found.on_event = self._on_event
                 sources[key] = found
                 while len(sources) > self._max:
                     _, evicted = sources.popitem(last=False)

@@ -34,6 +34,7 @@ from .errors import (
     KeySetUnavailable,
     UnknownSigningKey,
 )
+from .events import EventHook, KeySourceEvent, emit
 from .jws import ASYMMETRIC_ALGORITHMS, UnusableKey, VerificationKey
 
 __all__ = [
@@ -319,6 +320,9 @@ class KeySource:
         self.jwks_uri = jwks_uri
         #: The shells' single-flight lock for this source (set by whoever creates it).
         self.lock: Any = None
+        #: The validator's ``on_event`` hook (set by whoever creates the source), or None.
+        self.on_event: EventHook | None = None
+        self._fetched_at = -math.inf
         self._discovery = discovery_urls(issuer)
         self._discovery_index = 0
         self.keys: KeySet | None = None
@@ -392,7 +396,10 @@ class KeySource:
         if key is None:
             # An unknown kid may mean the issuer rotated: look again, but at most once per
             # cooldown, and never for a kid too long to be real (a flood of junk kids).
-            if may_fetch and (kid is None or len(kid) <= MAX_KID_LENGTH):
+            refetch = may_fetch and (kid is None or len(kid) <= MAX_KID_LENGTH)
+            if self.on_event is not None:
+                self._unknown_kid(kid, held_back=fetch and not refetch)
+            if refetch:
                 return FetchRequest(self.jwks_uri, "jwks", self.generation)
             if self._last_error is not None:
                 raise KeySetUnavailable(
@@ -404,9 +411,18 @@ class KeySource:
             return FetchRequest(self.jwks_uri, "jwks", self.generation, optional=True)
         return key
 
+    def _unknown_kid(self, kid: str | None, *, held_back: bool) -> None:
+        assert self.on_event is not None
+        shown = None if kid is None else kid[:64]
+        emit(self.on_event, KeySourceEvent("unknown_kid", self.issuer, kid=shown))
+        if held_back:
+            emit(self.on_event, KeySourceEvent("cooldown_active", self.issuer, kid=shown))
+
     def _fetch_or_fail(self, url: str, purpose: Any, now: float, may_fetch: bool) -> FetchRequest:
         if may_fetch:
             return FetchRequest(url, purpose, self.generation)
+        if self.on_event is not None:
+            emit(self.on_event, KeySourceEvent("cooldown_active", self.issuer, purpose=purpose))
         raise KeySetUnavailable(
             f"no usable key set: {self._last_error or 'not fetched yet'}",
             retry_after=self._retry_after(now),
@@ -415,13 +431,22 @@ class KeySource:
     def _retry_after(self, now: float) -> int:
         return max(1, math.ceil(self._next_fetch - now))
 
-    def receive(self, request: FetchRequest, outcome: Response | BaseException, now: float) -> None:
+    def receive(
+        self,
+        request: FetchRequest,
+        outcome: Response | BaseException,
+        now: float,
+        *,
+        duration: float | None = None,
+    ) -> None:
         """Digest the outcome of ``request``: a response, or the exception the fetch raised.
 
         Never raises for a bad response: the failure is remembered (and logged), and
-        :meth:`lookup` turns it into the right error for each token.
+        :meth:`lookup` turns it into the right error for each token. ``duration`` is how
+        long the fetch took, in seconds (for events).
         """
         self.generation += 1
+        before = self.keys
         try:
             if isinstance(outcome, BaseException):
                 raise _FetchFailed(f"{outcome.__class__.__name__}: {outcome}")
@@ -430,7 +455,40 @@ class KeySource:
             else:
                 self._refreshed(outcome, now)
         except _FetchFailed as failure:
-            self._failed(request, str(failure), now)
+            self._failed(request, str(failure), now, duration)
+        else:
+            if self.on_event is not None:
+                self._fetched(request, before, duration)
+
+    def _fetched(
+        self, request: FetchRequest, before: KeySet | None, duration: float | None
+    ) -> None:
+        assert self.on_event is not None
+        jwks = request.purpose == "jwks"
+        keys = self.keys if jwks else None
+        emit(
+            self.on_event,
+            KeySourceEvent(
+                "fetch_succeeded",
+                self.issuer,
+                purpose=request.purpose,
+                url=request.url,
+                duration=duration,
+                keys=len(keys) if keys is not None else None,
+            ),
+        )
+        if jwks and before is not None and keys is not None:
+            old, new = _kids(before), _kids(keys)
+            if old != new:
+                emit(
+                    self.on_event,
+                    KeySourceEvent(
+                        "rotation_detected",
+                        self.issuer,
+                        added=tuple(sorted(new - old)),
+                        removed=tuple(sorted(old - new)),
+                    ),
+                )
 
     def _discovered(self, response: Response, now: float) -> None:
         if response.status == 404 and self._discovery_index + 1 < len(self._discovery):
@@ -456,6 +514,7 @@ class KeySource:
             raise _FetchFailed("JWKS has no usable signing key")
         ttl = self._ttl(response.headers.get("cache-control"))
         self.keys = keys
+        self._fetched_at = now
         self.fresh_until = now + ttl
         self._usable_until = now + ttl + self._s.max_stale
         self._next_fetch = now + self._s.cooldown
@@ -467,17 +526,43 @@ class KeySource:
             cache_control, cache_max_age=self._s.cache_max_age, cooldown=self._s.cooldown
         )
 
-    def _failed(self, request: FetchRequest, reason: str, now: float) -> None:
+    def _failed(
+        self, request: FetchRequest, reason: str, now: float, duration: float | None = None
+    ) -> None:
         self._last_error = reason
         self._next_fetch = now + self._s.cooldown
-        if request.purpose == "jwks" and self.keys is not None and now < self._usable_until:
-            logger.warning("JWKS refresh failed (%s); serving the last good keys", reason)
+        stale = request.purpose == "jwks" and self.keys is not None and now < self._usable_until
+        extra = {"issuer": self.issuer, "reason": reason, "duration": duration}
+        if stale:
+            logger.warning(
+                "JWKS refresh failed (%s); serving the last good keys", reason, extra=extra
+            )
         else:
-            logger.warning("%s fetch failed: %s", request.purpose, reason)
+            logger.warning("%s fetch failed: %s", request.purpose, reason, extra=extra)
+        hook = self.on_event
+        if hook is not None:
+            emit(
+                hook,
+                KeySourceEvent(
+                    "fetch_failed",
+                    self.issuer,
+                    purpose=request.purpose,
+                    url=request.url,
+                    duration=duration,
+                    error=reason,
+                ),
+            )
+            if stale:
+                age = now - self._fetched_at
+                emit(hook, KeySourceEvent("serving_stale", self.issuer, error=reason, age=age))
 
 
 class _FetchFailed(ValueError):
     pass
+
+
+def _kids(keys: KeySet) -> frozenset[str]:
+    return frozenset(key.kid or "" for key in keys.keys)
 
 
 def server_metadata(response: Response, issuer: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from .dpop import (
     check_replay,
     check_replay_async,
 )
-from .errors import ConfigurationError
+from .errors import ApiguardError, ConfigurationError
 
 if TYPE_CHECKING:
     from ._request import Validate
@@ -426,6 +426,22 @@ class Validator(_SyncClient, _Base):
     ) -> None:
         self._setup(issuer, issuers, dict(settings), threading.Lock)
         self._use_client(http_client, transport)
+        if self._core.config.on_event is not None:
+            # Chosen once: without a hook, validate() is the plain method, not a wrapper.
+            self.validate = self._observed  # type: ignore[method-assign]
+
+    def _observed(self, token: str, *, request: Any = None) -> AccessToken:
+        """:meth:`validate`, reporting the outcome to the ``on_event`` hook."""
+        core = self._core
+        started = time.perf_counter()
+        cached = core.cached(token)
+        try:
+            result = Validator.validate(self, token, request=request)
+        except ApiguardError as exc:
+            core.observed(token, exc, cached, time.perf_counter() - started)
+            raise
+        core.observed(token, result, cached, time.perf_counter() - started)
+        return result
 
     def validate(self, token: str, *, request: Any = None) -> AccessToken:
         """Validate ``token`` and return what it grants.
@@ -447,7 +463,9 @@ class Validator(_SyncClient, _Base):
             if lock.acquire(blocking=not request_.optional):
                 try:
                     if result.source.generation == request_.generation:
-                        self._core.receive(result, self._fetch(request_))
+                        started = time.perf_counter()
+                        outcome = self._fetch(request_)
+                        self._core.receive(result, outcome, time.perf_counter() - started)
                 finally:
                     lock.release()
                 result = self._core.resume(result)
@@ -499,7 +517,9 @@ class Validator(_SyncClient, _Base):
     def _warm(self, source: KeySource, request: FetchRequest) -> None:
         with source.lock:
             if source.generation == request.generation:
-                self._core.receive_for(source, request, self._fetch(request))
+                started = time.perf_counter()
+                outcome = self._fetch(request)
+                self._core.receive_for(source, request, outcome, time.perf_counter() - started)
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
         core = self._core
@@ -531,6 +551,21 @@ class AsyncValidator(_AsyncClient, _Base):
         # anyio.Lock binds to no event loop until first used, so it can be made here.
         self._setup(issuer, issuers, dict(settings), anyio.Lock)
         self._use_client(http_client, transport)
+        if self._core.config.on_event is not None:
+            self.validate = self._observed  # type: ignore[method-assign]
+
+    async def _observed(self, token: str, *, request: Any = None) -> AccessToken:
+        """:meth:`validate`, reporting the outcome to the ``on_event`` hook."""
+        core = self._core
+        started = time.perf_counter()
+        cached = core.cached(token)
+        try:
+            result = await AsyncValidator.validate(self, token, request=request)
+        except ApiguardError as exc:
+            core.observed(token, exc, cached, time.perf_counter() - started)
+            raise
+        core.observed(token, result, cached, time.perf_counter() - started)
+        return result
 
     async def validate(self, token: str, *, request: Any = None) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
@@ -543,7 +578,9 @@ class AsyncValidator(_AsyncClient, _Base):
                 continue
             async with lock:
                 if result.source.generation == request_.generation:
-                    self._core.receive(result, await self._fetch(request_))
+                    started = time.perf_counter()
+                    outcome = await self._fetch(request_)
+                    self._core.receive(result, outcome, time.perf_counter() - started)
             result = self._core.resume(result)
         return result
 
@@ -583,7 +620,9 @@ class AsyncValidator(_AsyncClient, _Base):
     async def _warm(self, source: KeySource, request: FetchRequest) -> None:
         async with source.lock:
             if source.generation == request.generation:
-                self._core.receive_for(source, request, await self._fetch(request))
+                started = time.perf_counter()
+                outcome = await self._fetch(request)
+                self._core.receive_for(source, request, outcome, time.perf_counter() - started)
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
         return await _afetch(

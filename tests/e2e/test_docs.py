@@ -6,6 +6,7 @@ import doctest
 import importlib
 import inspect
 import json
+import logging
 import re
 import subprocess
 import tomllib
@@ -38,6 +39,7 @@ from apiguard import errors
 from apiguard.testing import LocalIssuer, serve_issuer
 from examples.demo.servers import ROOT, Stack
 from examples.demo.walk import ORGANIZER
+from tests.django_setup import configure as configure_django
 
 DOCS = ROOT / "docs"
 PAGES = sorted(page for page in DOCS.rglob("*.md") if "screenshots" not in page.parts)
@@ -51,6 +53,24 @@ def blocks(page: Path, *languages: str) -> list[str]:
 
 def name(page: Path) -> str:
     return str(page.relative_to(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """Samples may configure logging (basicConfig, levels): undo it for the tests after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
 
 
 @pytest.fixture
@@ -258,9 +278,18 @@ def reference_modules() -> list[ModuleType]:
 @pytest.mark.parametrize("module", reference_modules(), ids=lambda m: m.__name__)
 def test_docstring_examples_run(module: ModuleType) -> None:
     """The examples in the docstrings the API reference shows run (doctest, SKIP respected)."""
-    finder = doctest.DocTestFinder()
+    if module.__name__ == "apiguard.django":
+        # Its examples need the process's one Django configuration, whatever ran before.
+        configure_django()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for test in finder.find(module):
+    # The module and its own objects only: imported objects are documented elsewhere.
+    tests = doctest.DocTestFinder(recurse=False).find(module)
+    for key, value in vars(module).items():
+        defined = inspect.isclass(value) or inspect.isfunction(value)
+        if defined and value.__module__ == module.__name__:
+            name = f"{module.__name__}.{key}"
+            tests += doctest.DocTestFinder().find(value, name, module=module, globs=vars(module))
+    for test in tests:
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
 

@@ -82,6 +82,7 @@ ANY_ISSUER = f'Bearer realm="api", DPoP realm="api", {ALGS}'
 CLAIM = error("invalid_token", "The access token has an invalid claim")
 OFF_AS_BEARER = f'Bearer realm="api", {CLAIM}, DPoP realm="api", {ALGS}'
 OFF_AS_DPOP = f'Bearer realm="api", DPoP realm="api", {CLAIM}, {ALGS}'
+REQUIRED = error("invalid_token", "The access token must be sent with DPoP")
 NOT_BOUND = error("invalid_token", "The access token is not bound to a DPoP key")
 
 ROWS = [
@@ -92,7 +93,7 @@ ROWS = [
         False,
         False,
         401,
-        f'DPoP realm="api", {error("invalid_token", "The access token must be sent with DPoP")}, algs="ES256"',
+        f'DPoP realm="api", {REQUIRED}, algs="ES256"',
         id="required-bearer-token",
     ),
     pytest.param(B, "Bearer", False, False, 200, None, id="allowed-bearer-token"),
