@@ -143,11 +143,12 @@ class Config:
         doc="put the token's sub in validation events (off: events carry no personal data)",
         kind="boolean",
     )
-    dpop: DPoPPolicy | DPoPMode = setting(
+    dpop: DPoPPolicy | DPoPMode | None = setting(
         "off",
         doc="DPoP (RFC 9449): off (a token with cnf is refused), allowed (Bearer and DPoP "
         "tokens), required (DPoP only), or an apiguard.dpop.DPoPPolicy; the framework layers "
-        "then read and check proofs on every request",
+        "then read and check proofs on every request; an IssuerPolicy's own dpop wins for "
+        "its tokens",
         kind="string",
     )
     replay_store: ReplayStore | AsyncReplayStore | str | None = setting(
@@ -219,7 +220,6 @@ class Settings(PolicySettings, total=False):
     clock: Callable[[], float] | None
     on_event: EventHook | None
     event_subject: bool
-    dpop: DPoPPolicy | DPoPMode
     replay_store: ReplayStore | AsyncReplayStore | str | None
     trusted_proxies: TrustedProxies | str | Iterable[str] | None
 
@@ -249,7 +249,10 @@ def build_config(
     unknown = sorted(set(settings) - CONFIG_SETTINGS.keys() - POLICY_SETTINGS.keys())
     if unknown:
         raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
-    per_issuer = {k: v for k, v in settings.items() if k in POLICY_SETTINGS}
+    # A setting of both kinds (dpop) is the validator's: issuers given by URL inherit it.
+    per_issuer = {
+        k: v for k, v in settings.items() if k in POLICY_SETTINGS and k not in CONFIG_SETTINGS
+    }
     wide = {k: v for k, v in settings.items() if k in CONFIG_SETTINGS}
     if issuer is not None and issuers is not None:
         raise fail("issuers", "give issuer= (one) or issuers= (several), not both")

@@ -985,6 +985,10 @@ class DPoPGate:
     Args:
         policy: the policy of the validator's issuers.
         issuers: issuer-specific policies, by exact issuer, overriding ``policy``.
+        others: whether issuers outside ``issuers`` are trusted too (a resolver), with
+            ``policy``; when False, ``policy`` is no issuer's unless ``issuers`` says so,
+            and the challenges of a request whose issuer is unknown (no token, or an
+            unreadable one) offer what the issuers in ``issuers`` accept.
         proxies: the proxies whose forwarded headers give the request URI, or None.
         clock: seconds since the epoch.
     """
@@ -996,10 +1000,14 @@ class DPoPGate:
         policy: DPoPPolicy,
         *,
         issuers: Mapping[str, DPoPPolicy] | None = None,
+        others: bool = True,
         proxies: TrustedProxies | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         policies = [policy, *(issuers or {}).values()]
+        # Offered before the issuer is known: DPoP when any issuer accepts it (with the
+        # union of their algorithms), Bearer when any issuer does.
+        serving = policies if others or not issuers else policies[1:]
         if not all(isinstance(item, DPoPPolicy) for item in policies):
             raise ConfigurationError("dpop: must be a DPoPPolicy or a mode")
         if proxies is not None and not isinstance(proxies, TrustedProxies):
@@ -1010,7 +1018,7 @@ class DPoPGate:
         self.proxies = proxies
         self._clock = clock
         #: For a request whose issuer is not known yet (no token, or a malformed one).
-        self.offers_bearer, self.algs = _modes_of(policies)
+        self.offers_bearer, self.algs = _modes_of(serving)
 
     @property
     def enabled(self) -> bool:

@@ -39,6 +39,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from ._settings import fail, number, setting, settings_of, strings
 from .claims import DEFAULT_SCOPE_CLAIMS, AccessToken, ClaimPath, claim_paths
+from .dpop import DPoPMode, DPoPPolicy
 from .errors import (
     BearerError,
     ConfigurationError,
@@ -101,6 +102,7 @@ class PolicySettings(TypedDict, total=False):
     claims_validator: Callable[[AccessToken], object] | None
     token_mode: Literal["jwt", "introspection", "auto"]
     introspection: Introspection | None
+    dpop: DPoPPolicy | DPoPMode | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,12 @@ class IssuerPolicy:
         "that check revocation",
         kind="object",
     )
+    dpop: DPoPPolicy | DPoPMode | None = setting(
+        None,
+        doc="DPoP (RFC 9449) for this issuer's tokens: off, allowed, required or an "
+        "apiguard.dpop.DPoPPolicy; None takes the validator's dpop",
+        kind="string",
+    )
     _compiled: Compiled = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -251,6 +259,8 @@ class Compiled:
     scope_claims: tuple[str, ...]
     role_claims: tuple[ClaimPath, ...]
     claims_validator: Callable[[AccessToken], object] | None
+    #: This issuer's own DPoP policy, or None to take the validator's.
+    dpop: DPoPPolicy | None
     token_mode: str = "jwt"
     introspection: Introspection | None = None
     #: What identifies this issuer's key source: two policies alike share one.
@@ -306,7 +316,17 @@ def _compile(policy: IssuerPolicy) -> Compiled:
         claims_validator=_callable("claims_validator", policy.claims_validator),
         token_mode=policy.token_mode,
         introspection=_introspection(policy),
+        dpop=dpop_policy(policy.dpop),
     )
+
+
+def dpop_policy(value: Any) -> DPoPPolicy | None:
+    """A ``dpop`` setting as a :class:`DPoPPolicy` (None stays None: "inherit")."""
+    if value is None or isinstance(value, DPoPPolicy):
+        return value
+    if value not in ("off", "allowed", "required"):
+        raise fail("dpop", f"must be 'off', 'allowed', 'required' or a DPoPPolicy, not {value!r}")
+    return DPoPPolicy(mode=value)
 
 
 def _role_claims(value: Any) -> tuple[ClaimPath, ...]:
@@ -729,6 +749,10 @@ class IssuerRegistry:
         if not isinstance(resolved, IssuerPolicy):
             logger.error("issuer resolver returned %s, not an IssuerPolicy", type(resolved))
             raise IssuerResolutionFailed("issuer resolver returned no IssuerPolicy")
+        if resolved.compiled.dpop is not None:
+            # The request path knows the DPoP policies of configured issuers only.
+            logger.error("issuer resolver returned a policy with its own dpop: refused")
+            raise IssuerResolutionFailed("a resolved IssuerPolicy must not set dpop")
         if resolved.issuer != iss:
             logger.warning(
                 "issuer resolver returned the policy of %r for iss %r: refused",

@@ -26,6 +26,7 @@ import httpx
 from ._core import (
     CONFIG_SETTINGS,
     POLICY_SETTINGS,
+    Config,
     Pending,
     Settings,
     ValidatorCore,
@@ -38,7 +39,6 @@ from .dpop import (
     AsyncRedisReplayStore,
     AsyncReplayStore,
     DPoPGate,
-    DPoPMode,
     DPoPPolicy,
     MemoryReplayStore,
     RedisReplayStore,
@@ -52,7 +52,7 @@ from .errors import ApiguardError, ConfigurationError
 if TYPE_CHECKING:
     from ._request import Validate
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
-from .issuers import IssuerHealth, IssuerPolicy
+from .issuers import IssuerHealth, IssuerPolicy, dpop_policy
 from .jwks import BodyReader, FetchRequest, KeySource, Response
 
 __all__ = ["AsyncIntrospector", "AsyncValidator", "Introspector", "Validator"]
@@ -184,19 +184,25 @@ async def _afetch(
         return exc
 
 
-def _dpop_gate(
-    dpop: DPoPPolicy | DPoPMode,
-    proxies: TrustedProxies | str | Iterable[str] | None,
-    clock: Callable[[], float],
-) -> DPoPGate | None:
-    policy = dpop if isinstance(dpop, DPoPPolicy) else DPoPPolicy(mode=dpop)
-    if policy.mode == "off":
+def _dpop_gate(config: Config) -> DPoPGate | None:
+    """The gate of the validator's DPoP policies, or None when every issuer's mode is off."""
+    wide = dpop_policy(config.dpop) or DPoPPolicy()
+    # Every configured issuer maps to the policy its tokens get (its own, or the
+    # validator's): the request path then looks one dict up per token, as before.
+    issuers = {p.issuer: p.compiled.dpop or wide for p in config.policies}
+    # Resolved issuers always take the validator's policy (the resolver refuses others).
+    others = config.resolver is not None
+    modes = {policy.mode for policy in issuers.values()} | ({wide.mode} if others else set())
+    proxies = config.trusted_proxies
+    if modes <= {"off"}:
         if proxies is not None:
             raise ConfigurationError("trusted_proxies: only used with dpop 'allowed' or 'required'")
         return None
     if proxies is not None and not isinstance(proxies, TrustedProxies):
         proxies = TrustedProxies(proxies)  # addresses: X-Forwarded-Proto/Host from them
-    return DPoPGate(policy, proxies=proxies, clock=clock)
+    return DPoPGate(
+        wide, issuers=issuers, others=others, proxies=proxies, clock=config.clock or time.time
+    )
 
 
 def _client(client: Any, transport: Any, client_type: type, transport_type: type) -> Any:
@@ -300,7 +306,7 @@ class _Base:
         config = build_config(
             issuer=issuer, issuers=issuers, owner=self.__class__.__name__, **settings
         )
-        self._dpop = _dpop_gate(config.dpop, config.trusted_proxies, config.clock or time.time)
+        self._dpop = _dpop_gate(config)
         gate = self._dpop
         self._core = ValidatorCore(
             config,
