@@ -856,6 +856,9 @@ class AsyncIntrospector(_AsyncClient, _IntrospectorBase):
         return result
 
 
+# A setting of both kinds (dpop) is listed once, as the validator's: issuers given by URL
+# inherit it.
 Validator.__doc__ = (Validator.__doc__ or "").format(
-    policy=describe(POLICY_SETTINGS), wide=describe(CONFIG_SETTINGS)
+    policy=describe({k: v for k, v in POLICY_SETTINGS.items() if k not in CONFIG_SETTINGS}),
+    wide=describe(CONFIG_SETTINGS),
 )
