@@ -347,10 +347,20 @@ def decode_compact(
     head, payload, signature = segments
     if not head:
         raise MalformedToken("empty header")
+    # _decode_standard, written out twice: this runs for every token that is not cached.
+    payload_rest = len(payload) & 3
+    signature_rest = len(signature) & 3
+    if (
+        payload_rest == 1
+        or signature_rest == 1
+        or (payload_rest and payload[-1] not in _CANONICAL_LAST[payload_rest])
+        or (signature_rest and signature[-1] not in _CANONICAL_LAST[signature_rest])
+    ):
+        raise MalformedToken("bad base64url")
     try:
-        payload_bytes = _decode_standard(payload)
-        signature_bytes = _decode_standard(signature)
-    except (ValueError, binascii.Error):
+        payload_bytes = _a2b(payload + _PADDING[payload_rest], strict_mode=True)
+        signature_bytes = _a2b(signature + _PADDING[signature_rest], strict_mode=True)
+    except binascii.Error:
         raise MalformedToken("bad base64url") from None
     header = _decode_header(head)
     alg = header["alg"]
@@ -358,7 +368,12 @@ def decode_compact(
     if alg not in algorithms:
         raise AlgorithmNotAllowed(f"alg {alg[:20]!r} is not allowed")
     signing_input = raw[: len(head) + 1 + len(payload)]
-    return CompactJWS(header, payload_bytes, signature_bytes, signing_input)
+    # tuple.__new__ skips the named tuple's Python-level __new__.
+    return _tuple_new(CompactJWS, (header, payload_bytes, signature_bytes, signing_input))
+
+
+_a2b: Final = binascii.a2b_base64
+_tuple_new: Final = tuple.__new__
 
 
 @functools.lru_cache(maxsize=64)
@@ -435,12 +450,15 @@ class VerificationKey:
             AlgorithmNotAllowed: the header's ``alg`` is not one this key may verify.
             InvalidSignature: the signature does not verify.
         """
-        alg = jws.alg
+        self.verify_signature(jws.alg, jws.signature, jws.signing_input)
+
+    def verify_signature(self, alg: str, signature: bytes, signing_input: bytes) -> None:
+        """Check ``signature`` over ``signing_input`` with ``alg`` (see :meth:`verify`)."""
         check = self._checks.get(alg)
         if check is None:
             raise AlgorithmNotAllowed(f"alg {alg} does not fit key {self.kid!r} ({self.kty})")
         try:
-            check(jws.signature, jws.signing_input)
+            check(signature, signing_input)
         except (_BadSignature, ValueError, TypeError):
             raise InvalidSignature(f"signature does not verify with key {self.kid!r}") from None
 

@@ -488,7 +488,9 @@ class Validator(_SyncClient, _Base):
             KeySetUnavailable, IntrospectionFailed: the issuer's keys or introspection
                 endpoint cannot be had; answer 503.
         """
-        result = self._settle(self._validate(token, request))
+        result = self._validate(token, request)
+        if not isinstance(result, AccessToken):  # a fetch first (a hit never needs one)
+            result = self._settle(result)
         if check_revocation:
             self.check_revocation(token, result)
         return result
@@ -633,7 +635,9 @@ class AsyncValidator(_AsyncClient, _Base):
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
-        result = await self._settle(self._validate(token, request))
+        result = self._validate(token, request)
+        if not isinstance(result, AccessToken):  # a fetch first (a hit never needs one)
+            result = await self._settle(result)
         if check_revocation:
             await self.check_revocation(token, result)
         return result
