@@ -36,7 +36,6 @@ from typing import Any, Final, NamedTuple
 from cryptography.exceptions import InvalidSignature as _BadSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
@@ -599,6 +598,26 @@ class VerificationKey:
         return cls(kid, "OKP", candidates, key, _fingerprint(public))
 
 
+def der_signature(r: bytes, s: bytes) -> bytes:
+    """The DER ``Ecdsa-Sig-Value`` (RFC 3279) of the big-endian integers ``r`` and ``s``.
+
+    What ``encode_dss_signature(int(r), int(s))`` gives, built from the bytes directly: half
+    the cost, on every ECDSA token.
+    """
+    r = r.lstrip(b"\0")
+    s = s.lstrip(b"\0")
+    # A DER INTEGER is minimal and signed: a leading 0 byte when the high bit is set (and
+    # the single byte 0 for zero).
+    if not r or r[0] & 0x80:
+        r = b"\0" + r
+    if not s or s[0] & 0x80:
+        s = b"\0" + s
+    body = b"".join((b"\x02", bytes((len(r),)), r, b"\x02", bytes((len(s),)), s))
+    # P-521's two 66-byte integers pass 127 bytes: the long form of the length.
+    length = bytes((len(body),)) if len(body) < 0x80 else bytes((0x81, len(body)))
+    return b"\x30" + length + body
+
+
 def _checker(alg: str, key: Any) -> _Check:
     """The signature check of ``alg`` with ``key``, everything but the inputs prebuilt."""
     if alg in _HMAC_DIGESTS:
@@ -636,9 +655,7 @@ def _checker(alg: str, key: Any) -> _Check:
         # (cryptography takes the DER form). Any other length is not a JWS signature.
         if len(signature) != 2 * size:
             raise _BadSignature
-        r = int.from_bytes(signature[:size], "big")
-        s = int.from_bytes(signature[size:], "big")
-        key.verify(encode_dss_signature(r, s), message, ecdsa)
+        key.verify(der_signature(signature[:size], signature[size:]), message, ecdsa)
 
     return check_ecdsa
 
