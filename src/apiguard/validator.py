@@ -315,6 +315,9 @@ class _Base:
         )
         # Bound once: a cache hit is short enough for a second attribute lookup to show.
         self._validate = self._core.validate
+        #: Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured).
+        #: Read on every request by the layers: a plain attribute, not a property.
+        self.wants_request: bool = config.resolver is not None
         replay_store = config.replay_store
         self._replay_store: Any = None
         #: A store built here from a URL is closed with the validator.
@@ -361,11 +364,6 @@ class _Base:
     def clock(self) -> Callable[[], float]:
         """The clock validation runs on, in seconds since the epoch; time rules use it too."""
         return self._core.config.clock or time.time
-
-    @property
-    def wants_request(self) -> bool:
-        """Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured)."""
-        return self._core.config.resolver is not None
 
     def health(self) -> dict[str, IssuerHealth]:
         """Per issuer, whether its keys are ``fresh``, ``stale`` or ``missing``.
