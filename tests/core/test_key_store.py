@@ -19,6 +19,7 @@ from apiguard import (
     AsyncRedisKeyStore,
     AsyncValidator,
     ConfigurationError,
+    KeySetUnavailable,
     KeyStore,
     MemoryKeyStore,
     RedisKeyStore,
@@ -248,9 +249,8 @@ def test_a_failed_fetch_is_not_stored(issuer: LocalIssuer, store: SpyStore) -> N
     import httpx
 
     issuer.jwks_override = httpx.Response(503)
-    with issuer.validator(key_store=store) as validator:
-        with pytest.raises(Exception, match="503|keys"):
-            validator.validate(issuer.token())
+    with issuer.validator(key_store=store) as validator, pytest.raises(KeySetUnavailable):
+        validator.validate(issuer.token())
     assert [key.split(":")[0] for key, _, _ in store.writes] == ["discovery"]
 
 
@@ -446,9 +446,7 @@ HOSTILE_DOCUMENTS = [
         id="jwks-empty",
     ),
     pytest.param(
-        lambda i: {
-            i.jwks_uri: _stored(i, i.jwks_uri, {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})
-        },
+        lambda i: {i.jwks_uri: _stored(i, i.jwks_uri, {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})},
         "stored jwks: JWKS has no usable signing key",
         id="jwks-shared-secret",
     ),
@@ -612,11 +610,14 @@ async def test_an_unreachable_redis_is_a_connection_error(
 ) -> None:
     """Redis's own errors are translated once, into a ConnectionError naming Redis."""
     store = store_type(redis_free_url, timeout=0.5)
-    for call in (lambda: store.get("k"), lambda: store.set("k", b"v", 1)):
-        with pytest.raises(ConnectionError, match="^Redis: ConnectionError$"):
-            answer = call()
-            if store_type is AsyncRedisKeyStore:
-                await answer
+
+    async def answer(value: Any) -> Any:
+        return await value if store_type is AsyncRedisKeyStore else value
+
+    with pytest.raises(ConnectionError, match=r"^Redis: ConnectionError$"):
+        await answer(store.get("k"))
+    with pytest.raises(ConnectionError, match=r"^Redis: ConnectionError$"):
+        await answer(store.set("k", b"v", 1))
     if store_type is AsyncRedisKeyStore:
         await store.aclose()
     else:

@@ -33,7 +33,8 @@ class Pool:
 
     def validate(self, token: str, workers: range | list[int]) -> list[str]:
         """Hand ``token`` to these workers at once; what each answered."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.write(json.dumps({"token": token, "workers": list(workers)}) + "\n")
         self.process.stdin.flush()
         answers: list[str] = json.loads(self.process.stdout.readline())["answers"]
