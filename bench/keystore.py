@@ -9,12 +9,11 @@ fetches they make without a store and with one they share.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from apiguard import MemoryKeyStore, Validator
+from apiguard import MemoryKeyStore
 from apiguard.testing import LocalIssuer
 
-from ._util import Row, interleaved
+from ._util import Row
+from .events import hits_and_misses
 
 AUDIENCE = "https://bench.example/api"
 WORKERS = 64
@@ -28,13 +27,7 @@ def run(calls: int = 2000) -> list[Row]:
         "no key store": issuer.validator(),
         "key store": issuer.validator(key_store=MemoryKeyStore()),
     }
-    for validator in validators.values():
-        for _ in range(2):  # keys fetched, and the first token admitted to the cache
-            validator.validate(tokens[0])
-    hits = interleaved({n: _hits(v, tokens[0], calls) for n, v in validators.items()}, calls)
-    misses = interleaved({n: _misses(v, tokens) for n, v in validators.items()}, calls)
-    for validator in validators.values():
-        validator.close()
+    hits, misses = hits_and_misses(validators, tokens, calls)
     rows: list[Row] = []
     for path, times in (("hit", hits), ("miss", misses)):
         base, shared = times["no key store"], times["key store"]
@@ -73,20 +66,3 @@ def _cold_fetches(issuer: LocalIssuer, store: MemoryKeyStore | None) -> int:
         with issuer.validator(key_store=store) as validator:
             validator.validate(token)
     return issuer.requests["/.well-known/jwks.json"] - before
-
-
-def _hits(validator: Validator, token: str, calls: int) -> Callable[[], None]:
-    def loop() -> None:
-        for _ in range(calls):
-            validator.validate(token)
-
-    return loop
-
-
-def _misses(validator: Validator, tokens: list[str]) -> Callable[[], None]:
-    def loop() -> None:
-        validator.cache_clear()
-        for token in tokens:
-            validator.validate(token)
-
-    return loop

@@ -44,17 +44,20 @@ class _RedisStore:
 
     #: How errors name the store ("replay store: ...").
     _label = "replay store"
+    #: The prefix of the keys unless one is given.
+    _prefix = "apiguard:dpop:"
+    _asynchronous = False
 
     def __init__(
         self,
-        url: str | None,
+        url: str | None = None,
         *,
-        client: Any,
-        prefix: str,
-        timeout: float,
-        asynchronous: bool,
+        client: Any = None,
+        prefix: str | None = None,
+        timeout: float = 1.0,
     ) -> None:
         label = self._label
+        prefix = self._prefix if prefix is None else prefix
         if (url is None) == (client is None):
             raise ConfigurationError(f"{label}: give either a redis:// URL or a client")
         if url is not None and (not isinstance(url, str) or not url.startswith(_SCHEMES)):
@@ -71,8 +74,8 @@ class _RedisStore:
         self._errors = (redis.RedisError, OSError, TimeoutError)
         self._owns_client = client is None
         if client is None:
-            module = redis.asyncio if asynchronous else redis
-            # No retries: a request waits on Redis at most ``timeout``, then answers 503.
+            module = redis.asyncio if self._asynchronous else redis
+            # No retries: a request waits on Redis at most ``timeout``, then goes on without.
             client = module.Redis.from_url(
                 url,
                 socket_timeout=timeout,
@@ -92,7 +95,23 @@ class _RedisStore:
         return f"{self.__class__.__name__}(prefix={self.prefix!r})"
 
 
-class RedisReplayStore(_RedisStore):
+class _SyncStore(_RedisStore):
+    def close(self) -> None:
+        """Close the connections, unless the client was given by the caller."""
+        if self._owns_client:
+            self._client.close()
+
+
+class _AsyncStore(_RedisStore):
+    _asynchronous = True
+
+    async def aclose(self) -> None:
+        """Close the connections, unless the client was given by the caller."""
+        if self._owns_client:
+            await self._client.aclose()
+
+
+class RedisReplayStore(_SyncStore):
     """A replay store shared through Redis, for synchronous code (Flask, WSGI).
 
     Each proof is one ``SET <prefix><key> 1 NX PX <window>``: atomic, so two workers that
@@ -101,7 +120,8 @@ class RedisReplayStore(_RedisStore):
     Args:
         url: a ``redis://`` (or ``rediss://``, ``unix://``) URL.
         client: a ready ``redis.Redis`` instead of ``url`` (not closed by :meth:`close`).
-        prefix: the prefix of the keys, to share a Redis with other data.
+        prefix: the prefix of the keys, to share a Redis with other data (default
+            ``apiguard:dpop:``).
         timeout: seconds to connect and to wait for an answer; past it, 503.
 
     Raises:
@@ -110,16 +130,6 @@ class RedisReplayStore(_RedisStore):
 
     >>> store = RedisReplayStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        client: Any = None,
-        prefix: str = "apiguard:dpop:",
-        timeout: float = 1.0,
-    ) -> None:
-        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=False)
 
     def add(self, key: str, ttl: float) -> bool:
         """Remember ``key`` for ``ttl`` seconds; False if it is remembered already.
@@ -133,13 +143,8 @@ class RedisReplayStore(_RedisStore):
             raise self._unavailable(exc) from None
         return bool(stored)
 
-    def close(self) -> None:
-        """Close the connections, unless the client was given by the caller."""
-        if self._owns_client:
-            self._client.close()
 
-
-class AsyncRedisReplayStore(_RedisStore):
+class AsyncRedisReplayStore(_AsyncStore):
     """A replay store shared through Redis, for async code (Starlette, FastAPI).
 
     Takes the same arguments as :class:`RedisReplayStore` (``client`` a
@@ -147,16 +152,6 @@ class AsyncRedisReplayStore(_RedisStore):
 
     >>> store = AsyncRedisReplayStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        client: Any = None,
-        prefix: str = "apiguard:dpop:",
-        timeout: float = 1.0,
-    ) -> None:
-        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=True)
 
     async def add(self, key: str, ttl: float) -> bool:
         """Remember ``key`` for ``ttl`` seconds; False if it is remembered already.
@@ -170,17 +165,8 @@ class AsyncRedisReplayStore(_RedisStore):
             raise self._unavailable(exc) from None
         return bool(stored)
 
-    async def aclose(self) -> None:
-        """Close the connections, unless the client was given by the caller."""
-        if self._owns_client:
-            await self._client.aclose()
 
-
-class _KeyStore(_RedisStore):
-    _label = "key store"
-
-
-class RedisKeyStore(_KeyStore):
+class RedisKeyStore(_SyncStore):
     """A key store shared through Redis, for synchronous code (Flask, Django, WSGI).
 
     Each fetch step of a validator is one ``GET <prefix><key>``; a document fetched from
@@ -191,7 +177,8 @@ class RedisKeyStore(_KeyStore):
     Args:
         url: a ``redis://`` (or ``rediss://``, ``unix://``) URL.
         client: a ready ``redis.Redis`` instead of ``url`` (not closed by :meth:`close`).
-        prefix: the prefix of the keys, to share a Redis with other data.
+        prefix: the prefix of the keys, to share a Redis with other data (default
+            ``apiguard:keys:``).
         timeout: seconds to connect and to wait for an answer; past it, the validator
             fetches from the issuer instead.
 
@@ -207,15 +194,8 @@ class RedisKeyStore(_KeyStore):
         a password (or ACL user) and TLS (``rediss://``) beyond one machine.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        client: Any = None,
-        prefix: str = "apiguard:keys:",
-        timeout: float = 1.0,
-    ) -> None:
-        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=False)
+    _label = "key store"
+    _prefix = "apiguard:keys:"
 
     def get(self, key: str) -> bytes | None:
         """The document stored under ``key``, or None.
@@ -240,13 +220,8 @@ class RedisKeyStore(_KeyStore):
         except self._errors as exc:
             raise self._no_answer(exc) from None
 
-    def close(self) -> None:
-        """Close the connections, unless the client was given by the caller."""
-        if self._owns_client:
-            self._client.close()
 
-
-class AsyncRedisKeyStore(_KeyStore):
+class AsyncRedisKeyStore(_AsyncStore):
     """A key store shared through Redis, for async code (Starlette, FastAPI).
 
     Takes the same arguments as :class:`RedisKeyStore` (``client`` a
@@ -255,15 +230,8 @@ class AsyncRedisKeyStore(_KeyStore):
     >>> store = AsyncRedisKeyStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        client: Any = None,
-        prefix: str = "apiguard:keys:",
-        timeout: float = 1.0,
-    ) -> None:
-        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=True)
+    _label = "key store"
+    _prefix = "apiguard:keys:"
 
     async def get(self, key: str) -> bytes | None:
         """The document stored under ``key``, or None (see :meth:`RedisKeyStore.get`)."""
@@ -279,8 +247,3 @@ class AsyncRedisKeyStore(_KeyStore):
             await self._client.set(self.prefix + key, value, px=_expiry(ttl))
         except self._errors as exc:
             raise self._no_answer(exc) from None
-
-    async def aclose(self) -> None:
-        """Close the connections, unless the client was given by the caller."""
-        if self._owns_client:
-            await self._client.aclose()

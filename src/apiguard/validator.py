@@ -16,7 +16,7 @@ import inspect
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Required, Self, TypedDict, Unpack
 
@@ -522,7 +522,8 @@ class Validator(_SyncClient, _Base):
             if lock.acquire(blocking=not request_.optional):
                 try:
                     if result.source.generation == request_.generation:
-                        self._fetch_into(result.source, request_, (result.jws.kid, result.jws.alg))
+                        wanted = (result.jws.kid, result.jws.alg)
+                        self._run(self._shared.steps(result.source, request_, wanted))
                 finally:
                     lock.release()
                 result = self._core.resume(result)
@@ -591,16 +592,10 @@ class Validator(_SyncClient, _Base):
     def _warm(self, source: KeySource, request: FetchRequest) -> None:
         with source.lock:
             if source.generation == request.generation:
-                self._fetch_into(source, request)
+                self._run(self._shared.steps(source, request))
 
-    def _fetch_into(
-        self,
-        source: KeySource,
-        request: FetchRequest,
-        wanted: tuple[str | None, str] | None = None,
-    ) -> None:
-        """The fetch step (under the source's lock): the key store's plan, performed."""
-        steps = self._shared.steps(source, request, wanted)
+    def _run(self, steps: Generator[Step, Any, None]) -> None:
+        """Perform a fetch step's plan (under the source's lock): store calls and the fetch."""
         answer: Any = None
         with contextlib.suppress(StopIteration):
             while True:
@@ -687,9 +682,8 @@ class AsyncValidator(_AsyncClient, _Base):
                 continue
             async with lock:
                 if result.source.generation == request_.generation:
-                    await self._fetch_into(
-                        result.source, request_, (result.jws.kid, result.jws.alg)
-                    )
+                    wanted = (result.jws.kid, result.jws.alg)
+                    await self._run(self._shared.steps(result.source, request_, wanted))
             result = self._core.resume(result)
         return result
 
@@ -737,16 +731,10 @@ class AsyncValidator(_AsyncClient, _Base):
     async def _warm(self, source: KeySource, request: FetchRequest) -> None:
         async with source.lock:
             if source.generation == request.generation:
-                await self._fetch_into(source, request)
+                await self._run(self._shared.steps(source, request))
 
-    async def _fetch_into(
-        self,
-        source: KeySource,
-        request: FetchRequest,
-        wanted: tuple[str | None, str] | None = None,
-    ) -> None:
-        """The fetch step (see :meth:`Validator._fetch_into`), awaited."""
-        steps = self._shared.steps(source, request, wanted)
+    async def _run(self, steps: Generator[Step, Any, None]) -> None:
+        """Perform a fetch step's plan (see :meth:`Validator._run`), awaited."""
         answer: Any = None
         with contextlib.suppress(StopIteration):
             while True:

@@ -411,47 +411,49 @@ def _fixed_per_url(issuer: LocalIssuer, documents: dict[str, bytes]) -> KeyStore
     return store
 
 
+def _discovered(**changes: Any) -> Any:
+    """A stored discovery document of the issuer, with these changes (or this body)."""
+
+    def documents(local: LocalIssuer) -> dict[str, bytes]:
+        url = local.issuer + DISCOVERY[1:]
+        body = changes.get("body", _discovery(local, **changes))
+        return {url: _stored(local, url, body)}
+
+    return documents
+
+
+def _key_set(body: Any) -> Any:
+    """A stored JWKS of the issuer with this body."""
+    return lambda local: {local.jwks_uri: _stored(local, local.jwks_uri, body)}
+
+
 HOSTILE_DOCUMENTS = [
     pytest.param(
-        lambda i: {i.issuer + DISCOVERY[1:]: _stored(i, i.issuer + DISCOVERY[1:], "[]")},
+        _discovered(body="[]"),
         "stored discovery: discovery document is not a JSON object",
         id="discovery-not-an-object",
     ),
     pytest.param(
-        lambda i: {
-            i.issuer + DISCOVERY[1:]: _stored(
-                i, i.issuer + DISCOVERY[1:], _discovery(i, issuer="https://attacker.test/")
-            )
-        },
+        _discovered(issuer="https://attacker.test/"),
         "stored discovery: discovery document names another issuer",
         id="discovery-of-another-issuer",
     ),
     pytest.param(
-        lambda i: {
-            i.issuer + DISCOVERY[1:]: _stored(
-                i, i.issuer + DISCOVERY[1:], _discovery(i, jwks_uri="http://attacker.test/jwks")
-            )
-        },
+        _discovered(jwks_uri="http://attacker.test/jwks"),
         "stored discovery: discovery document has no usable https jwks_uri",
         id="discovery-jwks-uri-not-https",
     ),
+    pytest.param(_key_set(b"not json"), "stored jwks: JWKS is not JSON", id="jwks-not-json"),
     pytest.param(
-        lambda i: {i.jwks_uri: _stored(i, i.jwks_uri, b"not json")},
-        "stored jwks: JWKS is not JSON",
-        id="jwks-not-json",
+        _key_set({"keys": []}), "stored jwks: JWKS has no usable signing key", id="jwks-empty"
     ),
     pytest.param(
-        lambda i: {i.jwks_uri: _stored(i, i.jwks_uri, {"keys": []})},
-        "stored jwks: JWKS has no usable signing key",
-        id="jwks-empty",
-    ),
-    pytest.param(
-        lambda i: {i.jwks_uri: _stored(i, i.jwks_uri, {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})},
+        _key_set({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
         "stored jwks: JWKS has no usable signing key",
         id="jwks-shared-secret",
     ),
     pytest.param(
-        lambda i: {i.jwks_uri: _stored(i, i.jwks_uri, {"keys": [{}] * 101})},
+        _key_set({"keys": [{}] * 101}),
         "stored jwks: JWKS has 101 keys, more than 100",
         id="jwks-too-many-keys",
     ),
