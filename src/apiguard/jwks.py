@@ -278,9 +278,13 @@ class StoredDocument:
 
     @staticmethod
     def key(request: FetchRequest) -> str:
-        """The store key of what ``request`` fetches: its purpose and the SHA-256 of its URL."""
+        """The store key of what ``request`` fetches: the format, its purpose, its URL's SHA-256.
+
+        The format version is in the key, so that two versions of apiguard sharing a store
+        during an upgrade each read their own values, never warn about the other's.
+        """
         digest = hashlib.sha256(request.url.encode()).hexdigest()
-        return f"{request.purpose}:{digest}"
+        return f"v1:{request.purpose}:{digest}"
 
     def encode(self) -> bytes:
         """The bytes a store keeps: a versioned JSON header line, then the body as fetched."""

@@ -115,7 +115,7 @@ def test_one_worker_fetches_and_the_others_read_the_store(
     for validator in workers:
         assert validator.validate(token).subject == "auth0|user-1"
     assert fetches(issuer) == (1, 1)
-    assert [key.split(":")[0] for key, _, _ in store.writes] == ["discovery", "jwks"]
+    assert [key.split(":")[1] for key, _, _ in store.writes] == ["discovery", "jwks"]
 
 
 @pytest.mark.anyio
@@ -226,19 +226,19 @@ def test_documents_are_stored_for_their_freshness(issuer: LocalIssuer, store: Sp
     )
     with issuer.validator(key_store=store) as validator:
         validator.validate(issuer.token())
-    ttls = {key.split(":")[0]: ttl for key, _, ttl in store.writes}
+    ttls = {key.split(":")[1]: ttl for key, _, ttl in store.writes}
     assert ttls == {"discovery": 600.0, "jwks": 120.0}
 
 
 def test_only_public_documents_are_stored_under_hashed_urls(
     issuer: LocalIssuer, store: SpyStore
 ) -> None:
-    """Keys are the purpose and SHA-256 of the URL; values hold no token, only the documents."""
+    """Keys are the format, purpose and SHA-256 of the URL; values hold no token, only documents."""
     token = issuer.token()
     with issuer.validator(key_store=store) as validator:
         validator.validate(token)
     digest = hashlib.sha256(issuer.jwks_uri.encode()).hexdigest()
-    assert f"jwks:{digest}" in [key for key, _, _ in store.writes]
+    assert f"v1:jwks:{digest}" in [key for key, _, _ in store.writes]
     for _, value, _ in store.writes:
         assert token.encode() not in value
         assert token.split(".")[2].encode() not in value
@@ -251,7 +251,7 @@ def test_a_failed_fetch_is_not_stored(issuer: LocalIssuer, store: SpyStore) -> N
     issuer.jwks_override = httpx.Response(503)
     with issuer.validator(key_store=store) as validator, pytest.raises(KeySetUnavailable):
         validator.validate(issuer.token())
-    assert [key.split(":")[0] for key, _, _ in store.writes] == ["discovery"]
+    assert [key.split(":")[1] for key, _, _ in store.writes] == ["discovery"]
 
 
 def test_each_issuer_has_its_own_documents(
@@ -638,3 +638,21 @@ def test_validators_share_documents_through_redis(issuer: LocalIssuer, redis_url
     first._key_store.close()
     second._key_store.close()
     assert fetches(issuer) == (1, 1)
+
+
+def test_flask_reads_apiguard_key_store(redis_free_url: str) -> None:
+    """APIGUARD_KEY_STORE (a redis:// URL) gives a Flask app's validator a RedisKeyStore."""
+    from flask import Flask
+
+    from apiguard.flask import ApiGuard
+
+    app = Flask("shared")
+    app.config.update(
+        APIGUARD_ISSUER="https://issuer.test/",
+        APIGUARD_AUDIENCE="https://api.test",
+        APIGUARD_KEY_STORE=redis_free_url,
+    )
+    ApiGuard(app)
+    validator = app.extensions["apiguard"].validator
+    assert isinstance(validator._key_store, RedisKeyStore)
+    validator.close()
