@@ -286,7 +286,11 @@ class SharedDocuments:
             if request.optional:
                 self._missed(source, request, "another process is fetching")
                 return
+            # Bounded by the count and by the clock: a slow store must not stretch the wait.
+            deadline = time.monotonic() + self._timeout
             for _ in range(self._polls):
+                if time.monotonic() >= deadline:
+                    break
                 yield Wait(POLL_INTERVAL)
                 if (yield from self._read(source, request, key, wanted, quiet=True)):
                     return
