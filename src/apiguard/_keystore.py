@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from .events import KeySourceEvent, emit
 from .jwks import FetchRequest, KeySource, Response, StoredDocument
@@ -33,10 +33,7 @@ __all__ = [
     "KeyStore",
     "MemoryKeyStore",
     "SharedDocuments",
-    "StoreAdd",
-    "StoreDelete",
-    "StoreGet",
-    "StoreSet",
+    "StoreCall",
     "Wait",
 ]
 
@@ -172,51 +169,16 @@ class MemoryKeyStore:
 
 
 @dataclass(frozen=True, slots=True)
-class StoreGet:
-    """Read ``key`` from the key store; the shell answers with the value or the exception."""
+class StoreCall:
+    """One call of the key store (``get``, ``set``, ``add`` or ``delete``, with its
+    arguments); the shell answers with what it returned, or the exception it raised."""
 
-    key: str
-
-    def run(self, store: Any) -> Any:
-        """Call the store (its answer may be awaitable, for an async store)."""
-        return store.get(self.key)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSet:
-    """Write ``value`` under ``key`` for ``ttl`` seconds; the shell answers None or the error."""
-
-    key: str
-    value: bytes
-    ttl: float
+    method: Literal["get", "set", "add", "delete"]
+    args: tuple[Any, ...]
 
     def run(self, store: Any) -> Any:
         """Call the store (its answer may be awaitable, for an async store)."""
-        return store.set(self.key, self.value, self.ttl)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreAdd:
-    """Write a claim under ``key`` for ``ttl`` seconds unless one is there; answer whether
-    it was written (or the error)."""
-
-    key: str
-    ttl: float
-
-    def run(self, store: Any) -> Any:
-        """Call the store (its answer may be awaitable, for an async store)."""
-        return store.add(self.key, self.ttl)
-
-
-@dataclass(frozen=True, slots=True)
-class StoreDelete:
-    """Remove ``key`` (a claim that is over); the shell answers None or the error."""
-
-    key: str
-
-    def run(self, store: Any) -> Any:
-        """Call the store (its answer may be awaitable, for an async store)."""
-        return store.delete(self.key)
+        return getattr(store, self.method)(*self.args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +188,6 @@ class Wait:
     seconds: float
 
 
-StoreCall = StoreGet | StoreSet | StoreAdd | StoreDelete
 #: A step of :meth:`SharedDocuments.steps`: a store call, a pause, or a fetch from the
 #: issuer (the shell answers that one with the outcome and its duration in seconds).
 Step = StoreCall | Wait | FetchRequest
@@ -302,7 +263,7 @@ class SharedDocuments:
         if not claimed or not (yield from self._read(source, request, key, wanted, quiet=True)):
             yield from self._fetch(source, request, key)
         if claimed:
-            yield from self._call(source, request, StoreDelete(claim))
+            yield from self._call(source, request, StoreCall("delete", (claim,)))
 
     def _read(
         self,
@@ -314,7 +275,7 @@ class SharedDocuments:
         quiet: bool = False,
     ) -> Generator[Step, Any, bool]:
         """Whether the store had a document that now serves (it is installed then)."""
-        answer = yield from self._call(source, request, StoreGet(key))
+        answer = yield from self._call(source, request, StoreCall("get", (key,)))
         if answer is None or isinstance(answer, Exception):
             if answer is None and not quiet:
                 self._missed(source, request, "not stored")
@@ -325,7 +286,9 @@ class SharedDocuments:
         self, source: KeySource, request: FetchRequest, claim: str
     ) -> Generator[Step, Any, bool | None]:
         """True: this process fetches; False: another one does; None: the store failed."""
-        answer = yield from self._call(source, request, StoreAdd(claim, self._timeout + 1))
+        answer = yield from self._call(
+            source, request, StoreCall("add", (claim, self._timeout + 1))
+        )
         return None if isinstance(answer, Exception) else bool(answer)
 
     def _fetch(
@@ -340,7 +303,7 @@ class SharedDocuments:
             cache_control = outcome.headers.get("cache-control", "")
             document = StoredDocument(request.url, now, cache_control, outcome.body)
             ttl = source.freshness(cache_control)
-            yield from self._call(source, request, StoreSet(key, document.encode(), ttl))
+            yield from self._call(source, request, StoreCall("set", (key, document.encode(), ttl)))
 
     def _call(
         self, source: KeySource, request: FetchRequest, step: StoreCall
