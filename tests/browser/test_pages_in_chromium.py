@@ -81,6 +81,22 @@ def sign_up_and_register(page: Page, servers: Servers) -> tuple[str, str]:
     return client_id, secret
 
 
+def redeem(servers: Servers, client_id: str, secret: str) -> httpx.Response:
+    """Redeem the code the client page received last, with its PKCE verifier."""
+    received = servers.client.received[-1]
+    return httpx.post(
+        f"{servers.issuer}oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": received["code"],
+            "redirect_uri": servers.client.redirect_uri,
+            "client_id": client_id,
+            "client_secret": secret,
+            "code_verifier": servers.client.verifiers[received["state"]],
+        },
+    )
+
+
 def test_admin_creates_an_api_and_tests_it(page: Page, servers: Servers) -> None:
     """An admin signs in, creates an API, adds scopes, authorizes a client and runs Test."""
     page.goto(f"{servers.issuer}dashboard")
@@ -188,20 +204,8 @@ def test_code_with_pkce_through_login_and_consent(
     page.get_by_role("button", name="Accept").click()
     expect(page.locator("#result")).to_have_text("Authorization code received.")
 
-    received = servers.client.received[-1]
-    assert received["iss"] == servers.issuer
-    verifier = servers.client.verifiers[received["state"]]
-    answer = httpx.post(
-        f"{servers.issuer}oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": received["code"],
-            "redirect_uri": servers.client.redirect_uri,
-            "client_id": client_id,
-            "client_secret": secret,
-            "code_verifier": verifier,
-        },
-    )
+    assert servers.client.received[-1]["iss"] == servers.issuer
+    answer = redeem(servers, client_id, secret)
     assert answer.status_code == 200, answer.text
     validator = Validator(issuer=servers.issuer, audience=ORGANIZER)
     try:
@@ -247,18 +251,7 @@ def test_a_step_up_sign_in_asks_for_a_one_time_code(
     page.get_by_role("button", name="Accept").click()
     expect(page.locator("#result")).to_have_text("Authorization code received.")
 
-    received = servers.client.received[-1]
-    answer = httpx.post(
-        f"{servers.issuer}oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": received["code"],
-            "redirect_uri": servers.client.redirect_uri,
-            "client_id": client_id,
-            "client_secret": secret,
-            "code_verifier": servers.client.verifiers[received["state"]],
-        },
-    )
+    answer = redeem(servers, client_id, secret)
     assert answer.status_code == 200, answer.text
     bearer = {"Authorization": f"Bearer {answer.json()['access_token']}"}
     security = httpx.get(f"{servers.api_origin}/api/security", headers=bearer)

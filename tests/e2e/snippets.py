@@ -187,11 +187,16 @@ def console_session(block: str, program: str) -> list[tuple[str, list[str]]]:
     return session
 
 
-def run_command(command: str, cwd: Path, issuer: str) -> subprocess.CompletedProcess[str]:
-    """Run a documented shell command in ``cwd`` with the installed scripts on PATH."""
+def run_command(
+    command: str, cwd: Path, issuer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a documented shell command in ``cwd`` with the installed scripts (and this
+    Python) first on PATH, its issuer pointed at ``issuer`` when given."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if issuer is not None:
+        command = command.replace(LOCAL_SERVER, issuer)
     return subprocess.run(
-        ["bash", "-c", command.replace(LOCAL_SERVER, issuer)],
+        ["bash", "-c", command],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -7,7 +7,6 @@ import importlib
 import inspect
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -279,7 +278,9 @@ def test_the_roles_guide_django_samples_run(local_issuer: LocalIssuer) -> None:
     ]
 
 
-def test_the_roles_guide_server_commands_run(tmp_path: Path) -> None:
+def test_the_roles_guide_server_commands_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The guide's admin commands run in order on a fresh store, and the user token they
     end with carries the new role and its permissions."""
     commands = [
@@ -289,17 +290,9 @@ def test_the_roles_guide_server_commands_run(tmp_path: Path) -> None:
         if line.startswith("python -m examples.authz_server ")
     ]
     assert len(commands) == 6
-    env = {**os.environ, "AUTHZ_DB": str(tmp_path / "authz.sqlite3")}
+    monkeypatch.setenv("AUTHZ_DB", str(tmp_path / "authz.sqlite3"))
     for command in commands:
-        result = subprocess.run(
-            ["bash", "-c", command.replace("python", sys.executable, 1)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_command(command, ROOT)
         assert result.returncode == 0, (command, result.stderr)
     token = json.loads(result.stdout)["access_token"]
     claims = jwt.decode(token, options={"verify_signature": False})
