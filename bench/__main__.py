@@ -1,8 +1,8 @@
 """Run the benchmarks and print one table of ratios measured in this run.
 
 .venv/bin/python -m bench            # everything (several minutes on 2 cores)
-.venv/bin/python -m bench validator  # sections: validator, issuers, events, jwks,
-                                     # introspection, frameworks, authz, memory, dpop
+.venv/bin/python -m bench validator  # sections: validator, issuers, events, keystore,
+                                     # jwks, introspection, frameworks, authz, memory, dpop
 .venv/bin/python -m bench memory --memory-tokens 100000   # a quicker memory run
 
 Exit status 1 when a target is missed.
@@ -22,6 +22,7 @@ SECTIONS = (
     "validator",
     "issuers",
     "events",
+    "keystore",
     "jwks",
     "introspection",
     "frameworks",
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "validator": lambda: _section("validator").run(args.calls),
         "issuers": lambda: _section("issuers").run(args.calls),
         "events": lambda: _section("events").run(args.calls),
+        "keystore": lambda: _section("keystore").run(args.calls),
         "jwks": lambda: _section("jwks").run(),
         "introspection": lambda: _section("introspection").run(args.calls),
         "frameworks": lambda: _section("frameworks").run(args.calls),

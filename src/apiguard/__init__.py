@@ -8,7 +8,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._keystore import AsyncKeyStore, KeyStore, MemoryKeyStore
 from ._lru import CacheInfo
+from ._redis import AsyncRedisKeyStore, RedisKeyStore
 from ._rules import (
     MULTI_FACTOR,
     Rule,
@@ -88,6 +90,8 @@ __all__ = [
     "AlgorithmNotAllowed",
     "ApiguardError",
     "AsyncIntrospector",
+    "AsyncKeyStore",
+    "AsyncRedisKeyStore",
     "AsyncValidator",
     "BearerError",
     "CacheInfo",
@@ -123,14 +127,17 @@ __all__ = [
     "IssuerResolutionFailed",
     "IssuerResolver",
     "KeySetUnavailable",
+    "KeyStore",
     "MalformedDPoPProof",
     "MalformedRequestURI",
     "MalformedToken",
+    "MemoryKeyStore",
     "MissingDPoPProof",
     "MissingPermission",
     "MissingRole",
     "MissingToken",
     "MultipleDPoPProofs",
+    "RedisKeyStore",
     "ReplayStoreUnavailable",
     "Rule",
     "ServiceUnavailable",

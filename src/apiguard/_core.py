@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+from ._keystore import AsyncKeyStore, KeyStore
 from ._lru import CacheInfo, TokenCache
 from ._settings import fail, number, setting, settings_of
 from .claims import AccessToken
@@ -157,6 +158,13 @@ class Config:
         "need a shared one: a redis:// URL or an apiguard.dpop.RedisReplayStore",
         kind="string",
     )
+    key_store: KeyStore | AsyncKeyStore | str | None = setting(
+        None,
+        doc="where fetched discovery documents and key sets are shared with the API's other "
+        "processes, so that one fetch serves them all (default: not shared): a redis:// URL "
+        "or an apiguard.RedisKeyStore",
+        kind="string",
+    )
     trusted_proxies: TrustedProxies | str | Iterable[str] | None = setting(
         None,
         doc="the proxies (addresses, or an apiguard.dpop.TrustedProxies) whose forwarded "
@@ -181,6 +189,11 @@ class Config:
             raise fail("clock", "must be a callable returning seconds since the epoch")
         if self.on_event is not None and not callable(self.on_event):
             raise fail("on_event", "must be a callable taking one event")
+        store = self.key_store
+        if store is not None and not isinstance(store, str | KeyStore | AsyncKeyStore):
+            raise fail(
+                "key_store", "must be a redis:// URL or have get(key) and set(key, value, ttl)"
+            )
         if not isinstance(self.event_subject, bool):
             raise fail("event_subject", f"must be True or False, not {self.event_subject!r}")
         if not self.policies and self.resolver is None:
@@ -221,6 +234,7 @@ class Settings(PolicySettings, total=False):
     on_event: EventHook | None
     event_subject: bool
     replay_store: ReplayStore | AsyncReplayStore | str | None
+    key_store: KeyStore | AsyncKeyStore | str | None
     trusted_proxies: TrustedProxies | str | Iterable[str] | None
 
 

@@ -1,10 +1,14 @@
-"""Replay stores on Redis (``pip install apiguard[redis]``): one ``SET NX`` per proof.
+"""Replay and key stores on Redis (``pip install apiguard[redis]``).
 
-Several workers or machines of one API share a Redis, so a proof accepted by one is
-refused by every other. ``redis`` is imported when a store is built, never by
-``import apiguard``. Any failure to get an answer (refused connection, timeout, a Redis
-error) is :class:`~apiguard.ReplayStoreUnavailable`, a 503: an unanswered replay check
-never accepts a proof.
+Several workers or machines of one API share a Redis: a DPoP proof accepted by one is
+refused by every other (one ``SET NX`` per proof), and a key set one fetched serves them
+all (one ``GET`` per fetch step, one ``SET`` after a fetch). ``redis`` is imported when a
+store is built, never by ``import apiguard``.
+
+Any failure to get an answer (refused connection, timeout, a Redis error) is translated
+here, once: for a replay store it is :class:`~apiguard.ReplayStoreUnavailable`, a 503 (an
+unanswered replay check never accepts a proof); for a key store a ``ConnectionError``,
+which the validator answers by fetching from the issuer (a key store is only a shortcut).
 """
 
 from __future__ import annotations
@@ -14,18 +18,18 @@ from typing import Any
 
 from .errors import ConfigurationError, ReplayStoreUnavailable
 
-__all__ = ["AsyncRedisReplayStore", "RedisReplayStore"]
+__all__ = ["AsyncRedisKeyStore", "AsyncRedisReplayStore", "RedisKeyStore", "RedisReplayStore"]
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def _redis() -> Any:
+def _redis(label: str) -> Any:
     try:
         import redis
         import redis.asyncio
     except ImportError:  # pragma: no cover - the dev install has it
         raise ConfigurationError(
-            "replay store: the Redis store needs the redis package (pip install apiguard[redis])"
+            f"{label}: the Redis store needs the redis package (pip install apiguard[redis])"
         ) from None
     return redis
 
@@ -36,35 +40,42 @@ def _expiry(ttl: float) -> int:
 
 
 class _RedisStore:
-    """What both stores share: the settings, the client, the errors that mean 503."""
+    """What every store shares: the settings, the client, the errors that mean "no answer"."""
+
+    #: How errors name the store ("replay store: ...").
+    _label = "replay store"
+    #: The prefix of the keys unless one is given.
+    _prefix = "apiguard:dpop:"
+    _asynchronous = False
 
     def __init__(
         self,
-        url: str | None,
+        url: str | None = None,
         *,
-        client: Any,
-        prefix: str,
-        timeout: float,
-        asynchronous: bool,
+        client: Any = None,
+        prefix: str | None = None,
+        timeout: float = 1.0,
     ) -> None:
+        label = self._label
+        prefix = self._prefix if prefix is None else prefix
         if (url is None) == (client is None):
-            raise ConfigurationError("replay store: give either a redis:// URL or a client")
+            raise ConfigurationError(f"{label}: give either a redis:// URL or a client")
         if url is not None and (not isinstance(url, str) or not url.startswith(_SCHEMES)):
-            raise ConfigurationError("replay store: the URL must start with redis://, rediss://")
+            raise ConfigurationError(f"{label}: the URL must start with redis://, rediss://")
         if not isinstance(prefix, str) or not prefix:
-            raise ConfigurationError("replay store: prefix must be a non-empty string")
+            raise ConfigurationError(f"{label}: prefix must be a non-empty string")
         if (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
             or not 0 < timeout <= 30
         ):
-            raise ConfigurationError("replay store: timeout must be between 0 and 30 seconds")
-        redis = _redis()
+            raise ConfigurationError(f"{label}: timeout must be between 0 and 30 seconds")
+        redis = _redis(label)
         self._errors = (redis.RedisError, OSError, TimeoutError)
         self._owns_client = client is None
         if client is None:
-            module = redis.asyncio if asynchronous else redis
-            # No retries: a request waits on Redis at most ``timeout``, then answers 503.
+            module = redis.asyncio if self._asynchronous else redis
+            # No retries: a request waits on Redis at most ``timeout``, then goes on without.
             client = module.Redis.from_url(
                 url,
                 socket_timeout=timeout,
@@ -77,11 +88,30 @@ class _RedisStore:
     def _unavailable(self, exc: BaseException) -> ReplayStoreUnavailable:
         return ReplayStoreUnavailable(f"Redis: {exc.__class__.__name__}")
 
+    def _no_answer(self, exc: BaseException) -> ConnectionError:
+        return ConnectionError(f"Redis: {exc.__class__.__name__}")
+
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(prefix={self.prefix!r})"
 
 
-class RedisReplayStore(_RedisStore):
+class _SyncStore(_RedisStore):
+    def close(self) -> None:
+        """Close the connections, unless the client was given by the caller."""
+        if self._owns_client:
+            self._client.close()
+
+
+class _AsyncStore(_RedisStore):
+    _asynchronous = True
+
+    async def aclose(self) -> None:
+        """Close the connections, unless the client was given by the caller."""
+        if self._owns_client:
+            await self._client.aclose()
+
+
+class RedisReplayStore(_SyncStore):
     """A replay store shared through Redis, for synchronous code (Flask, WSGI).
 
     Each proof is one ``SET <prefix><key> 1 NX PX <window>``: atomic, so two workers that
@@ -90,7 +120,8 @@ class RedisReplayStore(_RedisStore):
     Args:
         url: a ``redis://`` (or ``rediss://``, ``unix://``) URL.
         client: a ready ``redis.Redis`` instead of ``url`` (not closed by :meth:`close`).
-        prefix: the prefix of the keys, to share a Redis with other data.
+        prefix: the prefix of the keys, to share a Redis with other data (default
+            ``apiguard:dpop:``).
         timeout: seconds to connect and to wait for an answer; past it, 503.
 
     Raises:
@@ -99,16 +130,6 @@ class RedisReplayStore(_RedisStore):
 
     >>> store = RedisReplayStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        client: Any = None,
-        prefix: str = "apiguard:dpop:",
-        timeout: float = 1.0,
-    ) -> None:
-        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=False)
 
     def add(self, key: str, ttl: float) -> bool:
         """Remember ``key`` for ``ttl`` seconds; False if it is remembered already.
@@ -122,13 +143,8 @@ class RedisReplayStore(_RedisStore):
             raise self._unavailable(exc) from None
         return bool(stored)
 
-    def close(self) -> None:
-        """Close the connections, unless the client was given by the caller."""
-        if self._owns_client:
-            self._client.close()
 
-
-class AsyncRedisReplayStore(_RedisStore):
+class AsyncRedisReplayStore(_AsyncStore):
     """A replay store shared through Redis, for async code (Starlette, FastAPI).
 
     Takes the same arguments as :class:`RedisReplayStore` (``client`` a
@@ -136,16 +152,6 @@ class AsyncRedisReplayStore(_RedisStore):
 
     >>> store = AsyncRedisReplayStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        client: Any = None,
-        prefix: str = "apiguard:dpop:",
-        timeout: float = 1.0,
-    ) -> None:
-        super().__init__(url, client=client, prefix=prefix, timeout=timeout, asynchronous=True)
 
     async def add(self, key: str, ttl: float) -> bool:
         """Remember ``key`` for ``ttl`` seconds; False if it is remembered already.
@@ -159,7 +165,85 @@ class AsyncRedisReplayStore(_RedisStore):
             raise self._unavailable(exc) from None
         return bool(stored)
 
-    async def aclose(self) -> None:
-        """Close the connections, unless the client was given by the caller."""
-        if self._owns_client:
-            await self._client.aclose()
+
+class RedisKeyStore(_SyncStore):
+    """A key store shared through Redis, for synchronous code (Flask, Django, WSGI).
+
+    Each fetch step of a validator is one ``GET <prefix><key>``; a document fetched from
+    the issuer is one ``SET <prefix><key> <document> PX <freshness>``, so it leaves Redis
+    when no validator would take it any more. Values are public documents (discovery, JWKS),
+    never tokens.
+
+    Args:
+        url: a ``redis://`` (or ``rediss://``, ``unix://``) URL.
+        client: a ready ``redis.Redis`` instead of ``url`` (not closed by :meth:`close`).
+        prefix: the prefix of the keys, to share a Redis with other data (default
+            ``apiguard:keys:``).
+        timeout: seconds to connect and to wait for an answer; past it, the validator
+            fetches from the issuer instead.
+
+    Raises:
+        ConfigurationError: both or neither of ``url`` and ``client``, a URL of another
+            scheme, or the redis package is not installed.
+
+    >>> store = RedisKeyStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
+    >>> validator = Validator(issuer=..., audience=..., key_store=store)  # doctest: +SKIP
+
+    Warning:
+        Whoever can write to this Redis can make the API trust keys of their own: give it
+        a password (or ACL user) and TLS (``rediss://``) beyond one machine.
+    """
+
+    _label = "key store"
+    _prefix = "apiguard:keys:"
+
+    def get(self, key: str) -> bytes | None:
+        """The document stored under ``key``, or None.
+
+        Raises:
+            ConnectionError: Redis did not answer.
+        """
+        try:
+            value: bytes | None = self._client.get(self.prefix + key)
+        except self._errors as exc:
+            raise self._no_answer(exc) from None
+        return value
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        """Store a document under ``key`` for ``ttl`` seconds.
+
+        Raises:
+            ConnectionError: Redis did not answer.
+        """
+        try:
+            self._client.set(self.prefix + key, value, px=_expiry(ttl))
+        except self._errors as exc:
+            raise self._no_answer(exc) from None
+
+
+class AsyncRedisKeyStore(_AsyncStore):
+    """A key store shared through Redis, for async code (Starlette, FastAPI).
+
+    Takes the same arguments as :class:`RedisKeyStore` (``client`` a
+    ``redis.asyncio.Redis``).
+
+    >>> store = AsyncRedisKeyStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
+    """
+
+    _label = "key store"
+    _prefix = "apiguard:keys:"
+
+    async def get(self, key: str) -> bytes | None:
+        """The document stored under ``key``, or None (see :meth:`RedisKeyStore.get`)."""
+        try:
+            value: bytes | None = await self._client.get(self.prefix + key)
+        except self._errors as exc:
+            raise self._no_answer(exc) from None
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        """Store a document under ``key`` for ``ttl`` seconds (see :meth:`RedisKeyStore.set`)."""
+        try:
+            await self._client.set(self.prefix + key, value, px=_expiry(ttl))
+        except self._errors as exc:
+            raise self._no_answer(exc) from None

@@ -10,7 +10,9 @@ Give a validator ``on_event=`` (any callable taking one event) to receive:
 * a :class:`KeySourceEvent` per thing a key source does that an operator wants to know:
   a discovery or JWKS fetch that succeeded or failed (with its duration), the last good
   keys served because a refresh failed, a rotation (kids that appeared or left), an
-  unknown ``kid``, a refetch held back by the cooldown.
+  unknown ``kid``, a refetch held back by the cooldown; with a key store, a document
+  taken from it, one it could not give (and why), and a store that failed or answered a
+  value that was refused.
 
 Events never carry the token, and carry ``sub`` only when the validator is told to
 (``event_subject=True``); no other claim is ever in an event. The hook runs synchronously
@@ -56,6 +58,9 @@ KeySourceEventKind: TypeAlias = Literal[
     "rotation_detected",
     "unknown_kid",
     "cooldown_active",
+    "key_store_hit",
+    "key_store_miss",
+    "key_store_failed",
 ]
 
 #: The kinds of :class:`KeySourceEvent`, in a stable order (for metrics and docs).
@@ -102,11 +107,14 @@ class KeySourceEvent:
         url: the URL fetched (discovery or JWKS; public, never a secret).
         duration: seconds the fetch took, for ``fetch_*``.
         error: why a fetch failed (``JWKS answered HTTP 503``...), for ``fetch_failed``
-            and ``serving_stale``.
-        keys: how many usable keys the set has, after ``fetch_succeeded`` of a JWKS.
+            and ``serving_stale``; why the key store did not serve, for ``key_store_miss``
+            (``not stored``, ``stale``...) and ``key_store_failed``.
+        keys: how many usable keys the set has, after ``fetch_succeeded`` (or
+            ``key_store_hit``) of a JWKS.
         kid: the ``kid`` no key has, for ``unknown_kid`` and ``cooldown_active``.
         added, removed: the kids that appeared and left, for ``rotation_detected``.
-        age: seconds since the keys served were fetched, for ``serving_stale``.
+        age: seconds since the keys served were fetched, for ``serving_stale``; since the
+            document was fetched (by another process), for ``key_store_hit``.
     """
 
     kind: KeySourceEventKind
@@ -188,7 +196,8 @@ class LogEvents:
                 extra=extra,
             )
             return
-        level = logging.WARNING if event.kind == "fetch_failed" else logging.INFO
+        failed = event.kind in ("fetch_failed", "key_store_failed")
+        level = logging.WARNING if failed else logging.INFO
         if not self.logger.isEnabledFor(level):
             return
         self.logger.log(

@@ -19,6 +19,7 @@ Policies:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -44,6 +45,7 @@ __all__ = [
     "KeySet",
     "KeySource",
     "Response",
+    "StoredDocument",
     "discovery_urls",
     "freshness_lifetime",
     "is_safe_url",
@@ -251,6 +253,94 @@ def _leaks_secrets(member: Any) -> bool:
     return isinstance(member, dict) and (member.get("kty") == "oct" or "d" in member)
 
 
+# --- documents shared between processes ------------------------------------------------------
+
+#: How far ahead of this clock another machine's may run: a document "fetched" later than
+#: that is a bad store value.
+STORE_CLOCK_SKEW: Final = 5.0
+_STORED_MAGIC: Final = b"apiguard-document/1\n"
+#: The stored header (URL, fetch time, Cache-Control) is small; a longer one is refused.
+_MAX_STORED_HEADER: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A fetched discovery document or JWKS, as processes share it through a key store.
+
+    Public data only: the URL, when it was fetched (seconds since the epoch), the answer's
+    ``Cache-Control`` and its body. Never a token, never a header that could carry one.
+    """
+
+    url: str
+    fetched_at: float
+    cache_control: str
+    body: bytes = field(repr=False)
+
+    @staticmethod
+    def key(request: FetchRequest) -> str:
+        """The store key of what ``request`` fetches: the format, its purpose, its URL's SHA-256.
+
+        The format version is in the key, so that two versions of apiguard sharing a store
+        during an upgrade each read their own values, never warn about the other's.
+        """
+        digest = hashlib.sha256(request.url.encode()).hexdigest()
+        return f"v1:{request.purpose}:{digest}"
+
+    def encode(self) -> bytes:
+        """The bytes a store keeps: a versioned JSON header line, then the body as fetched."""
+        header = {
+            "url": self.url,
+            "fetched_at": self.fetched_at,
+            "cache_control": self.cache_control,
+        }
+        return _STORED_MAGIC + json.dumps(header).encode() + b"\n" + self.body
+
+    @classmethod
+    def decode(cls, value: object, *, max_size: int) -> StoredDocument:
+        """Read what a store gave back, as hostile input: size-capped and checked field by field.
+
+        Args:
+            value: the stored bytes.
+            max_size: the largest body accepted, in bytes (the validator's ``max_jwks_size``).
+
+        Raises:
+            ValueError: not bytes, too large, or not a document this version wrote.
+        """
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        if not isinstance(value, bytes):
+            raise ValueError(f"stored value is {type(value).__name__}, not bytes")
+        if len(value) > max_size + _MAX_STORED_HEADER:
+            raise ValueError(f"stored value larger than {max_size} bytes")
+        if not value.startswith(_STORED_MAGIC):
+            raise ValueError("stored value is not a document of this version")
+        line, newline, body = value[len(_STORED_MAGIC) :].partition(b"\n")
+        if not newline or len(line) > _MAX_STORED_HEADER or len(body) > max_size:
+            raise ValueError("stored value has no valid header")
+        try:
+            header = json.loads(line)
+        except (ValueError, RecursionError):
+            raise ValueError("stored header is not JSON") from None
+        if not isinstance(header, dict):
+            raise ValueError("stored header is not an object")
+        url, fetched_at, cache_control = (
+            header.get("url"),
+            header.get("fetched_at"),
+            header.get("cache_control"),
+        )
+        if not isinstance(url, str) or not isinstance(cache_control, str):
+            raise ValueError("stored header lacks its url or cache_control")
+        if isinstance(fetched_at, bool):
+            fetched_at = None
+        try:
+            when = float(fetched_at) if isinstance(fetched_at, int | float) else math.nan
+        except OverflowError:
+            when = math.nan
+        if not math.isfinite(when):
+            raise ValueError("stored header has no valid fetched_at")
+        return cls(url, when, cache_control, body)
+
+
 # --- the cache state machine -------------------------------------------------------------------
 
 
@@ -334,7 +424,8 @@ class KeySource:
         self._usable_until = -math.inf
         self._next_fetch = -math.inf
         self._last_error: str | None = None
-        #: Moves on with every :meth:`receive`; see :attr:`FetchRequest.generation`.
+        #: Moves on with every :meth:`receive` (and :meth:`take_stored`); see
+        #: :attr:`FetchRequest.generation`.
         self.generation = 0
 
     def is_fresh(self, now: float) -> bool:
@@ -479,18 +570,24 @@ class KeySource:
                 keys=len(keys) if keys is not None else None,
             ),
         )
-        if jwks and before is not None and keys is not None:
-            old, new = _kids(before), _kids(keys)
-            if old != new:
-                emit(
-                    self.on_event,
-                    KeySourceEvent(
-                        "rotation_detected",
-                        self.issuer,
-                        added=tuple(sorted(new - old)),
-                        removed=tuple(sorted(old - new)),
-                    ),
-                )
+        if jwks and keys is not None:
+            self._rotation(before, keys)
+
+    def _rotation(self, before: KeySet | None, keys: KeySet) -> None:
+        assert self.on_event is not None
+        if before is None:
+            return
+        old, new = _kids(before), _kids(keys)
+        if old != new:
+            emit(
+                self.on_event,
+                KeySourceEvent(
+                    "rotation_detected",
+                    self.issuer,
+                    added=tuple(sorted(new - old)),
+                    removed=tuple(sorted(old - new)),
+                ),
+            )
 
     def _discovered(self, response: Response, now: float) -> None:
         if response.status == 404 and self._discovery_index + 1 < len(self._discovery):
@@ -505,6 +602,13 @@ class KeySource:
         logger.debug("discovered jwks_uri %s", jwks_uri)
 
     def _refreshed(self, response: Response, now: float) -> None:
+        keys, ttl = self._key_set(response)
+        self._install(keys, ttl, now)
+        self._next_fetch = now + self._s.cooldown
+        logger.debug("JWKS fetched: %d usable keys, fresh for %.0f s", len(keys), ttl)
+
+    def _key_set(self, response: Response) -> tuple[KeySet, float]:
+        """The usable keys of a JWKS answer and how long they stay fresh (strict, fail closed)."""
         doc = _json_document(response, "JWKS")
         try:
             keys = KeySet.from_jwks(doc, algorithms=self._s.algorithms, previous=self.keys)
@@ -514,14 +618,101 @@ class KeySource:
             # An issuer always has a signing key: an empty set is an outage or a
             # misconfiguration, and must not evict the keys that still work (SECURITY B11).
             raise _FetchFailed("JWKS has no usable signing key")
-        ttl = self._ttl(response.headers.get("cache-control"))
+        return keys, self._ttl(response.headers.get("cache-control"))
+
+    def _install(self, keys: KeySet, ttl: float, fetched_at: float) -> None:
         self.keys = keys
-        self._fetched_at = now
-        self.fresh_until = now + ttl
-        self._usable_until = now + ttl + self._s.max_stale
-        self._next_fetch = now + self._s.cooldown
+        self._fetched_at = fetched_at
+        self.fresh_until = fetched_at + ttl
+        self._usable_until = fetched_at + ttl + self._s.max_stale
         self._last_error = None
-        logger.debug("JWKS fetched: %d usable keys, fresh for %.0f s", len(keys), ttl)
+
+    # -- documents shared by other processes (see apiguard.KeyStore) ----------------------
+
+    def freshness(self, cache_control: str | None) -> float:
+        """How long a document with this ``Cache-Control`` is fresh here, in seconds."""
+        return self._ttl(cache_control)
+
+    def shareable(self, request: FetchRequest, outcome: Response | BaseException) -> bool:
+        """Whether the outcome :meth:`receive` just digested is a document worth sharing.
+
+        Only an answer that was accepted: a 200 whose discovery document named this issuer
+        and a usable ``jwks_uri``, or whose key set had a usable key.
+        """
+        return (
+            isinstance(outcome, Response)
+            and outcome.status == 200
+            and request.purpose in ("discovery", "jwks")
+            and self._last_error is None
+        )
+
+    def take_stored(
+        self,
+        request: FetchRequest,
+        document: StoredDocument,
+        now: float,
+        *,
+        wanted: tuple[str | None, str] | None = None,
+    ) -> str | None:
+        """Answer ``request`` with a document another process fetched, if it serves as well.
+
+        The document is read through the same strict path as a fetched body (discovery:
+        the ``issuer`` must be ours; a JWKS: the same member rules). It is taken only while
+        fresh by this source's own rules, counted from when it was fetched; a key set only
+        when it was fetched after ours (never an older one back), and, for a token whose
+        ``kid`` we lack (``wanted``: its ``kid`` and ``alg``), only when it has that key:
+        otherwise the issuer is asked, or a rotation would never land. Taking one starts
+        no cooldown: that bounds fetches from the issuer, and this was none.
+
+        Returns:
+            None when the document was taken (the keys or ``jwks_uri`` are installed);
+            otherwise why not, and the caller fetches from the issuer.
+
+        Raises:
+            ValueError: the document is not acceptable (another URL, from the future,
+                not a usable discovery document or key set): a bad store value.
+        """
+        if document.url != request.url:
+            raise ValueError("stored document is for another URL")
+        if document.fetched_at > now + STORE_CLOCK_SKEW:
+            raise ValueError("stored document was fetched in the future")
+        fetched_at = min(document.fetched_at, now)
+        age = now - fetched_at
+        ttl = self._ttl(document.cache_control)
+        if age >= ttl:
+            return "stale"
+        response = Response(200, {"cache-control": document.cache_control}, document.body)
+        before = self.keys
+        try:
+            if request.purpose == "discovery":
+                self._discovered(response, now)
+            else:
+                if fetched_at <= self._fetched_at:
+                    return "not newer than ours"
+                keys, _ = self._key_set(response)
+                if wanted is not None and _lacks(keys, *wanted):
+                    return "lacks the token's kid"
+                self._install(keys, ttl, fetched_at)
+        except _FetchFailed as exc:
+            raise ValueError(f"stored {request.purpose}: {exc}") from None
+        self.generation += 1
+        hook = self.on_event
+        if hook is not None:
+            taken = self.keys if request.purpose == "jwks" else None
+            emit(
+                hook,
+                KeySourceEvent(
+                    "key_store_hit",
+                    self.issuer,
+                    purpose=request.purpose,
+                    url=request.url,
+                    keys=len(taken) if taken is not None else None,
+                    age=age,
+                ),
+            )
+            if taken is not None:
+                self._rotation(before, taken)
+        return None
 
     def _ttl(self, cache_control: str | None) -> float:
         return freshness_lifetime(
@@ -561,6 +752,14 @@ class KeySource:
 
 class _FetchFailed(ValueError):
     pass
+
+
+def _lacks(keys: KeySet, kid: str | None, alg: str) -> bool:
+    """Whether a key set has no key at all for this ``kid`` (a refusal is an answer)."""
+    try:
+        return keys.select(kid, alg) is None
+    except (UnknownSigningKey, AlgorithmNotAllowed):
+        return False
 
 
 def _kids(keys: KeySet) -> frozenset[str]:

@@ -21,7 +21,9 @@ Metrics (meter ``apiguard``):
                                              ``purpose`` (``discovery``/``jwks``), ``issuer``
 ``apiguard.jwks.events``          counter    by ``kind`` (``serving_stale``,
                                              ``rotation_detected``, ``unknown_kid``,
-                                             ``cooldown_active``) and ``issuer``
+                                             ``cooldown_active``, ``key_store_hit``,
+                                             ``key_store_miss``, ``key_store_failed``)
+                                             and ``issuer``
 ``apiguard.jwks.age``             gauge      seconds since each issuer's keys were fetched
 ================================  =========  ==============================================
 
@@ -183,6 +185,10 @@ class OpenTelemetryHook:
                 with self._lock:
                     self._fetched_at[issuer] = time.monotonic()
             return
+        if event.kind == "key_store_hit" and event.purpose == "jwks":
+            # Keys another process fetched: as old as that fetch, not as this hit.
+            with self._lock:
+                self._fetched_at[issuer] = time.monotonic() - (event.age or 0.0)
         self._key_events.add(1, {"kind": event.kind, "issuer": issuer})
 
     def _ages(self, options: CallbackOptions) -> Iterable[Observation]:

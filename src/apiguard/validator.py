@@ -16,7 +16,7 @@ import inspect
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Required, Self, TypedDict, Unpack
 
@@ -51,6 +51,8 @@ from .errors import ApiguardError, ConfigurationError
 
 if TYPE_CHECKING:
     from ._request import Validate
+from ._keystore import SharedDocuments, Step
+from ._redis import AsyncRedisKeyStore, RedisKeyStore
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .issuers import IssuerHealth, IssuerPolicy, dpop_policy
 from .jwks import BodyReader, FetchRequest, KeySource, Response
@@ -205,6 +207,16 @@ def _dpop_gate(config: Config) -> DPoPGate | None:
     )
 
 
+def _key_store(store: Any, *, sync: bool) -> tuple[Any, bool]:
+    """The key store of a shell's I/O style (built here from a URL), and whether it owns it."""
+    if isinstance(store, str):
+        # A redis:// URL: the store of this shell's I/O style, closed with the validator.
+        return (RedisKeyStore if sync else AsyncRedisKeyStore)(store), True
+    if sync and store is not None and inspect.iscoroutinefunction(store.get):
+        raise fail("key_store", "an async store needs AsyncValidator")
+    return store, False
+
+
 def _client(client: Any, transport: Any, client_type: type, transport_type: type) -> Any:
     """The HTTP client to fetch with, and whether the shell owns (closes) it."""
     if client is not None and transport is not None:
@@ -331,6 +343,10 @@ class _Base:
                 raise ConfigurationError("replay_store: an async store needs AsyncValidator")
         elif replay_store is not None:
             raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
+        self._key_store, self._owns_key_store = _key_store(config.key_store, sync=self._sync)
+        self._shared = SharedDocuments(
+            self._key_store, max_size=config.max_jwks_size, clock=config.clock or time.time
+        )
 
     #: Whether the shell calls a replay store synchronously.
     _sync = True
@@ -519,9 +535,8 @@ class Validator(_SyncClient, _Base):
             if lock.acquire(blocking=not request_.optional):
                 try:
                     if result.source.generation == request_.generation:
-                        started = time.perf_counter()
-                        outcome = self._fetch(request_)
-                        self._core.receive(result, outcome, time.perf_counter() - started)
+                        wanted = (result.jws.kid, result.jws.alg)
+                        self._run(self._shared.steps(result.source, request_, wanted))
                 finally:
                     lock.release()
                 result = self._core.resume(result)
@@ -530,10 +545,12 @@ class Validator(_SyncClient, _Base):
         return result
 
     def close(self) -> None:
-        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        """Close the HTTP client (unless given) and the stores built from a URL."""
         super().close()
         if self._owns_store:
             self._replay_store.close()
+        if self._owns_key_store:
+            self._key_store.close()
 
     def validate_credentials(self, credentials: Validate) -> AccessToken:
         """Validate a request's credentials: the token, and with DPoP its binding and proof.
@@ -590,9 +607,23 @@ class Validator(_SyncClient, _Base):
     def _warm(self, source: KeySource, request: FetchRequest) -> None:
         with source.lock:
             if source.generation == request.generation:
-                started = time.perf_counter()
-                outcome = self._fetch(request)
-                self._core.receive_for(source, request, outcome, time.perf_counter() - started)
+                self._run(self._shared.steps(source, request))
+
+    def _run(self, steps: Generator[Step, Any, None]) -> None:
+        """Perform a fetch step's plan (under the source's lock): store calls and the fetch."""
+        answer: Any = None
+        with contextlib.suppress(StopIteration):
+            while True:
+                answer = self._perform(steps.send(answer))
+
+    def _perform(self, step: Step) -> Any:
+        if isinstance(step, FetchRequest):
+            started = time.perf_counter()
+            return self._fetch(step), time.perf_counter() - started
+        try:
+            return step.run(self._key_store)
+        except Exception as exc:  # a store that cannot answer is a miss, never a failure
+            return exc
 
     def _fetch(self, request: FetchRequest) -> Response | Exception:
         core = self._core
@@ -678,17 +709,18 @@ class AsyncValidator(_AsyncClient, _Base):
                 continue
             async with lock:
                 if result.source.generation == request_.generation:
-                    started = time.perf_counter()
-                    outcome = await self._fetch(request_)
-                    self._core.receive(result, outcome, time.perf_counter() - started)
+                    wanted = (result.jws.kid, result.jws.alg)
+                    await self._run(self._shared.steps(result.source, request_, wanted))
             result = self._core.resume(result)
         return result
 
     async def aclose(self) -> None:
-        """Close the HTTP client (unless given) and a replay store built from a URL."""
+        """Close the HTTP client (unless given) and the stores built from a URL."""
         await super().aclose()
         if self._owns_store:
             await self._replay_store.aclose()
+        if self._owns_key_store:
+            await self._key_store.aclose()
 
     async def validate_credentials(self, credentials: Validate) -> AccessToken:
         """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
@@ -726,9 +758,24 @@ class AsyncValidator(_AsyncClient, _Base):
     async def _warm(self, source: KeySource, request: FetchRequest) -> None:
         async with source.lock:
             if source.generation == request.generation:
-                started = time.perf_counter()
-                outcome = await self._fetch(request)
-                self._core.receive_for(source, request, outcome, time.perf_counter() - started)
+                await self._run(self._shared.steps(source, request))
+
+    async def _run(self, steps: Generator[Step, Any, None]) -> None:
+        """Perform a fetch step's plan (see :meth:`Validator._run`), awaited."""
+        answer: Any = None
+        with contextlib.suppress(StopIteration):
+            while True:
+                answer = await self._perform(steps.send(answer))
+
+    async def _perform(self, step: Step) -> Any:
+        if isinstance(step, FetchRequest):
+            started = time.perf_counter()
+            return await self._fetch(step), time.perf_counter() - started
+        try:
+            answer = step.run(self._key_store)
+            return await answer if inspect.isawaitable(answer) else answer
+        except Exception as exc:  # a store that cannot answer is a miss, never a failure
+            return exc
 
     async def _fetch(self, request: FetchRequest) -> Response | Exception:
         return await _afetch(

@@ -136,6 +136,20 @@ def test_key_set_age_grows_from_the_last_jwks_fetch(
     assert 0 <= point.value < 5
 
 
+def test_keys_from_the_key_store_are_as_old_as_their_fetch(
+    hook: OpenTelemetryHook, reader: InMemoryMetricReader
+) -> None:
+    """A key set taken from the key store reports the age of the other process's fetch."""
+    hook(KeySourceEvent("key_store_hit", ISSUER, purpose="discovery", age=300.0))
+    assert points(reader, "apiguard.jwks.age") == []
+    hook(KeySourceEvent("key_store_hit", ISSUER, purpose="jwks", keys=1, age=300.0))
+    ((_, point),) = points(reader, "apiguard.jwks.age")
+    assert 300 <= point.value < 305
+    assert counts(reader, "apiguard.jwks.events") == {
+        (("issuer", ISSUER), ("kind", "key_store_hit")): 2,
+    }
+
+
 def test_the_current_span_gets_the_verdict(hook: OpenTelemetryHook) -> None:
     """Inside a recording span, a validation sets apiguard.* attributes (no subject by default)."""
     exporter = InMemorySpanExporter()
