@@ -327,6 +327,9 @@ class _Base:
         )
         # Bound once: a cache hit is short enough for a second attribute lookup to show.
         self._validate = self._core.validate
+        #: Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured).
+        #: Read on every request by the layers: a plain attribute, not a property.
+        self.wants_request: bool = config.resolver is not None
         replay_store = config.replay_store
         self._replay_store: Any = None
         #: A store built here from a URL is closed with the validator.
@@ -377,11 +380,6 @@ class _Base:
     def clock(self) -> Callable[[], float]:
         """The clock validation runs on, in seconds since the epoch; time rules use it too."""
         return self._core.config.clock or time.time
-
-    @property
-    def wants_request(self) -> bool:
-        """Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured)."""
-        return self._core.config.resolver is not None
 
     def health(self) -> dict[str, IssuerHealth]:
         """Per issuer, whether its keys are ``fresh``, ``stale`` or ``missing``.
@@ -517,7 +515,9 @@ class Validator(_SyncClient, _Base):
             KeySetUnavailable, IntrospectionFailed: the issuer's keys or introspection
                 endpoint cannot be had; answer 503.
         """
-        result = self._settle(self._validate(token, request))
+        result = self._validate(token, request)
+        if not isinstance(result, AccessToken):  # a fetch first (a hit never needs one)
+            result = self._settle(result)
         if check_revocation:
             self.check_revocation(token, result)
         return result
@@ -691,7 +691,9 @@ class AsyncValidator(_AsyncClient, _Base):
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
-        result = await self._settle(self._validate(token, request))
+        result = self._validate(token, request)
+        if not isinstance(result, AccessToken):  # a fetch first (a hit never needs one)
+            result = await self._settle(result)
         if check_revocation:
             await self.check_revocation(token, result)
         return result
