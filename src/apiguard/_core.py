@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -78,6 +79,7 @@ _NO_TIME: Final = -math.inf
 #: Claims that must be strings when present; the strict dialect requires the first three.
 _STRING_CLAIMS: Final = ("sub", "jti", "client_id", "azp")
 _STRICT_STRING_CLAIMS: Final = _STRING_CLAIMS[:3]
+_EMPTY_STRINGS: Final = ("",) * len(_STRING_CLAIMS)
 _NO_HEADER: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
@@ -397,6 +399,10 @@ class ValidatorCore:
         )
         size = config.token_cache_size
         self._cache: TokenCache[_Cached] | None = TokenCache(size) if size else None
+        #: The cache's entries, read without a lock (see TokenCache) on every validation.
+        self._cached_entries: OrderedDict[str, _Cached] | None = (
+            self._cache.entries if self._cache is not None else None
+        )
         self._max_size = config.max_token_size
         self._algorithms = self.registry.algorithms
         self._policies = self.registry.policies
@@ -522,9 +528,35 @@ class ValidatorCore:
         ``request`` is the framework's request, handed to the issuer resolver only.
         """
         try:
-            cached = self._cache_hit(token) if self._cache is not None else None
-            if cached is not None:
-                return cached
+            entries = self._cached_entries
+            # The cache hit written out here (the hottest path there is): a miss costs one
+            # dictionary lookup.
+            hit = entries.get(token) if entries is not None else None
+            if hit is not None:
+                assert entries is not None
+                try:  # noqa: SIM105 - contextlib.suppress would cost as much as the hit
+                    entries.move_to_end(token)
+                except KeyError:  # evicted by another thread since: the entry still holds
+                    pass
+                now = self._clock()
+                # One unpacking costs less than reading the fields by name.
+                cached, key, source, known, cached_policy, not_before, not_after = hit
+                if source is None or (
+                    (keys := source.keys) is not None
+                    and (keys is known or key in keys)
+                    and now < source.fresh_until
+                ):
+                    if not not_before <= now < not_after:
+                        try:
+                            self._check_times(cached.claims, now, cached_policy)
+                        except TokenExpired:
+                            entries.pop(token, None)  # it will never be valid again
+                            raise
+                    return cached
+                # The key that verified it has left the issuer's key set, or the set is due
+                # for a refresh that only a full validation asks for (a hit must not keep a
+                # withdrawn key alive), or the source was evicted: validate afresh.
+                entries.pop(token, None)
             opaque = self._opaque
             if opaque is not None and not looks_like_jwt(token):
                 return self.introspection_core(opaque).introspect(token)
@@ -636,7 +668,9 @@ class ValidatorCore:
         fetched: frozenset[str] = frozenset(),
     ) -> AccessToken | Pending:
         now = self._clock()
-        alg = jws.alg
+        header = jws.header
+        alg: str = header["alg"]
+        kid: str | None = header.get("kid")
         if alg not in policy.algorithms:
             # Allowed for some trusted issuer (the header passed), not for this one.
             raise AlgorithmNotAllowed(f"alg {alg} is not allowed for this issuer")
@@ -644,48 +678,33 @@ class ValidatorCore:
         remote: KeySource | None = None
         if isinstance(source, KeySource):
             remote = source
-            found = source.lookup(jws.kid, alg, now, refresh=refresh)
-            if isinstance(found, FetchRequest) and found.url in fetched:
-                found = source.lookup(jws.kid, alg, now, refresh=False, fetch=False)
+            found = source.lookup(kid, alg, now, refresh=refresh)
             if isinstance(found, FetchRequest):
-                return Pending(found, source, jws, claims, policy, token, fetched)
-            key = found
+                if found.url not in fetched:
+                    return Pending(found, source, jws, claims, policy, token, fetched)
+                key = source.lookup(kid, alg, now, refresh=False, fetch=False)
+                assert isinstance(key, VerificationKey)  # fetch=False never asks for one
+            else:
+                key = found
         else:
-            key = source.lookup(jws.kid, alg)
+            key = source.lookup(kid, alg)
         # The signature first: an expired forgery must read "invalid signature" (no oracle).
-        key.verify(jws)
+        key.verify_signature(alg, jws.signature, jws.signing_input)
         if claims is None:
             claims = decode_json_object(jws.payload)
-        access_token, window = self._check_claims(jws.header, claims, policy, now)
-        if self._cache is not None and self._cache.admit(token):
+        strict = policy.strict
+        typ = header.get("typ")
+        if typ is not None or strict:
+            kind = (typ or "").lower()
+            if kind not in (_STRICT_TYPES if strict else _ACCESS_TOKEN_TYPES):
+                raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
+        access_token, window = self.check_claims(claims, now, header, policy)
+        cache = self._cache
+        if cache is not None and cache.admit(token):
             keys = remote.keys if remote is not None else None
             if keys is not None and key not in keys:
                 keys = None  # swapped since the lookup: hits will test membership
-            self._cache.put(token, _Cached(access_token, key, remote, keys, policy, *window))
-        return access_token
-
-    def _cache_hit(self, token: str) -> AccessToken | None:
-        assert self._cache is not None
-        hit = self._cache.get(token)
-        if hit is None:
-            return None
-        now = self._clock()
-        # One unpacking costs less than reading the fields by name.
-        access_token, key, source, known, policy, not_before, not_after = hit
-        if source is not None:
-            keys = source.keys
-            if keys is None or (keys is not known and key not in keys) or now >= source.fresh_until:
-                # The key that verified it has left the issuer's key set, or the set is due
-                # for a refresh that only a full validation asks for (a hit must not keep a
-                # withdrawn key alive), or the source was evicted: validate afresh.
-                self._cache.pop(token)
-                return None
-        if not not_before <= now < not_after:
-            try:
-                self._check_times(access_token.claims, now, policy)
-            except TokenExpired:
-                self._cache.pop(token)  # it will never be valid again
-                raise
+            cache.put(token, _Cached(access_token, key, remote, keys, policy, *window))
         return access_token
 
     @staticmethod
@@ -705,18 +724,6 @@ class ValidatorCore:
         # With max_token_age, iat is a required claim.
         if max_age is not None and (age := now - claims["iat"]) > max_age + leeway:
             raise TokenExpired(f"issued {age:.0f} s ago, max age {max_age:.0f} s")
-
-    def _check_claims(
-        self, header: Mapping[str, Any], claims: dict[str, Any], c: Compiled, now: float
-    ) -> tuple[AccessToken, tuple[float, float]]:
-        """Check the claims; return the token and the window in which its times hold."""
-        strict = c.strict
-        typ = header.get("typ")
-        if typ is not None or strict:
-            kind = (typ or "").lower()
-            if kind not in (_STRICT_TYPES if strict else _ACCESS_TOKEN_TYPES):
-                raise WrongTokenType(f"typ {str(typ)[:32]!r} is not an access token type")
-        return self.check_claims(claims, now, header, c)
 
     def _check_binding(self, claims: Mapping[str, Any]) -> None:
         binding = self._binding
@@ -753,7 +760,8 @@ class ValidatorCore:
         """
         c = policy if policy is not None else self._only_policy()
         strict = c.strict
-        if not strict and not _ID_TOKEN_CLAIMS.isdisjoint(claims):
+        # Three lookups cost less than frozenset.isdisjoint, which walks the claims.
+        if not strict and ("nonce" in claims or "at_hash" in claims or "c_hash" in claims):
             raise WrongTokenType("claims of an ID token (nonce, at_hash or c_hash)")
         if "cnf" in claims:
             self._check_binding(claims)
@@ -804,11 +812,15 @@ class ValidatorCore:
             for name in _STRICT_STRING_CLAIMS:
                 if not isinstance(claims.get(name), str):
                     raise InvalidClaim(f"{name} is not a string")
-        for name in _STRING_CLAIMS:
+        try:
             # Null is not a string either: a null identifier would read as "absent" to
-            # code that then falls back to another claim.
-            if name in claims and not isinstance(claims[name], str):
-                raise InvalidClaim(f"{name} is not a string")
+            # code that then falls back to another claim. One C-level join fails on any
+            # present member that is not a str (absent ones read as "").
+            "".join(map(claims.get, _STRING_CLAIMS, _EMPTY_STRINGS))
+        except TypeError:
+            for name in _STRING_CLAIMS:
+                if name in claims and not isinstance(claims[name], str):
+                    raise InvalidClaim(f"{name} is not a string") from None
         if not not_before <= now < not_after:
             self._check_times(claims, now, c)
         token = AccessToken.from_claims(header, claims, c.scope_claims, c.role_claims)

@@ -63,17 +63,25 @@ class TokenCache(Generic[_V]):
         seen.add(digest)
         return False
 
+    @property
+    def entries(self) -> OrderedDict[str, _V]:
+        """The entries, to read without a lock: each OrderedDict method is atomic (above)."""
+        return self._data
+
     def get(self, token: str) -> _V | None:
         """The entry for ``token``, now the most recently used, or None."""
-        data = self._data
-        entry = data.get(token)
+        entry = self._data.get(token)
         if entry is not None:
-            # contextlib.suppress would cost as much as the rest of a hit.
-            try:  # noqa: SIM105
-                data.move_to_end(token)
-            except KeyError:  # another thread evicted it since: the entry is still good
-                pass
+            self.touch(token)
         return entry
+
+    def touch(self, token: str) -> None:
+        """Make ``token`` the most recently used (nothing happens if it was evicted)."""
+        # contextlib.suppress would cost as much as the rest of a hit.
+        try:  # noqa: SIM105
+            self._data.move_to_end(token)
+        except KeyError:  # another thread evicted it since: the entry is still good
+            pass
 
     def put(self, token: str, entry: _V) -> None:
         """Remember ``entry``, evicting the least recently used beyond ``maxsize``."""

@@ -30,7 +30,6 @@ apiguard.fastapi: this module only translates an ASGI scope for it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
@@ -150,8 +149,7 @@ def _with_dpop(view: RequestView, scope: Scope) -> RequestView:
         elif name in _FORWARDED:
             forwarded.append((name.decode("latin-1"), value.decode("latin-1")))
     client = scope.get("client")
-    return dataclasses.replace(
-        view,
+    return view._replace(
         scheme=scope.get("scheme", "http"),
         host=host,
         peer=client[0] if client else None,
@@ -172,7 +170,8 @@ class TokenCredentials(AuthCredentials):
     """
 
     def __init__(self, token: AccessToken) -> None:
-        super().__init__(sorted(token.scopes))
+        # AuthCredentials.__init__ would only copy the list again.
+        self.scopes = sorted(token.scopes)
         self.token = token
 
 
@@ -319,6 +318,9 @@ class BearerAuthMiddleware:
         self._requirement = Requirement.declare(optional=not required)
         self._exemptions = PathExemptions(exclude_paths) or None
         self._exclude = exclude
+        # A validator's DPoP gate and resolver are fixed at its construction.
+        self._gate = validator.dpop
+        self._full_view = self._gate is not None or validator.wants_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -336,10 +338,10 @@ class BearerAuthMiddleware:
             if kind == "http" and scope["path"] in metadata.paths:
                 await self._serve_metadata(scope, send)
                 return
-        gate = self.validator.dpop
+        gate = self._gate
         scope[DPOP_KEY] = gate
         # The full view (scheme, Host, peer...) for a DPoP proof, or for an issuer resolver.
-        view = request_view(scope, dpop=gate is not None or self.validator.wants_request)
+        view = request_view(scope, dpop=self._full_view)
         if (self._exemptions is not None and self._exemptions.match(view.path, view.raw_path)) or (
             self._exclude is not None and self._exclude(scope)
         ):

@@ -47,7 +47,6 @@ Websockets (Django Channels) are not covered by this layer; run Channels behind
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 import threading
@@ -483,8 +482,7 @@ def request_view(request: HttpRequest, *, dpop: bool = False) -> RequestView:
     # Servers join a repeated header into one value with commas, which the proof check
     # refuses as two proofs.
     proof = meta.get("HTTP_DPOP")
-    return dataclasses.replace(
-        view,
+    return view._replace(
         raw_path=raw_path if raw_path is not None else request.path,
         scheme=request.scheme or "http",
         host=meta.get("HTTP_HOST"),

@@ -34,7 +34,6 @@ earlier (in tests, say).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import logging
@@ -395,8 +394,7 @@ def _view(req: Request, *, dpop: bool = False) -> RequestView:
     path = raw_path
     if path is None:
         path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
-    return dataclasses.replace(
-        view,
+    return view._replace(
         raw_path=path,
         scheme=environ.get("wsgi.url_scheme", "http"),
         host=environ.get("HTTP_HOST"),

@@ -764,8 +764,14 @@ class IssuerRegistry:
 
     def source(self, policy: Compiled) -> Source:
         """The key source of ``policy``'s issuer, created on first use."""
-        if policy.static is not None:
-            return policy.static
+        static = policy.static
+        if static is not None:
+            return static
+        if self.resolver is None:
+            # Configured issuers only: a source, once made, stays (nothing is evicted).
+            found = self._sources.get(policy.source_key)
+            if found is not None:
+                return found
         return self.remote(policy)
 
     def remote(self, policy: Compiled) -> KeySource:

@@ -485,7 +485,10 @@ class KeySource:
         keys = self.keys if now < self._usable_until else None
         if keys is None:
             return self._fetch_or_fail(self.jwks_uri, "jwks", now, may_fetch)
-        key = keys.select(kid, alg)
+        # KeySet.select's common case first, without the call: a kid naming one key.
+        key = keys._only.get(kid) if kid is not None else None
+        if key is None or alg not in key.algorithms:
+            key = keys.select(kid, alg)
         if key is None:
             # An unknown kid may mean the issuer rotated: look again, but at most once per
             # cooldown, and never for a kid too long to be real (a flood of junk kids).

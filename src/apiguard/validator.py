@@ -16,7 +16,7 @@ import inspect
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Required, Self, TypedDict, Unpack
 
@@ -327,6 +327,9 @@ class _Base:
         )
         # Bound once: a cache hit is short enough for a second attribute lookup to show.
         self._validate = self._core.validate
+        #: Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured).
+        #: Read on every request by the layers: a plain attribute, not a property.
+        self.wants_request: bool = config.resolver is not None
         replay_store = config.replay_store
         self._replay_store: Any = None
         #: A store built here from a URL is closed with the validator.
@@ -380,11 +383,6 @@ class _Base:
     def clock(self) -> Callable[[], float]:
         """The clock validation runs on, in seconds since the epoch; time rules use it too."""
         return self._core.config.clock or time.time
-
-    @property
-    def wants_request(self) -> bool:
-        """Whether :meth:`validate` uses its ``request`` (an issuer resolver is configured)."""
-        return self._core.config.resolver is not None
 
     def health(self) -> dict[str, IssuerHealth]:
         """Per issuer, whether its keys are ``fresh``, ``stale`` or ``missing``.
@@ -469,20 +467,33 @@ class Validator(_SyncClient, _Base):
         self._setup(issuer, issuers, dict(settings), threading.Lock)
         self._use_client(http_client, transport)
         if self._core.config.on_event is not None:
-            # Chosen once: without a hook, validate() is the plain method, not a wrapper.
+            # Chosen once: without a hook, validate() and validate_credentials() are the
+            # plain methods, not wrappers.
             self.validate = self._observed  # type: ignore[method-assign]
+            self.validate_credentials = self._observed_credentials  # type: ignore[method-assign]
 
     def _observed(
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """:meth:`validate`, reporting the outcome to the ``on_event`` hook."""
+        plain = type(self).validate
+        return self._observe(
+            token, plain, self, token, request=request, check_revocation=check_revocation
+        )
+
+    def _observed_credentials(self, credentials: Validate) -> AccessToken:
+        """:meth:`validate_credentials`, reporting one event for the token and what the
+        request path checks after it: a DPoP proof and its replay, revocation."""
+        return self._observe(credentials.token, type(self).validate_credentials, self, credentials)
+
+    def _observe(
+        self, token: str, call: Callable[..., AccessToken], *args: Any, **kwargs: Any
+    ) -> AccessToken:
         core = self._core
         started = time.perf_counter()
         cached = core.cached(token)
         try:
-            result = Validator.validate(
-                self, token, request=request, check_revocation=check_revocation
-            )
+            result = call(*args, **kwargs)
         except ApiguardError as exc:
             core.observed(token, exc, cached, time.perf_counter() - started)
             raise
@@ -507,7 +518,9 @@ class Validator(_SyncClient, _Base):
             KeySetUnavailable, IntrospectionFailed: the issuer's keys or introspection
                 endpoint cannot be had; answer 503.
         """
-        result = self._settle(self._validate(token, request))
+        result = self._validate(token, request)
+        if not isinstance(result, AccessToken):  # a fetch first (a hit never needs one)
+            result = self._settle(result)
         if check_revocation:
             self.check_revocation(token, result)
         return result
@@ -553,10 +566,12 @@ class Validator(_SyncClient, _Base):
             InvalidToken, InvalidDPoPProof, UseDPoPNonce, InvalidRequest: refused.
             ServiceUnavailable: the keys or the replay store cannot be had; answer 503.
         """
+        # The class's validate, not an instance's observing wrapper: with an on_event hook
+        # the whole of this method is observed as one validation, its proof included.
         if self.wants_request:
-            token = self.validate(credentials.token, request=credentials.view)
+            token = type(self).validate(self, credentials.token, request=credentials.view)
         else:
-            token = self.validate(credentials.token)
+            token = type(self).validate(self, credentials.token)
         gate = self._dpop
         if gate is not None and credentials.view is not None:
             proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
@@ -648,18 +663,30 @@ class AsyncValidator(_AsyncClient, _Base):
         self._use_client(http_client, transport)
         if self._core.config.on_event is not None:
             self.validate = self._observed  # type: ignore[method-assign]
+            self.validate_credentials = self._observed_credentials  # type: ignore[method-assign]
 
     async def _observed(
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """:meth:`validate`, reporting the outcome to the ``on_event`` hook."""
+        plain = type(self).validate
+        return await self._observe(
+            token, plain, self, token, request=request, check_revocation=check_revocation
+        )
+
+    async def _observed_credentials(self, credentials: Validate) -> AccessToken:
+        """:meth:`validate_credentials`, reporting one event (see the sync one)."""
+        call = type(self).validate_credentials
+        return await self._observe(credentials.token, call, self, credentials)
+
+    async def _observe(
+        self, token: str, call: Callable[..., Awaitable[AccessToken]], *args: Any, **kwargs: Any
+    ) -> AccessToken:
         core = self._core
         started = time.perf_counter()
         cached = core.cached(token)
         try:
-            result = await AsyncValidator.validate(
-                self, token, request=request, check_revocation=check_revocation
-            )
+            result = await call(*args, **kwargs)
         except ApiguardError as exc:
             core.observed(token, exc, cached, time.perf_counter() - started)
             raise
@@ -670,7 +697,9 @@ class AsyncValidator(_AsyncClient, _Base):
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """Validate ``token`` and return what it grants (see :meth:`Validator.validate`)."""
-        result = await self._settle(self._validate(token, request))
+        result = self._validate(token, request)
+        if not isinstance(result, AccessToken):  # a fetch first (a hit never needs one)
+            result = await self._settle(result)
         if check_revocation:
             await self.check_revocation(token, result)
         return result
@@ -703,10 +732,10 @@ class AsyncValidator(_AsyncClient, _Base):
 
     async def validate_credentials(self, credentials: Validate) -> AccessToken:
         """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
-        if self.wants_request:
-            token = await self.validate(credentials.token, request=credentials.view)
+        if self.wants_request:  # the class's validate, as in the sync shell
+            token = await type(self).validate(self, credentials.token, request=credentials.view)
         else:
-            token = await self.validate(credentials.token)
+            token = await type(self).validate(self, credentials.token)
         gate = self._dpop
         if gate is not None and credentials.view is not None:
             proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)

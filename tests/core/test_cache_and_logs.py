@@ -11,7 +11,7 @@ import pytest
 
 from apiguard import InvalidToken, TokenExpired, TokenNotYetValid, UnknownSigningKey
 from apiguard.jwks import FetchRequest, Response
-from apiguard.jws import CompactJWS, VerificationKey
+from apiguard.jws import VerificationKey
 from apiguard.testing import LocalIssuer
 
 from .conftest import FakeClock
@@ -153,10 +153,13 @@ def test_hit_survives_a_concurrent_eviction(issuer: LocalIssuer) -> None:
     token = issuer.token()
     with issuer.validator() as validator:
         first = cache(validator, token)
-        entries = validator._core._cache
-        assert entries is not None
-        entries._data = Evicting(entries._data)
+        cache_ = validator._core._cache
+        assert cache_ is not None
+        evicting = Evicting(cache_._data)
+        # The core reads the cache's entries directly, without the cache's methods.
+        cache_._data = validator._core._cached_entries = evicting
         assert validator.validate(token) is first
+        assert token not in evicting  # the eviction did happen under the hit
 
 
 def test_key_set_swapped_during_verification(
@@ -169,10 +172,12 @@ def test_key_set_swapped_during_verification(
         issuer.rotate(keep_previous=False)
         core = validator._core
         new_jwks = json.dumps(issuer.jwks).encode()
-        verify = VerificationKey.verify
+        verify = VerificationKey.verify_signature
 
-        def verify_then_refresh(key: VerificationKey, jws: CompactJWS) -> None:
-            verify(key, jws)
+        def verify_then_refresh(
+            key: VerificationKey, alg: str, signature: bytes, signing_input: bytes
+        ) -> None:
+            verify(key, alg, signature, signing_input)
             # Another thread's refresh lands between the lookup and the cache insert.
             source = core.registry.remote(core.registry.policies[issuer.issuer])
             assert source.jwks_uri is not None
@@ -180,7 +185,7 @@ def test_key_set_swapped_during_verification(
             core.receive_for(source, request, Response(200, {}, new_jwks))
 
         validator.validate(token)  # seen once: the next validation caches it
-        monkeypatch.setattr(VerificationKey, "verify", verify_then_refresh)
+        monkeypatch.setattr(VerificationKey, "verify_signature", verify_then_refresh)
         validator.validate(token)
         monkeypatch.undo()
         with pytest.raises(UnknownSigningKey):

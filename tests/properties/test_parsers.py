@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import posixpath
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from apiguard import AccessToken, BearerError, ConfigurationError, InvalidRequest, MissingToken
 from apiguard._request import PathExemptions, RequestView, bearer_token
-from apiguard.bearer import extract_token
+from apiguard.bearer import extract_token, is_b64token
 from apiguard.jws import decode_compact
 from apiguard.testing import KeyPool, LocalIssuer
 
@@ -151,6 +152,20 @@ def test_header_parser_returns_one_b64token_or_refuses(values: list[str]) -> Non
     assert token in values[0]
     assert not set(token) - set(B64URL + "~+/=.")
     assert "=" not in token.rstrip("=")
+
+
+# RFC 6750 §2.1, as a regular expression: the grammar is_b64token must agree with.
+B64TOKEN_GRAMMAR = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+@PROPERTIES
+@given(st.text(alphabet=B64URL + "~+/=., \"'\\\t\x00\x7f\xe9\u0130\U0001f600", max_size=40))
+@example("==")
+@example("a=b")
+@example("")
+def test_b64token_check_agrees_with_the_rfc_grammar(value: str) -> None:
+    """is_b64token says yes exactly when RFC 6750's b64token grammar matches the whole value."""
+    assert is_b64token(value) == bool(B64TOKEN_GRAMMAR.fullmatch(value))
 
 
 @PROPERTIES
