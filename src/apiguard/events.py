@@ -4,7 +4,9 @@ Give a validator ``on_event=`` (any callable taking one event) to receive:
 
 * a :class:`ValidationEvent` per validated token: the outcome, the stable ``reason`` of a
   refusal, the issuer that decided, the token's ``alg`` and ``kid``, whether the
-  verified-token cache answered, and how long it took;
+  verified-token cache answered, and how long it took. On a request (every framework
+  layer), the event covers the DPoP proof checked after the token too: a missing, invalid
+  or replayed proof makes it a refusal with the proof's reason;
 * a :class:`KeySourceEvent` per thing a key source does that an operator wants to know:
   a discovery or JWKS fetch that succeeded or failed (with its duration), the last good
   keys served because a refresh failed, a rotation (kids that appeared or left), an

@@ -16,7 +16,7 @@ import inspect
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Required, Self, TypedDict, Unpack
 
@@ -51,7 +51,7 @@ from .errors import ApiguardError, ConfigurationError
 
 if TYPE_CHECKING:
     from ._request import Validate
-from ._keystore import SharedDocuments, Step
+from ._keystore import SharedDocuments, Step, Wait
 from ._redis import AsyncRedisKeyStore, RedisKeyStore
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .issuers import IssuerHealth, IssuerPolicy, dpop_policy
@@ -348,7 +348,10 @@ class _Base:
             raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
         self._key_store, self._owns_key_store = _key_store(config.key_store, sync=self._sync)
         self._shared = SharedDocuments(
-            self._key_store, max_size=config.max_jwks_size, clock=config.clock or time.time
+            self._key_store,
+            max_size=config.max_jwks_size,
+            clock=config.clock or time.time,
+            timeout=config.timeout,
         )
 
     #: Whether the shell calls a replay store synchronously.
@@ -464,20 +467,33 @@ class Validator(_SyncClient, _Base):
         self._setup(issuer, issuers, dict(settings), threading.Lock)
         self._use_client(http_client, transport)
         if self._core.config.on_event is not None:
-            # Chosen once: without a hook, validate() is the plain method, not a wrapper.
+            # Chosen once: without a hook, validate() and validate_credentials() are the
+            # plain methods, not wrappers.
             self.validate = self._observed  # type: ignore[method-assign]
+            self.validate_credentials = self._observed_credentials  # type: ignore[method-assign]
 
     def _observed(
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """:meth:`validate`, reporting the outcome to the ``on_event`` hook."""
+        plain = type(self).validate
+        return self._observe(
+            token, plain, self, token, request=request, check_revocation=check_revocation
+        )
+
+    def _observed_credentials(self, credentials: Validate) -> AccessToken:
+        """:meth:`validate_credentials`, reporting one event for the token and what the
+        request path checks after it: a DPoP proof and its replay, revocation."""
+        return self._observe(credentials.token, type(self).validate_credentials, self, credentials)
+
+    def _observe(
+        self, token: str, call: Callable[..., AccessToken], *args: Any, **kwargs: Any
+    ) -> AccessToken:
         core = self._core
         started = time.perf_counter()
         cached = core.cached(token)
         try:
-            result = Validator.validate(
-                self, token, request=request, check_revocation=check_revocation
-            )
+            result = call(*args, **kwargs)
         except ApiguardError as exc:
             core.observed(token, exc, cached, time.perf_counter() - started)
             raise
@@ -550,10 +566,12 @@ class Validator(_SyncClient, _Base):
             InvalidToken, InvalidDPoPProof, UseDPoPNonce, InvalidRequest: refused.
             ServiceUnavailable: the keys or the replay store cannot be had; answer 503.
         """
+        # The class's validate, not an instance's observing wrapper: with an on_event hook
+        # the whole of this method is observed as one validation, its proof included.
         if self.wants_request:
-            token = self.validate(credentials.token, request=credentials.view)
+            token = type(self).validate(self, credentials.token, request=credentials.view)
         else:
-            token = self.validate(credentials.token)
+            token = type(self).validate(self, credentials.token)
         gate = self._dpop
         if gate is not None and credentials.view is not None:
             proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
@@ -605,6 +623,9 @@ class Validator(_SyncClient, _Base):
         if isinstance(step, FetchRequest):
             started = time.perf_counter()
             return self._fetch(step), time.perf_counter() - started
+        if isinstance(step, Wait):
+            time.sleep(step.seconds)  # another process fetches; we hold only this source
+            return None
         try:
             return step.run(self._key_store)
         except Exception as exc:  # a store that cannot answer is a miss, never a failure
@@ -642,18 +663,30 @@ class AsyncValidator(_AsyncClient, _Base):
         self._use_client(http_client, transport)
         if self._core.config.on_event is not None:
             self.validate = self._observed  # type: ignore[method-assign]
+            self.validate_credentials = self._observed_credentials  # type: ignore[method-assign]
 
     async def _observed(
         self, token: str, *, request: Any = None, check_revocation: bool = False
     ) -> AccessToken:
         """:meth:`validate`, reporting the outcome to the ``on_event`` hook."""
+        plain = type(self).validate
+        return await self._observe(
+            token, plain, self, token, request=request, check_revocation=check_revocation
+        )
+
+    async def _observed_credentials(self, credentials: Validate) -> AccessToken:
+        """:meth:`validate_credentials`, reporting one event (see the sync one)."""
+        call = type(self).validate_credentials
+        return await self._observe(credentials.token, call, self, credentials)
+
+    async def _observe(
+        self, token: str, call: Callable[..., Awaitable[AccessToken]], *args: Any, **kwargs: Any
+    ) -> AccessToken:
         core = self._core
         started = time.perf_counter()
         cached = core.cached(token)
         try:
-            result = await AsyncValidator.validate(
-                self, token, request=request, check_revocation=check_revocation
-            )
+            result = await call(*args, **kwargs)
         except ApiguardError as exc:
             core.observed(token, exc, cached, time.perf_counter() - started)
             raise
@@ -699,10 +732,10 @@ class AsyncValidator(_AsyncClient, _Base):
 
     async def validate_credentials(self, credentials: Validate) -> AccessToken:
         """Validate a request's credentials (see :meth:`Validator.validate_credentials`)."""
-        if self.wants_request:
-            token = await self.validate(credentials.token, request=credentials.view)
+        if self.wants_request:  # the class's validate, as in the sync shell
+            token = await type(self).validate(self, credentials.token, request=credentials.view)
         else:
-            token = await self.validate(credentials.token)
+            token = await type(self).validate(self, credentials.token)
         gate = self._dpop
         if gate is not None and credentials.view is not None:
             proof = gate.check(token, credentials.scheme, credentials.token, credentials.view)
@@ -746,6 +779,9 @@ class AsyncValidator(_AsyncClient, _Base):
         if isinstance(step, FetchRequest):
             started = time.perf_counter()
             return await self._fetch(step), time.perf_counter() - started
+        if isinstance(step, Wait):
+            await anyio.sleep(step.seconds)
+            return None
         try:
             answer = step.run(self._key_store)
             return await answer if inspect.isawaitable(answer) else answer

@@ -86,7 +86,8 @@ def port_of(sock: socket.socket) -> int:
 
 @dataclass
 class ClientPage:
-    """A tiny third-party web app: starts code + PKCE at /start, receives the code at /callback."""
+    """A tiny third-party web app: starts code + PKCE at /start (passing on ``acr_values``
+    and ``max_age``), receives the code at /callback."""
 
     issuer: str
     origin: str
@@ -111,6 +112,12 @@ class ClientPage:
                 "state": state,
                 "code_challenge": challenge,
                 "code_challenge_method": "S256",
+                # A step-up sign-in (RFC 9470), as a client does after the API's challenge.
+                **{
+                    name: request.query_params[name]
+                    for name in ("acr_values", "max_age")
+                    if name in request.query_params
+                },
             }
         )
         return RedirectResponse(f"{self.issuer}authorize?{query}", status_code=302)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import secrets
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
 
-from apiguard import Validator
+from apiguard import MULTI_FACTOR, Validator
 
 from .conftest import ORGANIZER, SCREENSHOTS, Servers
 
@@ -76,6 +79,22 @@ def sign_up_and_register(page: Page, servers: Servers) -> tuple[str, str]:
     client_id = page.locator("#client-id").inner_text()
     secret = page.locator("#client-secret").inner_text()
     return client_id, secret
+
+
+def redeem(servers: Servers, client_id: str, secret: str) -> httpx.Response:
+    """Redeem the code the client page received last, with its PKCE verifier."""
+    received = servers.client.received[-1]
+    return httpx.post(
+        f"{servers.issuer}oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": received["code"],
+            "redirect_uri": servers.client.redirect_uri,
+            "client_id": client_id,
+            "client_secret": secret,
+            "code_verifier": servers.client.verifiers[received["state"]],
+        },
+    )
 
 
 def test_admin_creates_an_api_and_tests_it(page: Page, servers: Servers) -> None:
@@ -185,20 +204,8 @@ def test_code_with_pkce_through_login_and_consent(
     page.get_by_role("button", name="Accept").click()
     expect(page.locator("#result")).to_have_text("Authorization code received.")
 
-    received = servers.client.received[-1]
-    assert received["iss"] == servers.issuer
-    verifier = servers.client.verifiers[received["state"]]
-    answer = httpx.post(
-        f"{servers.issuer}oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": received["code"],
-            "redirect_uri": servers.client.redirect_uri,
-            "client_id": client_id,
-            "client_secret": secret,
-            "code_verifier": verifier,
-        },
-    )
+    assert servers.client.received[-1]["iss"] == servers.issuer
+    answer = redeem(servers, client_id, secret)
     assert answer.status_code == 200, answer.text
     validator = Validator(issuer=servers.issuer, audience=ORGANIZER)
     try:
@@ -214,19 +221,77 @@ def test_code_with_pkce_through_login_and_consent(
     assert api.status_code == 200
 
 
+def test_a_step_up_sign_in_asks_for_a_one_time_code(
+    page: Page, servers: Servers, problems: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked for the multi-factor acr, the server wants the code it logged after the password;
+    the token it then issues carries that acr and opens the API's step-up route."""
+    client_id, secret = sign_up_and_register(page, servers)
+    page.get_by_role("button", name="Sign out").click()
+
+    query = urlencode({"client_id": client_id, "acr_values": MULTI_FACTOR, "max_age": 600})
+    page.goto(f"{servers.client.origin}/start?{query}")
+    with caplog.at_level(logging.WARNING, logger="examples.authz_server"):
+        sign_in(page, *DEMO)
+        expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    expect(
+        page.get_by_text("Pocket Planner asks for a sign-in with a second factor")
+    ).to_be_visible()
+    shot(page, "otp")
+    (code,) = re.findall(rf"One-time code for {re.escape(DEMO[0])}: (\d{{6}})", caplog.text)
+    page.get_by_label("One-time code").fill("000000" if code != "000000" else "111111")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_be_visible()  # a wrong code is refused
+    assert problems == [
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
+    problems.clear()
+    page.get_by_label("One-time code").fill(code)
+    page.get_by_role("button", name="Verify").click()
+    page.get_by_role("button", name="Accept").click()
+    expect(page.locator("#result")).to_have_text("Authorization code received.")
+
+    answer = redeem(servers, client_id, secret)
+    assert answer.status_code == 200, answer.text
+    bearer = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    security = httpx.get(f"{servers.api_origin}/api/security", headers=bearer)
+    assert security.status_code == 200, security.headers.get("www-authenticate")
+    assert security.json()["acr"] == MULTI_FACTOR
+
+
 def test_admin_assigns_a_role_and_sees_it_in_a_token(page: Page, servers: Servers) -> None:
-    """Assigning organizer-admin on the user's page shows up in the Test tab's user token."""
-    page.goto(f"{servers.issuer}dashboard/users")
+    """The roles, a role's permissions, a user's roles and the API's RBAC settings show;
+    assigning organizer-admin on the user's page shows up in the Test tab's user token."""
+    page.goto(f"{servers.issuer}dashboard/roles")
     sign_in(page, *ADMIN)
+    expect(page.get_by_role("heading", name="Roles", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="assistant")).to_be_visible()
+    shot(page, "dashboard-roles")
+    page.get_by_role("link", name="organizer-admin").click()
+    expect(page.get_by_role("heading", name="organizer-admin")).to_be_visible()
+    expect(page.get_by_role("cell", name="delete:appointments", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="Organizer Admin")).to_be_visible()
+    shot(page, "dashboard-role")
+
+    dashboard = page.get_by_role("navigation", name="Dashboard")
+    dashboard.get_by_role("link", name="Users").click()
     page.get_by_role("link", name="Demo User").click()
     expect(page.get_by_role("heading", name="Roles")).to_be_visible()
     page.get_by_label("Assign a role").select_option(label="organizer-admin")
     page.get_by_role("button", name="Assign").click()
     expect(page.get_by_role("status")).to_have_text("Role assigned.")
     expect(page.get_by_role("link", name="organizer-admin")).to_be_visible()
+    granted = page.get_by_role("row").filter(has_text="delete:appointments")
+    expect(granted).to_contain_text("organizer-admin")
+    shot(page, "dashboard-user")
 
-    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="APIs").click()
+    dashboard.get_by_role("link", name="APIs").click()
     page.get_by_role("link", name="Organizer API").click()
+    open_tab(page, "Settings")
+    expect(page.get_by_label("Enable RBAC")).to_be_checked()
+    expect(page.get_by_label("Add permissions in the access token")).to_be_checked()
+    shot(page, "dashboard-api-settings")
+
     open_tab(page, "Test")
     page.get_by_label("Application").select_option("world-mappers")
     page.get_by_label("On behalf of a user").select_option(
@@ -238,3 +303,27 @@ def test_admin_assigns_a_role_and_sees_it_in_a_token(page: Page, servers: Server
     assert claims["https://organizer.example/roles"] == ["assistant", "organizer-admin"]
     assert "delete:appointments" in claims["scope"].split()
     assert "delete:appointments" in claims["permissions"]
+    shot(page, "dashboard-test-user")
+
+
+def test_admin_reviews_applications_and_signing_keys(page: Page, servers: Servers) -> None:
+    """The applications list, an application's settings and grants, and the signing keys."""
+    page.goto(f"{servers.issuer}dashboard/applications")
+    sign_in(page, *ADMIN)
+    expect(page.get_by_role("heading", name="Applications")).to_be_visible()
+    expect(page.get_by_role("cell", name="world-mappers", exact=True)).to_be_visible()
+    shot(page, "dashboard-applications")
+    page.get_by_role("link", name="World Mappers").click()
+    expect(page.get_by_role("heading", name="World Mappers")).to_be_visible()
+    expect(page.get_by_role("heading", name="Credentials")).to_be_visible()
+    assert "world-mappers-dev-secret" not in page.content()
+    shot(page, "dashboard-application")
+    page.get_by_role("navigation", name="Dashboard").get_by_role(
+        "link", name="Signing keys"
+    ).click()
+    expect(page.get_by_role("heading", name="Signing keys")).to_be_visible()
+    page.get_by_role("button", name="Rotate signing key").click()
+    for status in ("Current", "Next", "Previous"):
+        expect(page.get_by_role("cell", name=status, exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Revoke")).to_be_visible()
+    shot(page, "dashboard-keys")

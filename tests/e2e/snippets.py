@@ -47,7 +47,9 @@ def run_snippet(
     namespace = {"__name__": "docs_snippet"} if namespace is None else namespace
     if issuer is not None:
         code = code.replace(LOCAL_SERVER, issuer)
-    exec(compile(code, "<sample>", "exec"), namespace)
+    # dont_inherit: a sample runs as the module a user would write, without this file's
+    # "from __future__ import annotations" (FastAPI reads annotations at run time).
+    exec(compile(code, "<sample>", "exec", dont_inherit=True), namespace)
     return namespace
 
 
@@ -81,39 +83,48 @@ async def close_validators(namespace: Mapping[str, Any]) -> None:
 
 # --- curl transcripts ---------------------------------------------------------------------
 
-_CURL = re.compile(r"^\$ curl -i (\S+)(?: -H \"Authorization: Bearer ([^\"]+)\")?$")
+_CURL = re.compile(
+    r"^\$ curl -i(?: -X (?P<method>[A-Z]+))? (?P<url>\S+)"
+    r"(?: -H \"Authorization: Bearer (?P<bearer>[^\"]+)\")?$"
+)
 
 
-def transcript(block: str) -> list[tuple[str, str | None, list[str]]]:
-    """A console block's ``curl -i`` commands, each with the answer lines shown under it."""
-    entries: list[tuple[str, str | None, list[str]]] = []
+def transcript(block: str) -> list[tuple[str, str, str | None, list[str]]]:
+    """A console block's ``curl -i`` commands (method, URL, bearer), each with the answer
+    lines shown under it."""
+    entries: list[tuple[str, str, str | None, list[str]]] = []
     for line in block.splitlines():
         match = _CURL.match(line)
         if match:
-            entries.append((match.group(1), match.group(2), []))
+            method = match["method"] or "GET"
+            entries.append((method, match["url"], match["bearer"], []))
         elif line and entries:
-            entries[-1][2].append(line)
+            entries[-1][3].append(line)
     return entries
 
 
-def check_transcript(block: str, issuer: LocalIssuer) -> int:
+def check_transcript(
+    block: str, issuer: LocalIssuer, tokens: Mapping[str, str] | None = None
+) -> int:
     """Each curl answer shown (status, challenge, body) is what the Flask example answers.
 
     ``$TOKEN`` is a token with the scopes read:appointments and read:contacts, ``$EXPIRED``
-    an expired one; any other value is sent as it is written. Returns how many were checked.
+    an expired one, and ``tokens`` names more; any other value is sent as it is written.
+    Returns how many were checked.
     """
-    tokens = {
+    known: dict[str | None, str | None] = {
         None: None,
         "$EXPIRED": issuer.token(scope="read:appointments", expires_in=-3600),
         "$TOKEN": issuer.token(scope="read:appointments read:contacts"),
+        **(tokens or {}),
     }
     entries = transcript(block)
     with issuer.validator() as validator:
         client = create_app(validator=validator).test_client()
-        for url, bearer, lines in entries:
-            token = tokens.get(bearer, bearer)
+        for method, url, bearer, lines in entries:
+            token = known.get(bearer, bearer)
             headers = {"Authorization": f"Bearer {token}"} if bearer else {}
-            response = client.get(httpx.URL(url).path, headers=headers)
+            response = client.open(httpx.URL(url).path, method=method, headers=headers)
             status, challenge, body = lines
             assert status == f"HTTP/1.1 {response.status}"
             assert challenge == f"WWW-Authenticate: {response.headers['WWW-Authenticate']}"
@@ -176,11 +187,16 @@ def console_session(block: str, program: str) -> list[tuple[str, list[str]]]:
     return session
 
 
-def run_command(command: str, cwd: Path, issuer: str) -> subprocess.CompletedProcess[str]:
-    """Run a documented shell command in ``cwd`` with the installed scripts on PATH."""
+def run_command(
+    command: str, cwd: Path, issuer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a documented shell command in ``cwd`` with the installed scripts (and this
+    Python) first on PATH, its issuer pointed at ``issuer`` when given."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if issuer is not None:
+        command = command.replace(LOCAL_SERVER, issuer)
     return subprocess.run(
-        ["bash", "-c", command.replace(LOCAL_SERVER, issuer)],
+        ["bash", "-c", command],
         cwd=cwd,
         env=env,
         capture_output=True,

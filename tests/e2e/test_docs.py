@@ -9,6 +9,8 @@ import json
 import logging
 import re
 import subprocess
+import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,13 +37,14 @@ from snippets import (
 )
 from starlette.testclient import TestClient
 
-from apiguard import errors
+from apiguard import MULTI_FACTOR, errors
 from apiguard.testing import LocalIssuer, serve_issuer
 from examples.demo.servers import ROOT, Stack
 from examples.demo.walk import ORGANIZER
 from tests.django_setup import configure as configure_django
 
 DOCS = ROOT / "docs"
+PAPE = "http://schemas.openid.net/pape/policies/2007/06"
 PAGES = sorted(page for page in DOCS.rglob("*.md") if "screenshots" not in page.parts)
 README = ROOT / "README.md"
 
@@ -112,6 +115,13 @@ def test_python_samples_run(page: Path, served: LocalIssuer) -> None:
         anyio.run(close_validators, namespace)
     if page.name == "testing.md":
         assert called == ["test_appointments_need_a_scope", "test_tasks_answer_who_asked"]
+    if page.name == "roles.md":
+        assert called == [
+            "test_deleting_needs_the_scope_and_the_role",
+            "test_the_security_page_wants_a_recent_second_factor",
+            "test_the_team_page_is_for_one_organisation",
+            "test_fastapi_checks_the_same_rules",
+        ]
 
 
 def organizer_client(app: Any) -> Any:
@@ -211,6 +221,83 @@ def test_the_curl_answers_shown_are_the_examples() -> None:
     """The curl transcript of "What clients see" is what the Flask example answers."""
     block = next(code for code in blocks(DOCS / "guides" / "answers.md", "console"))
     assert check_transcript(block, transcript_issuer()) == 1
+
+
+ROLES_GUIDE = DOCS / "guides" / "roles.md"
+
+
+def test_the_roles_guide_answers_are_the_examples() -> None:
+    """The refusals the roles guide shows are what the Flask example answers those tokens."""
+    issuer = transcript_issuer()
+    roles, now = "https://organizer.example/roles", int(time.time())
+    tokens = {
+        "$ASSISTANT_TOKEN": issuer.token(scope="read:appointments", **{roles: ["assistant"]}),
+        "$NO_ROLE_TOKEN": issuer.token(scope="delete:appointments", **{roles: ["assistant"]}),
+        "$PASSWORD_TOKEN": issuer.token(acr=f"{PAPE}/none", auth_time=now - 60),
+        "$HOUR_OLD_TOKEN": issuer.token(acr=MULTI_FACTOR, auth_time=now - 3600),
+    }
+    block = next(code for code in blocks(ROLES_GUIDE, "console"))
+    assert check_transcript(block, issuer, tokens) == 4
+
+
+def _django_files(page: Path) -> dict[str, str]:
+    """A page's Django samples (``py`` blocks headed ``# name.py``), by file name."""
+    files = {}
+    for code in blocks(page, "py"):
+        head, _, _ = code.partition("\n")
+        files[head.removeprefix("# ")] = code
+    return files
+
+
+def test_the_roles_guide_django_samples_run(local_issuer: LocalIssuer) -> None:
+    """The guide's views.py, urls.py and tests.py work as one Django project: its tests pass."""
+    from django.test import override_settings
+
+    configure_django()
+    files = _django_files(ROLES_GUIDE)
+    assert list(files) == ["views.py", "urls.py", "tests.py"]
+    package = ModuleType("roles_guide")
+    package.__path__ = []
+    modules = {"roles_guide": package}
+    try:
+        for file_name in ("views.py", "urls.py"):
+            module = ModuleType(f"roles_guide.{file_name.removesuffix('.py')}")
+            module.__package__ = "roles_guide"
+            modules[module.__name__] = module
+            sys.modules.update(modules)
+            run_snippet(files[file_name], namespace=vars(module))
+        tests = run_snippet(files["tests.py"])
+        with override_settings(ROOT_URLCONF="roles_guide.urls"):
+            called = call_tests(tests, {"local_issuer": lambda: local_issuer})
+    finally:
+        for module_name in modules:
+            sys.modules.pop(module_name, None)
+    assert called == [
+        "test_django_deleting_needs_the_role",
+        "test_django_security_wants_a_recent_second_factor",
+    ]
+
+
+def test_the_roles_guide_server_commands_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's admin commands run in order on a fresh store, and the user token they
+    end with carries the new role and its permissions."""
+    commands = [
+        line
+        for code in blocks(ROLES_GUIDE, "sh")
+        for line in code.splitlines()
+        if line.startswith("python -m examples.authz_server ")
+    ]
+    assert len(commands) == 6
+    monkeypatch.setenv("AUTHZ_DB", str(tmp_path / "authz.sqlite3"))
+    for command in commands:
+        result = run_command(command, ROOT)
+        assert result.returncode == 0, (command, result.stderr)
+    token = json.loads(result.stdout)["access_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["https://organizer.example/roles"] == ["assistant", "auditor"]
+    assert {"read:appointments", "read:contacts"} <= set(claims["permissions"])
 
 
 @pytest.mark.e2e

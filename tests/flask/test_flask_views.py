@@ -254,13 +254,14 @@ def test_protected_blueprint_validates_once(
     app.register_blueprint(organizer_blueprint())
     validator = app.extensions["apiguard"].validator
     calls: list[str] = []
-    original = validator.validate
+    original = validator.validate_credentials
 
-    def counting(token: str) -> Any:
-        calls.append(token)
-        return original(token)
+    def counting(credentials: Any) -> Any:
+        calls.append(credentials.token)
+        return original(credentials)
 
-    monkeypatch.setattr(validator, "validate", counting)
+    # The request path's validation step (the token, and a DPoP proof when there is one).
+    monkeypatch.setattr(validator, "validate_credentials", counting)
     token = local_issuer.token(scope="create:contacts")
     response = app.test_client().post("/org/contacts", headers=bearer(token))
     assert response.status_code == 200

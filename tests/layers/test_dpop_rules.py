@@ -16,6 +16,7 @@ import pytest
 from adapters import LAYERS, Answer, Layer, assert_same
 
 from apiguard.dpop import DPoPPolicy, NonceIssuer
+from apiguard.events import ValidationEvent
 from apiguard.testing import DPoPKey, LocalIssuer
 
 ORIGIN = "http://api.test"
@@ -487,3 +488,99 @@ def test_with_dpop_off_a_bound_token_is_refused(local_issuer: LocalIssuer, layer
     assert as_bearer.headers["www-authenticate"].startswith('Bearer realm="api", error=')
     as_dpop = layer.send(app, "GET", "/private", [("Authorization", f"DPoP {token}")], b"")
     assert (as_dpop.status, as_dpop.headers["www-authenticate"]) == (401, 'Bearer realm="api"')
+
+
+#: Requests whose token validates and whose DPoP check then fails (or passes), each with
+#: the one validation event every layer must report: outcome and reason.
+EVENT_ROWS = [
+    pytest.param(bound(), ("accepted", None), id="good-proof"),
+    pytest.param(bound(proof=False), ("refused", "dpop_proof_missing"), id="no-proof"),
+    pytest.param(
+        bad("other_key_signed"), ("refused", "dpop_signature_invalid"), id="bad-signature"
+    ),
+    pytest.param(bad("htu_other_path"), ("refused", "dpop_uri_mismatch"), id="other-uri"),
+    pytest.param(
+        bound(scheme="Bearer", proof=False),
+        ("refused", "dpop_bound_token_as_bearer"),
+        id="bound-token-as-bearer",
+    ),
+    pytest.param(
+        custom(
+            lambda issuer, method, url, token: [
+                ("Host", "api.test"),
+                ("Authorization", f"DPoP {token}"),
+                ("DPoP", THIEF.proof(method, url, access_token=token)),
+            ]
+        ),
+        ("refused", "dpop_key_mismatch"),
+        id="thiefs-key",
+    ),
+]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+@pytest.mark.parametrize(("make", "expected"), EVENT_ROWS)
+def test_every_layer_reports_the_dpop_verdict_as_one_event(
+    local_issuer: LocalIssuer, layer: Layer, make: Make, expected: tuple[str, str | None]
+) -> None:
+    """A request whose token validates reports one event: refused with the proof's reason
+    when its DPoP check fails, and never the token, whatever the layer."""
+    events: list[Any] = []
+    app = layer.build(local_issuer, required=False, dpop=policy("allowed"), on_event=events.append)
+    sent = make(local_issuer, "GET", ORIGIN + "/private")
+    layer.send(app, "GET", "/private", sent, b"")
+    (event,) = [event for event in events if isinstance(event, ValidationEvent)]
+    assert (event.outcome, event.reason) == expected
+    assert (event.issuer, event.algorithm) == (local_issuer.issuer, "RS256")
+    assert event.subject is None
+    token = dict(sent)["Authorization"].split(" ", 1)[1]
+    assert token not in repr(event)
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_every_layer_reports_replays_nonces_and_a_store_outage(
+    local_issuer: LocalIssuer, layer: Layer
+) -> None:
+    """A replayed proof, a proof without the server's nonce and a replay store that is down
+    are each one event: refused (dpop_proof_replayed, use_dpop_nonce) or unavailable."""
+    from apiguard.errors import ReplayStoreUnavailable
+
+    class Down:
+        def add(self, key: str, ttl: float) -> bool:
+            raise ReplayStoreUnavailable("down")
+
+    def verdicts(app: Any, *requests: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+        for sent in requests:
+            layer.send(app, "GET", "/private", sent, b"")
+        return [(e.outcome, e.reason) for e in events if isinstance(e, ValidationEvent)]
+
+    url = ORIGIN + "/private"
+    events: list[Any] = []
+    replaying = layer.build(
+        local_issuer, required=False, dpop=policy("required"), on_event=events.append
+    )
+    sent = bound()(local_issuer, "GET", url)
+    assert verdicts(replaying, sent, sent) == [
+        ("accepted", None),
+        ("refused", "dpop_proof_replayed"),
+    ]
+    events.clear()
+    nonces = NonceIssuer(b"n" * 32)
+    asking = layer.build(
+        local_issuer,
+        required=False,
+        dpop=policy("required", nonces=nonces),
+        on_event=events.append,
+    )
+    assert verdicts(asking, bound()(local_issuer, "GET", url)) == [("refused", "use_dpop_nonce")]
+    events.clear()
+    down = layer.build(
+        local_issuer,
+        required=False,
+        dpop=policy("required"),
+        replay_store=Down(),
+        on_event=events.append,
+    )
+    assert verdicts(down, bound()(local_issuer, "GET", url)) == [
+        ("unavailable", "replay_store_unavailable")
+    ]

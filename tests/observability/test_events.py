@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -9,9 +10,10 @@ import anyio
 import httpx
 import pytest
 
-from apiguard import ApiguardError, ConfigurationError, Validator
+from apiguard import ApiguardError, AsyncValidator, ConfigurationError, Validator
+from apiguard._request import RequestView, Validate
 from apiguard.events import KeySourceEvent, LogEvents, ValidationEvent
-from apiguard.testing import REMOVE, LocalIssuer
+from apiguard.testing import REMOVE, DPoPKey, LocalIssuer
 
 
 class Clock:
@@ -201,11 +203,75 @@ def test_the_async_validator_reports_the_same_events() -> None:
 
 
 def test_without_a_hook_validate_is_the_plain_method() -> None:
-    """No hook, no wrapper: validate() is the class's own method (nothing added per call)."""
+    """No hook, no wrapper: validate() and the request path's validate_credentials() are
+    the classes' own methods (nothing added per call)."""
     issuer = LocalIssuer()
-    with issuer.validator() as plain, issuer.validator(on_event=print) as observed:
-        assert plain.validate.__func__ is Validator.validate  # type: ignore[attr-defined]
-        assert observed.validate.__func__ is not Validator.validate  # type: ignore[attr-defined]
+    for kind, make in ((Validator, issuer.validator), (AsyncValidator, issuer.async_validator)):
+        plain, observed = make(dpop="allowed"), make(dpop="allowed", on_event=print)
+        for name in ("validate", "validate_credentials"):
+            assert getattr(plain, name).__func__ is getattr(kind, name)
+            assert getattr(observed, name).__func__ is not getattr(kind, name)
+
+
+URL = "https://api.test/private"
+
+
+def _request(token: str, *proofs: str, scheme: str = "DPoP") -> Validate:
+    """The validation step of a GET of URL with this token and these DPoP headers."""
+    view = RequestView(method="GET", path="/private", scheme="https", host="api.test", dpop=proofs)
+    return Validate(token, scheme, view)
+
+
+def test_a_dpop_check_after_the_token_is_part_of_its_one_event() -> None:
+    """The request path reports one event per request: accepted only when the DPoP proof
+    passes too; a missing, replayed or foreign proof is refused with the proof's reason."""
+    events: list[Any] = []
+    issuer, key, thief = LocalIssuer(audience="https://api.test"), DPoPKey(), DPoPKey()
+    with issuer.validator(dpop="allowed", on_event=events.append) as validator:
+        token = issuer.token(dpop_key=key)
+        proof = key.proof("GET", URL, access_token=token)
+        sent = [
+            _request(token, proof),
+            _request(token, proof),
+            _request(token),
+            _request(token, thief.proof("GET", URL, access_token=token)),
+            _request(token, scheme="Bearer"),
+        ]
+        for request in sent:
+            with contextlib.suppress(ApiguardError):
+                validator.validate_credentials(request)
+    assert [(e.outcome, e.reason) for e in validations(events)] == [
+        ("accepted", None),
+        ("refused", "dpop_proof_replayed"),
+        ("refused", "dpop_proof_missing"),
+        ("refused", "dpop_key_mismatch"),
+        ("refused", "dpop_bound_token_as_bearer"),
+    ]
+    assert {(e.issuer, e.algorithm, e.subject) for e in validations(events)} == {
+        (issuer.issuer, "RS256", None)
+    }
+    assert all(token not in repr(event) for event in events)
+
+
+def test_the_async_request_path_reports_one_event_too() -> None:
+    """AsyncValidator.validate_credentials reports the proof's verdict in its one event."""
+    events: list[Any] = []
+    issuer, key = LocalIssuer(audience="https://api.test"), DPoPKey()
+
+    async def main() -> None:
+        async with issuer.async_validator(dpop="required", on_event=events.append) as validator:
+            token = issuer.token(dpop_key=key)
+            await validator.validate_credentials(
+                _request(token, key.proof("GET", URL, access_token=token))
+            )
+            with pytest.raises(ApiguardError):
+                await validator.validate_credentials(_request(token, "not.a.proof"))
+
+    anyio.run(main)
+    assert [(e.outcome, e.reason) for e in validations(events)] == [
+        ("accepted", None),
+        ("refused", "dpop_proof_malformed"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from apiguard import ApiguardError
+from apiguard._request import RequestView, Validate
 from apiguard.events import KeySourceEvent, ValidationEvent
 from apiguard.otel import OpenTelemetryHook
-from apiguard.testing import LocalIssuer
+from apiguard.testing import DPoPKey, LocalIssuer
 
 ISSUER = "https://tenant.example/"
 
@@ -197,3 +198,32 @@ def test_a_validator_with_the_hook_fills_the_metrics(
     assert sum(counts(reader, "apiguard.jwks.fetches").values()) == 2
     ((attributes, _),) = points(reader, "apiguard.jwks.age")
     assert attributes == {"issuer": issuer.issuer}
+
+
+def test_dpop_refusals_after_a_valid_token_are_counted(
+    hook: OpenTelemetryHook, reader: InMemoryMetricReader
+) -> None:
+    """A request whose token validates but whose DPoP proof is missing or replayed counts
+    as refused with the proof's reason, not as accepted."""
+    issuer, key = LocalIssuer(audience="https://api.test"), DPoPKey()
+    url = "https://api.test/private"
+
+    def request(token: str, *proofs: str) -> Validate:
+        view = RequestView(
+            method="GET", path="/private", scheme="https", host="api.test", dpop=proofs
+        )
+        return Validate(token, "DPoP", view)
+
+    with issuer.validator(dpop="required", on_event=hook) as validator:
+        token = issuer.token(dpop_key=key)
+        proof = key.proof("GET", url, access_token=token)
+        validator.validate_credentials(request(token, proof))
+        for refused in (request(token, proof), request(token)):
+            with pytest.raises(ApiguardError):
+                validator.validate_credentials(refused)
+    at = (("issuer", issuer.issuer),)
+    assert counts(reader, "apiguard.validations") == {
+        (*at, ("outcome", "accepted")): 1,
+        (*at, ("outcome", "refused"), ("reason", "dpop_proof_missing")): 1,
+        (*at, ("outcome", "refused"), ("reason", "dpop_proof_replayed")): 1,
+    }
