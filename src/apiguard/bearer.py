@@ -10,6 +10,7 @@ status, ``WWW-Authenticate`` header and JSON body. With DPoP (RFC 9449) on,
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -91,7 +92,6 @@ def extract_credentials(
     >>> extract_credentials("DPoP abc.def.ghi", dpop=True)
     ('DPoP', 'abc.def.ghi')
     """
-    schemes = _BEARER_OR_DPOP if dpop else _BEARER_ONLY
     if authorization is None:
         raise MissingToken("no Authorization header")
     if isinstance(authorization, str):
@@ -100,6 +100,18 @@ def extract_credentials(
         if not authorization:
             raise MissingToken("no Authorization header")
         value = ", ".join(authorization)
+    return _parse_credentials(value, dpop)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_credentials(value: str, dpop: bool) -> tuple[str, str]:
+    """The scheme and token in one ``Authorization`` value (a pure function of it).
+
+    Remembered for the last few values: a client sends its token again and again, and
+    the token comes back as the very string it was before, whose hash the verified-token
+    cache then finds already computed. A refused value raises again every time.
+    """
+    schemes = _BEARER_OR_DPOP if dpop else _BEARER_ONLY
     scheme, _, rest = value.strip(" \t").partition(" ")
     name = schemes.get(scheme.lower())
     if name is None:
