@@ -194,7 +194,8 @@ class Config:
         store = self.key_store
         if store is not None and not isinstance(store, str | KeyStore | AsyncKeyStore):
             raise fail(
-                "key_store", "must be a redis:// URL or have get(key) and set(key, value, ttl)"
+                "key_store",
+                "must be a redis:// URL or an apiguard.KeyStore (get, set, add, delete)",
             )
         if not isinstance(self.event_subject, bool):
             raise fail("event_subject", f"must be True or False, not {self.event_subject!r}")

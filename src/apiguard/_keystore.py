@@ -4,7 +4,9 @@ Every worker of an API has its own validator, so its own key cache. With a key s
 one that fetches a document from the issuer writes it there, and the others read it back
 instead of fetching it themselves: 64 workers fetch once per rotation instead of 64 times.
 What is shared is public data only (the URL, when it was fetched, its ``Cache-Control``,
-the body); parsing, the cooldown and single flight stay in each process.
+the body); parsing and the cooldown stay in each process. Single flight does too, and
+across processes a short claim in the store (``add``) makes workers that miss at the
+same moment wait for one fetch rather than make one each.
 
 :class:`SharedDocuments` is the sans-I/O plan of one fetch step: it says which store
 reads, issuer fetches and store writes to perform, and the shells in
@@ -15,12 +17,13 @@ a validation: the issuer is asked instead (and a warning logged once per outage)
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from .events import KeySourceEvent, emit
 from .jwks import FetchRequest, KeySource, Response, StoredDocument
@@ -30,8 +33,8 @@ __all__ = [
     "KeyStore",
     "MemoryKeyStore",
     "SharedDocuments",
-    "StoreGet",
-    "StoreSet",
+    "StoreCall",
+    "Wait",
 ]
 
 logger = logging.getLogger("apiguard.jwks")
@@ -43,8 +46,10 @@ class KeyStore(Protocol):
 
     Values are opaque bytes under keys apiguard chooses (the SHA-256 of the URL, behind the
     store's own prefix); a value read back is treated as hostile input, parsed as strictly
-    as a fetched body. Any exception means "the store cannot answer": the validator then
-    fetches from the issuer, and never fails a validation because of the store.
+    as a fetched body. ``add`` and ``delete`` hold a short claim ("this process is fetching
+    that URL"), so that processes missing at the same moment make one fetch, not one each.
+    Any exception means "the store cannot answer": the validator then fetches from the
+    issuer, and never fails a validation because of the store.
 
     Warning:
         Whoever can write to the store can make your API trust keys of their own: protect
@@ -60,6 +65,15 @@ class KeyStore(Protocol):
         """Store ``value`` under ``key`` for ``ttl`` seconds (replacing any other)."""
         ...
 
+    def add(self, key: str, ttl: float) -> bool:
+        """Store a marker under ``key`` for ``ttl`` seconds unless one is there (atomic);
+        whether it was stored."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (nothing happens if it is not there)."""
+        ...
+
 
 @runtime_checkable
 class AsyncKeyStore(Protocol):
@@ -71,6 +85,14 @@ class AsyncKeyStore(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (replacing any other)."""
+        ...
+
+    async def add(self, key: str, ttl: float) -> bool:
+        """Store a marker under ``key`` for ``ttl`` seconds unless one is there (atomic)."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (nothing happens if it is not there)."""
         ...
 
 
@@ -101,21 +123,40 @@ class MemoryKeyStore:
     def get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or None once it expired."""
         with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            if self._clock() >= item[0]:
-                del self._items[key]
-                return None
-            return item[1]
+            return self._live(key)
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds."""
         with self._lock:
-            self._items[key] = (self._clock() + ttl, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            self._put(key, value, ttl)
+
+    def add(self, key: str, ttl: float) -> bool:
+        """Store a marker under ``key`` for ``ttl`` seconds unless one is live there."""
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._put(key, b"1", ttl)
+            return True
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``."""
+        with self._lock:
+            self._items.pop(key, None)
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if self._clock() >= item[0]:
+            del self._items[key]
+            return None
+        return item[1]
+
+    def _put(self, key: str, value: bytes, ttl: float) -> None:
+        self._items[key] = (self._clock() + ttl, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -128,32 +169,31 @@ class MemoryKeyStore:
 
 
 @dataclass(frozen=True, slots=True)
-class StoreGet:
-    """Read ``key`` from the key store; the shell answers with the value or the exception."""
+class StoreCall:
+    """One call of the key store (``get``, ``set``, ``add`` or ``delete``, with its
+    arguments); the shell answers with what it returned, or the exception it raised."""
 
-    key: str
+    method: Literal["get", "set", "add", "delete"]
+    args: tuple[Any, ...]
 
     def run(self, store: Any) -> Any:
         """Call the store (its answer may be awaitable, for an async store)."""
-        return store.get(self.key)
+        return getattr(store, self.method)(*self.args)
 
 
 @dataclass(frozen=True, slots=True)
-class StoreSet:
-    """Write ``value`` under ``key`` for ``ttl`` seconds; the shell answers None or the error."""
+class Wait:
+    """Sleep ``seconds`` (without blocking an event loop) before the next step."""
 
-    key: str
-    value: bytes
-    ttl: float
-
-    def run(self, store: Any) -> Any:
-        """Call the store (its answer may be awaitable, for an async store)."""
-        return store.set(self.key, self.value, self.ttl)
+    seconds: float
 
 
-#: A step of :meth:`SharedDocuments.steps`: a store call, or a fetch from the issuer (the
-#: shell answers that one with the outcome and its duration in seconds).
-Step = StoreGet | StoreSet | FetchRequest
+#: A step of :meth:`SharedDocuments.steps`: a store call, a pause, or a fetch from the
+#: issuer (the shell answers that one with the outcome and its duration in seconds).
+Step = StoreCall | Wait | FetchRequest
+
+#: Seconds between two looks at the store while another process fetches.
+POLL_INTERVAL: Final = 0.05
 
 
 class SharedDocuments:
@@ -163,12 +203,19 @@ class SharedDocuments:
         store: the key store, or None (then a step is just the fetch).
         max_size: the largest body read back, in bytes (``max_jwks_size``).
         clock: seconds since the epoch (the validator's clock).
+        timeout: the validator's fetch timeout, in seconds: how long a claim holds, and how
+            long another process's fetch is waited for.
     """
 
-    def __init__(self, store: Any, *, max_size: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: Any, *, max_size: int, clock: Callable[[], float], timeout: float = 5.0
+    ) -> None:
         self.store = store
         self._max_size = max_size
         self._clock = clock
+        self._timeout = timeout
+        #: How often a needed fetch looks at the store while another process fetches.
+        self._polls = max(1, math.ceil(timeout / POLL_INTERVAL))
         #: Whether the store failed last time: the warning is logged once per outage.
         self._down = False
 
@@ -180,21 +227,74 @@ class SharedDocuments:
     ) -> Generator[Step, Any, None]:
         """The steps of one fetch for ``source``, run under its single-flight lock.
 
-        First the store (a document it has that serves as well ends the step: see
-        :meth:`KeySource.take_stored`), then the issuer, then the store again with what
-        the issuer answered. ``wanted`` is the ``kid`` and ``alg`` of the token waiting.
+        First the store: a document it has that serves as well ends the step (see
+        :meth:`KeySource.take_stored`). Otherwise this process claims the fetch in the
+        store (an ``add`` that only one process wins, for ``timeout`` seconds) and asks the
+        issuer, stores the answer and lets the claim go. When another process holds the
+        claim, an optional refresh is skipped (the keys we have serve meanwhile); a needed
+        one polls the store for that process's document, and fetches itself if none
+        comes within ``timeout``. ``wanted`` is the ``kid`` and ``alg`` of the token.
         """
-        key = StoredDocument.key(request) if self.store is not None else None
-        if key is not None:
-            answer = yield StoreGet(key)
-            if isinstance(answer, Exception):
-                self._unavailable(source, request, answer)
-            else:
-                self._answered()
-                if answer is not None and self._take(source, request, answer, wanted):
+        if self.store is None:
+            yield from self._fetch(source, request, None)
+            return
+        key = StoredDocument.key(request)
+        if (yield from self._read(source, request, key, wanted)):
+            return
+        claim = key + ":fetching"
+        claimed = yield from self._claim(source, request, claim)
+        if claimed is False:
+            if request.optional:
+                self._missed(source, request, "another process is fetching")
+                return
+            # Bounded by the count and by the clock: a slow store must not stretch the wait.
+            deadline = time.monotonic() + self._timeout
+            for _ in range(self._polls):
+                if time.monotonic() >= deadline:
+                    break
+                yield Wait(POLL_INTERVAL)
+                if (yield from self._read(source, request, key, wanted, quiet=True)):
                     return
-                if answer is None:
-                    self._missed(source, request, "not stored")
+                claimed = yield from self._claim(source, request, claim)
+                if claimed is not False:
+                    break
+        # Claimed: the process that held the claim before may have stored its document
+        # between our first look and the claim, so look once more before asking the issuer.
+        if not claimed or not (yield from self._read(source, request, key, wanted, quiet=True)):
+            yield from self._fetch(source, request, key)
+        if claimed:
+            yield from self._call(source, request, StoreCall("delete", (claim,)))
+
+    def _read(
+        self,
+        source: KeySource,
+        request: FetchRequest,
+        key: str,
+        wanted: tuple[str | None, str] | None,
+        *,
+        quiet: bool = False,
+    ) -> Generator[Step, Any, bool]:
+        """Whether the store had a document that now serves (it is installed then)."""
+        answer = yield from self._call(source, request, StoreCall("get", (key,)))
+        if answer is None or isinstance(answer, Exception):
+            if answer is None and not quiet:
+                self._missed(source, request, "not stored")
+            return False
+        return self._take(source, request, answer, wanted, quiet=quiet)
+
+    def _claim(
+        self, source: KeySource, request: FetchRequest, claim: str
+    ) -> Generator[Step, Any, bool | None]:
+        """True: this process fetches; False: another one does; None: the store failed."""
+        answer = yield from self._call(
+            source, request, StoreCall("add", (claim, self._timeout + 1))
+        )
+        return None if isinstance(answer, Exception) else bool(answer)
+
+    def _fetch(
+        self, source: KeySource, request: FetchRequest, key: str | None
+    ) -> Generator[Step, Any, None]:
+        """Ask the issuer; share an accepted answer under ``key`` (None: no store)."""
         outcome, duration = yield request
         now = self._clock()
         source.receive(request, outcome, now, duration=duration)
@@ -203,11 +303,18 @@ class SharedDocuments:
             cache_control = outcome.headers.get("cache-control", "")
             document = StoredDocument(request.url, now, cache_control, outcome.body)
             ttl = source.freshness(cache_control)
-            failure = yield StoreSet(key, document.encode(), ttl)
-            if isinstance(failure, Exception):
-                self._unavailable(source, request, failure)
-            else:
-                self._answered()
+            yield from self._call(source, request, StoreCall("set", (key, document.encode(), ttl)))
+
+    def _call(
+        self, source: KeySource, request: FetchRequest, step: StoreCall
+    ) -> Generator[Step, Any, Any]:
+        """One store call; its answer, or the exception it raised (reported here)."""
+        answer = yield step
+        if isinstance(answer, Exception):
+            self._unavailable(source, request, answer)
+        else:
+            self._answered()
+        return answer
 
     def _take(
         self,
@@ -215,6 +322,8 @@ class SharedDocuments:
         request: FetchRequest,
         value: Any,
         wanted: tuple[str | None, str] | None,
+        *,
+        quiet: bool = False,
     ) -> bool:
         try:
             document = StoredDocument.decode(value, max_size=self._max_size)
@@ -229,7 +338,8 @@ class SharedDocuments:
             self._event(source, request, "key_store_failed", str(exc))
             return False
         if why_not is not None:
-            self._missed(source, request, why_not)
+            if not quiet:
+                self._missed(source, request, why_not)
             return False
         logger.debug("%s of %s taken from the key store", request.purpose, source.issuer)
         return True

@@ -2,8 +2,8 @@
 
 Several workers or machines of one API share a Redis: a DPoP proof accepted by one is
 refused by every other (one ``SET NX`` per proof), and a key set one fetched serves them
-all (one ``GET`` per fetch step, one ``SET`` after a fetch). ``redis`` is imported when a
-store is built, never by ``import apiguard``.
+all (a ``GET`` per fetch step; for a fetch, a ``SET NX`` claim, a ``SET`` and a ``DEL``).
+``redis`` is imported when a store is built, never by ``import apiguard``.
 
 Any failure to get an answer (refused connection, timeout, a Redis error) is translated
 here, once: for a replay store it is :class:`~apiguard.ReplayStoreUnavailable`, a 503 (an
@@ -169,10 +169,11 @@ class AsyncRedisReplayStore(_AsyncStore):
 class RedisKeyStore(_SyncStore):
     """A key store shared through Redis, for synchronous code (Flask, Django, WSGI).
 
-    Each fetch step of a validator is one ``GET <prefix><key>``; a document fetched from
-    the issuer is one ``SET <prefix><key> <document> PX <freshness>``, so it leaves Redis
-    when no validator would take it any more. Values are public documents (discovery, JWKS),
-    never tokens.
+    Each fetch step of a validator is one ``GET <prefix><key>``; a fetch from the issuer is
+    claimed with ``SET <prefix><key>:fetching 1 NX PX <timeout>`` (processes that lose wait
+    for the winner's document), and its document stored with
+    ``SET <prefix><key> <document> PX <freshness>``, so it leaves Redis when no validator
+    would take it any more. Values are public documents (discovery, JWKS), never tokens.
 
     Args:
         url: a ``redis://`` (or ``rediss://``, ``unix://``) URL.
@@ -220,6 +221,28 @@ class RedisKeyStore(_SyncStore):
         except self._errors as exc:
             raise self._no_answer(exc) from None
 
+    def add(self, key: str, ttl: float) -> bool:
+        """Store a claim under ``key`` for ``ttl`` seconds unless one is there (``SET NX``).
+
+        Raises:
+            ConnectionError: Redis did not answer.
+        """
+        try:
+            return bool(self._client.set(self.prefix + key, b"1", nx=True, px=_expiry(ttl)))
+        except self._errors as exc:
+            raise self._no_answer(exc) from None
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``.
+
+        Raises:
+            ConnectionError: Redis did not answer.
+        """
+        try:
+            self._client.delete(self.prefix + key)
+        except self._errors as exc:
+            raise self._no_answer(exc) from None
+
 
 class AsyncRedisKeyStore(_AsyncStore):
     """A key store shared through Redis, for async code (Starlette, FastAPI).
@@ -245,5 +268,19 @@ class AsyncRedisKeyStore(_AsyncStore):
         """Store a document under ``key`` for ``ttl`` seconds (see :meth:`RedisKeyStore.set`)."""
         try:
             await self._client.set(self.prefix + key, value, px=_expiry(ttl))
+        except self._errors as exc:
+            raise self._no_answer(exc) from None
+
+    async def add(self, key: str, ttl: float) -> bool:
+        """Store a claim unless one is there (see :meth:`RedisKeyStore.add`)."""
+        try:
+            return bool(await self._client.set(self.prefix + key, b"1", nx=True, px=_expiry(ttl)))
+        except self._errors as exc:
+            raise self._no_answer(exc) from None
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (see :meth:`RedisKeyStore.delete`)."""
+        try:
+            await self._client.delete(self.prefix + key)
         except self._errors as exc:
             raise self._no_answer(exc) from None

@@ -51,7 +51,7 @@ from .errors import ApiguardError, ConfigurationError
 
 if TYPE_CHECKING:
     from ._request import Validate
-from ._keystore import SharedDocuments, Step
+from ._keystore import SharedDocuments, Step, Wait
 from ._redis import AsyncRedisKeyStore, RedisKeyStore
 from .introspection import Introspection, IntrospectionCore, IntrospectionPending
 from .issuers import IssuerHealth, IssuerPolicy, dpop_policy
@@ -348,7 +348,10 @@ class _Base:
             raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
         self._key_store, self._owns_key_store = _key_store(config.key_store, sync=self._sync)
         self._shared = SharedDocuments(
-            self._key_store, max_size=config.max_jwks_size, clock=config.clock or time.time
+            self._key_store,
+            max_size=config.max_jwks_size,
+            clock=config.clock or time.time,
+            timeout=config.timeout,
         )
 
     #: Whether the shell calls a replay store synchronously.
@@ -620,6 +623,9 @@ class Validator(_SyncClient, _Base):
         if isinstance(step, FetchRequest):
             started = time.perf_counter()
             return self._fetch(step), time.perf_counter() - started
+        if isinstance(step, Wait):
+            time.sleep(step.seconds)  # another process fetches; we hold only this source
+            return None
         try:
             return step.run(self._key_store)
         except Exception as exc:  # a store that cannot answer is a miss, never a failure
@@ -773,6 +779,9 @@ class AsyncValidator(_AsyncClient, _Base):
         if isinstance(step, FetchRequest):
             started = time.perf_counter()
             return await self._fetch(step), time.perf_counter() - started
+        if isinstance(step, Wait):
+            await anyio.sleep(step.seconds)
+            return None
         try:
             answer = step.run(self._key_store)
             return await answer if inspect.isawaitable(answer) else answer

@@ -10,9 +10,12 @@ import hashlib
 import json
 import logging
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 from apiguard import (
@@ -74,6 +77,12 @@ class FixedStore:
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self.written += 1
 
+    def add(self, key: str, ttl: float) -> bool:
+        return True
+
+    def delete(self, key: str) -> None:
+        pass
+
 
 class DownStore:
     """A store that cannot answer at all."""
@@ -86,6 +95,14 @@ class DownStore:
         raise ConnectionError("connection refused")
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
+        self.calls += 1
+        raise ConnectionError("connection refused")
+
+    def add(self, key: str, ttl: float) -> bool:
+        self.calls += 1
+        raise ConnectionError("connection refused")
+
+    def delete(self, key: str) -> None:
         self.calls += 1
         raise ConnectionError("connection refused")
 
@@ -282,6 +299,166 @@ def test_each_issuer_has_its_own_documents(
     other.release_keys()
 
 
+# --- processes that miss at the same moment: one claims the fetch ---------------------------
+
+
+def _claim_key(issuer: LocalIssuer, purpose: str = "discovery") -> str:
+    url = issuer.issuer + DISCOVERY[1:] if purpose == "discovery" else issuer.jwks_uri
+    return StoredDocument.key(FetchRequest(url, purpose)) + ":fetching"
+
+
+class OtherProcess(MemoryKeyStore):
+    """A store where another process holds the claim and writes its documents after
+    ``after`` reads of them (None: it never does)."""
+
+    def __init__(self, documents: dict[str, bytes], after: int | None) -> None:
+        super().__init__()
+        self.documents, self.after, self.reads = documents, after, 0
+
+    def get(self, key: str) -> bytes | None:
+        if key in self.documents:
+            self.reads += 1
+            if self.after is not None and self.reads > self.after:
+                return self.documents[key]
+        return super().get(key)
+
+
+def _written_by_another(issuer: LocalIssuer) -> dict[str, bytes]:
+    """The documents another worker would have stored, from a validator of its own."""
+    store = SpyStore()
+    with issuer.validator(key_store=store) as other:
+        other.validate(issuer.token())
+    issuer.requests.clear()
+    return {key: value for key, value, _ in store.writes}
+
+
+def test_a_worker_waits_for_the_one_that_claimed_the_fetch(issuer: LocalIssuer) -> None:
+    """Another process claimed both fetches: this one polls the store and takes its documents."""
+    store = OtherProcess(_written_by_another(issuer), after=2)
+    store.add(_claim_key(issuer), 10)
+    store.add(_claim_key(issuer, "jwks"), 10)
+    events: list[Any] = []
+    with issuer.validator(key_store=store, on_event=events.append) as validator:
+        assert validator.validate(issuer.token()).subject == "auth0|user-1"
+    assert fetches(issuer) == (0, 0)
+    assert [e[0] for e in store_events(events)] == [
+        "key_store_miss",
+        "key_store_hit",
+        "key_store_hit",
+    ]
+
+
+@pytest.mark.anyio
+async def test_an_async_worker_waits_without_blocking_its_loop(issuer: LocalIssuer) -> None:
+    """The async shell polls with anyio.sleep: a task beside it keeps running meanwhile."""
+    store = OtherProcess(_written_by_another(issuer), after=4)
+    store.add(_claim_key(issuer), 10)
+    ticks: list[int] = []
+
+    async def beside() -> None:
+        for n in range(3):
+            ticks.append(n)
+            await anyio.sleep(0.01)
+
+    validator = issuer.async_validator(key_store=store)
+    async with validator, anyio.create_task_group() as group:
+        group.start_soon(beside)
+        assert (await validator.validate(issuer.token())).subject == "auth0|user-1"
+    assert ticks == [0, 1, 2]
+    assert fetches(issuer) == (0, 0)
+
+
+def test_a_claim_nobody_fulfils_delays_the_fetch_by_the_timeout_at_most(
+    issuer: LocalIssuer,
+) -> None:
+    """A claim held by a process that never stores anything: after timeout, fetch anyway."""
+    store = OtherProcess({}, after=None)
+    store.add(_claim_key(issuer), 10)
+    started = time.monotonic()
+    with issuer.validator(key_store=store, timeout=0.2) as validator:
+        validator.validate(issuer.token())
+    assert 0.2 <= time.monotonic() - started < 2
+    assert fetches(issuer) == (1, 1)
+
+
+def test_an_optional_refresh_is_skipped_while_another_process_fetches(
+    issuer: LocalIssuer, store: SpyStore, clock: FakeClock
+) -> None:
+    """Stale keys, another process claimed the refresh: serve the keys we have, fetch nothing."""
+    events: list[Any] = []
+    with issuer.validator(key_store=store, on_event=events.append) as validator:
+        validator.validate(issuer.token())
+        clock.advance(601)
+        store.add(_claim_key(issuer, "jwks"), 10)
+        assert validator.validate(issuer.token()).subject == "auth0|user-1"
+    assert fetches(issuer) == (1, 1)
+    assert ("key_store_miss", "jwks", "another process is fetching") in store_events(events)
+
+
+def test_the_claim_is_let_go_after_the_fetch_even_when_it_failed(
+    issuer: LocalIssuer, store: SpyStore
+) -> None:
+    """Once the fetch is over, success or not, the next process may claim it at once."""
+    import httpx
+
+    issuer.jwks_override = httpx.Response(503)
+    with issuer.validator(key_store=store) as validator, pytest.raises(KeySetUnavailable):
+        validator.validate(issuer.token())
+    assert store.add(_claim_key(issuer), 1)
+    assert store.add(_claim_key(issuer, "jwks"), 1)
+
+
+def test_workers_missing_together_make_one_fetch(issuer: LocalIssuer, store: SpyStore) -> None:
+    """Eight validators (own locks, own caches) on threads, cold at once, a slow issuer: one
+    fetch of each document, and every token validates."""
+    import httpx
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.1)
+        return issuer.handle(request)
+
+    token = issuer.token()
+    validators = [
+        Validator(
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            clock=issuer.clock,
+            key_store=store,
+            transport=httpx.MockTransport(slow),
+        )
+        for _ in range(8)
+    ]
+    barrier = threading.Barrier(len(validators))
+    answers: list[str] = []
+
+    def work(validator: Validator) -> None:
+        barrier.wait()
+        answers.append(validator.validate(token).subject)
+
+    threads = [threading.Thread(target=work, args=(v,)) for v in validators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for validator in validators:
+        validator.close()
+    assert answers == ["auth0|user-1"] * 8
+    assert fetches(issuer) == (1, 1)
+
+
+def test_memory_store_claims_once_until_deleted_or_expired() -> None:
+    """add() succeeds once while the claim is live; after delete() or its ttl, again."""
+    now = [0.0]
+    store = MemoryKeyStore(clock=lambda: now[0])
+    assert store.add("claim", 5)
+    assert not store.add("claim", 5)
+    store.delete("claim")
+    assert store.add("claim", 5)
+    now[0] = 5
+    assert store.add("claim", 5)
+    store.delete("absent")
+
+
 # --- a store that fails or lies ---------------------------------------------------------------
 
 
@@ -297,12 +474,12 @@ def test_a_store_outage_never_fails_validation(
         issuer.rotate()
         validator.validate(issuer.token())
     assert fetches(issuer) == (1, 2)
-    assert down.calls == 6  # a read and a write per fetch
+    assert down.calls == 9  # a read, a claim and a write per fetch
     warnings = [r for r in caplog.records if "key store" in r.getMessage()]
     assert len(warnings) == 1
     assert "ConnectionError" in warnings[0].getMessage()
     failed = [e for e in store_events(events) if e[0] == "key_store_failed"]
-    assert len(failed) == 6
+    assert len(failed) == 9
     assert failed[0] == ("key_store_failed", "discovery", "key store: ConnectionError")
 
 
@@ -331,6 +508,11 @@ def test_the_warning_comes_again_after_the_store_recovered(
             if self.down:
                 raise TimeoutError("no answer")
             super().set(key, value, ttl)
+
+        def add(self, key: str, ttl: float) -> bool:
+            if self.down:
+                raise TimeoutError("no answer")
+            return super().add(key, ttl)
 
     flaky = Flaky()
     caplog.set_level(logging.INFO, logger="apiguard.jwks")
@@ -512,7 +694,7 @@ def test_store_events_say_hit_and_miss(issuer: LocalIssuer, store: SpyStore) -> 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param(42, "key_store: must be a redis:// URL or have get", id="not-a-store"),
+        pytest.param(42, "key_store: must be a redis:// URL or an apiguard.KeyStore", id="number"),
         pytest.param(object(), "key_store: must be a redis:// URL", id="no-methods"),
         pytest.param("memcached://x", "key store: the URL must start with redis://", id="scheme"),
     ],
@@ -579,7 +761,8 @@ def test_memory_store_expires_and_bounds_its_entries() -> None:
 
 
 def test_redis_key_store_round_trips_under_its_prefix(redis_url: str) -> None:
-    """A value set is read back, under the store's prefix, and expires with its ttl."""
+    """A value set is read back, under the store's prefix, and expires with its ttl; a claim
+    is taken once until deleted."""
     import redis
 
     store = RedisKeyStore(redis_url, prefix="test-keys:")
@@ -587,6 +770,10 @@ def test_redis_key_store_round_trips_under_its_prefix(redis_url: str) -> None:
         store.set("jwks:abc", b"value", 0.2)
         assert store.get("jwks:abc") == b"value"
         assert store.get("jwks:other") is None
+        assert store.add("claim", 5)
+        assert not store.add("claim", 5)
+        store.delete("claim")
+        assert store.add("claim", 5)
         client = redis.Redis.from_url(redis_url)
         assert 0 < client.pttl("test-keys:jwks:abc") <= 200
         client.close()
@@ -601,6 +788,10 @@ async def test_async_redis_key_store_round_trips(redis_url: str) -> None:
     try:
         await store.set("jwks:abc", b"value", 5)
         assert await store.get("jwks:abc") == b"value"
+        assert await store.add("claim", 5)
+        assert not await store.add("claim", 5)
+        await store.delete("claim")
+        assert await store.add("claim", 5)
     finally:
         await store.aclose()
 
@@ -620,6 +811,10 @@ async def test_an_unreachable_redis_is_a_connection_error(
         await answer(store.get("k"))
     with pytest.raises(ConnectionError, match=r"^Redis: ConnectionError$"):
         await answer(store.set("k", b"v", 1))
+    with pytest.raises(ConnectionError, match=r"^Redis: ConnectionError$"):
+        await answer(store.add("k", 1))
+    with pytest.raises(ConnectionError, match=r"^Redis: ConnectionError$"):
+        await answer(store.delete("k"))
     if store_type is AsyncRedisKeyStore:
         await store.aclose()
     else:
