@@ -123,6 +123,7 @@ def test_admin_creates_an_api_and_tests_it(page: Page, servers: Servers) -> None
         page.get_by_role("button", name="+ Add scope").click()
         expect(page.get_by_role("status")).to_have_text("Scope added.")
     expect(page.get_by_role("cell", name="Read your notes")).to_be_visible()
+    shot(page, "dashboard-scopes")
 
     open_tab(page, "Machine to Machine Applications")
     world_mappers = page.locator("form.m2m").filter(has_text="World Mappers")
@@ -174,6 +175,7 @@ def test_developer_registers_an_app(page: Page, servers: Servers) -> None:
     shot(page, "portal-app-registered")
     page.get_by_role("link", name="My applications", exact=True).click()
     expect(page.get_by_role("cell", name=client_id)).to_be_visible()
+    shot(page, "portal-apps")
     page.get_by_role("link", name="Pocket Planner").click()
     expect(page.locator("#client-id")).to_have_text(client_id)
     assert secret not in page.content()
@@ -219,6 +221,15 @@ def test_code_with_pkce_through_login_and_consent(
         headers={"Authorization": f"Bearer {answer.json()['access_token']}"},
     )
     assert api.status_code == 200
+
+    # The user sees the consent in the portal, and takes it back.
+    page.goto(f"{servers.issuer}portal/authorized")
+    expect(page.get_by_role("heading", name="Applications you authorized")).to_be_visible()
+    expect(page.get_by_role("cell", name="Pocket Planner", exact=True)).to_be_visible()
+    shot(page, "portal-authorized")
+    page.get_by_role("button", name="Revoke access of Pocket Planner").click()
+    expect(page.get_by_role("status")).to_have_text("Access revoked.")
+    expect(page.get_by_role("cell", name="No authorized applications.")).to_be_visible()
 
 
 def test_a_step_up_sign_in_asks_for_a_one_time_code(
