@@ -47,6 +47,8 @@ APIGUARD = {
 
 if os.environ.get("APIGUARD_REPLAY_STORE"):
     APIGUARD["REPLAY_STORE"] = os.environ["APIGUARD_REPLAY_STORE"]
+if os.environ.get("APIGUARD_KEY_STORE"):
+    APIGUARD["KEY_STORE"] = os.environ["APIGUARD_KEY_STORE"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apiguard.django.BearerAuthentication"],

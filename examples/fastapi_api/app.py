@@ -2,14 +2,15 @@
 
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment
 (and, for opaque tokens, ``APIGUARD_TOKEN_MODE`` with ``APIGUARD_INTROSPECTION_CLIENT_ID``
-and ``_SECRET``),
-with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the
-default; ``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that
-several workers share; in memory when unset) for DPoP-bound tokens. It answers exactly as
-the Flask and the Starlette examples do, and its OpenAPI document describes every route's
-security: Swagger UI at ``/docs`` signs a person in with the authorization-code flow and
-PKCE (as the bundled server's "API Explorer" client), its files served by the app itself.
+and ``_SECRET``), with defaults that point at the local authorization server (``python -m
+examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the default;
+``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that several
+workers share; in memory when unset) for DPoP-bound tokens, and ``APIGUARD_KEY_STORE`` (a
+``redis://`` URL where workers share the fetched keys; each its own when unset). It answers
+exactly as the Flask and the Starlette examples do, and its OpenAPI document describes every
+route's security: Swagger UI at ``/docs`` signs a person in with the authorization-code flow
+and PKCE (as the bundled server's "API Explorer" client), its files served by the app
+itself.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route functions' annotations
@@ -88,6 +89,7 @@ def create_app(validator: AsyncValidator | None = None) -> FastAPI:
             introspection=Introspection.from_env(),
             dpop=os.environ.get("APIGUARD_DPOP", "off"),  # type: ignore[arg-type]
             replay_store=os.environ.get("APIGUARD_REPLAY_STORE") or None,
+            key_store=os.environ.get("APIGUARD_KEY_STORE") or None,
         )
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
     # OpenAPI describes the authorization-code flow (endpoints from the issuer's discovery),

@@ -3,11 +3,13 @@ two beyond scopes: deleting needs a role, the security page a recent multi-facto
 
 ``create_app()`` reads ``APIGUARD_ISSUER`` and ``APIGUARD_AUDIENCE`` from the environment,
 with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the
-default; ``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that
-several workers share; in memory when unset) for DPoP-bound tokens; for opaque tokens,
-``APIGUARD_TOKEN_MODE`` (``jwt``, ``introspection`` or ``auto``) and the introspection
-client's ``APIGUARD_INTROSPECTION_CLIENT_ID`` and ``APIGUARD_INTROSPECTION_CLIENT_SECRET``.
+examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the default;
+``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that several
+workers share; in memory when unset) for DPoP-bound tokens; ``APIGUARD_KEY_STORE`` (a
+``redis://`` URL where workers share the fetched keys; each its own when unset); for opaque
+tokens, ``APIGUARD_TOKEN_MODE`` (``jwt``, ``introspection`` or ``auto``) and the
+introspection client's ``APIGUARD_INTROSPECTION_CLIENT_ID`` and
+``APIGUARD_INTROSPECTION_CLIENT_SECRET``.
 """
 
 from __future__ import annotations
@@ -154,6 +156,8 @@ def create_app(**guard_options: Any) -> Flask:
     app.config["APIGUARD_DPOP"] = os.environ.get("APIGUARD_DPOP", "off")
     if os.environ.get("APIGUARD_REPLAY_STORE"):
         app.config["APIGUARD_REPLAY_STORE"] = os.environ["APIGUARD_REPLAY_STORE"]
+    if os.environ.get("APIGUARD_KEY_STORE"):
+        app.config["APIGUARD_KEY_STORE"] = os.environ["APIGUARD_KEY_STORE"]
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
     app.config["APIGUARD_RESOURCE"] = app.config["APIGUARD_AUDIENCE"]
     # Opaque tokens: jwt (the default), introspection or auto, with the API's own client.

@@ -1,12 +1,12 @@
 """The Organizer tools as an MCP server: list appointments, create one, each with its scope.
 
-``create_app()`` reads ``APIGUARD_ISSUER``, ``APIGUARD_AUDIENCE``, ``APIGUARD_DPOP`` and
-``APIGUARD_REPLAY_STORE`` from the environment, as the example APIs do (and, for opaque
-tokens, ``APIGUARD_TOKEN_MODE`` with ``APIGUARD_INTROSPECTION_CLIENT_ID`` and ``_SECRET``),
-with defaults that point at the local authorization server (``python -m
-examples.authz_server``) and its Organizer API. The audience is also the server's resource
-identifier in its protected-resource metadata (RFC 9728): a client asks the authorization
-server for a token for it.
+``create_app()`` reads ``APIGUARD_ISSUER``, ``APIGUARD_AUDIENCE``, ``APIGUARD_DPOP``,
+``APIGUARD_REPLAY_STORE`` and ``APIGUARD_KEY_STORE`` from the environment, as the example
+APIs do (and, for opaque tokens, ``APIGUARD_TOKEN_MODE`` with
+``APIGUARD_INTROSPECTION_CLIENT_ID`` and ``_SECRET``), with defaults that point at the local
+authorization server (``python -m examples.authz_server``) and its Organizer API. The
+audience is also the server's resource identifier in its protected-resource metadata (RFC
+9728): a client asks the authorization server for a token for it.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def create_app(validator: AsyncValidator | None = None) -> Starlette:
             audience=audience,
             dpop=os.environ.get("APIGUARD_DPOP", "off"),  # type: ignore[arg-type]
             replay_store=os.environ.get("APIGUARD_REPLAY_STORE") or None,
+            key_store=os.environ.get("APIGUARD_KEY_STORE") or None,
             # Opaque tokens: jwt (the default), introspection or auto, with the API's client.
             token_mode=os.environ.get("APIGUARD_TOKEN_MODE", "jwt"),
             introspection=Introspection.from_env(),

@@ -6,7 +6,8 @@ and ``_SECRET``),
 with defaults that point at the local authorization server (``python -m
 examples.authz_server``) and its Organizer API, and ``APIGUARD_DPOP`` (``off``, the
 default; ``allowed``; ``required``) and ``APIGUARD_REPLAY_STORE`` (a ``redis://`` URL that
-several workers share; in memory when unset) for DPoP-bound tokens.
+several workers share; in memory when unset) for DPoP-bound tokens, and ``APIGUARD_KEY_STORE``
+(a ``redis://`` URL where workers share the fetched keys; each its own when unset).
 """
 
 from __future__ import annotations
@@ -147,6 +148,8 @@ def create_app(**guard_options: Any) -> Starlette:
         guard_options.setdefault("dpop", os.environ.get("APIGUARD_DPOP", "off"))
         if os.environ.get("APIGUARD_REPLAY_STORE"):
             guard_options.setdefault("replay_store", os.environ["APIGUARD_REPLAY_STORE"])
+        if os.environ.get("APIGUARD_KEY_STORE"):
+            guard_options.setdefault("key_store", os.environ["APIGUARD_KEY_STORE"])
     # The API's protected-resource metadata (RFC 9728): its identifier is its audience.
     guard_options.setdefault("resource", os.environ.get("APIGUARD_AUDIENCE", DEFAULT_AUDIENCE))
     routes = [
