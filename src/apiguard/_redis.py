@@ -21,6 +21,9 @@ from .errors import ConfigurationError, ReplayStoreUnavailable
 __all__ = ["AsyncRedisKeyStore", "AsyncRedisReplayStore", "RedisKeyStore", "RedisReplayStore"]
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
+#: What a key store reads of a value at most by default: the default ``max_jwks_size``
+#: (1 MiB) and room for the stored header.
+DEFAULT_MAX_VALUE = (1 << 20) + (16 << 10)
 
 
 def _redis(label: str) -> Any:
@@ -166,7 +169,39 @@ class AsyncRedisReplayStore(_AsyncStore):
         return bool(stored)
 
 
-class RedisKeyStore(_SyncStore):
+class _RedisKeys(_RedisStore):
+    """What both key stores share: a bounded read of a stored value."""
+
+    _label = "key store"
+    _prefix = "apiguard:keys:"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str | None = None,
+        timeout: float = 1.0,
+        max_size: int = DEFAULT_MAX_VALUE,
+    ) -> None:
+        super().__init__(url, client=client, prefix=prefix, timeout=timeout)
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1024:
+            raise ConfigurationError("key store: max_size must be an integer of at least 1024")
+        self.max_size = max_size
+
+    def _range(self, key: str) -> tuple[str, int, int]:
+        # GETRANGE reads at most one byte past the cap: a larger value is never read whole.
+        return self.prefix + key, 0, self.max_size
+
+    def _bounded(self, value: Any) -> bytes | None:
+        if not value:
+            return None  # GETRANGE answers b"" for a missing key; a document is never empty
+        if len(value) > self.max_size:
+            raise ConnectionError(f"Redis: stored value larger than {self.max_size} bytes")
+        return bytes(value)
+
+
+class RedisKeyStore(_SyncStore, _RedisKeys):
     """A key store shared through Redis, for synchronous code (Flask, Django, WSGI).
 
     Each fetch step of a validator is one ``GET <prefix><key>``; a fetch from the issuer is
@@ -182,6 +217,9 @@ class RedisKeyStore(_SyncStore):
             ``apiguard:keys:``).
         timeout: seconds to connect and to wait for an answer; past it, the validator
             fetches from the issuer instead.
+        max_size: the most bytes read of a stored value (``GETRANGE``: a larger value is
+            never read whole, and is refused). Give at least the validator's
+            ``max_jwks_size`` plus 16 KiB; a validator given a URL does so itself.
 
     Raises:
         ConfigurationError: both or neither of ``url`` and ``client``, a URL of another
@@ -195,20 +233,17 @@ class RedisKeyStore(_SyncStore):
         a password (or ACL user) and TLS (``rediss://``) beyond one machine.
     """
 
-    _label = "key store"
-    _prefix = "apiguard:keys:"
-
     def get(self, key: str) -> bytes | None:
         """The document stored under ``key``, or None.
 
         Raises:
-            ConnectionError: Redis did not answer.
+            ConnectionError: Redis did not answer, or the value is larger than ``max_size``.
         """
         try:
-            value: bytes | None = self._client.get(self.prefix + key)
+            value = self._client.getrange(*self._range(key))
         except self._errors as exc:
             raise self._no_answer(exc) from None
-        return value
+        return self._bounded(value)
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store a document under ``key`` for ``ttl`` seconds.
@@ -244,7 +279,7 @@ class RedisKeyStore(_SyncStore):
             raise self._no_answer(exc) from None
 
 
-class AsyncRedisKeyStore(_AsyncStore):
+class AsyncRedisKeyStore(_AsyncStore, _RedisKeys):
     """A key store shared through Redis, for async code (Starlette, FastAPI).
 
     Takes the same arguments as :class:`RedisKeyStore` (``client`` a
@@ -253,16 +288,13 @@ class AsyncRedisKeyStore(_AsyncStore):
     >>> store = AsyncRedisKeyStore("redis://127.0.0.1:6379/0")  # doctest: +SKIP
     """
 
-    _label = "key store"
-    _prefix = "apiguard:keys:"
-
     async def get(self, key: str) -> bytes | None:
         """The document stored under ``key``, or None (see :meth:`RedisKeyStore.get`)."""
         try:
-            value: bytes | None = await self._client.get(self.prefix + key)
+            value = await self._client.getrange(*self._range(key))
         except self._errors as exc:
             raise self._no_answer(exc) from None
-        return value
+        return self._bounded(value)
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store a document under ``key`` for ``ttl`` seconds (see :meth:`RedisKeyStore.set`)."""

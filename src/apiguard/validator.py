@@ -207,11 +207,12 @@ def _dpop_gate(config: Config) -> DPoPGate | None:
     )
 
 
-def _key_store(store: Any, *, sync: bool) -> tuple[Any, bool]:
+def _key_store(store: Any, *, sync: bool, max_size: int) -> tuple[Any, bool]:
     """The key store of a shell's I/O style (built here from a URL), and whether it owns it."""
     if isinstance(store, str):
-        # A redis:// URL: the store of this shell's I/O style, closed with the validator.
-        return (RedisKeyStore if sync else AsyncRedisKeyStore)(store), True
+        # A redis:// URL: the store of this shell's I/O style, closed with the validator,
+        # reading no more of a value than a body may be (and the stored header).
+        return (RedisKeyStore if sync else AsyncRedisKeyStore)(store, max_size=max_size), True
     if sync and store is not None and inspect.iscoroutinefunction(store.get):
         raise fail("key_store", "an async store needs AsyncValidator")
     return store, False
@@ -346,7 +347,9 @@ class _Base:
                 raise ConfigurationError("replay_store: an async store needs AsyncValidator")
         elif replay_store is not None:
             raise ConfigurationError("replay_store: only used with dpop 'allowed' or 'required'")
-        self._key_store, self._owns_key_store = _key_store(config.key_store, sync=self._sync)
+        self._key_store, self._owns_key_store = _key_store(
+            config.key_store, sync=self._sync, max_size=config.max_jwks_size + (16 << 10)
+        )
         self._shared = SharedDocuments(
             self._key_store,
             max_size=config.max_jwks_size,

@@ -782,6 +782,50 @@ def test_redis_key_store_round_trips_under_its_prefix(redis_url: str) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("store_type", [RedisKeyStore, AsyncRedisKeyStore])
+async def test_a_redis_value_past_max_size_is_never_read_whole(
+    store_type: Any, redis_url: str
+) -> None:
+    """A value larger than max_size is refused after reading max_size + 1 bytes of it."""
+    import redis
+
+    prefix = f"test-large-{store_type.__name__}:"
+    client = redis.Redis.from_url(redis_url)
+    client.set(prefix + "huge", b"x" * 4096)
+    client.set(prefix + "fits", b"y" * 1024)
+    client.close()
+    store = store_type(redis_url, prefix=prefix, max_size=1024)
+
+    async def answer(value: Any) -> Any:
+        return await value if store_type is AsyncRedisKeyStore else value
+
+    try:
+        with pytest.raises(ConnectionError, match="larger than 1024 bytes"):
+            await answer(store.get("huge"))
+        assert await answer(store.get("fits")) == b"y" * 1024
+    finally:
+        await answer(store.aclose() if store_type is AsyncRedisKeyStore else store.close())
+
+
+@pytest.mark.parametrize("max_size", [0, 1023, 2.5, True])
+def test_redis_key_store_max_size_is_checked(max_size: Any, redis_free_url: str) -> None:
+    """max_size is an integer of at least 1024 bytes."""
+    with pytest.raises(ConfigurationError, match="key store: max_size"):
+        RedisKeyStore(redis_free_url, max_size=max_size)
+
+
+def test_a_validator_reads_as_much_as_its_max_jwks_size(redis_free_url: str) -> None:
+    """A store built from a URL reads max_jwks_size plus room for the stored header."""
+    with Validator(
+        issuer="https://issuer.test/",
+        audience="https://api.test",
+        key_store=redis_free_url,
+        max_jwks_size=4 << 20,
+    ) as validator:
+        assert validator._key_store.max_size == (4 << 20) + (16 << 10)
+
+
+@pytest.mark.anyio
 async def test_async_redis_key_store_round_trips(redis_url: str) -> None:
     """The async store reads back what it wrote."""
     store = AsyncRedisKeyStore(redis_url, prefix="test-async-keys:")
