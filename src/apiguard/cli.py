@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import importlib
 import importlib.util
 import json
@@ -56,6 +57,7 @@ from .errors import (
 )
 from .jwks import (
     BodyReader,
+    FetchRequest,
     Response,
     _duplicate_kids,
     _FetchFailed,
@@ -74,7 +76,7 @@ from .jws import (
     decode_compact,
     decode_json_object,
 )
-from .validator import Validator
+from .validator import Validator, _fetch
 
 __all__ = ["EXIT_NEGATIVE", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "main"]
 
@@ -505,26 +507,18 @@ class _Fetched:
 
 
 def _get(client: httpx.Client, url: str, timeout: float) -> _Fetched:
-    """GET ``url`` as the validator would: no redirects, a deadline, a size cap."""
+    """GET ``url`` as the validator does (its own fetch): no redirects, one deadline over
+    connecting, headers and body, a size cap."""
     if not is_safe_url(url):
         raise _Unavailable(f"{_printable(url)} is not https (http only for loopback hosts)")
-    deadline = time.monotonic() + timeout
-    try:
-        with client.stream("GET", url, headers={"Accept": "application/json"}) as answer:
-            reader = BodyReader(
-                answer.status_code, answer.headers, limit=_MAX_DOCUMENT, deadline=deadline
-            )
-            if reader.wants_body:
-                for chunk in answer.iter_bytes():
-                    reader.feed(chunk)
-            headers = {
-                name: answer.headers[name] for name in _CACHE_HEADERS if name in answer.headers
-            }
-            return _Fetched(url, answer.status_code, headers, reader.response().body)
-    except (httpx.HTTPError, ValueError, TimeoutError) as exc:
+    reader = functools.partial(BodyReader, limit=_MAX_DOCUMENT)
+    outcome = _fetch(client, FetchRequest(url, "discovery"), reader, timeout, fresh=True)
+    if isinstance(outcome, Exception):
         raise _Unavailable(
-            f"GET {_printable(url)} failed: {type(exc).__name__}: {_printable(exc)}"
-        ) from None
+            f"GET {_printable(url)} failed: {type(outcome).__name__}: {_printable(outcome)}"
+        )
+    headers = {name: outcome.headers[name] for name in _CACHE_HEADERS if name in outcome.headers}
+    return _Fetched(url, outcome.status, headers, outcome.body)
 
 
 def _document(fetched: _Fetched, what: str) -> dict[str, Any]:

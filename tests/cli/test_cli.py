@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from apiguard.testing import REMOVE, LocalIssuer, serve_issuer
+from tests.trickling import TricklingServer
 
 API = "https://api.example"
 SCRIPT = Path(sys.executable).with_name("apiguard")
@@ -396,3 +398,19 @@ def test_help_names_every_command_and_the_exit_codes() -> None:
     assert result.returncode == 0
     for word in ("decode", "check", "jwks", "Exit codes"):
         assert word in result.stdout
+
+
+def test_jwks_deadline_covers_trickled_headers() -> None:
+    """A server trickling its headers byte by byte cannot hold the command past --timeout."""
+    server = TricklingServer(pause=0.05)
+    try:
+        started = time.monotonic()
+        result = apiguard("jwks", f"http://127.0.0.1:{server.port}/", "--timeout", "1")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "TimeoutError" in result.stdout + result.stderr
+    # Each byte comes well within httpx's per-read timeout; only a deadline over the whole
+    # fetch stops it before the 20 s the headers take.
+    assert elapsed < 8

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ import respx
 
 from apiguard import AsyncValidator, KeySetUnavailable, UnknownSigningKey, Validator
 from apiguard.testing import LocalIssuer
+from tests.trickling import TricklingServer
 
 from .conftest import FakeClock
 
@@ -244,44 +244,6 @@ async def test_async_error_status_is_key_set_unavailable(issuer: LocalIssuer) ->
             with pytest.raises(KeySetUnavailable):
                 await validator.validate(issuer.token())
     assert route.call_count == 1
-
-
-class TricklingServer:
-    """A loopback HTTP server that sends its response headers one byte at a time."""
-
-    def __init__(self, pause: float) -> None:
-        self.pause = pause
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self.trickle, args=(conn,), daemon=True).start()
-
-    def trickle(self, conn: socket.socket) -> None:
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"a" * 400
-        with conn:
-            conn.recv(65536)
-            for byte in head:
-                if self.stop.wait(self.pause):
-                    return
-                try:
-                    conn.sendall(bytes([byte]))
-                except OSError:
-                    return  # the client gave up, as it should
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
 
 
 def test_sync_deadline_covers_trickled_headers(issuer: LocalIssuer) -> None:
