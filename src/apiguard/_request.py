@@ -392,7 +392,7 @@ def credentials(view: RequestView, *, dpop: bool = False) -> tuple[str, str] | N
         found = extract_credentials(view.authorization, dpop=dpop)
     except MissingToken:
         return None  # no header, or another scheme (Basic, DPoP...): no token
-    if query_names_token(view.query):
+    if view.query and query_names_token(view.query):
         raise InvalidRequest("access token sent in the header and in the query")
     return found
 
@@ -449,7 +449,7 @@ def guard(
         if found is not None:
             scheme, raw = found
             token = yield Validate(raw, scheme, view, requirement.check_revocation)
-            if _may_have_form_token(view.content_type):
+            if view.content_type is not None and _may_have_form_token(view.content_type):
                 form = yield READ_FORM
                 if form_names_token(form):
                     raise InvalidRequest("access token sent in the header and in the form body")

@@ -10,6 +10,7 @@ status, ``WWW-Authenticate`` header and JSON body. With DPoP (RFC 9449) on,
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def extract_token(authorization: Sequence[str] | str | None) -> str:
     >>> extract_token("Bearer abc.def.ghi")
     'abc.def.ghi'
     """
-    return _credentials(authorization, _BEARER_ONLY)[1]
+    return extract_credentials(authorization)[1]
 
 
 _BEARER_ONLY: Final = {"bearer": "Bearer"}
@@ -91,12 +92,6 @@ def extract_credentials(
     >>> extract_credentials("DPoP abc.def.ghi", dpop=True)
     ('DPoP', 'abc.def.ghi')
     """
-    return _credentials(authorization, _BEARER_OR_DPOP if dpop else _BEARER_ONLY)
-
-
-def _credentials(
-    authorization: Sequence[str] | str | None, schemes: dict[str, str]
-) -> tuple[str, str]:
     if authorization is None:
         raise MissingToken("no Authorization header")
     if isinstance(authorization, str):
@@ -105,6 +100,18 @@ def _credentials(
         if not authorization:
             raise MissingToken("no Authorization header")
         value = ", ".join(authorization)
+    return _parse_credentials(value, dpop)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_credentials(value: str, dpop: bool) -> tuple[str, str]:
+    """The scheme and token in one ``Authorization`` value (a pure function of it).
+
+    Remembered for the last few values: a client sends its token again and again, and
+    the token comes back as the very string it was before, whose hash the verified-token
+    cache then finds already computed. A refused value raises again every time.
+    """
+    schemes = _BEARER_OR_DPOP if dpop else _BEARER_ONLY
     scheme, _, rest = value.strip(" \t").partition(" ")
     name = schemes.get(scheme.lower())
     if name is None:
@@ -114,7 +121,8 @@ def _credentials(
     token = rest.strip(" \t")
     if not token:
         raise InvalidRequest("empty token")
-    if not is_b64token(token):
+    body = token.rstrip("=")  # is_b64token, written out: this runs on every request
+    if not body or not body.isascii() or body.encode("ascii").translate(None, _B64CHARS):
         if "," in token:
             raise InvalidRequest("Authorization header sent more than once")
         raise InvalidRequest("the token is not a single b64token")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from apiguard import AccessToken, BearerError, ConfigurationError, InvalidRequest, MissingToken
 from apiguard._request import PathExemptions, RequestView, bearer_token
-from apiguard.bearer import extract_token, is_b64token
+from apiguard.bearer import extract_credentials, extract_token, is_b64token
 from apiguard.jws import decode_compact
 from apiguard.testing import KeyPool, LocalIssuer
 
@@ -152,6 +152,28 @@ def test_header_parser_returns_one_b64token_or_refuses(values: list[str]) -> Non
     assert token in values[0]
     assert not set(token) - set(B64URL + "~+/=.")
     assert "=" not in token.rstrip("=")
+
+
+@PROPERTIES
+@given(st.lists(header_values, min_size=1, max_size=2), st.booleans())
+def test_remembered_header_values_read_as_the_first_time(values: list[str], dpop: bool) -> None:
+    """A header value read again (remembered) gives the same token, or the same refusal."""
+    outcomes = []
+    for _ in range(2):
+        try:
+            outcomes.append(extract_credentials(values, dpop=dpop))
+        except BearerError as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_remembered_value_is_read_per_scheme_set() -> None:
+    """The same DPoP value read without and then with DPoP gives each reading its answer."""
+    with pytest.raises(MissingToken):
+        extract_credentials("DPoP abc.def.ghi")
+    assert extract_credentials("DPoP abc.def.ghi", dpop=True) == ("DPoP", "abc.def.ghi")
+    with pytest.raises(MissingToken):
+        extract_credentials("DPoP abc.def.ghi")
 
 
 # RFC 6750 §2.1, as a regular expression: the grammar is_b64token must agree with.
