@@ -163,8 +163,9 @@ class Config:
     key_store: KeyStore | AsyncKeyStore | str | None = setting(
         None,
         doc="where fetched discovery documents and key sets are shared with the API's other "
-        "processes, so that one fetch serves them all (default: not shared): a redis:// URL "
-        "or an apiguard.RedisKeyStore",
+        "processes, so that one fetch serves them all (default: not shared): a redis:// URL, "
+        "an apiguard.RedisKeyStore (AsyncRedisKeyStore for AsyncValidator) or another "
+        "apiguard.KeyStore",
         kind="string",
     )
     trusted_proxies: TrustedProxies | str | Iterable[str] | None = setting(

@@ -215,6 +215,9 @@ def _key_store(store: Any, *, sync: bool, max_size: int) -> tuple[Any, bool]:
         return (RedisKeyStore if sync else AsyncRedisKeyStore)(store, max_size=max_size), True
     if sync and store is not None and inspect.iscoroutinefunction(store.get):
         raise fail("key_store", "an async store needs AsyncValidator")
+    if not sync and isinstance(store, RedisKeyStore):
+        # Its calls would block the event loop for up to its timeout.
+        raise fail("key_store", "AsyncValidator needs an AsyncRedisKeyStore, not a RedisKeyStore")
     return store, False
 
 

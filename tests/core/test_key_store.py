@@ -715,6 +715,16 @@ def test_an_async_store_needs_the_async_validator(redis_free_url: str) -> None:
         )
 
 
+def test_a_blocking_redis_store_is_refused_by_the_async_validator(redis_free_url: str) -> None:
+    """AsyncValidator refuses a RedisKeyStore: its calls would block the event loop."""
+    with pytest.raises(ConfigurationError, match="key_store: AsyncValidator needs an AsyncRedis"):
+        AsyncValidator(
+            issuer="https://issuer.test/",
+            audience="https://api.test",
+            key_store=RedisKeyStore(redis_free_url),
+        )
+
+
 @pytest.fixture
 def redis_free_url() -> str:
     """A redis:// URL where nothing listens (the client connects lazily, only when used)."""
