@@ -50,7 +50,7 @@ from .issuers import (
     PolicySettings,
     Source,
 )
-from .jwks import BodyReader, FetchRequest, KeySet, KeySource, Response
+from .jwks import BodyReader, FetchRequest, KeySet, KeySource
 from .jws import CompactJWS, VerificationKey, decode_compact, decode_json_object
 
 logger = logging.getLogger("apiguard")
@@ -424,22 +424,6 @@ class ValidatorCore:
     ) -> BodyReader:
         """A reader for a fetched response, with the size cap and the fetch's deadline."""
         return BodyReader(status, headers, limit=self.config.max_jwks_size, deadline=deadline)
-
-    def receive(
-        self, pending: Pending, outcome: Response | BaseException, duration: float | None = None
-    ) -> None:
-        """Hand the outcome of the fetch ``pending`` asked for (and its seconds) to its source."""
-        pending.source.receive(pending.request, outcome, self._clock(), duration=duration)
-
-    def receive_for(
-        self,
-        source: KeySource,
-        request: FetchRequest,
-        outcome: Response | BaseException,
-        duration: float | None = None,
-    ) -> None:
-        """Hand the outcome of a :meth:`warm_up` fetch to its key source."""
-        source.receive(request, outcome, self._clock(), duration=duration)
 
     def warm_up(self) -> list[tuple[KeySource, FetchRequest]]:
         """The fetches that would give every configured issuer fresh keys now."""

@@ -182,7 +182,7 @@ def test_key_set_swapped_during_verification(
             source = core.registry.remote(core.registry.policies[issuer.issuer])
             assert source.jwks_uri is not None
             request = FetchRequest(source.jwks_uri, "jwks", source.generation)
-            core.receive_for(source, request, Response(200, {}, new_jwks))
+            source.receive(request, Response(200, {}, new_jwks), clock())
 
         validator.validate(token)  # seen once: the next validation caches it
         monkeypatch.setattr(VerificationKey, "verify_signature", verify_then_refresh)
