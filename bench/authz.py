@@ -148,6 +148,7 @@ def _our_server(db: str) -> Iterator[_Server]:
 def _code_exchanges(port: int, db: str, count: int) -> list[bytes]:
     """*count* token requests, each redeeming a fresh code issued straight into the store."""
     from examples.authz_server.grants import CodeGrant, Grants
+    from examples.authz_server.models import SignIn
     from examples.authz_server.security import pkce_s256
     from examples.authz_server.services import Domain
     from examples.authz_server.settings import Settings
@@ -172,7 +173,7 @@ def _code_exchanges(port: int, db: str, count: int) -> list[bytes]:
                     audience=AUDIENCE,
                     scopes=("read:appointments",),
                     nonce=None,
-                    auth_time=domain.now(),
+                    sign_in=SignIn(domain.now()),
                 )
             )
             form = {
