@@ -17,6 +17,7 @@ import pytest
 
 from apiguard.testing import DPoPKey, LocalIssuer, serve_issuer
 from examples.demo.servers import Service, free_port
+from tests.e2e.workers import two_workers
 
 pytestmark = pytest.mark.e2e
 
@@ -48,17 +49,8 @@ def workers(
     }
     module: str = request.param
     logs: Path = tmp_path_factory.mktemp("workers")
-    started: list[Service] = []
-    try:
-        for number in (1, 2):
-            service = Service(f"worker {number}", module, free_port(), "/api/public", env)
-            (logs / str(number)).mkdir()
-            service.start(logs / str(number))
-            started.append(service)
+    with two_workers(module, env, logs) as started:
         yield started
-    finally:
-        for service in started:
-            service.stop()
 
 
 def _get(worker: Service, token: str, proof: str) -> httpx.Response:

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from apiguard.testing import LocalIssuer, serve_issuer
-from examples.demo.servers import Service, free_port
+from examples.demo.servers import Service
+from tests.e2e.workers import two_workers
 
 pytestmark = pytest.mark.e2e
 
@@ -40,17 +41,8 @@ def workers(
     """Two processes of one example API with APIGUARD_KEY_STORE set."""
     env = {"APIGUARD_ISSUER": issuer.issuer, "APIGUARD_AUDIENCE": AUDIENCE}
     env["APIGUARD_KEY_STORE"] = redis_url
-    started: list[Service] = []
-    try:
-        for number in (1, 2):
-            service = Service(f"worker {number}", request.param, free_port(), "/api/public", env)
-            (tmp_path / str(number)).mkdir()
-            service.start(tmp_path / str(number))
-            started.append(service)
+    with two_workers(request.param, env, tmp_path) as started:
         yield started
-    finally:
-        for service in started:
-            service.stop()
 
 
 def test_the_second_worker_fetches_nothing(workers: list[Service], issuer: LocalIssuer) -> None:
