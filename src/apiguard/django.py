@@ -515,7 +515,8 @@ def _decide(
 ) -> AccessToken | None:
     validator = state.validator
     gate = validator.dpop
-    view = request_view(request, dpop=gate is not None)
+    # The full view (Host, peer...) for a DPoP proof, or for an issuer resolver.
+    view = request_view(request, dpop=gate is not None or validator.wants_request)
     exemptions = state.exemptions if middleware else None
     if exemptions is not None and exemptions.match(view.path, view.raw_path):
         return None  # not inspected at all, and nothing recorded
@@ -547,7 +548,8 @@ async def _adecide(
 ) -> AccessToken | None:
     validator = state.async_validator
     gate = validator.dpop
-    view = request_view(request, dpop=gate is not None)
+    # The full view (Host, peer...) for a DPoP proof, or for an issuer resolver.
+    view = request_view(request, dpop=gate is not None or validator.wants_request)
     exemptions = state.exemptions if middleware else None
     if exemptions is not None and exemptions.match(view.path, view.raw_path):
         return None

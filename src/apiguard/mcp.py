@@ -428,7 +428,8 @@ class ChallengeMiddleware:
             await self.app(scope, receive, send)
             return
         gate = self.validator.dpop
-        if gate is not None:
+        if gate is not None or self.validator.wants_request:
+            # The full view (Host, peer...) for a DPoP proof, or for an issuer resolver.
             view = _with_dpop(view, scope)
         try:
             # The one request path of every layer. MCP messages are JSON, so no form body

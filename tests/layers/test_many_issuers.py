@@ -125,6 +125,17 @@ def test_resolver_answers_in_each_layer(
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_resolver_sees_the_requests_host_in_each_layer(layer: Layer) -> None:
+    """A resolver that picks tenants by Host is handed the request's Host in every layer."""
+    tenants = Tenants(_admit_c)
+    app = layer.build(tenants, required=True)  # type: ignore[arg-type]
+    headers = [("Host", "tenant-c.example"), ("Authorization", f"Bearer {tenants.c.token()}")]
+    answer = layer.send(app, "GET", "/private", headers, b"")
+    assert answer.status == 200
+    assert [view.host for view in tenants.seen_requests] == ["tenant-c.example"]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
 def test_one_issuers_outage_in_each_layer(layer: Layer) -> None:
     """With A's JWKS down, A's tokens get 503 and B's still 200, in every layer."""
     tenants = Tenants()

@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 
-from apiguard import ConfigurationError, has_roles
+from apiguard import AsyncValidator, ConfigurationError, IssuerPolicy, has_roles
 from apiguard.mcp import McpAuth, current_token
 from apiguard.testing import DPoPAuth, DPoPKey, LocalIssuer
 
@@ -337,3 +337,28 @@ def test_requires_takes_rules_only(served: Served) -> None:
     """A tool guarded with something that is not a rule fails when it is declared."""
     with pytest.raises(ConfigurationError):
         served.auth.requires("organizer-admin")  # type: ignore[arg-type]
+
+
+def test_an_issuer_resolver_sees_the_requests_host() -> None:
+    """A resolver that picks tenants by Host is handed the MCP request's Host header."""
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    resource = f"http://127.0.0.1:{port}/mcp"
+    issuer = LocalIssuer("https://tenant.example/", audience=resource)
+    hosts: list[str | None] = []
+
+    def resolve(iss: str, request: Any) -> IssuerPolicy | None:
+        hosts.append(request.host)
+        return IssuerPolicy(iss, audience=resource) if iss == issuer.issuer else None
+
+    # One configured tenant (it names the audience McpAuth checks); the others resolved.
+    configured = IssuerPolicy("https://configured.example/", audience=resource)
+    validator = AsyncValidator(issuers=[configured], resolver=resolve, transport=issuer.transport())
+    auth = McpAuth(validator, resource=resource)
+    server = MCPServer("Organizer", token_verifier=auth, auth=auth.settings)
+    headers = {**ACCEPT, "Authorization": f"Bearer {issuer.token()}"}
+    with serving(auth.app(server, close_validator=True), sock):
+        answer = httpx.post(resource, json=INITIALIZE, headers=headers)
+    assert answer.status_code == 200, answer.text
+    # The SDK itself allows only its own host (DNS rebinding protection): the one sent.
+    assert hosts == [f"127.0.0.1:{port}"]
