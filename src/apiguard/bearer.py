@@ -121,8 +121,7 @@ def _parse_credentials(value: str, dpop: bool) -> tuple[str, str]:
     token = rest.strip(" \t")
     if not token:
         raise InvalidRequest("empty token")
-    body = token.rstrip("=")  # is_b64token, written out: this runs on every request
-    if not body or not body.isascii() or body.encode("ascii").translate(None, _B64CHARS):
+    if not is_b64token(token):
         if "," in token:
             raise InvalidRequest("Authorization header sent more than once")
         raise InvalidRequest("the token is not a single b64token")

@@ -346,20 +346,10 @@ def decode_compact(
     head, payload, signature = segments
     if not head:
         raise MalformedToken("empty header")
-    # _decode_standard, written out twice: this runs for every token that is not cached.
-    payload_rest = len(payload) & 3
-    signature_rest = len(signature) & 3
-    if (
-        payload_rest == 1
-        or signature_rest == 1
-        or (payload_rest and payload[-1] not in _CANONICAL_LAST[payload_rest])
-        or (signature_rest and signature[-1] not in _CANONICAL_LAST[signature_rest])
-    ):
-        raise MalformedToken("bad base64url")
     try:
-        payload_bytes = _a2b(payload + _PADDING[payload_rest], strict_mode=True)
-        signature_bytes = _a2b(signature + _PADDING[signature_rest], strict_mode=True)
-    except binascii.Error:
+        payload_bytes = _decode_standard(payload)
+        signature_bytes = _decode_standard(signature)
+    except (ValueError, binascii.Error):
         raise MalformedToken("bad base64url") from None
     header = _decode_header(head)
     alg = header["alg"]
@@ -371,7 +361,6 @@ def decode_compact(
     return _tuple_new(CompactJWS, (header, payload_bytes, signature_bytes, signing_input))
 
 
-_a2b: Final = binascii.a2b_base64
 _tuple_new: Final = tuple.__new__
 
 
