@@ -70,18 +70,15 @@ class TokenCache(Generic[_V]):
 
     def get(self, token: str) -> _V | None:
         """The entry for ``token``, now the most recently used, or None."""
-        entry = self._data.get(token)
+        data = self._data
+        entry = data.get(token)
         if entry is not None:
-            self.touch(token)
+            # contextlib.suppress would cost as much as the rest of a hit.
+            try:  # noqa: SIM105
+                data.move_to_end(token)
+            except KeyError:  # another thread evicted it since: the entry is still good
+                pass
         return entry
-
-    def touch(self, token: str) -> None:
-        """Make ``token`` the most recently used (nothing happens if it was evicted)."""
-        # contextlib.suppress would cost as much as the rest of a hit.
-        try:  # noqa: SIM105
-            self._data.move_to_end(token)
-        except KeyError:  # another thread evicted it since: the entry is still good
-            pass
 
     def put(self, token: str, entry: _V) -> None:
         """Remember ``entry``, evicting the least recently used beyond ``maxsize``."""
